@@ -1,0 +1,92 @@
+"""`hsmaudit parse`: read any input shape, print one normalised event per record."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+import typer
+
+from hsmaudit.cli.output import OutputFormat, fail, one_line_errors, severity_style, stdout_console, write_lines
+from hsmaudit.records.event import HsmEvent, event_to_json
+from hsmaudit.sources.errors import SourceError
+from hsmaudit.sources.files import STDIN, read_paths
+from hsmaudit.sources.message import LogMessage, parse_log_message
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+PATHS_HELP = (
+    "Files to read; '-' (or nothing, with data piped in) reads stdin. Raw record text, certificate "
+    "JSON, CloudWatch subscription envelopes or decoded documents, 'aws logs filter-log-events' / "
+    "'get-log-events' output, JSON lines, hsmaudit events; gzip'd files too."
+)
+
+
+def input_paths(paths: list[str] | None) -> list[str]:
+    """The paths to read, or stdin when none are given and something is piped in."""
+    if paths:
+        return paths
+    if sys.stdin.isatty():
+        fail("no input: give files, or '-' to read stdin (see 'hsmaudit parse --help')", 2)
+    return [STDIN]
+
+
+def iter_events(paths: Iterable[str], *, log_group: str | None, log_stream: str | None) -> Iterator[HsmEvent]:
+    """Every event of every input, parsing messages and passing parsed events through."""
+    for item in read_paths(paths, log_group=log_group, log_stream=log_stream):
+        yield parse_log_message(item) if isinstance(item, LogMessage) else item
+
+
+def events_table(events: Iterable[HsmEvent]) -> Table:
+    """A readable table of events for people (`--format table`)."""
+    from rich.table import Table
+
+    table = Table(show_lines=False, header_style="bold")
+    for column in ("time", "hsm", "seq", "opcode", "user", "key", "response", "severity"):
+        table.add_column(column, overflow="fold")
+    for event in events:
+        user = event.user_name or ""
+        if event.user_type:
+            user = f"{user} ({event.user_type})"
+        handle = event.key_handle if event.key_handle is not None else event.object_handle
+        response = event.response or ""
+        if event.parse_error:
+            response = f"PARSE ERROR: {event.parse_error}"
+        table.add_row(
+            event.time or "",
+            event.hsm_id or "",
+            "" if event.sequence_no is None else str(event.sequence_no),
+            event.opcode or "",
+            user,
+            "" if handle is None else str(handle),
+            response,
+            event.severity or "",
+            style=severity_style(event.severity),
+        )
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    """Add `parse` to the app."""
+
+    @app.command("parse")
+    def parse_command(
+        paths: list[str] | None = typer.Argument(None, help=PATHS_HELP, show_default=False),
+        output: OutputFormat = typer.Option(OutputFormat.jsonl, "--format", "-f", help="jsonl for machines, table for people."),
+        log_group: str | None = typer.Option(
+            None, "--log-group", help="Log group for inputs that do not carry one (gives cluster_id)."
+        ),
+        log_stream: str | None = typer.Option(
+            None, "--log-stream", help="Log stream for inputs that do not carry one (gives hsm_id)."
+        ),
+        raw: bool = typer.Option(True, "--raw/--no-raw", help="Include each record's raw text."),
+    ) -> None:
+        """Parse CloudHSM audit records into normalised events (JSON lines, one per record)."""
+        with one_line_errors(SourceError):
+            events = iter_events(input_paths(paths), log_group=log_group, log_stream=log_stream)
+            if output is OutputFormat.table:
+                stdout_console().print(events_table(list(events)))
+            else:
+                write_lines(event_to_json(event, include_raw=raw) for event in events)
