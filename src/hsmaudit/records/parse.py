@@ -227,7 +227,7 @@ def _parse_text(message: str, ctx: _Context) -> HsmEvent:
     iso: str | None = None
     if usecs is not None:
         try:
-            iso, expected_text = _format_time(usecs)
+            iso, expected_text = format_times(usecs)
         except (OverflowError, ValueError, OSError):
             errors.append(f"usecs {usecs} is out of range")
             usecs = None
@@ -476,7 +476,7 @@ _CONVERTERS: Final[dict[str, Any]] = {
 _SECOND_CACHE: dict[int, tuple[str, str]] = {}
 
 
-def _format_time(usecs: int) -> tuple[str, str]:
+def format_times(usecs: int) -> tuple[str, str]:
     """usecs -> (ISO-8601 with 6 digits and Z, the record's own `MM/DD/YY hh:mm:ss.ffffff`).
 
     Records come in bursts within the same second, so the date part is cached per second.
@@ -494,7 +494,7 @@ def _format_time(usecs: int) -> tuple[str, str]:
 
 def format_usecs(usecs: int) -> str:
     """ISO-8601 UTC with exactly six fractional digits and `Z` (the contract's `time`)."""
-    return _format_time(usecs)[0]
+    return format_times(usecs)[0]
 
 
 def _usecs_from_text(text: str) -> int | None:
@@ -545,7 +545,7 @@ def _parse_certificate(message: str, ctx: _Context) -> HsmEvent:
     iso: str | None = None
     if isinstance(timestamp, int) and not isinstance(timestamp, bool):
         try:
-            iso = _format_time(timestamp * 1000)[0]
+            iso = format_times(timestamp * 1000)[0]
             usecs = timestamp * 1000
         except (OverflowError, ValueError, OSError):
             errors.append(f"timestamp {timestamp} is out of range")
