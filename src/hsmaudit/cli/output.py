@@ -43,7 +43,7 @@ def one_line_errors(*expected: type[Exception]) -> Iterator[None]:
         raise typer.Exit(0) from None
     except KeyboardInterrupt:
         fail("interrupted", 130)
-    except expected as error:  # type: ignore[misc]
+    except expected as error:
         fail(str(error))
 
 

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from hsmaudit.cli.output import OutputFormat, fail, one_line_errors, severity_style, stdout_console, write_lines
+from hsmaudit.cli.output import (
+    OutputFormat,
+    fail,
+    one_line_errors,
+    severity_style,
+    stdout_console,
+    write_lines,
+)
 from hsmaudit.records.event import HsmEvent, event_to_json
 from hsmaudit.sources.errors import SourceError
 from hsmaudit.sources.files import STDIN, read_paths
@@ -74,7 +81,9 @@ def register(app: typer.Typer) -> None:
     @app.command("parse")
     def parse_command(
         paths: list[str] | None = typer.Argument(None, help=PATHS_HELP, show_default=False),
-        output: OutputFormat = typer.Option(OutputFormat.jsonl, "--format", "-f", help="jsonl for machines, table for people."),
+        output: OutputFormat = typer.Option(
+            OutputFormat.jsonl, "--format", "-f", help="jsonl for machines, table for people."
+        ),
         log_group: str | None = typer.Option(
             None, "--log-group", help="Log group for inputs that do not carry one (gives cluster_id)."
         ),

@@ -25,9 +25,7 @@ def text_event_id(
     usecs: int | None,
 ) -> str:
     """Id of a classic text record from its identity fields (absent ones hash as empty)."""
-    return _digest(
-        f"{cluster_id or ''}|{hsm_id or ''}|{_s(reboot_counter)}|{_s(sequence_no)}|{_s(usecs)}"
-    )
+    return _digest(f"{cluster_id or ''}|{hsm_id or ''}|{_s(reboot_counter)}|{_s(sequence_no)}|{_s(usecs)}")
 
 
 def certificate_event_id(
@@ -39,9 +37,8 @@ def certificate_event_id(
     response: str | None,
 ) -> str:
     """Id of a certificate-storage record, which has no sequence number of its own."""
-    return _digest(
-        f"cert|{cluster_id or ''}|{log_stream or ''}|{opcode or ''}|{_s(object_handle)}|{_s(usecs)}|{response or ''}"
-    )
+    parts = (cluster_id or "", log_stream or "", opcode or "", _s(object_handle), _s(usecs), response or "")
+    return _digest("cert|" + "|".join(parts))
 
 
 def unparsed_event_id(cluster_id: str | None, log_stream: str | None, cwl_id: str | None, raw: str) -> str:

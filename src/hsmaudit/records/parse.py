@@ -130,12 +130,17 @@ def parse_message(
 
     Anything else still becomes an event, with `parse_error` set and `raw` kept.
 
-    >>> parse_message("Time: 12/19/17 21:01:16.962174, usecs:1513717276962174").parse_error
-    'missing field(s): Sequence No, Reboot counter, Command Type(hex), Opcode, Session Handle, Response, Log type'
+    >>> parse_message("hello").parse_error
+    'not a CloudHSM audit record'
     """
     cluster_id = cluster_id_from_log_group(log_group)
     context = _Context(
-        log_group or None, log_stream or None, cluster_id, hsm_id_from_log_stream(log_stream, cluster_id), cwl_id or None, cwl_timestamp
+        log_group or None,
+        log_stream or None,
+        cluster_id,
+        hsm_id_from_log_stream(log_stream, cluster_id),
+        cwl_id or None,
+        cwl_timestamp,
     )
     stripped = message.lstrip()
     if stripped.startswith("Time"):
@@ -247,9 +252,13 @@ def _parse_text(message: str, ctx: _Context) -> HsmEvent:
     parse_error = "; ".join(errors) if errors else None
     severity = _severity(info.severity, opcode, success, fields, parse_error)
     if parse_error is None or (
-        usecs is not None and fields.get("sequence_no") is not None and fields.get("reboot_counter") is not None
+        usecs is not None
+        and fields.get("sequence_no") is not None
+        and fields.get("reboot_counter") is not None
     ):
-        event_id = text_event_id(ctx.cluster_id, ctx.hsm_id, fields.get("reboot_counter"), fields.get("sequence_no"), usecs)
+        event_id = text_event_id(
+            ctx.cluster_id, ctx.hsm_id, fields.get("reboot_counter"), fields.get("sequence_no"), usecs
+        )
     else:
         event_id = unparsed_event_id(ctx.cluster_id, ctx.log_stream, ctx.cwl_id, message)
     return HsmEvent(
@@ -282,9 +291,12 @@ def _severity(
     rank = SEVERITY_RANK[base]
     if opcode == "CN_LOGIN" and success is False:
         # A failed crypto-officer login is an attack on the keys to the kingdom.
-        rank = max(rank, SEVERITY_RANK["critical" if fields.get("user_type") in CRYPTO_OFFICER_TYPES else "high"])
+        rank = max(
+            rank, SEVERITY_RANK["critical" if fields.get("user_type") in CRYPTO_OFFICER_TYPES else "high"]
+        )
     elif opcode == "CN_CHANGE_PSWD" and (
-        fields.get("user_type") in CRYPTO_OFFICER_TYPES or fields.get("target_user_type") in CRYPTO_OFFICER_TYPES
+        fields.get("user_type") in CRYPTO_OFFICER_TYPES
+        or fields.get("target_user_type") in CRYPTO_OFFICER_TYPES
     ):
         rank = max(rank, SEVERITY_RANK["critical"])
     elif opcode == "CN_INIT_TOKEN" and (fields.get("sequence_no") or 0) > 0:
@@ -537,7 +549,9 @@ def _parse_certificate(message: str, ctx: _Context) -> HsmEvent:
     if response is None:
         errors.append("missing response")
     attributes = document.get("attributes")
-    if attributes is not None and not (isinstance(attributes, list) and all(isinstance(a, str) for a in attributes)):
+    if attributes is not None and not (
+        isinstance(attributes, list) and all(isinstance(a, str) for a in attributes)
+    ):
         errors.append("bad attributes")
         attributes = None
     timestamp = document.get("timestamp")

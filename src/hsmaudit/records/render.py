@@ -57,7 +57,11 @@ def render_text_record(event: HsmEvent, separator: Separator = "space") -> str:
         f"Time: {time_text}, usecs:{event.usecs}",
         _line("Sequence No", f"0x{event.sequence_no:x}", separator),
         _line("Reboot counter", f"0x{event.reboot_counter:x}", separator),
-        _line("Command Type(hex)", _enum(event.command_type or "CN_MGMT_CMD", event.command_type_code, hex_code=True), separator),
+        _line(
+            "Command Type(hex)",
+            _enum(event.command_type or "CN_MGMT_CMD", event.command_type_code, hex_code=True),
+            separator,
+        ),
         _line("Opcode", _enum(event.opcode, event.opcode_code, hex_code=True), separator),
         _line("Session Handle", event.session_handle or "0x0", separator),
         _line("Response", f"{event.response_code or 0}:{kind}: {event.response or ''}".rstrip(), separator),
@@ -65,7 +69,9 @@ def render_text_record(event: HsmEvent, separator: Separator = "space") -> str:
     ]
     if event.log_type == "MGMT_USER_DETAILS_LOG" or event.user_name is not None:
         lines.append(_line("User Name", event.user_name or "", separator))
-        lines.append(_line("User Type", _enum(event.user_type, event.user_type_code, hex_code=False), separator))
+        lines.append(
+            _line("User Type", _enum(event.user_type, event.user_type_code, hex_code=False), separator)
+        )
     if event.target_user_name is not None:
         lines.append(_line("Target User Name", event.target_user_name, separator))
         if event.target_user_type is not None:

@@ -125,7 +125,9 @@ def decode_subscription_event(event: Any, *, name: str = "event") -> list[Subscr
     try:
         data = event["awslogs"]["data"]
     except (KeyError, TypeError):
-        raise SourceDecodeError(f"{name}: not a CloudWatch Logs subscription event (no awslogs.data)") from None
+        raise SourceDecodeError(
+            f"{name}: not a CloudWatch Logs subscription event (no awslogs.data)"
+        ) from None
     if not isinstance(data, str | bytes):
         raise SourceDecodeError(f"{name}: awslogs.data is not a string")
     return decode_documents(gunzip_base64(data, name=name), name=name)

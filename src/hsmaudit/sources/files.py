@@ -12,6 +12,7 @@ Shapes (contracts.md §3), recognised per document, so one file may mix JSON sha
 
 from __future__ import annotations
 
+import itertools
 import re
 import sys
 from collections.abc import Iterable, Iterator
@@ -70,7 +71,7 @@ def read_bytes(
     head = text.lstrip()
     if not head:
         return
-    if head[0] in "{[\"":
+    if head[0] in '{["':
         for index, (obj, source) in enumerate(iter_json_spans(text, name=name)):
             where = f"{name} (document {index + 1})"
             if isinstance(obj, dict) and "op_code" in obj:
@@ -89,7 +90,7 @@ def split_records(text: str) -> Iterator[str]:
     if not starts or starts[0] != 0:
         starts.insert(0, 0)
     starts.append(len(text))
-    for begin, end in zip(starts, starts[1:], strict=False):
+    for begin, end in itertools.pairwise(starts):
         record = text[begin:end].strip("\n").rstrip()
         if record.strip():
             yield record
