@@ -36,6 +36,8 @@ NOT_A_RECORD: Final = "not a CloudHSM audit record"
 _LINE: Final = re.compile(r"^[ \t]*(?:([^:\n]*?)[ \t]*:[ \t]*([^\n]*?)|([^\n]*?))[ \t\r]*$", re.MULTILINE)
 _TIME_TEXT: Final = re.compile(r"^(\d{2})/(\d{2})/(\d{2}) (\d{2}):(\d{2}):(\d{2})\.(\d{6})$")
 _USEC_VALUE: Final = re.compile(r"usecs?[ \t]*:[ \t]*(\d+)")
+# A text record whose lines were reordered still has its skeleton labels somewhere.
+_TEXT_RECORD_HINT: Final = re.compile(r"^[ \t]*(?:Time|Sequence No|Opcode)[ \t]*:", re.MULTILINE)
 _SPACES: Final = re.compile(r"[ \t]+")
 _LABEL_SHAPE: Final = re.compile(r"[A-Za-z][A-Za-z0-9 \t/()_.#-]*")
 
@@ -143,7 +145,7 @@ def parse_message(
         cwl_timestamp,
     )
     stripped = message.lstrip()
-    if stripped.startswith("Time"):
+    if stripped.startswith("Time") or _TEXT_RECORD_HINT.search(message):
         return _parse_text(message, context)
     if stripped.startswith("{"):
         return _parse_certificate(message, context)
