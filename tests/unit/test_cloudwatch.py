@@ -71,7 +71,10 @@ def test_aws_sample_envelope_decodes(samples_dir: Path) -> None:
     event = json.loads((samples_dir / "cwl-aws-sample-envelope.json").read_text())
     (doc,) = decode_subscription_event(event)
     assert doc.owner == "123456789123"
-    assert [m.message for m in log_messages(doc)] == ["[ERROR] First test message", "[ERROR] Second test message"]
+    assert [m.message for m in log_messages(doc)] == [
+        "[ERROR] First test message",
+        "[ERROR] Second test message",
+    ]
 
 
 def test_concatenated_gzip_members_and_documents_are_all_read() -> None:

@@ -60,8 +60,20 @@ def test_envelope_decoded_document_and_json_lines() -> None:
 def test_filter_log_events_output() -> None:
     output = {
         "events": [
-            {"logStreamName": "hsm-a", "timestamp": 1, "message": RECORD, "ingestionTime": 2, "eventId": "9" * 56},
-            {"logStreamName": "hsm-b", "timestamp": 3, "message": SECOND, "ingestionTime": 4, "eventId": "8" * 56},
+            {
+                "logStreamName": "hsm-a",
+                "timestamp": 1,
+                "message": RECORD,
+                "ingestionTime": 2,
+                "eventId": "9" * 56,
+            },
+            {
+                "logStreamName": "hsm-b",
+                "timestamp": 3,
+                "message": SECOND,
+                "ingestionTime": 4,
+                "eventId": "8" * 56,
+            },
         ],
         "searchedLogStreams": [],
     }
@@ -77,8 +89,10 @@ def test_get_log_events_output_uses_the_stream_flag() -> None:
 
 
 def test_pretty_printed_certificate_record_keeps_its_text() -> None:
-    text = '{\n    "object_handle": 463180677312929947,\n    "op_code": "CreateObject",\n    "response": "OK",\n' \
+    text = (
+        '{\n    "object_handle": 463180677312929947,\n    "op_code": "CreateObject",\n    "response": "OK",\n'
         '    "attributes": null,\n    "timestamp": 1725482483671\n}'
+    )
     (found,) = messages((text + "\n").encode())
     assert found.message == text
     assert parse_message(found.message).object_handle == 463180677312929947

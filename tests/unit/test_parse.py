@@ -222,7 +222,9 @@ def test_unknown_labels_go_to_extra_and_unknown_names_are_accepted() -> None:
 
 
 def test_206_unknown_user_response() -> None:
-    record = LOGIN_FAIL_CO.replace("163:HSM Error: RET_USER_LOGIN_FAILURE", "206:HSM Error: This user doesn't exist")
+    record = LOGIN_FAIL_CO.replace(
+        "163:HSM Error: RET_USER_LOGIN_FAILURE", "206:HSM Error: This user doesn't exist"
+    )
     event = parse_message(record)
     assert (event.response_code, event.response, event.success) == (206, "This user doesn't exist", False)
 
@@ -255,7 +257,7 @@ def test_truncated_record_is_flagged_with_fields_kept() -> None:
 
 
 def test_key_record_without_handles_is_flagged() -> None:
-    record = KEYGEN.split("\nPriv/Secret")[0]
+    record = KEYGEN.split("\nPriv/Secret", maxsplit=1)[0]
     event = parse_message(record)
     assert event.parse_error == "missing field(s): Priv/Secret Key Handle"
 
@@ -301,15 +303,19 @@ def test_init_token_past_sequence_zero_is_critical() -> None:
 
 
 def test_certificate_records() -> None:
-    ok = parse_message('{"object_handle": 18446744073709551615, "op_code": "SetAttributeValues", '
-                       '"response": "OK", "attributes": ["Label"], "timestamp": 1725482483671}')
+    ok = parse_message(
+        '{"object_handle": 18446744073709551615, "op_code": "SetAttributeValues", '
+        '"response": "OK", "attributes": ["Label"], "timestamp": 1725482483671}'
+    )
     assert ok.parse_error is None
     assert ok.object_handle == 2**64 - 1
     assert ok.attributes == ["Label"]
     assert ok.action == "modify"
     assert ok.time == "2024-09-04T20:41:23.671000Z"
-    failed = parse_message('{"object_handle": null, "op_code": "CreateObject", "response": "MaxObjectsReached", '
-                           '"attributes": null, "timestamp": 1725482483671}')
+    failed = parse_message(
+        '{"object_handle": null, "op_code": "CreateObject", "response": "MaxObjectsReached", '
+        '"attributes": null, "timestamp": 1725482483671}'
+    )
     assert (failed.success, failed.outcome, failed.object_handle) == (False, "failure", None)
     assert failed.severity == "medium"
 

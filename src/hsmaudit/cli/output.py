@@ -69,10 +69,10 @@ def stderr_console() -> Console:
 
 
 def stdout_console() -> Console:
-    """A Rich console on stdout, for tables."""
+    """A Rich console on stdout, for tables (wide when piped, so cells do not fold)."""
     from rich.console import Console
 
-    return Console()
+    return Console(width=None if sys.stdout.isatty() else 200)
 
 
 SeverityStyle = Callable[[str | None], str]
