@@ -32,10 +32,12 @@ from typing import Final
 
 import msgspec
 
+from hsmaudit.sinks.errors import SinkError
+
 CHECKPOINT_VERSION: Final = 1
 
 
-class CheckpointError(Exception):
+class CheckpointError(SinkError):
     """The checkpoint file cannot be read, written, or does not belong to this job."""
 
 
