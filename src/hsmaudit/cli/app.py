@@ -13,7 +13,7 @@ import typer
 
 from hsmaudit import __version__
 
-COMMAND_MODULES: Final[tuple[str, ...]] = ("parse",)
+COMMAND_MODULES: Final[tuple[str, ...]] = ("parse", "package")
 
 app = typer.Typer(
     name="hsmaudit",
