@@ -142,3 +142,18 @@ def test_event_id_is_stable_and_differs_when_identity_differs(a: tuple, b: tuple
     normalise = lambda t: tuple("" if v is None else str(v) for v in t)  # noqa: E731
     if normalise(a) != normalise(b) and all("|" not in str(v) for v in (*a, *b)):
         assert text_event_id(*a) != text_event_id(*b)
+
+
+@FAST
+@given(text_events(), st.sampled_from(SEPARATORS), st.booleans())
+def test_fast_path_and_line_path_give_the_same_event(generated: HsmEvent, style: str, context: bool) -> None:
+    from hsmaudit.records import parse as parser
+
+    record = render_text_record(generated, style)  # type: ignore[arg-type]
+    origin = (
+        ("/aws/cloudhsm/cluster-p", "hsm-q", "cluster-p", "hsm-q") if context else (None, None, None, None)
+    )
+    ctx = parser._Context(*origin, "id-1", 5)
+    fast = parser._fast_text_event(record, ctx)
+    assert fast is not None  # rendered records have the canonical layout
+    assert fast == parser._parse_text_lines(record, ctx)

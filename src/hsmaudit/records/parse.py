@@ -13,13 +13,14 @@ Facts from `shared/reference/cloudhsm-audit-format.md`:
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import msgspec
 
-from hsmaudit.records.event import SEVERITY_RANK, HsmEvent, Severity
+from hsmaudit.records.event import SEVERITY_RANK, Category, HsmEvent, Outcome, Severity
 from hsmaudit.records.identity import certificate_event_id, text_event_id, unparsed_event_id
 from hsmaudit.records.opcodes import (
     CRYPTO_OFFICER_TYPES,
@@ -38,6 +39,20 @@ _TIME_TEXT: Final = re.compile(r"^(\d{2})/(\d{2})/(\d{2}) (\d{2}):(\d{2}):(\d{2}
 _USEC_VALUE: Final = re.compile(r"usecs?[ \t]*:[ \t]*(\d+)")
 # A text record whose lines were reordered still has its skeleton labels somewhere.
 _TEXT_RECORD_HINT: Final = re.compile(r"^[ \t]*(?:Time|Sequence No|Opcode)[ \t]*:", re.MULTILINE)
+_SEP: Final = r"[ \t]*:[ \t]*"
+_VALUE: Final = r"([^ \t\r\n](?:[^\r\n]*[^ \t\r\n])?)"
+_FAST_RECORD: Final = re.compile(
+    r"Time: ([0-9]{2}/[0-9]{2}/[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}), usecs:([0-9]+)\n"
+    rf"Sequence No{_SEP}(0x[0-9a-f]+)\n"
+    rf"Reboot counter{_SEP}(0x[0-9a-f]+)\n"
+    rf"Command Type\(hex\){_SEP}{_VALUE}\n"
+    rf"Opcode{_SEP}{_VALUE}\n"
+    rf"Session Handle{_SEP}(0x[0-9a-f]+)\n"
+    rf"Response{_SEP}{_VALUE}\n"
+    rf"Log type{_SEP}{_VALUE}"
+    rf"(?:\nUser Name{_SEP}{_VALUE}\nUser Type{_SEP}{_VALUE}"
+    rf"|\nPriv/Secret Key Handle{_SEP}([0-9]+)\nPublic Key Handle{_SEP}([0-9]+))?\Z"
+)
 _SPACES: Final = re.compile(r"[ \t]+")
 _LABEL_SHAPE: Final = re.compile(r"[A-Za-z][A-Za-z0-9 \t/()_.#-]*")
 
@@ -135,21 +150,38 @@ def parse_message(
     >>> parse_message("hello").parse_error
     'not a CloudHSM audit record'
     """
-    cluster_id = cluster_id_from_log_group(log_group)
-    context = _Context(
-        log_group or None,
-        log_stream or None,
-        cluster_id,
-        hsm_id_from_log_stream(log_stream, cluster_id),
-        cwl_id or None,
-        cwl_timestamp,
-    )
+    origin = _ORIGINS.get((log_group, log_stream))
+    if origin is None:
+        origin = _origin(log_group, log_stream)
+    context = _Context(*origin, cwl_id or None, cwl_timestamp)
+    if message.startswith("Time: "):
+        return _fast_text_event(message, context) or _parse_text_lines(message, context)
     stripped = message.lstrip()
     if stripped.startswith("Time") or _TEXT_RECORD_HINT.search(message):
         return _parse_text(message, context)
     if stripped.startswith("{"):
         return _parse_certificate(message, context)
     return _unparsed(message, context, NOT_A_RECORD if stripped else "empty message")
+
+
+_ORIGINS: dict[tuple[str | None, str | None], tuple[str | None, str | None, str | None, str | None]] = {}
+
+
+def _origin(
+    log_group: str | None, log_stream: str | None
+) -> tuple[str | None, str | None, str | None, str | None]:
+    """(log_group, log_stream, cluster_id, hsm_id), memoised: a payload has one group and stream."""
+    cluster_id = cluster_id_from_log_group(log_group)
+    origin = (
+        log_group or None,
+        log_stream or None,
+        cluster_id,
+        hsm_id_from_log_stream(log_stream, cluster_id),
+    )
+    if len(_ORIGINS) >= _CACHE_LIMIT:
+        _ORIGINS.clear()
+    _ORIGINS[(log_group, log_stream)] = origin
+    return origin
 
 
 class _Context(msgspec.Struct, frozen=True):
@@ -181,6 +213,147 @@ def _unparsed(message: str, ctx: _Context, error: str) -> HsmEvent:
 
 
 def _parse_text(message: str, ctx: _Context) -> HsmEvent:
+    return _fast_text_event(message, ctx) or _parse_text_lines(message, ctx)
+
+
+class _Static(NamedTuple):
+    """What a record's repeating values (names, codes, response) convert to, computed once."""
+
+    command_type: str
+    command_type_code: int | None
+    opcode: str
+    opcode_code: int | None
+    log_type: str
+    log_type_code: int | None
+    response_code: int
+    response: str | None
+    success: bool
+    user_type: str | None
+    user_type_code: int | None
+    derived_first: tuple[Outcome | None, Category, str, Severity]  # at sequence number 0
+    derived_later: tuple[Outcome | None, Category, str, Severity]
+    required: tuple[str, ...]
+
+
+_STATIC: dict[tuple[str, str, str, str, str | None], _Static | None] = {}
+
+
+def _static(command: str, opcode: str, response: str, log_type: str, user_type: str | None) -> _Static | None:
+    try:
+        command_name, command_code = _enum(command)
+        opcode_name, opcode_code = _enum(opcode)
+        log_type_name, log_type_code = _enum(log_type)
+        response_code, kind, response_text = _response(response)
+        user_type_name, user_type_code = _enum(user_type) if user_type is not None else (None, None)
+    except (_Bad, ValueError):
+        static = None
+    else:
+        success = kind == "HSM Return" and response_code == 0
+        static = _Static(
+            command_name,
+            command_code,
+            opcode_name,
+            opcode_code,
+            log_type_name,
+            log_type_code,
+            response_code,
+            response_text,
+            success,
+            user_type_name,
+            user_type_code,
+            _derive(opcode_name, success, user_type_name, None, log_type_name, False, False),
+            _derive(opcode_name, success, user_type_name, None, log_type_name, True, False),
+            _REQUIRED_BY_LOG_TYPE.get(log_type_name, ()),
+        )
+    if len(_STATIC) >= _CACHE_LIMIT:
+        _STATIC.clear()
+    _STATIC[(command, opcode, response, log_type, user_type)] = static
+    return static
+
+
+def _fast_text_event(message: str, ctx: _Context) -> HsmEvent | None:
+    """The canonical layout in one regex match, or None to take the line-by-line path.
+
+    Every published record and everything CloudHSM is known to write has this shape, so this
+    path carries the Lambda's load (benchmarks/parse_bench.py). Any deviation (order, CR, extra
+    lines, odd values) falls back to `_parse_text_lines`, which yields the same event and
+    explains what is wrong; a property test holds the two paths equal.
+    """
+    match = _FAST_RECORD.match(message)
+    if match is None:
+        return None
+    (
+        time_text,
+        usecs_text,
+        sequence,
+        reboot,
+        command,
+        opcode,
+        session,
+        response,
+        log_type,
+        user,
+        user_type,
+        key,
+        public,
+    ) = match.groups()
+    key_tuple = (command, opcode, response, log_type, user_type)
+    static = _STATIC[key_tuple] if key_tuple in _STATIC else _static(*key_tuple)
+    if static is None:
+        return None
+    if static.required and (user if static.required[0] == "user_name" else key) is None:
+        return None
+    try:
+        session_handle = _session(session)
+    except (_Bad, ValueError):
+        return None
+    usecs = int(usecs_text)
+    sequence_no = int(sequence, 16)
+    reboot_counter = int(reboot, 16)
+    try:
+        iso, expected_text = format_times(usecs)
+    except (OverflowError, ValueError, OSError):
+        return None
+    outcome, category, action, severity = static.derived_later if sequence_no else static.derived_first
+    return HsmEvent(
+        time=iso,
+        usecs=usecs,
+        cluster_id=ctx.cluster_id,
+        hsm_id=ctx.hsm_id,
+        record_format="text",
+        sequence_no=sequence_no,
+        reboot_counter=reboot_counter,
+        command_type=static.command_type,
+        command_type_code=static.command_type_code,
+        opcode=static.opcode,
+        opcode_code=static.opcode_code,
+        session_handle=session_handle,
+        response_code=static.response_code,
+        response=static.response,
+        success=static.success,
+        outcome=outcome,
+        log_type=static.log_type,
+        log_type_code=static.log_type_code,
+        user_name=user,
+        user_type=static.user_type,
+        user_type_code=static.user_type_code,
+        key_handle=int(key) or None if key is not None else None,
+        public_key_handle=int(public) or None if public is not None else None,
+        category=category,
+        action=action,
+        severity=severity,
+        event_id=text_event_id(ctx.cluster_id, ctx.hsm_id, reboot_counter, sequence_no, usecs),
+        log_group=ctx.log_group,
+        log_stream=ctx.log_stream,
+        cwl_id=ctx.cwl_id,
+        cwl_timestamp=ctx.cwl_timestamp,
+        extra=None if time_text == expected_text else {"time_disagreement": time_text},
+        raw=message,
+    )
+
+
+def _parse_text_lines(message: str, ctx: _Context) -> HsmEvent:
+    """General path: any line order, unknown labels, CRLF; reports everything that is wrong."""
     text = message.replace("\r\n", "\n").replace("\r", "\n") if "\r" in message else message
     values: dict[str, str] = {}
     extra: dict[str, str] | None = None
@@ -223,14 +396,21 @@ def _parse_text(message: str, ctx: _Context) -> HsmEvent:
         missing += [key for key in _REQUIRED_BY_LOG_TYPE.get(log_type, ()) if key not in values]
     if missing:
         errors.insert(0, "missing field(s): " + ", ".join(_LABEL_OF[key] for key in missing))
+    if "usecs" not in fields and "time_text" in fields and "time" in values:
+        usecs = _usecs_from_text(fields["time_text"])
+        if usecs is not None:
+            fields["usecs"] = usecs
+            errors.append("Time line has no usecs; time taken from its text")
+    return _text_event(message, ctx, fields, extra, errors)
 
+
+def _text_event(
+    message: str, ctx: _Context, fields: dict[str, Any], extra: dict[str, str] | None, errors: list[str]
+) -> HsmEvent:
+    """Finish a text record: time, outcome, category, severity and id from the converted fields."""
     # Time: usecs is authoritative (§3); the text form must agree or the disagreement is flagged.
     usecs: int | None = fields.pop("usecs", None)
     time_text: str | None = fields.pop("time_text", None)
-    if usecs is None and time_text is not None and "time" in values:
-        usecs = _usecs_from_text(time_text)
-        if usecs is not None:
-            errors.append("Time line has no usecs; time taken from its text")
     iso: str | None = None
     if usecs is not None:
         try:
@@ -242,25 +422,25 @@ def _parse_text(message: str, ctx: _Context) -> HsmEvent:
             if time_text is not None and time_text != expected_text:
                 extra = dict(extra or {})
                 extra["time_disagreement"] = time_text
-
-    response_code = fields.get("response_code")
     kind = fields.pop("response_kind", None)
     success: bool | None = None
     if "response" in fields:
-        success = kind == "HSM Return" and response_code == 0
-    opcode = fields.get("opcode")
-    info = opcode_info(opcode)
-    category = "time_sync" if log_type == TIME_INFO_LOG_TYPE else info.category
+        success = kind == "HSM Return" and fields.get("response_code") == 0
     parse_error = "; ".join(errors) if errors else None
-    severity = _severity(info.severity, opcode, success, fields, parse_error)
-    if parse_error is None or (
-        usecs is not None
-        and fields.get("sequence_no") is not None
-        and fields.get("reboot_counter") is not None
-    ):
-        event_id = text_event_id(
-            ctx.cluster_id, ctx.hsm_id, fields.get("reboot_counter"), fields.get("sequence_no"), usecs
-        )
+    opcode = fields.get("opcode")
+    sequence_no = fields.get("sequence_no")
+    reboot_counter = fields.get("reboot_counter")
+    derived = _derive(
+        opcode,
+        success,
+        fields.get("user_type"),
+        fields.get("target_user_type"),
+        fields.get("log_type"),
+        bool(sequence_no),
+        parse_error is not None,
+    )
+    if parse_error is None or (usecs is not None and sequence_no is not None and reboot_counter is not None):
+        event_id = text_event_id(ctx.cluster_id, ctx.hsm_id, reboot_counter, sequence_no, usecs)
     else:
         event_id = unparsed_event_id(ctx.cluster_id, ctx.log_stream, ctx.cwl_id, message)
     return HsmEvent(
@@ -270,10 +450,10 @@ def _parse_text(message: str, ctx: _Context) -> HsmEvent:
         hsm_id=ctx.hsm_id,
         record_format="text",
         success=success,
-        outcome=None if success is None else ("success" if success else "failure"),
-        category=category,
-        action=info.action,
-        severity=severity,
+        outcome=derived[0],
+        category=derived[1],
+        action=derived[2],
+        severity=derived[3],
         event_id=event_id,
         log_group=ctx.log_group,
         log_stream=ctx.log_stream,
@@ -286,29 +466,36 @@ def _parse_text(message: str, ctx: _Context) -> HsmEvent:
     )
 
 
-def _severity(
-    base: Severity, opcode: str | None, success: bool | None, fields: dict[str, Any], parse_error: str | None
-) -> Severity:
-    """Base severity from the opcode table, raised by what the record says (§4, §9)."""
-    rank = SEVERITY_RANK[base]
+@functools.lru_cache(maxsize=4096)
+def _derive(
+    opcode: str | None,
+    success: bool | None,
+    user_type: str | None,
+    target_user_type: str | None,
+    log_type: str | None,
+    past_first_record: bool,
+    has_error: bool,
+) -> tuple[Outcome | None, Category, str, Severity]:
+    """(outcome, category, action, severity): a pure function of few values, so it is cached."""
+    info = opcode_info(opcode)
+    category: Category = "time_sync" if log_type == TIME_INFO_LOG_TYPE else info.category
+    outcome: Outcome | None = None if success is None else ("success" if success else "failure")
+    rank = SEVERITY_RANK[info.severity]
     if opcode == "CN_LOGIN" and success is False:
         # A failed crypto-officer login is an attack on the keys to the kingdom.
-        rank = max(
-            rank, SEVERITY_RANK["critical" if fields.get("user_type") in CRYPTO_OFFICER_TYPES else "high"]
-        )
+        rank = max(rank, SEVERITY_RANK["critical" if user_type in CRYPTO_OFFICER_TYPES else "high"])
     elif opcode == "CN_CHANGE_PSWD" and (
-        fields.get("user_type") in CRYPTO_OFFICER_TYPES
-        or fields.get("target_user_type") in CRYPTO_OFFICER_TYPES
+        user_type in CRYPTO_OFFICER_TYPES or target_user_type in CRYPTO_OFFICER_TYPES
     ):
         rank = max(rank, SEVERITY_RANK["critical"])
-    elif opcode == "CN_INIT_TOKEN" and (fields.get("sequence_no") or 0) > 0:
+    elif opcode == "CN_INIT_TOKEN" and past_first_record:
         # Initialisation is the first record of a new HSM; later in a stream it re-initialises one.
         rank = max(rank, SEVERITY_RANK["critical"])
     elif success is False:
         rank = max(rank, SEVERITY_RANK["medium"])
-    if parse_error is not None:
+    if has_error:
         rank = max(rank, SEVERITY_RANK["medium"])
-    return _SEVERITY_BY_RANK[rank]
+    return outcome, category, info.action, _SEVERITY_BY_RANK[rank]
 
 
 _SEVERITY_BY_RANK: Final[dict[int, Severity]] = {0: "info", 1: "medium", 2: "high", 3: "critical"}
@@ -332,7 +519,48 @@ def _hex(text: str) -> int:
     return int(text, 16)
 
 
+_CACHE_LIMIT: Final = 4096
+_ENUMS: dict[str, tuple[str, int | None]] = {}
+_RESPONSES: dict[str, tuple[int, str, str | None]] = {}
+_SESSIONS: dict[str, str] = {}
+
+
 def _enum(text: str) -> tuple[str, int | None]:
+    """`NAME (code)` -> (NAME, code), memoised: a stream repeats a few dozen such values."""
+    hit = _ENUMS.get(text)
+    if hit is None:
+        hit = _enum_uncached(text)
+        if len(_ENUMS) < _CACHE_LIMIT:
+            _ENUMS[text] = hit
+    return hit
+
+
+def _session(text: str) -> str:
+    hit = _SESSIONS.get(text)
+    if hit is None:
+        hit = f"0x{_hex(text):x}"
+        if len(_SESSIONS) >= _CACHE_LIMIT:
+            _SESSIONS.clear()
+        _SESSIONS[text] = hit
+    return hit
+
+
+def _response(value: str) -> tuple[int, str, str | None]:
+    """`157:HSM Error: user isn't initialized ...` -> (157, "HSM Error", text) (§5), memoised."""
+    hit = _RESPONSES.get(value)
+    if hit is None:
+        code, sep, rest = value.partition(":")
+        rest = rest.lstrip()
+        kind, sep2, text = rest.partition(":")
+        if not sep or not sep2 or not code.strip().isdigit() or kind not in ("HSM Return", "HSM Error"):
+            raise _Bad(value)
+        hit = (int(code), kind, text.strip() or None)
+        if len(_RESPONSES) < _CACHE_LIMIT:
+            _RESPONSES[value] = hit
+    return hit
+
+
+def _enum_uncached(text: str) -> tuple[str, int | None]:
     """`NAME (code)` -> (NAME, code); a bare NAME is accepted with no code."""
     name, sep, code = text.rpartition(" (")
     if not sep:
@@ -375,20 +603,15 @@ def _set_opcode(value: str, fields: dict[str, Any]) -> None:
 
 
 def _set_session(value: str, fields: dict[str, Any]) -> None:
-    fields["session_handle"] = f"0x{_hex(value):x}"
+    fields["session_handle"] = _session(value)
 
 
 def _set_response(value: str, fields: dict[str, Any]) -> None:
-    # `157:HSM Error: user isn't initialized ...`: decimal code, kind, text (§5).
-    code, sep, rest = value.partition(":")
-    rest = rest.lstrip()
-    kind, sep2, text = rest.partition(":")
-    if not sep or not sep2 or not code.strip().isdigit() or kind not in ("HSM Return", "HSM Error"):
+    try:
+        fields["response_code"], fields["response_kind"], fields["response"] = _response(value)
+    except _Bad:
         fields["response"] = value
-        raise _Bad(value)
-    fields["response_code"] = int(code)
-    fields["response_kind"] = kind
-    fields["response"] = text.strip() or None
+        raise
 
 
 def _set_log_type(value: str, fields: dict[str, Any]) -> None:
@@ -487,23 +710,36 @@ _CONVERTERS: Final[dict[str, Any]] = {
 
 # --- time --------------------------------------------------------------------------------
 
+_DAY_CACHE: dict[int, tuple[str, str]] = {}
 _SECOND_CACHE: dict[int, tuple[str, str]] = {}
 
 
 def format_times(usecs: int) -> tuple[str, str]:
     """usecs -> (ISO-8601 with 6 digits and Z, the record's own `MM/DD/YY hh:mm:ss.ffffff`).
 
-    Records come in bursts within the same second, so the date part is cached per second.
+    Prefixes are cached per second (records come in bursts) and dates per day; strftime per
+    record cost more than the rest of the parse (benchmarks/parse_bench.py). Raises
+    OverflowError/ValueError/OSError for instants datetime cannot represent.
     """
     seconds, micros = divmod(usecs, 1_000_000)
-    parts = _SECOND_CACHE.get(seconds)
-    if parts is None:
-        moment = datetime.fromtimestamp(seconds, UTC)
-        parts = (moment.strftime("%Y-%m-%dT%H:%M:%S"), moment.strftime("%m/%d/%y %H:%M:%S"))
-        if len(_SECOND_CACHE) >= 4096:
+    prefixes = _SECOND_CACHE.get(seconds)
+    if prefixes is None:
+        day, second_of_day = divmod(seconds, 86_400)
+        dates = _DAY_CACHE.get(day)
+        if dates is None:
+            moment = datetime.fromtimestamp(day * 86_400, UTC)
+            dates = (moment.strftime("%Y-%m-%d"), moment.strftime("%m/%d/%y"))
+            if len(_DAY_CACHE) >= _CACHE_LIMIT:
+                _DAY_CACHE.clear()
+            _DAY_CACHE[day] = dates
+        hour, rest = divmod(second_of_day, 3600)
+        clock = f"{hour:02d}:{rest // 60:02d}:{rest % 60:02d}."
+        prefixes = (f"{dates[0]}T{clock}", f"{dates[1]} {clock}")
+        if len(_SECOND_CACHE) >= _CACHE_LIMIT:
             _SECOND_CACHE.clear()
-        _SECOND_CACHE[seconds] = parts
-    return f"{parts[0]}.{micros:06d}Z", f"{parts[1]}.{micros:06d}"
+        _SECOND_CACHE[seconds] = prefixes
+    fraction = f"{micros:06d}"
+    return f"{prefixes[0]}{fraction}Z", prefixes[1] + fraction
 
 
 def format_usecs(usecs: int) -> str:
