@@ -1,0 +1,87 @@
+"""The tree is the data flow: who may import whom (docs/architecture.md, shared style guide).
+
+1. `records` (and the stdlib-only `config`) import nothing else of ours.
+2. `sources`, `sinks`, `detect`, `store` import layer 1 only, not each other.
+3. `aws`, `server`, `simulate`, `splunk` compose layers 1-2 and do not import each other.
+4. `cli` may import anything; nothing imports `cli`.
+
+Checked on the source with `ast`, so imports inside functions count too.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "src" / "hsmaudit"
+
+LAYER = {
+    "records": 1,
+    "config": 1,
+    "sources": 2,
+    "sinks": 2,
+    "detect": 2,
+    "store": 2,
+    "aws": 3,
+    "server": 3,
+    "simulate": 3,
+    "splunk": 3,
+    "cli": 4,
+}
+
+
+def _part(module: str) -> str | None:
+    parts = module.split(".")
+    if parts[0] != "hsmaudit" or len(parts) < 2:
+        return None
+    return parts[1]
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _violations() -> list[str]:
+    problems = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE)
+        own = relative.parts[0].removesuffix(".py")
+        if own not in LAYER:
+            continue
+        for module in _imports(path):
+            other = _part(module)
+            if other is None or other == own or other not in LAYER:
+                continue
+            if other == "cli" or LAYER[other] >= LAYER[own]:
+                problems.append(
+                    f"{relative}: imports {module} ({own} is layer {LAYER[own]}, {other} is {LAYER[other]})"
+                )
+    return problems
+
+
+def test_every_package_has_a_layer() -> None:
+    packages = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert packages <= set(LAYER), packages - set(LAYER)
+
+
+def test_imports_follow_the_layers() -> None:
+    assert _violations() == []
+
+
+@pytest.mark.parametrize("package", ["records", "sources", "sinks", "detect", "store", "aws"])
+def test_lambda_path_init_files_import_nothing(package: str) -> None:
+    init = PACKAGE / package / "__init__.py"
+    if init.exists():
+        assert _imports(init) == set(), (
+            f"{init} imports something: a parent __init__ runs for every child import"
+        )
