@@ -1,0 +1,187 @@
+"""The detection engine: events in, alerts out, in one pass with flat memory.
+
+Everything that watches events composes here: the single-event Sigma rules (compiled once,
+`ruleset.py`), the login brute force (`bruteforce.py`), log integrity per HSM stream
+(`sequence.py`) and HSM silence (`silence.py`). The CLI (`hsmaudit detect`), the local collector
+and the demo call it:
+
+    engine = DetectionEngine()
+    for event in events:
+        alerts = engine.process(event)
+    alerts = engine.finalize(now_usecs=None)
+
+or simply `detect_events(events)`. Order of work per event: the integrity check sees every record
+(a re-delivery and a forgery look alike until compared); then exact re-deliveries (an `event_id`
+seen recently) are dropped so no rule fires twice for one record, as Splunk's `dedup event_id`
+and the store's UNIQUE `event_id` do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Final
+
+from hsmaudit.detect.bruteforce import (
+    DEFAULT_REORDER_WINDOW_USECS,
+    REPLICA_WINDOW_USECS,
+    BruteForceSettings,
+    LoginBruteForceDetector,
+)
+from hsmaudit.detect.ruleset import RuleSet, load_ruleset
+from hsmaudit.detect.sequence import SequenceDetector, SequenceSettings
+from hsmaudit.detect.silence import DEFAULT_SILENT_AFTER_USECS, SilenceDetector
+from hsmaudit.records.alert import Alert
+from hsmaudit.records.event import HsmEvent
+
+DEFAULT_SEEN_IDS: Final = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class DetectionConfig:
+    """Knobs of the engine; the defaults are the product's documented behaviour."""
+
+    silent_after_usecs: int = DEFAULT_SILENT_AFTER_USECS
+    reorder_window_usecs: int = DEFAULT_REORDER_WINDOW_USECS
+    replica_window_usecs: int = REPLICA_WINDOW_USECS
+    seen_ids: int = DEFAULT_SEEN_IDS
+    """How many recent event ids are remembered to drop re-deliveries (two generations of this size)."""
+    disabled: frozenset[str] = field(default_factory=frozenset)
+    """Rule ids to skip."""
+
+
+@dataclass(slots=True)
+class EngineStats:
+    """Counts for summaries: what went in, what was dropped, what came out."""
+
+    events: int = 0
+    redelivered: int = 0
+    alerts: dict[str, int] = field(default_factory=dict)
+
+
+class _RecentIds:
+    """Recently seen event ids in two generations: O(1), memory bounded by 2 x `size`."""
+
+    def __init__(self, size: int) -> None:
+        self._size = max(1, size)
+        self._current: set[str] = set()
+        self._previous: set[str] = set()
+
+    def seen(self, event_id: str) -> bool:
+        if event_id in self._current or event_id in self._previous:
+            return True
+        if len(self._current) >= self._size:
+            self._previous = self._current
+            self._current = set()
+        self._current.add(event_id)
+        return False
+
+
+class DetectionEngine:
+    """Run every detection over a stream of events: `process()` each, then `finalize()` once."""
+
+    def __init__(self, config: DetectionConfig | None = None, ruleset: RuleSet | None = None) -> None:
+        self.config = config or DetectionConfig()
+        self.ruleset = ruleset or load_ruleset()
+        disabled = self.config.disabled
+        self._disabled = disabled
+        correlation = self.ruleset.correlations.get("login-brute-force")
+        self._brute_force: LoginBruteForceDetector | None = None
+        self._brute_force_base: str | None = None
+        if correlation is not None and correlation.id not in disabled:
+            self._brute_force = LoginBruteForceDetector(
+                BruteForceSettings(
+                    threshold=correlation.threshold,
+                    window_usecs=correlation.timespan_seconds * 1_000_000,
+                    replica_window_usecs=self.config.replica_window_usecs,
+                    reorder_window_usecs=self.config.reorder_window_usecs,
+                    title=correlation.title,
+                    severity=correlation.severity,
+                )
+            )
+            self._brute_force_base = correlation.rules[0]
+        titles = {rule_id: rule.title for rule_id, rule in self.ruleset.stateful.items()}
+        self._sequence = (
+            None
+            if {"sequence-gap", "sequence-reset", "sequence-duplicate"} <= disabled
+            else SequenceDetector(
+                SequenceSettings(reorder_window_usecs=self.config.reorder_window_usecs), titles
+            )
+        )
+        silent = self.ruleset.stateful.get("hsm-silent")
+        self._silence = (
+            None
+            if "hsm-silent" in disabled
+            else SilenceDetector(
+                self.config.silent_after_usecs,
+                title=silent.title if silent else "CloudHSM stopped logging",
+                severity=silent.severity if silent else "high",
+            )
+        )
+        self._recent = _RecentIds(self.config.seen_ids)
+        self.stats = EngineStats()
+
+    def process(self, event: HsmEvent) -> list[Alert]:
+        """Alerts this event triggers now (stateful ones may come later, up to `finalize`)."""
+        self.stats.events += 1
+        alerts: list[Alert] = []
+        if self._sequence is not None:
+            alerts += self._sequence.process(event)
+        event_id = event.event_id
+        if event_id is not None and self._recent.seen(event_id):
+            self.stats.redelivered += 1
+            return self._count(alerts)
+        if self._silence is not None:
+            self._silence.process(event)
+        disabled = self._disabled
+        for rule in self.ruleset.candidates(event):
+            if rule.predicate(event):
+                if rule.id == self._brute_force_base and self._brute_force is not None:
+                    alerts += self._brute_force.process(event)
+                if rule.id not in disabled:
+                    alerts.append(rule.alert(event))
+        return self._count(alerts)
+
+    def check_silence(self, now_usecs: int | None = None) -> list[Alert]:
+        """HSMs silent at `now_usecs` (for a long-running collector to call periodically)."""
+        if self._silence is None:
+            return []
+        return self._count(self._silence.check(now_usecs))
+
+    def finalize(self, now_usecs: int | None = None) -> list[Alert]:
+        """End of input: held-back records are judged and silence is checked against `now_usecs`.
+
+        `now_usecs=None` judges silence against each cluster's newest record (right for files).
+        """
+        alerts: list[Alert] = []
+        if self._brute_force is not None:
+            alerts += self._brute_force.finalize()
+        if self._sequence is not None:
+            alerts += self._sequence.finalize()
+        if self._silence is not None:
+            alerts += self._silence.finalize(now_usecs)
+        return self._count(alerts)
+
+    def _count(self, alerts: list[Alert]) -> list[Alert]:
+        if not alerts:
+            return alerts
+        if self._disabled:
+            alerts = [alert for alert in alerts if alert.rule not in self._disabled]
+        counts = self.stats.alerts
+        for alert in alerts:
+            counts[alert.rule] = counts.get(alert.rule, 0) + 1
+        return alerts
+
+
+def detect_events(
+    events: Iterable[HsmEvent],
+    config: DetectionConfig | None = None,
+    *,
+    now_usecs: int | None = None,
+    engine: DetectionEngine | None = None,
+) -> Iterator[Alert]:
+    """Every alert for a finite stream of events, in the order they become known."""
+    engine = engine or DetectionEngine(config)
+    for event in events:
+        yield from engine.process(event)
+    yield from engine.finalize(now_usecs)
