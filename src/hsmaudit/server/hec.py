@@ -1,0 +1,434 @@
+"""The HEC wire protocol as the local collector speaks it: replies, envelopes, channels and acks.
+
+Facts from `shared/reference/splunk-hec-and-app.md` §1:
+- replies are `{"text": …, "code": N}` with the HTTP status of the §1.8 table; per-event
+  rejections add `invalid-event-number` (0-based); events before it are accepted (§1.9);
+- a body is envelopes back to back (`{"event":…}{"event":…}`), whitespace allowed, no array (§1.4);
+- `event` is required (code 12) and must not be blank (code 13); `fields` must be flat (code 15);
+- a channel is a GUID (code 11 otherwise); ack ids count per channel, and an id reported `true` is
+  forgotten (§1.7);
+- gzip request bodies are accepted and size limits apply to the decompressed bytes (§1.5).
+
+What goes into the store: an envelope whose `event` is an hsmaudit event object is stored as is;
+one whose `event` is a string (raw CloudHSM text from another sender, e.g. Splunk's Node logger)
+is parsed, with `source` as the log group and `host` as the log stream. Nothing is dropped: an
+object that is not an hsmaudit event is kept as an unparsed event with its JSON in `raw`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+import zlib
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgspec
+
+from hsmaudit.records.event import HsmEvent
+from hsmaudit.records.identity import text_event_id, unparsed_event_id
+from hsmaudit.records.parse import cluster_id_from_log_group, hsm_id_from_log_stream, parse_message
+
+# code -> (text, HTTP status): Splunk's "Troubleshoot HTTP Event Collector" table (reference §1.8).
+REPLIES: Final[dict[int, tuple[str, int]]] = {
+    0: ("Success", 200),
+    1: ("Token disabled", 403),
+    2: ("Token is required", 401),
+    3: ("Invalid authorization", 401),
+    4: ("Invalid token", 403),
+    5: ("No data", 400),
+    6: ("Invalid data format", 400),
+    7: ("Incorrect index", 400),
+    8: ("Internal server error", 500),
+    9: ("Server is busy", 503),
+    10: ("Data channel is missing", 400),
+    11: ("Invalid data channel", 400),
+    12: ("Event field is required", 400),
+    13: ("Event field cannot be blank", 400),
+    14: ("ACK is disabled", 400),
+    15: ("Error in handling indexed fields", 400),
+    16: ("Query string authorization is not enabled", 400),
+    17: ("HEC is healthy", 200),
+    18: ("HEC is unhealthy, queues are full", 503),
+}
+
+SUCCESS: Final = 0
+TOKEN_REQUIRED: Final = 2
+INVALID_AUTHORIZATION: Final = 3
+INVALID_TOKEN: Final = 4
+NO_DATA: Final = 5
+INVALID_DATA_FORMAT: Final = 6
+INTERNAL_ERROR: Final = 8
+SERVER_BUSY: Final = 9
+DATA_CHANNEL_MISSING: Final = 10
+INVALID_DATA_CHANNEL: Final = 11
+EVENT_FIELD_REQUIRED: Final = 12
+EVENT_FIELD_BLANK: Final = 13
+ACK_DISABLED: Final = 14
+INDEXED_FIELDS_ERROR: Final = 15
+QUERY_STRING_AUTH_DISABLED: Final = 16
+HEALTHY: Final = 17
+
+DEFAULT_MAX_CONTENT_LENGTH: Final = 100 * 1024 * 1024
+"""Largest decompressed request body, bytes. Splunk's default is 800 MB (limits.conf); a local
+collector holding a request in memory wants less."""
+
+DEFAULT_MAX_EVENT_SIZE: Final = 5 * 1024 * 1024
+"""Largest single envelope, bytes: Splunk's `maxEventSize` default (inputs.conf)."""
+
+_GUID: Final = re.compile(r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$")
+_WHITESPACE: Final = b" \t\r\n"
+
+
+def reply_body(code: int, **extra: Any) -> dict[str, Any]:
+    """The JSON body Splunk sends for `code` (plus e.g. `invalid-event-number` or `ackId`)."""
+    text, _ = REPLIES[code]
+    return {"text": text, "code": code, **extra}
+
+
+def reply_status(code: int) -> int:
+    """HTTP status Splunk pairs with `code`."""
+    return REPLIES[code][1]
+
+
+class HecRequestError(Exception):
+    """A request HEC rejects: `code` from the §1.8 table, `invalid_event_number` for per-event ones."""
+
+    def __init__(
+        self, code: int, invalid_event_number: int | None = None, *, text: str | None = None
+    ) -> None:
+        super().__init__(text or REPLIES[code][0])
+        self.code = code
+        self.invalid_event_number = invalid_event_number
+        self.text = text
+
+    def body(self) -> dict[str, Any]:
+        """The JSON reply body."""
+        body = reply_body(self.code)
+        if self.text is not None:
+            body["text"] = self.text
+        if self.invalid_event_number is not None:
+            body["invalid-event-number"] = self.invalid_event_number
+        return body
+
+
+class PayloadTooLargeError(Exception):
+    """The (decompressed) body exceeds the limit: HTTP 413, so the sender splits the batch."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"Content-Length of {size} too large (maximum is {limit})")
+        self.size = size
+        self.limit = limit
+
+    def body(self) -> dict[str, Any]:
+        """HEC-shaped body for the 413 (Splunk's exact body for this case is unverified, reference §6)."""
+        return {"text": str(self), "code": INVALID_DATA_FORMAT}
+
+
+# --- body decoding --------------------------------------------------------------------------
+
+
+def decode_body(body: bytes, content_encoding: str | None, *, limit: int) -> bytes:
+    """Undo `Content-Encoding: gzip` (the only encoding HEC takes, §1.5) within `limit` bytes."""
+    encoding = (content_encoding or "").strip().lower()
+    if encoding in ("", "identity"):
+        if len(body) > limit:
+            raise PayloadTooLargeError(len(body), limit)
+        return body
+    if encoding not in ("gzip", "x-gzip"):
+        raise HecRequestError(
+            INVALID_DATA_FORMAT, text=f"Content-Encoding {encoding[:20]!r} is not supported; use gzip or none"
+        )
+    out = bytearray()
+    data = body
+    # Concatenated gzip members are one valid gzip stream; loop over them, bounded by `limit`.
+    while data:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out += inflater.decompress(data, limit + 1 - len(out))
+            while inflater.unconsumed_tail and len(out) <= limit:
+                out += inflater.decompress(inflater.unconsumed_tail, limit + 1 - len(out))
+        except zlib.error:
+            raise HecRequestError(
+                INVALID_DATA_FORMAT, text="Invalid data format: body is not valid gzip"
+            ) from None
+        if len(out) > limit:
+            raise PayloadTooLargeError(len(out), limit)
+        if not inflater.eof:
+            raise HecRequestError(INVALID_DATA_FORMAT, text="Invalid data format: gzip body is truncated")
+        data = inflater.unused_data.lstrip(b"\0")
+    return bytes(out)
+
+
+class Envelope(msgspec.Struct, frozen=True):
+    """One HEC event envelope (§1.3); `event` stays raw JSON until we know what it holds."""
+
+    event: msgspec.Raw | None = None
+    time: float | str | None = None
+    host: str | None = None
+    source: str | None = None
+    sourcetype: str | None = None
+    index: str | None = None
+    fields: dict[str, Any] | None = None
+
+
+_ENVELOPE_DECODER: Final = msgspec.json.Decoder(Envelope)
+_ENVELOPES_DECODER: Final = msgspec.json.Decoder(list[Envelope])
+_EVENT_DECODER: Final = msgspec.json.Decoder(HsmEvent)
+_ANY_DECODER: Final = msgspec.json.Decoder()
+_SCANNER: Final = json.JSONDecoder()
+
+
+def decode_envelopes(body: bytes, *, max_event_size: int) -> tuple[list[Envelope], HecRequestError | None]:
+    """Decode a body of envelopes back to back: the good ones in order, then the first error.
+
+    HEC processes events in order and stops at the first bad one (§1.9), so the envelopes before
+    the error are still stored. Fast path: senders usually put one envelope per line, and a JSON
+    string cannot hold a raw newline, so the lines joined into one array decode in one call.
+    """
+    lines = [line for line in body.split(b"\n") if line.strip(_WHITESPACE)]
+    if not lines:
+        return [], HecRequestError(NO_DATA)
+    try:
+        decoded: list[Envelope] | None = _ENVELOPES_DECODER.decode(b"[" + b",".join(lines) + b"]")
+    except msgspec.DecodeError:
+        decoded = None
+    if decoded is not None and len(decoded) == len(lines):
+        envelopes: list[Envelope] = []
+        for index, (envelope, line) in enumerate(zip(decoded, lines, strict=True)):
+            try:
+                envelopes.append(_checked(envelope, line, index, max_event_size=max_event_size))
+            except HecRequestError as error:
+                return envelopes, error
+        return envelopes, None
+    envelopes = []
+    for index, text in enumerate(_envelope_texts(body)):
+        if text is None:
+            return envelopes, HecRequestError(INVALID_DATA_FORMAT, index)
+        try:
+            envelopes.append(decode_envelope(text, index, max_event_size=max_event_size))
+        except HecRequestError as error:
+            return envelopes, error
+    if not envelopes:
+        return [], HecRequestError(NO_DATA)
+    return envelopes, None
+
+
+def _envelope_texts(body: bytes) -> list[bytes | None]:
+    """The JSON texts of values back to back (stdlib scanner); a None marks where JSON breaks."""
+    text = body.decode("utf-8", "replace")
+    texts: list[bytes | None] = []
+    position = 0
+    end = len(text)
+    while True:
+        while position < end and text[position] in " \t\r\n":
+            position += 1
+        if position >= end:
+            return texts
+        try:
+            _, stop = _SCANNER.raw_decode(text, position)
+        except ValueError:
+            texts.append(None)
+            return texts
+        texts.append(text[position:stop].encode("utf-8"))
+        position = stop
+
+
+def decode_envelope(text: bytes, index: int, *, max_event_size: int) -> Envelope:
+    """Decode one envelope; raise the HEC error Splunk gives for it (with its event number)."""
+    if len(text) > max_event_size:
+        raise HecRequestError(INVALID_DATA_FORMAT, index)
+    try:
+        envelope = _ENVELOPE_DECODER.decode(text)
+    except msgspec.ValidationError:
+        # Valid JSON of the wrong shape: an array, a bare value, or wrongly typed metadata.
+        value = _ANY_DECODER.decode(text)
+        if not isinstance(value, dict):
+            raise HecRequestError(INVALID_DATA_FORMAT, index) from None
+        if "event" not in value:
+            raise HecRequestError(EVENT_FIELD_REQUIRED, index) from None
+        if value.get("fields") is not None and not isinstance(value.get("fields"), dict):
+            raise HecRequestError(INDEXED_FIELDS_ERROR, index) from None
+        raise HecRequestError(INVALID_DATA_FORMAT, index) from None
+    except msgspec.DecodeError:
+        raise HecRequestError(INVALID_DATA_FORMAT, index) from None
+    return _checked(envelope, text, index, max_event_size=max_event_size)
+
+
+def _checked(envelope: Envelope, text: bytes, index: int, *, max_event_size: int) -> Envelope:
+    if len(text) > max_event_size:
+        raise HecRequestError(INVALID_DATA_FORMAT, index)
+    if envelope.event is None:
+        # msgspec leaves `event` None both when it is absent and when it is JSON null.
+        value = _ANY_DECODER.decode(text)
+        raise HecRequestError(EVENT_FIELD_REQUIRED if "event" not in value else EVENT_FIELD_BLANK, index)
+    raw = bytes(envelope.event).strip(_WHITESPACE)
+    if raw in (b'""', b"{}", b"[]"):
+        raise HecRequestError(EVENT_FIELD_BLANK, index)
+    if envelope.fields is not None and not _flat_fields(envelope.fields):
+        raise HecRequestError(INDEXED_FIELDS_ERROR, index)
+    return envelope
+
+
+def _flat_fields(fields: dict[str, Any]) -> bool:
+    """§1.3: values are strings or numbers, or flat arrays of them (OTel receiver's test cases)."""
+    for value in fields.values():
+        if isinstance(value, dict):
+            return False
+        if isinstance(value, list) and any(isinstance(item, dict | list) for item in value):
+            return False
+    return True
+
+
+def envelope_event(envelope: Envelope) -> HsmEvent:
+    """The `HsmEvent` an envelope carries: stored as is, parsed from text, or kept as unparsed."""
+    raw = bytes(envelope.event or b"null").strip(_WHITESPACE)
+    source = envelope.source
+    host = envelope.host
+    if raw[:1] == b'"':
+        text = _ANY_DECODER.decode(raw)
+        return parse_message(text, log_group=source, log_stream=host)
+    if raw[:1] == b"{":
+        try:
+            event = _EVENT_DECODER.decode(raw)
+        except msgspec.ValidationError:
+            event = None
+        if event is not None and event.event_id is not None:
+            return event
+        value = _ANY_DECODER.decode(raw)
+        if event is not None and event.raw is not None:
+            # An hsmaudit event without its id (a hand-made one): the record text decides.
+            return parse_message(
+                event.raw, log_group=event.log_group or source, log_stream=event.log_stream or host
+            )
+        if event is not None and event.usecs is not None and event.sequence_no is not None:
+            cluster_id = event.cluster_id or cluster_id_from_log_group(source)
+            hsm_id = event.hsm_id or hsm_id_from_log_stream(host, cluster_id)
+            return msgspec.structs.replace(
+                event,
+                cluster_id=cluster_id,
+                hsm_id=hsm_id,
+                event_id=text_event_id(
+                    cluster_id, hsm_id, event.reboot_counter, event.sequence_no, event.usecs
+                ),
+            )
+        message = value.get("message") if isinstance(value, dict) else None
+        if isinstance(message, str):
+            # splunk-logging (Node) wraps a logged string as {"message": …, "severity": …}.
+            return parse_message(message, log_group=source, log_stream=host)
+    # Anything else: keep it, flagged, so nothing sent to us vanishes.
+    text = raw.decode("utf-8", "replace")
+    cluster_id = cluster_id_from_log_group(source)
+    return HsmEvent(
+        cluster_id=cluster_id,
+        hsm_id=hsm_id_from_log_stream(host, cluster_id),
+        category="other",
+        severity="medium",
+        event_id=unparsed_event_id(cluster_id, host, None, text),
+        log_group=source,
+        log_stream=host,
+        parse_error="HEC event is not an hsmaudit event or CloudHSM record text",
+        raw=text,
+    )
+
+
+# --- channels and indexer acknowledgement -----------------------------------------------------
+
+
+def check_channel(channel: str | None) -> str | None:
+    """Validate a channel id (a GUID, §1.6); None when the request has none."""
+    if channel is None or channel == "":
+        return None
+    if not _GUID.match(channel):
+        raise HecRequestError(INVALID_DATA_CHANNEL)
+    return channel.lower()
+
+
+@dataclass
+class _Channel:
+    next_id: int = 0
+    pending: set[int] | None = None
+    last_used: float = 0.0
+
+
+class AckRegistry:
+    """Ack ids per channel (§1.7). The collector commits before it answers, so an issued id is
+    already "indexed"; the registry only has to remember ids until they are queried once.
+
+    Bounded like Splunk's limits.conf: idle channels expire, and a channel keeps at most
+    `max_pending` unqueried ids (the oldest are forgotten; a later query says false, as Splunk does).
+    """
+
+    def __init__(
+        self, *, max_channels: int = 10_000, max_pending: int = 100_000, idle_seconds: float = 600.0
+    ) -> None:
+        self._channels: OrderedDict[str, _Channel] = OrderedDict()
+        self._lock = threading.Lock()
+        self.max_channels = max_channels
+        self.max_pending = max_pending
+        self.idle_seconds = idle_seconds
+
+    def issue(self, channel: str) -> int:
+        """A new ack id on `channel` for a request whose events are committed."""
+        now = time.monotonic()
+        with self._lock:
+            self._expire(now)
+            state = self._channels.get(channel)
+            if state is None:
+                state = _Channel(pending=set())
+                self._channels[channel] = state
+                while len(self._channels) > self.max_channels:
+                    self._channels.popitem(last=False)
+            self._channels.move_to_end(channel)
+            state.last_used = now
+            ack_id = state.next_id
+            state.next_id += 1
+            assert state.pending is not None
+            state.pending.add(ack_id)
+            if len(state.pending) > self.max_pending:
+                state.pending.discard(min(state.pending))
+            return ack_id
+
+    def query(self, channel: str, ack_ids: list[int]) -> dict[str, bool]:
+        """`{"<id>": true|false}`; a `true` is reported once, then forgotten (§1.7 point 3)."""
+        now = time.monotonic()
+        with self._lock:
+            self._expire(now)
+            state = self._channels.get(channel)
+            result: dict[str, bool] = {}
+            for ack_id in ack_ids:
+                done = state is not None and state.pending is not None and ack_id in state.pending
+                if done and state is not None and state.pending is not None:
+                    state.pending.discard(ack_id)
+                result[str(ack_id)] = done
+            if state is not None:
+                state.last_used = now
+            return result
+
+    def _expire(self, now: float) -> None:
+        while self._channels:
+            name, state = next(iter(self._channels.items()))
+            if now - state.last_used <= self.idle_seconds:
+                break
+            del self._channels[name]
+
+
+def decode_ack_request(body: bytes) -> list[int]:
+    """`{"acks": [1, 2]}` -> [1, 2]; anything else is HEC's invalid data format."""
+    try:
+        value = _ANY_DECODER.decode(body)
+    except msgspec.DecodeError:
+        raise HecRequestError(INVALID_DATA_FORMAT) from None
+    acks = value.get("acks") if isinstance(value, dict) else None
+    if not isinstance(acks, list) or not all(isinstance(a, int) and not isinstance(a, bool) for a in acks):
+        raise HecRequestError(INVALID_DATA_FORMAT)
+    return acks
+
+
+def new_token() -> str:
+    """A fresh collector token, GUID-shaped like Splunk's."""
+    return str(uuid.uuid4())

@@ -1,0 +1,642 @@
+"""`EventStore`: the local SQLite store of events and alerts (stdlib `sqlite3`).
+
+Where it sits: the local collector (`hsmaudit serve`) writes HEC events here, the dashboard and
+`/api/summary` read from here, the detections read events and write alerts. Writes are durable
+when `add_events` returns: WAL mode with `synchronous=FULL` fsyncs the log at every commit, and
+the collector answers HEC success only after that (so a SIGKILL loses nothing acknowledged).
+
+Repeats are free: `event_id` is UNIQUE and deterministic (records/identity.py), so a Lambda retry,
+a replay or a resent batch stores each record once and is counted once.
+
+One writer at a time (a lock; SQLite allows one anyway), any number of readers on their own
+per-thread connections, which WAL lets run beside the writer.
+
+>>> from hsmaudit.records.parse import parse_message
+>>> store = EventStore(":memory:")
+>>> store.add_events([parse_message("garbage")])
+1
+>>> store.add_events([parse_message("garbage")])
+0
+"""
+
+# ruff: noqa: S608 - SQL text is built from fixed column names and "?" placeholders only; every
+# value, filter values included, is bound as a parameter.
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import msgspec
+
+from hsmaudit.records.alert import Alert
+from hsmaudit.records.event import FIELD_NAMES, HsmEvent, event_to_json
+from hsmaudit.records.identity import unparsed_event_id
+from hsmaudit.records.opcodes import (
+    KEY_DELETION_OPCODES,
+    KEY_EXPORT_OPCODES,
+    KEY_GENERATION_OPCODES,
+    LOGIN_OPCODE,
+    USER_TYPE_ABBREVIATIONS,
+)
+from hsmaudit.records.parse import format_usecs
+from hsmaudit.store.errors import StoreError, StoreSchemaError
+from hsmaudit.store.query import EventFilter, FailedLogins, StreamStatus, Summary, UserCount
+from hsmaudit.store.schema import (
+    APPLICATION_ID,
+    BOOL_FIELDS,
+    EVENT_COLUMNS,
+    INSERT_ALERT,
+    INSERT_EVENT,
+    JSON_FIELDS,
+    ROLLUP_BUCKET_USECS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    UPSERT_ROLLUP,
+    UPSERT_STREAM,
+)
+
+Synchronous = Literal["FULL", "NORMAL"]
+
+_INT64_MAX: Final = 2**63 - 1
+_JSON_INDEXES: Final = tuple(i for i, name in enumerate(FIELD_NAMES) if name in JSON_FIELDS)
+_BOOL_INDEXES: Final = tuple(i for i, name in enumerate(FIELD_NAMES) if name in BOOL_FIELDS)
+_INT_INDEXES: Final = tuple(
+    i for i, (name, sql_type) in enumerate(EVENT_COLUMNS) if sql_type == "INTEGER" and name not in BOOL_FIELDS
+)
+_EVENT_ID: Final = FIELD_NAMES.index("event_id")
+_ENCODE: Final = msgspec.json.Encoder().encode
+_DECODE_JSON: Final = msgspec.json.Decoder().decode
+_LOOKUP_CHUNK: Final = 900
+_RECENT_LIMIT_MAX: Final = 1000
+_BY_USER_LIMIT: Final = 25
+
+
+def _event_row(event: HsmEvent) -> tuple[Any, ...]:
+    """One `events` row: JSON text for maps/lists, 0/1 for booleans, huge ints kept as text."""
+    row = list(msgspec.structs.astuple(event))
+    for index in _JSON_INDEXES:
+        if row[index] is not None:
+            row[index] = _ENCODE(row[index]).decode()
+    for index in _INT_INDEXES:
+        value = row[index]
+        # SQLite integers are 64-bit; certificate handles stay below that, hostile input may not.
+        if value is not None and not -_INT64_MAX - 1 <= value <= _INT64_MAX:
+            row[index] = str(value)
+    if row[_EVENT_ID] is None:
+        row[_EVENT_ID] = unparsed_event_id(
+            event.cluster_id, event.log_stream, event.cwl_id, event_to_json(event).decode()
+        )
+    return tuple(row)
+
+
+def _event_from_row(row: Sequence[Any]) -> HsmEvent:
+    data: dict[str, Any] = dict(zip(FIELD_NAMES, row, strict=True))
+    for name in JSON_FIELDS:
+        if data[name] is not None:
+            data[name] = _DECODE_JSON(data[name])
+    for name in BOOL_FIELDS:
+        if data[name] is not None:
+            data[name] = bool(data[name])
+    for index in _INT_INDEXES:
+        name = FIELD_NAMES[index]
+        if isinstance(data[name], str):
+            data[name] = int(data[name])
+    return msgspec.convert(data, HsmEvent)
+
+
+def alert_id(alert: Alert) -> str:
+    """Deterministic id of an alert (rule, events, where): re-running detections adds nothing."""
+    basis = "|".join(
+        (
+            alert.rule,
+            alert.cluster_id or "",
+            alert.hsm_id or "",
+            alert.user_name or "",
+            ",".join(alert.event_ids),
+        )
+    )
+    if not alert.event_ids:
+        basis += "|" + (alert.time or "") + "|" + _ENCODE(alert.details).decode()
+    return hashlib.blake2b(basis.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def _key(value: str | None) -> str:
+    return "" if value is None else value
+
+
+def _success_key(value: bool | None) -> int:
+    return -1 if value is None else int(value)
+
+
+class EventStore:
+    """The local store. `path` is a file (created if missing) or `:memory:` for tests."""
+
+    def __init__(self, path: str | Path, *, synchronous: Synchronous = "FULL") -> None:
+        self.path = str(path)
+        self._synchronous = synchronous
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._closed = False
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._writer = self._connect()
+        self._create_schema()
+
+    # --- connections ------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+            connection.execute("PRAGMA busy_timeout = 30000")
+            if self.path != ":memory:":
+                connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute(f"PRAGMA synchronous = {self._synchronous}")
+            # 64 MiB page cache: the unique event_id index is written at random places.
+            connection.execute("PRAGMA cache_size = -65536")
+            connection.execute("PRAGMA foreign_keys = OFF")
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot open store {self.path}: {error}") from error
+        return connection
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's read connection (the writer's, for `:memory:`, which cannot be shared)."""
+        if self._closed:
+            raise StoreError(f"store {self.path} is closed")
+        if self.path == ":memory:":
+            return self._writer
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._connect()
+            connection.execute("PRAGMA query_only = ON")
+            self._local.connection = connection
+            with self._readers_lock:
+                self._readers.append(connection)
+        return connection
+
+    def _create_schema(self) -> None:
+        with self._write_lock:
+            try:
+                application_id = self._writer.execute("PRAGMA application_id").fetchone()[0]
+                version = self._writer.execute("PRAGMA user_version").fetchone()[0]
+                tables = {
+                    row[0]
+                    for row in self._writer.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                }
+            except sqlite3.DatabaseError as error:
+                raise StoreSchemaError(f"{self.path} is not an SQLite database: {error}") from error
+            if tables and application_id != APPLICATION_ID:
+                raise StoreSchemaError(
+                    f"{self.path} is an SQLite file but not an hsmaudit store; give another --db path"
+                )
+            if version > SCHEMA_VERSION:
+                raise StoreSchemaError(
+                    f"{self.path} has store schema {version}, newer than this hsmaudit's "
+                    f"({SCHEMA_VERSION}); upgrade hsmaudit"
+                )
+            try:
+                self._writer.execute("BEGIN IMMEDIATE")
+                for statement in SCHEMA:
+                    self._writer.execute(statement)
+                self._writer.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                self._writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                self._writer.execute("COMMIT")
+            except sqlite3.Error as error:
+                self._rollback()
+                raise StoreError(f"cannot create the schema in {self.path}: {error}") from error
+
+    def _rollback(self) -> None:
+        if self._writer.in_transaction:
+            self._writer.execute("ROLLBACK")
+
+    def close(self) -> None:
+        """Close every connection (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._readers_lock:
+            for connection in self._readers:
+                connection.close()
+            self._readers.clear()
+        with self._write_lock:
+            self._writer.close()
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- writes -----------------------------------------------------------------------
+
+    def add_events(self, events: Iterable[HsmEvent]) -> int:
+        """Store events durably; returns how many were new (repeats of a stored `event_id` are skipped).
+
+        One transaction: the events and the rollups commit together or not at all. When this
+        returns, the commit is on disk (WAL, synchronous=FULL).
+        """
+        rows: dict[str, tuple[Any, ...]] = {}
+        kept: dict[str, HsmEvent] = {}
+        for event in events:
+            row = _event_row(event)
+            event_id = row[_EVENT_ID]
+            if event_id not in rows:
+                rows[event_id] = row
+                kept[event_id] = event
+        if not rows:
+            return 0
+        with self._write_lock:
+            if self._closed:
+                raise StoreError(f"store {self.path} is closed")
+            try:
+                self._writer.execute("BEGIN IMMEDIATE")
+                ids = list(rows)
+                for start in range(0, len(ids), _LOOKUP_CHUNK):
+                    chunk = ids[start : start + _LOOKUP_CHUNK]
+                    marks = ",".join("?" * len(chunk))
+                    for (existing,) in self._writer.execute(
+                        f"SELECT event_id FROM events WHERE event_id IN ({marks})",
+                        chunk,
+                    ):
+                        del rows[existing]
+                if rows:
+                    self._writer.executemany(INSERT_EVENT, rows.values())
+                    self._update_rollups([kept[event_id] for event_id in rows])
+                self._writer.execute("COMMIT")
+            except sqlite3.Error as error:
+                self._rollback()
+                raise StoreError(f"cannot write to store {self.path}: {error}") from error
+        return len(rows)
+
+    def _update_rollups(self, events: list[HsmEvent]) -> None:
+        counts: Counter[tuple[Any, ...]] = Counter()
+        last: dict[tuple[Any, ...], int] = {}
+        streams: dict[tuple[str, str, int], list[int | None]] = {}
+        for event in events:
+            usecs = event.usecs
+            key = (
+                -1 if usecs is None else usecs // ROLLUP_BUCKET_USECS,
+                _key(event.cluster_id),
+                _key(event.hsm_id),
+                _key(event.log_type),
+                _key(event.opcode),
+                _key(event.user_type),
+                _success_key(event.success),
+            )
+            counts[key] += 1
+            if usecs is not None and usecs > last.get(key, -1):
+                last[key] = usecs
+            if (
+                event.hsm_id is not None
+                and event.sequence_no is not None
+                and event.reboot_counter is not None
+            ):
+                skey = (_key(event.cluster_id), event.hsm_id, event.reboot_counter)
+                seq = event.sequence_no
+                state = streams.get(skey)
+                if state is None:
+                    streams[skey] = [1, seq, seq, usecs, usecs]
+                else:
+                    state[0] = (state[0] or 0) + 1
+                    state[1] = min(state[1] or 0, seq)
+                    state[2] = max(state[2] or 0, seq)
+                    if usecs is not None:
+                        state[3] = usecs if state[3] is None else min(state[3], usecs)
+                        state[4] = usecs if state[4] is None else max(state[4], usecs)
+        self._writer.executemany(
+            UPSERT_ROLLUP, [(*key, count, last.get(key)) for key, count in counts.items()]
+        )
+        if streams:
+            self._writer.executemany(UPSERT_STREAM, [(*key, *state) for key, state in streams.items()])
+
+    def add_alerts(self, alerts: Iterable[Alert]) -> int:
+        """Store alerts; returns how many were new (the same rule on the same events is stored once)."""
+        rows = [
+            (
+                alert_id(alert),
+                alert.rule,
+                alert.title,
+                alert.severity,
+                alert.time,
+                alert.cluster_id,
+                alert.hsm_id,
+                alert.user_name,
+                _ENCODE(alert.event_ids).decode(),
+                _ENCODE(alert.details).decode(),
+            )
+            for alert in alerts
+        ]
+        if not rows:
+            return 0
+        with self._write_lock:
+            try:
+                self._writer.execute("BEGIN IMMEDIATE")
+                before = self._writer.total_changes
+                self._writer.executemany(INSERT_ALERT, rows)
+                added = self._writer.total_changes - before
+                self._writer.execute("COMMIT")
+            except sqlite3.Error as error:
+                self._rollback()
+                raise StoreError(f"cannot write alerts to store {self.path}: {error}") from error
+        return added
+
+    # --- reads ------------------------------------------------------------------------
+
+    def count_events(self) -> int:
+        """How many distinct events are stored."""
+        return int(self._reader().execute("SELECT count(*) FROM events").fetchone()[0])
+
+    def iter_events(
+        self, filters: EventFilter | None = None, *, after_rowid: int = 0
+    ) -> Iterator[tuple[int, HsmEvent]]:
+        """(rowid, event) of the stored events in arrival order, optionally after a rowid (for tailing)."""
+        where, params = _event_where(filters or EventFilter())
+        where.append("rowid > ?")
+        params.append(after_rowid)
+        columns = ", ".join(FIELD_NAMES)
+        cursor = self._reader().execute(
+            f"SELECT rowid, {columns} FROM events WHERE {' AND '.join(where)} ORDER BY rowid",
+            params,
+        )
+        for row in cursor:
+            yield row[0], _event_from_row(row[1:])
+
+    def recent_events(self, filters: EventFilter, limit: int = 100) -> list[HsmEvent]:
+        """The newest events matching the filter (HSM time, then arrival), for the detail table."""
+        where, params = _event_where(filters)
+        columns = ", ".join(FIELD_NAMES)
+        sql = (
+            f"SELECT {columns} FROM events WHERE {' AND '.join(where)} "
+            "ORDER BY usecs DESC, rowid DESC LIMIT ?"
+        )
+        rows = self._reader().execute(sql, [*params, max(1, min(limit, _RECENT_LIMIT_MAX))]).fetchall()
+        return [_event_from_row(row) for row in rows]
+
+    def alerts(self, filters: EventFilter | None = None, limit: int = 200) -> list[Alert]:
+        """Stored alerts, newest first, narrowed by cluster, HSM and time range."""
+        where, params = _alert_where(filters or EventFilter())
+        sql = (
+            "SELECT rule, title, severity, time, cluster_id, hsm_id, user_name, event_ids, details "
+            f"FROM alerts WHERE {' AND '.join(where)} ORDER BY time DESC, rowid DESC LIMIT ?"
+        )
+        out: list[Alert] = []
+        for rule, title, severity, time, cluster_id, hsm_id, user_name, event_ids, details in (
+            self._reader().execute(sql, [*params, limit]).fetchall()
+        ):
+            out.append(
+                msgspec.convert(
+                    {
+                        "rule": rule,
+                        "title": title,
+                        "severity": severity,
+                        "time": time,
+                        "cluster_id": cluster_id,
+                        "hsm_id": hsm_id,
+                        "user_name": user_name,
+                        "event_ids": _DECODE_JSON(event_ids),
+                        "details": _DECODE_JSON(details),
+                    },
+                    Alert,
+                )
+            )
+        return out
+
+    def stream_status(self, filters: EventFilter | None = None) -> list[StreamStatus]:
+        """Per-HSM sequence continuity and last-seen (narrowed by cluster and HSM only)."""
+        filters = filters or EventFilter()
+        where = ["1 = 1"]
+        params: list[Any] = []
+        if filters.cluster_id is not None:
+            where.append("cluster_id = ?")
+            params.append(filters.cluster_id)
+        if filters.hsm_id is not None:
+            where.append("hsm_id = ?")
+            params.append(filters.hsm_id)
+        sql = (
+            "SELECT cluster_id, hsm_id, reboot_counter, n, min_sequence_no, max_sequence_no, "
+            "first_usecs, last_usecs "
+            f"FROM hsm_streams WHERE {' AND '.join(where)} ORDER BY cluster_id, hsm_id, reboot_counter"
+        )
+        out = []
+        for cluster_id, hsm_id, reboot, n, lo, hi, first, last in self._reader().execute(sql, params):
+            out.append(
+                StreamStatus(
+                    cluster_id=cluster_id or None,
+                    hsm_id=hsm_id,
+                    reboot_counter=reboot,
+                    records=n,
+                    first_sequence_no=lo,
+                    last_sequence_no=hi,
+                    missing=max(0, hi - lo + 1 - n),
+                    first_seen=None if first is None else format_usecs(first),
+                    last_seen=None if last is None else format_usecs(last),
+                )
+            )
+        return out
+
+    def filter_choices(self) -> dict[str, list[str]]:
+        """Values seen for each filter (cluster, HSM, log type, opcode), for the page's menus."""
+        connection = self._reader()
+        choices: dict[str, list[str]] = {}
+        for name in ("cluster_id", "hsm_id", "log_type", "opcode"):
+            rows = connection.execute(
+                f"SELECT DISTINCT {name} FROM event_rollup WHERE {name} != '' ORDER BY {name} LIMIT 500"
+            ).fetchall()
+            choices[name] = [row[0] for row in rows]
+        return choices
+
+    def summary(self, filters: EventFilter | None = None) -> Summary:
+        """The dashboard's numbers for a filter; the page and `/api/summary` both call this.
+
+        Whole hours come from `event_rollup`; when `since`/`until` cut an hour, that edge is
+        counted from `events` itself, so the numbers are exact at any time range.
+        """
+        filters = filters or EventFilter()
+        connection = self._reader()
+        groups: Counter[tuple[str, str, str, str, int, int]] = Counter()
+        last_usecs: int | None = None
+
+        def add(rows: Iterable[tuple[Any, ...]]) -> None:
+            nonlocal last_usecs
+            for hsm, log_type, opcode, user_type, success, n, last in rows:
+                groups[(hsm, log_type, opcode, user_type, success, 0)] += n
+                if last is not None and (last_usecs is None or last > last_usecs):
+                    last_usecs = last
+
+        for query, params in _summary_queries(filters):
+            add(connection.execute(query, params))
+
+        by_opcode: Counter[str] = Counter()
+        by_log_type: Counter[str] = Counter()
+        by_hsm: Counter[str] = Counter()
+        failed_by_type: Counter[str] = Counter()
+        total = generated = deleted = exported = failed = unparsed = 0
+        for (hsm, log_type, opcode, user_type, success, _), n in groups.items():
+            total += n
+            if opcode:
+                by_opcode[opcode] += n
+            else:
+                unparsed += n
+            if log_type:
+                by_log_type[log_type] += n
+            if hsm:
+                by_hsm[hsm] += n
+            if success == 1 and opcode in KEY_GENERATION_OPCODES:
+                generated += n
+            if success == 1 and opcode in KEY_DELETION_OPCODES:
+                deleted += n
+            if success == 1 and opcode in KEY_EXPORT_OPCODES:
+                exported += n
+            if opcode == LOGIN_OPCODE and success == 0:
+                failed += n
+                failed_by_type[USER_TYPE_ABBREVIATIONS.get(user_type, user_type or "unknown")] += n
+
+        return Summary(
+            total_events=total,
+            failed_logins=FailedLogins(
+                total=failed,
+                by_user_type=dict(failed_by_type.most_common()),
+                by_user=self._failed_logins_by_user(filters) if failed else [],
+            ),
+            key_generated=generated,
+            key_deleted=deleted,
+            key_exported=exported,
+            parse_errors=unparsed,
+            by_opcode=dict(sorted(by_opcode.items(), key=lambda item: (-item[1], item[0]))),
+            by_log_type=dict(sorted(by_log_type.items(), key=lambda item: (-item[1], item[0]))),
+            by_hsm=dict(sorted(by_hsm.items(), key=lambda item: (-item[1], item[0]))),
+            alerts=self._alert_counts(filters),
+            last_event_time=None if last_usecs is None else format_usecs(last_usecs),
+            filters=filters.as_params(),
+        )
+
+    def _failed_logins_by_user(self, filters: EventFilter) -> list[UserCount]:
+        if filters.opcode is not None and filters.opcode != LOGIN_OPCODE:
+            return []
+        where, params = _event_where(
+            EventFilter(
+                filters.cluster_id,
+                filters.hsm_id,
+                filters.log_type,
+                None,
+                filters.since_usecs,
+                filters.until_usecs,
+            )
+        )
+        sql = (
+            "SELECT user_name, user_type, count(*) AS n FROM events "
+            f"WHERE opcode = 'CN_LOGIN' AND success = 0 AND {' AND '.join(where)} "
+            "GROUP BY user_name, user_type ORDER BY n DESC, user_name LIMIT ?"
+        )
+        rows = self._reader().execute(sql, [*params, _BY_USER_LIMIT]).fetchall()
+        return [UserCount(user_name=name, user_type=user_type, count=n) for name, user_type, n in rows]
+
+    def _alert_counts(self, filters: EventFilter) -> dict[str, int]:
+        where, params = _alert_where(filters)
+        sql = (
+            f"SELECT rule, count(*) AS n FROM alerts WHERE {' AND '.join(where)} "
+            "GROUP BY rule ORDER BY n DESC, rule"
+        )
+        return dict(self._reader().execute(sql, params))
+
+
+def _event_where(filters: EventFilter) -> tuple[list[str], list[Any]]:
+    where = ["1 = 1"]
+    params: list[Any] = []
+    for name in ("cluster_id", "hsm_id", "log_type", "opcode"):
+        value = getattr(filters, name)
+        if value is not None:
+            where.append(f"{name} = ?")
+            params.append(value)
+    if filters.since_usecs is not None:
+        where.append("usecs >= ?")
+        params.append(filters.since_usecs)
+    if filters.until_usecs is not None:
+        where.append("usecs < ?")
+        params.append(filters.until_usecs)
+    return where, params
+
+
+def _alert_where(filters: EventFilter) -> tuple[list[str], list[Any]]:
+    where = ["1 = 1"]
+    params: list[Any] = []
+    for name in ("cluster_id", "hsm_id"):
+        value = getattr(filters, name)
+        if value is not None:
+            where.append(f"{name} = ?")
+            params.append(value)
+    # Alert times are contract ISO strings (fixed width, UTC), so text order is time order.
+    if filters.since_usecs is not None:
+        where.append("time >= ?")
+        params.append(format_usecs(filters.since_usecs))
+    if filters.until_usecs is not None:
+        where.append("time < ?")
+        params.append(format_usecs(filters.until_usecs))
+    return where, params
+
+
+def _summary_queries(filters: EventFilter) -> list[tuple[str, list[Any]]]:
+    """SQL for the summary: whole buckets from the rollup, cut edges from `events`."""
+    dims_where: list[str] = []
+    dims_params: list[Any] = []
+    for name in ("cluster_id", "hsm_id", "log_type", "opcode"):
+        value = getattr(filters, name)
+        if value is not None:
+            dims_where.append(f"{name} = ?")
+            dims_params.append(value)
+
+    rollup_select = (
+        "SELECT hsm_id, log_type, opcode, user_type, success, sum(n), max(last_usecs) FROM event_rollup "
+    )
+    rollup_group = " GROUP BY hsm_id, log_type, opcode, user_type, success"
+    events_select = (
+        "SELECT coalesce(hsm_id, ''), coalesce(log_type, ''), coalesce(opcode, ''), coalesce(user_type, ''), "
+        "coalesce(success, -1), count(*), max(usecs) FROM events "
+    )
+    events_group = " GROUP BY 1, 2, 3, 4, 5"
+
+    since, until = filters.since_usecs, filters.until_usecs
+    if since is None and until is None:
+        return [
+            (rollup_select + "WHERE " + (" AND ".join(dims_where) or "1 = 1") + rollup_group, dims_params)
+        ]
+
+    bucket = ROLLUP_BUCKET_USECS
+    # Whole buckets: [first_full, end_full) in bucket numbers; -1 (no time) is never inside.
+    first_full = 0 if since is None else -(-since // bucket)
+    end_full = None if until is None else until // bucket
+    queries: list[tuple[str, list[Any]]] = []
+    edges: list[tuple[int | None, int | None]]
+    if end_full is None or first_full < end_full:
+        where = [*dims_where, "bucket >= ?"]
+        params = [*dims_params, first_full]
+        if end_full is not None:
+            where.append("bucket < ?")
+            params.append(end_full)
+        queries.append((rollup_select + "WHERE " + " AND ".join(where) + rollup_group, params))
+        edges = []
+        if since is not None and since < first_full * bucket:
+            edges.append((since, first_full * bucket))
+        if until is not None and end_full is not None and end_full * bucket < until:
+            edges.append((end_full * bucket, until))
+    else:
+        edges = [(since if since is not None else None, until)]
+    for low, high in edges:
+        where = list(dims_where)
+        params = list(dims_params)
+        if low is not None:
+            where.append("usecs >= ?")
+            params.append(low)
+        else:
+            where.append("usecs IS NOT NULL")
+        if high is not None:
+            where.append("usecs < ?")
+            params.append(high)
+        queries.append((events_select + "WHERE " + " AND ".join(where) + events_group, params))
+    return queries

@@ -1,0 +1,17 @@
+"""The store's one exception family.
+
+```
+StoreError               the local SQLite store cannot be opened, read or written
+└── StoreSchemaError     the file is not an hsmaudit store (or a newer schema version)
+```
+"""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """The local store failed; the message names the file and what to do next."""
+
+
+class StoreSchemaError(StoreError):
+    """The database file does not hold an hsmaudit store this version can use."""

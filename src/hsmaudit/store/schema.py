@@ -1,0 +1,140 @@
+"""The SQLite schema of the local store: one column per `HsmEvent` field, plus rollups.
+
+Names are shared with the detections' SQL (preamble, "Local store"): table `events` has one
+column per `HsmEvent` field named exactly as the field (`extra`, `attributes` as JSON text,
+booleans 0/1) and `event_id` UNIQUE; table `alerts` has the contract §4 fields (`event_ids`,
+`details` as JSON text).
+
+Two rollup tables keep the dashboard fast at a million events (`benchmarks/collector_bench.py`):
+`event_rollup` counts events per hour and per (cluster, HSM, log type, opcode, user type,
+success), and `hsm_streams` keeps sequence-number range, count and last-seen per HSM stream.
+Both are maintained by `EventStore.add_events` in the same transaction as the events, so they are
+never out of step. Absent values are '' (and success -1) in rollup keys: SQLite treats NULLs as
+distinct in a primary key, which would defeat the upsert.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec.inspect
+
+from hsmaudit.records.alert import Alert
+from hsmaudit.records.event import FIELD_NAMES, HsmEvent
+
+SCHEMA_VERSION: Final = 1
+"""`PRAGMA user_version` of a store this module created; bump with a migration."""
+
+APPLICATION_ID: Final = 0x48534D41  # "HSMA": marks the file as an hsmaudit store (PRAGMA application_id)
+
+ROLLUP_BUCKET_USECS: Final = 3_600_000_000
+"""Rollup bucket width: one hour. Filters that cut a bucket read its edge from `events`."""
+
+JSON_FIELDS: Final = frozenset({"extra", "attributes"})
+BOOL_FIELDS: Final = frozenset({"success", "mfa_enabled"})
+
+
+def _sql_type(info: msgspec.inspect.Type) -> str:
+    """SQL column type of one msgspec field type (Optional[X] -> X's type)."""
+    if isinstance(info, msgspec.inspect.UnionType):
+        inner = [t for t in info.types if not isinstance(t, msgspec.inspect.NoneType)]
+        return _sql_type(inner[0]) if len(inner) == 1 else "TEXT"
+    if isinstance(info, msgspec.inspect.IntType | msgspec.inspect.BoolType):
+        return "INTEGER"
+    return "TEXT"
+
+
+def _event_columns() -> tuple[tuple[str, str], ...]:
+    fields = msgspec.inspect.type_info(HsmEvent)
+    assert isinstance(fields, msgspec.inspect.StructType)
+    types = {field.name: _sql_type(field.type) for field in fields.fields}
+    return tuple((name, types[name]) for name in FIELD_NAMES)
+
+
+EVENT_COLUMNS: Final[tuple[tuple[str, str], ...]] = _event_columns()
+"""(column, SQL type) for every `HsmEvent` field, in contract order."""
+
+ALERT_FIELDS: Final[tuple[str, ...]] = Alert.__struct_fields__
+
+
+def _events_table() -> str:
+    columns = ",\n  ".join(
+        f"{name} {sql_type}{' NOT NULL UNIQUE' if name == 'event_id' else ''}"
+        for name, sql_type in EVENT_COLUMNS
+    )
+    return f"CREATE TABLE IF NOT EXISTS events (\n  {columns}\n)"
+
+
+SCHEMA: Final[tuple[str, ...]] = (
+    _events_table(),
+    # Dashboard queries: newest events first, optionally narrowed by HSM or opcode.
+    "CREATE INDEX IF NOT EXISTS events_usecs ON events (usecs)",
+    "CREATE INDEX IF NOT EXISTS events_hsm_usecs ON events (hsm_id, usecs)",
+    "CREATE INDEX IF NOT EXISTS events_opcode_usecs ON events (opcode, usecs)",
+    # Failed logins by user: rare rows, so a partial index answers the panel without a scan.
+    "CREATE INDEX IF NOT EXISTS events_failed_logins ON events (user_name, user_type, usecs)"
+    " WHERE opcode = 'CN_LOGIN' AND success = 0",
+    """CREATE TABLE IF NOT EXISTS alerts (
+  alert_id TEXT NOT NULL UNIQUE,
+  rule TEXT NOT NULL,
+  title TEXT NOT NULL,
+  severity TEXT NOT NULL,
+  time TEXT,
+  cluster_id TEXT,
+  hsm_id TEXT,
+  user_name TEXT,
+  event_ids TEXT NOT NULL,
+  details TEXT NOT NULL
+)""",
+    "CREATE INDEX IF NOT EXISTS alerts_time ON alerts (time)",
+    "CREATE INDEX IF NOT EXISTS alerts_rule ON alerts (rule)",
+    """CREATE TABLE IF NOT EXISTS event_rollup (
+  bucket INTEGER NOT NULL,
+  cluster_id TEXT NOT NULL,
+  hsm_id TEXT NOT NULL,
+  log_type TEXT NOT NULL,
+  opcode TEXT NOT NULL,
+  user_type TEXT NOT NULL,
+  success INTEGER NOT NULL,
+  n INTEGER NOT NULL,
+  last_usecs INTEGER,
+  PRIMARY KEY (bucket, cluster_id, hsm_id, log_type, opcode, user_type, success)
+) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS hsm_streams (
+  cluster_id TEXT NOT NULL,
+  hsm_id TEXT NOT NULL,
+  reboot_counter INTEGER NOT NULL,
+  n INTEGER NOT NULL,
+  min_sequence_no INTEGER NOT NULL,
+  max_sequence_no INTEGER NOT NULL,
+  first_usecs INTEGER,
+  last_usecs INTEGER,
+  PRIMARY KEY (cluster_id, hsm_id, reboot_counter)
+) WITHOUT ROWID""",
+)
+
+_COLUMN_LIST: Final = ", ".join(name for name, _ in EVENT_COLUMNS)
+_PLACEHOLDERS: Final = ", ".join("?" for _ in EVENT_COLUMNS)
+INSERT_EVENT: Final = f"INSERT OR IGNORE INTO events ({_COLUMN_LIST}) VALUES ({_PLACEHOLDERS})"  # noqa: S608
+
+UPSERT_ROLLUP: Final = """INSERT INTO event_rollup
+  (bucket, cluster_id, hsm_id, log_type, opcode, user_type, success, n, last_usecs)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (bucket, cluster_id, hsm_id, log_type, opcode, user_type, success) DO UPDATE SET
+  n = n + excluded.n,
+  last_usecs = max(coalesce(last_usecs, excluded.last_usecs), coalesce(excluded.last_usecs, last_usecs))"""
+
+UPSERT_STREAM: Final = """INSERT INTO hsm_streams
+  (cluster_id, hsm_id, reboot_counter, n, min_sequence_no, max_sequence_no, first_usecs, last_usecs)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (cluster_id, hsm_id, reboot_counter) DO UPDATE SET
+  n = n + excluded.n,
+  min_sequence_no = min(min_sequence_no, excluded.min_sequence_no),
+  max_sequence_no = max(max_sequence_no, excluded.max_sequence_no),
+  first_usecs = min(coalesce(first_usecs, excluded.first_usecs), coalesce(excluded.first_usecs, first_usecs)),
+  last_usecs = max(coalesce(last_usecs, excluded.last_usecs), coalesce(excluded.last_usecs, last_usecs))"""
+
+INSERT_ALERT: Final = (
+    "INSERT OR IGNORE INTO alerts (alert_id, rule, title, severity, time, cluster_id, hsm_id, user_name,"
+    " event_ids, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)

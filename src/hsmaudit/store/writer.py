@@ -1,0 +1,93 @@
+"""`GroupCommitWriter`: many concurrent writers, one durable commit.
+
+Why: a commit costs an fsync and rewrites every index page it touched; `event_id` is a hash, so
+each event touches a random page of the unique index. Committing several HEC requests together
+amortises both (measured in `benchmarks/collector_bench.py`: roughly 35k events/s at one
+500-event commit each, over 50k when concurrent requests share a commit). Each caller still gets
+its answer only after the commit that holds its events is on disk.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Final
+
+from hsmaudit.store.errors import StoreError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from hsmaudit.records.event import HsmEvent
+    from hsmaudit.store.database import EventStore
+
+_STOP: Final = object()
+
+
+class GroupCommitWriter:
+    """A thread that drains queued batches into one `EventStore.add_events` call at a time."""
+
+    def __init__(self, store: EventStore, *, max_events: int = 5000) -> None:
+        self.store = store
+        self.max_events = max_events
+        self._queue: queue.SimpleQueue[tuple[Sequence[HsmEvent], Future[int]] | object] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="hsmaudit-store-writer", daemon=True)
+        self._stopped = False
+        self._thread.start()
+
+    def submit(self, events: Sequence[HsmEvent]) -> Future[int]:
+        """Queue a batch; the future resolves to the number of new events once they are committed."""
+        future: Future[int] = Future()
+        if self._stopped:
+            future.set_exception(StoreError("the store writer is stopped"))
+            return future
+        self._queue.put((events, future))
+        return future
+
+    def close(self) -> None:
+        """Commit what is queued, then stop the thread."""
+        if not self._stopped:
+            self._stopped = True
+            self._queue.put(_STOP)
+            self._thread.join()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            batch = [item]
+            size = len(item[0])  # type: ignore[index]
+            while size < self.max_events:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    stopping = True
+                    break
+                batch.append(more)
+                size += len(more[0])  # type: ignore[index]
+            self._commit(batch)  # type: ignore[arg-type]
+
+    def _commit(self, batch: list[tuple[Sequence[HsmEvent], Future[int]]]) -> None:
+        # Events of one request may repeat another's: count "new" per request in order.
+        try:
+            if len(batch) == 1:
+                batch[0][1].set_result(self.store.add_events(batch[0][0]))
+                return
+            added = self.store.add_events(event for events, _ in batch for event in events)
+        except Exception as error:  # every waiter must hear about the failure
+            for _, future in batch:
+                future.set_exception(error)
+            return
+        remaining = added
+        for index, (events, future) in enumerate(batch):
+            # The shared commit cannot say whose events were new; attribute in order, which is
+            # exact when batches do not overlap (the common case) and never over-counts.
+            share = len(events) if index < len(batch) - 1 else remaining
+            share = min(share, remaining)
+            remaining -= share
+            future.set_result(share)
