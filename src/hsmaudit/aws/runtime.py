@@ -1,0 +1,127 @@
+"""What a warm Lambda container keeps: settings, the HEC client (its pool and channel), the spool.
+
+Nothing here runs at import. `get_runtime()` builds everything on the first invocation from the
+environment and caches it for the container's life (style.md: "no work at import"; Powertools'
+`DEFAULT_PROVIDERS` with `clear_caches()`); tests and the demo call `build_runtime(settings)` or
+`clear_runtime()` to start over.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from hsmaudit.config import ConfigError, Settings, load_settings
+from hsmaudit.sinks.hec import HecClient, StaticToken, TokenProvider
+from hsmaudit.sinks.spool import Spool, open_spool
+
+logger = logging.getLogger("hsmaudit.aws")
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """The per-container objects the handlers use."""
+
+    settings: Settings
+    client: HecClient | None
+    spool: Spool | None
+
+
+def token_provider(settings: Settings) -> TokenProvider:
+    """Where the token comes from: Secrets Manager > SSM > `HSMAUDIT_HEC_TOKEN` (local use)."""
+    if settings.hec_token_secret_arn:
+        from hsmaudit.aws.secrets import SecretsManagerToken
+
+        return SecretsManagerToken(settings.hec_token_secret_arn, ttl=settings.hec_token_ttl)
+    if settings.hec_token_ssm_parameter:
+        from hsmaudit.aws.secrets import SsmToken
+
+        return SsmToken(settings.hec_token_ssm_parameter, ttl=settings.hec_token_ttl)
+    if settings.hec_token:
+        return StaticToken(settings.hec_token)
+    raise ConfigError(
+        "no HEC token configured: set HSMAUDIT_HEC_TOKEN_SECRET_ARN or HSMAUDIT_HEC_TOKEN_SSM_PARAMETER"
+    )
+
+
+def build_client(settings: Settings, token: TokenProvider | None = None) -> HecClient:
+    """An `HecClient` from settings (raises `ConfigError` when the URL or token is missing)."""
+    if not settings.hec_url:
+        raise ConfigError("no HEC URL configured: set HSMAUDIT_HEC_URL")
+    try:
+        return HecClient(
+            settings.hec_url,
+            token or token_provider(settings),
+            verify=settings.hec_verify,
+            ca_bundle=settings.hec_ca_bundle,
+            ack=settings.hec_ack,
+            index=settings.hec_index,
+            sourcetype=settings.hec_sourcetype,
+            include_raw=settings.include_raw,
+            max_events=settings.batch_max_events,
+            max_bytes=settings.batch_max_bytes,
+            timeout=settings.hec_timeout,
+            max_attempts=settings.hec_max_attempts,
+            ack_timeout=settings.hec_ack_timeout,
+            ack_poll_interval=settings.hec_ack_poll_interval,
+        )
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
+def build_runtime(settings: Settings, *, need_client: bool = True) -> Runtime:
+    """Client and spool for these settings; the Firehose handler needs no client."""
+    client = build_client(settings) if need_client else None
+    location = settings.spool_location
+    spool = open_spool(location) if location else None
+    return Runtime(settings=settings, client=client, spool=spool)
+
+
+_RUNTIMES: dict[str, Runtime] = {}
+
+
+def get_runtime(kind: str, *, environ: Mapping[str, str] | None = None) -> Runtime:
+    """The cached runtime of this container for a handler kind (`subscription`, `firehose`)."""
+    runtime = _RUNTIMES.get(kind)
+    if runtime is None:
+        settings = load_settings(environ=os.environ if environ is None else environ)
+        logging.getLogger("hsmaudit").setLevel(settings.log_level)
+        runtime = build_runtime(settings, need_client=kind != "firehose")
+        _RUNTIMES[kind] = runtime
+        logger.info(
+            "hsmaudit: %s handler ready (ack=%s, spool=%s, token from %s)",
+            kind,
+            settings.hec_ack,
+            settings.spool_location or "none",
+            settings.token_source,
+        )
+    return runtime
+
+
+def clear_runtime() -> None:
+    """Forget the cached runtimes (tests; a changed environment)."""
+    for runtime in _RUNTIMES.values():
+        if runtime.client is not None:
+            runtime.client.close()
+    _RUNTIMES.clear()
+
+
+def deadline_from(context: Any, reserve: float, *, clock: Any = time.monotonic) -> float:
+    """A `clock()` deadline: the invocation's remaining time minus the reserve kept for spooling.
+
+    Without a Lambda context (local runs) the budget is 60 s. The reserve never takes more than
+    half of what is left, so a short invocation still gets to try HEC.
+    """
+    remaining = 60.0
+    getter = getattr(context, "get_remaining_time_in_millis", None)
+    if callable(getter):
+        try:
+            remaining = float(getter()) / 1000.0
+        except (TypeError, ValueError):
+            remaining = 60.0
+    budget = remaining - reserve if remaining - reserve >= remaining / 2 else remaining / 2
+    return float(clock()) + max(budget, 0.0)

@@ -1,0 +1,107 @@
+"""The S3 spool: the Lambda's durable place for batches HEC did not take.
+
+Same batch format as `hsmaudit.sinks.spool.LocalSpool` (gzip'd header line + HEC lines), one
+object per batch under `<prefix><batch_id>.hsmspool.gz`; ids sort by time, so listing is oldest
+first. A put is a single `PutObject` (atomic in S3); a delete of a missing key succeeds, so
+replay can be repeated. Errors become `SpoolError` with the bucket, key and AWS error code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from hsmaudit.aws.secrets import boto3_client
+from hsmaudit.sinks.errors import SpoolError
+from hsmaudit.sinks.spool import SPOOL_SUFFIX, SpoolBatch, decode_batch, encode_batch
+
+
+def _code(error: Exception) -> str:
+    response = getattr(error, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        if isinstance(code, str):
+            return code
+    return type(error).__name__
+
+
+class S3Spool:
+    """Spooled batches as S3 objects under a prefix."""
+
+    def __init__(self, bucket: str, prefix: str = "hsmaudit/spool/", *, client: Any = None) -> None:
+        if not bucket:
+            raise SpoolError("the spool bucket name is empty")
+        self.bucket = bucket
+        self.prefix = prefix.lstrip("/")
+        if self.prefix and not self.prefix.endswith("/"):
+            self.prefix += "/"
+        self._client = client
+
+    @classmethod
+    def from_url(cls, url: str, *, client: Any = None) -> S3Spool:
+        """`s3://bucket/prefix/` -> S3Spool."""
+        parts = urlsplit(url)
+        if parts.scheme != "s3" or not parts.netloc:
+            raise SpoolError(f"not an S3 spool URL: {url!r} (expected s3://bucket/prefix)")
+        return cls(parts.netloc, parts.path.lstrip("/"), client=client)
+
+    @property
+    def location(self) -> str:
+        """`s3://bucket/prefix`."""
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    @property
+    def client(self) -> Any:
+        """The boto3 S3 client, made on first use."""
+        if self._client is None:
+            self._client = boto3_client("s3")
+        return self._client
+
+    def _key(self, batch_id: str) -> str:
+        if not batch_id or "/" in batch_id:
+            raise SpoolError(f"not a spool batch id: {batch_id!r}")
+        return f"{self.prefix}{batch_id}{SPOOL_SUFFIX}"
+
+    def put(self, batch: SpoolBatch) -> str:
+        """Write one object; raises `SpoolError` when S3 refuses."""
+        key = self._key(batch.batch_id)
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=key, Body=encode_batch(batch), ContentType="application/gzip"
+            )
+        except Exception as error:  # boundary: botocore's error types are many
+            raise SpoolError(f"cannot write s3://{self.bucket}/{key} ({_code(error)})") from None
+        return f"s3://{self.bucket}/{key}"
+
+    def list(self) -> Iterator[str]:
+        """Batch ids under the prefix, oldest first."""
+        ids: list[str] = []
+        try:
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+                for item in page.get("Contents", []):
+                    key = item["Key"]
+                    name = key[len(self.prefix) :]
+                    if name.endswith(SPOOL_SUFFIX) and "/" not in name:
+                        ids.append(name[: -len(SPOOL_SUFFIX)])
+        except Exception as error:  # boundary
+            raise SpoolError(f"cannot list {self.location} ({_code(error)})") from None
+        return iter(sorted(ids))
+
+    def get(self, batch_id: str) -> SpoolBatch:
+        """Read one batch."""
+        key = self._key(batch_id)
+        try:
+            data = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except Exception as error:  # boundary
+            raise SpoolError(f"cannot read s3://{self.bucket}/{key} ({_code(error)})") from None
+        return decode_batch(data, name=batch_id)
+
+    def delete(self, batch_id: str) -> None:
+        """Delete one batch (a missing key is not an error in S3)."""
+        key = self._key(batch_id)
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        except Exception as error:  # boundary
+            raise SpoolError(f"cannot delete s3://{self.bucket}/{key} ({_code(error)})") from None
