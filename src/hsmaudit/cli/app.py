@@ -13,7 +13,7 @@ import typer
 
 from hsmaudit import __version__
 
-COMMAND_MODULES: Final[tuple[str, ...]] = ("parse", "package")
+COMMAND_MODULES: Final[tuple[str, ...]] = ("parse", "package", "backfill")
 
 app = typer.Typer(
     name="hsmaudit",

@@ -95,10 +95,15 @@ class BackfillJob(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Checkpoint(msgspec.Struct, frozen=True, kw_only=True):
-    """A backfill job and the position of each of its streams (`streams[log_group][stream]`)."""
+    """A backfill job and the position of each of its streams (`streams[log_group][stream]`).
+
+    `anchor_ms` is when the job was first defined: relative times on the command line (`--since
+    90d`) are resolved against it on every resume, so the same command means the same window.
+    """
 
     job: BackfillJob
     streams: dict[str, dict[str, StreamPosition]] = msgspec.field(default_factory=dict)
+    anchor_ms: int | None = None
     version: int = CHECKPOINT_VERSION
 
     def position(self, log_group: str, stream: str) -> StreamPosition:
@@ -109,7 +114,7 @@ class Checkpoint(msgspec.Struct, frozen=True, kw_only=True):
         """A new checkpoint with one stream's position replaced."""
         streams = {group: dict(positions) for group, positions in self.streams.items()}
         streams.setdefault(log_group, {})[stream] = position
-        return Checkpoint(job=self.job, streams=streams, version=self.version)
+        return Checkpoint(job=self.job, streams=streams, anchor_ms=self.anchor_ms, version=self.version)
 
     def delivered(self) -> int:
         """Events delivered over all streams so far."""

@@ -1,0 +1,581 @@
+"""`hsmaudit backfill`: load CloudHSM audit history from CloudWatch Logs, resumably, within quota.
+
+A subscription only sees what happens after it is created; auditors ask about last quarter
+(user-needs.md §1.14, gap 5: no existing tool backfills with checkpoints and quota-safe pacing).
+
+The flow, per cluster log group and per HSM stream (one at a time, oldest first):
+
+1. `aws.logs.LogsReader.read_stream` pages GetLogEvents over [since, until), paced below the
+   quota and backing off on ThrottlingException;
+2. each message is parsed (`sources.message.parse_log_message`, the Lambda's parser);
+3. events the checkpoint says were delivered are skipped (`sinks.checkpoint.StreamPosition`);
+4. the page goes to the destination (HEC via the Lambda's `HecClient` and spool, the local store,
+   or a JSON-lines file), which returns only when every event is kept;
+5. only then the checkpoint advances and is written atomically.
+
+An interruption (Ctrl-C, SIGTERM) finishes the page in flight, writes the checkpoint and exits
+130; the same command resumes with no gap and no duplicate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Final
+
+import msgspec
+import typer
+
+from hsmaudit.cli.destination import Delivered, DeliveryError, Destination
+from hsmaudit.cli.output import fail, stderr_console
+from hsmaudit.cli.timespec import TimeSpecError, format_ms, parse_time_ms
+from hsmaudit.sinks.checkpoint import (
+    BackfillJob,
+    Checkpoint,
+    CheckpointError,
+    StreamPosition,
+    check_job,
+    load_checkpoint,
+    save_checkpoint,
+)
+from hsmaudit.sources.message import parse_log_message
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, Task, TaskID
+    from rich.text import Text
+
+    from hsmaudit.aws.logs import LogsReader, LogStreamInfo
+
+DEFAULT_STATE_DIR: Final = Path(".hsmaudit")
+
+BACKFILL_HELP: Final = (
+    "Load CloudHSM audit history from CloudWatch Logs into Splunk HEC, the local store or a file.\n\n"
+    "Reads every HSM stream of each cluster's log group over [--since, --until) with GetLogEvents, "
+    "paced below the CloudWatch Logs quota and slowing down whenever AWS throttles. Events go "
+    "through the same HEC client and spool as the Lambda (or into --db / --out).\n\n"
+    "After every page that was kept, a checkpoint records how far each stream got. If the run stops "
+    "(Ctrl-C, a crash, a network failure), run the same command again: it resumes with no gap and "
+    "no duplicate. Progress bars go to stderr; --json prints a summary on stdout."
+)
+
+
+# --------------------------------------------------------------------------------- the engine
+
+
+class BackfillOptionError(ValueError):
+    """The options do not describe a backfill (missing or contradictory)."""
+
+
+@dataclass
+class StreamResult:
+    """What happened to one stream."""
+
+    log_group: str
+    stream: str
+    read: int = 0
+    skipped: int = 0
+    delivered: int = 0
+    accepted: int = 0
+    spooled: int = 0
+    duplicates: int = 0
+    parse_errors: int = 0
+    pages: int = 0
+    complete: bool = False
+    seconds: float = 0.0
+
+
+@dataclass
+class BackfillSummary:
+    """The whole run, as printed by `--json`."""
+
+    checkpoint: str
+    destination: str
+    since: str
+    until: str
+    streams: list[StreamResult] = field(default_factory=list)
+    interrupted: bool = False
+    complete: bool = False
+    seconds: float = 0.0
+    aws_requests: int = 0
+    throttled: int = 0
+    retries: int = 0
+    backoff_seconds: float = 0.0
+
+    def totals(self) -> dict[str, int]:
+        keys = ("read", "skipped", "delivered", "accepted", "spooled", "duplicates", "parse_errors", "pages")
+        return {key: sum(getattr(result, key) for result in self.streams) for key in keys}
+
+    def to_json(self) -> dict[str, Any]:
+        totals = self.totals()
+        rate = totals["delivered"] / self.seconds if self.seconds > 0 else 0.0
+        return {
+            **{key: value for key, value in asdict(self).items() if key != "streams"},
+            **totals,
+            "events_per_second": round(rate, 1),
+            "streams": [asdict(result) for result in self.streams],
+        }
+
+
+class NullProgress:
+    """Progress callbacks; this one does nothing (used with --no-progress and in tests)."""
+
+    def start(self, key: str, total_ms: int) -> None:
+        """A stream starts; its window spans `total_ms`."""
+
+    def update(self, key: str, done_ms: int, events: int) -> None:
+        """The stream is read up to `done_ms` into its window, with `events` delivered."""
+
+    def finish(self, key: str) -> None:
+        """The stream is done."""
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM (or a page limit): stop after the page in flight."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.reason = ""
+
+    def request(self, reason: str) -> None:
+        self.requested = True
+        self.reason = self.reason or reason
+
+
+class Backfill:
+    """Reads, delivers and checkpoints every stream of the job; see the module docstring."""
+
+    def __init__(
+        self,
+        reader: LogsReader,
+        destination: Destination,
+        *,
+        job: BackfillJob,
+        checkpoint_path: Path,
+        checkpoint: Checkpoint,
+        streams: Sequence[str] = (),
+        page_size: int | None = None,
+        stop_after_pages: int | None = None,
+        progress: NullProgress | None = None,
+        stop: StopFlag | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.reader = reader
+        self.destination = destination
+        self.job = job
+        self.checkpoint_path = checkpoint_path
+        self.checkpoint = checkpoint
+        self.only_streams = set(streams)
+        self.page_size = page_size
+        self.stop_after_pages = stop_after_pages
+        self.progress = progress or NullProgress()
+        self.stop = stop or StopFlag()
+        self._clock = clock
+        self._pages = 0
+
+    def plan(self) -> list[tuple[str, LogStreamInfo]]:
+        """Every (log group, stream) to read, skipping streams with no events in the window."""
+        planned: list[tuple[str, LogStreamInfo]] = []
+        for log_group in self.job.log_groups:
+            for info in self.reader.describe_streams(log_group):
+                if self.only_streams and info.name not in self.only_streams:
+                    continue
+                if info.last_event_ms is not None and info.last_event_ms < self.job.since_ms:
+                    continue
+                if info.first_event_ms is not None and info.first_event_ms >= self.job.until_ms:
+                    continue
+                planned.append((log_group, info))
+        return planned
+
+    def run(self, summary: BackfillSummary) -> BackfillSummary:
+        started = self._clock()
+        try:
+            for log_group, info in self.plan():
+                if self.stop.requested:
+                    break
+                summary.streams.append(self._stream(log_group, info))
+        finally:
+            summary.seconds = round(self._clock() - started, 3)
+            stats = self.reader.stats
+            summary.aws_requests = stats.requests
+            summary.throttled = stats.throttled
+            summary.retries = stats.retries
+            summary.backoff_seconds = round(stats.backoff_seconds, 3)
+        summary.interrupted = self.stop.requested
+        summary.complete = not self.stop.requested and all(result.complete for result in summary.streams)
+        return summary
+
+    def _stream(self, log_group: str, info: LogStreamInfo) -> StreamResult:
+        result = StreamResult(log_group=log_group, stream=info.name)
+        position = self.checkpoint.position(log_group, info.name)
+        key = f"{log_group} {info.name}"
+        window_start = max(self.job.since_ms, info.first_event_ms or self.job.since_ms)
+        window_end = min(self.job.until_ms, (info.last_event_ms or self.job.until_ms - 1) + 1)
+        total = max(1, window_end - window_start)
+        self.progress.start(key, total)
+        if position.complete:
+            result.complete = True
+            result.delivered = 0
+            self.progress.update(key, total, position.delivered)
+            self.progress.finish(key)
+            return result
+        start_ms = (
+            self.job.since_ms if position.timestamp is None else max(self.job.since_ms, position.timestamp)
+        )
+        started = self._clock()
+        delivered_total = position.delivered
+        try:
+            for page in self.reader.read_stream(
+                log_group, info.name, start_ms=start_ms, end_ms=self.job.until_ms, page_size=self.page_size
+            ):
+                result.pages += 1
+                result.read += len(page)
+                fresh = []
+                for message in page:
+                    event = parse_log_message(message)
+                    stamp = message.timestamp or 0
+                    if position.delivered_already(stamp, event.event_id or ""):
+                        result.skipped += 1
+                        continue
+                    if event.parse_error:
+                        result.parse_errors += 1
+                    fresh.append((stamp, event))
+                if fresh:
+                    delivered = self.destination.deliver([event for _, event in fresh])
+                    self._count(result, delivered)
+                    position = position.advance((stamp, event.event_id or "") for stamp, event in fresh)
+                    self._save(log_group, info.name, position)
+                    delivered_total = position.delivered
+                last_stamp = page[-1].timestamp or window_start
+                self.progress.update(key, min(total, max(0, last_stamp - window_start + 1)), delivered_total)
+                self._pages += 1
+                if self.stop_after_pages is not None and self._pages >= self.stop_after_pages:
+                    self.stop.request(f"stopped after {self._pages} pages (--stop-after-pages)")
+                if self.stop.requested:
+                    return result
+            position = position.completed()
+            self._save(log_group, info.name, position)
+            result.complete = True
+            self.progress.update(key, total, position.delivered)
+            return result
+        finally:
+            result.seconds = round(self._clock() - started, 3)
+            self.progress.finish(key)
+
+    @staticmethod
+    def _count(result: StreamResult, delivered: Delivered) -> None:
+        result.delivered += delivered.events
+        result.accepted += delivered.accepted
+        result.spooled += delivered.spooled
+        result.duplicates += delivered.duplicates
+
+    def _save(self, log_group: str, stream: str, position: StreamPosition) -> None:
+        self.checkpoint = self.checkpoint.with_position(log_group, stream, position)
+        save_checkpoint(self.checkpoint_path, self.checkpoint)
+
+
+# ------------------------------------------------------------------------------- progress (Rich)
+
+
+class RichProgress(NullProgress):
+    """One Rich progress bar per stream on stderr: window covered, events, events/s and ETA."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._tasks: dict[str, TaskID] = {}
+
+    def start(self, key: str, total_ms: int) -> None:
+        self._tasks[key] = self._progress.add_task(key, total=total_ms, events=0)
+
+    def update(self, key: str, done_ms: int, events: int) -> None:
+        self._progress.update(self._tasks[key], completed=done_ms, events=events)
+
+    def finish(self, key: str) -> None:
+        self._progress.stop_task(self._tasks[key])
+
+
+def _rich_progress() -> Progress:
+    from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+    from rich.text import Text
+
+    class EventsColumn(ProgressColumn):
+        """Events delivered and events per second (the bar itself measures time covered)."""
+
+        def render(self, task: Task) -> Text:
+            events = int(task.fields.get("events", 0))
+            elapsed = task.finished_time if task.finished else task.elapsed
+            rate = events / elapsed if elapsed else 0.0
+            return Text(f"{events:>9,} ev {rate:>8,.0f} ev/s", style="cyan")
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}%"),
+        EventsColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=stderr_console(),
+        transient=False,
+    )
+
+
+# ------------------------------------------------------------------------------------ the command
+
+
+def default_checkpoint_path(log_groups: Sequence[str], since: str) -> Path:
+    """`.hsmaudit/backfill-<digest>.json`: the same command line finds its own checkpoint again."""
+    key = "\n".join(sorted(log_groups)) + "\n" + since.strip().lower()
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return DEFAULT_STATE_DIR / f"backfill-{digest}.json"
+
+
+@contextmanager
+def graceful_stop(stop: StopFlag) -> Iterator[None]:
+    """First Ctrl-C or SIGTERM: finish the page in flight and checkpoint; a second Ctrl-C aborts."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if stop.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.request("interrupted")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def resolve_job(
+    *,
+    clusters: Sequence[str],
+    log_groups: Sequence[str],
+    since: str | None,
+    until: str | None,
+    checkpoint: Path | None,
+    restart: bool = False,
+    now_ms: int | None = None,
+) -> tuple[BackfillJob, Path, Checkpoint]:
+    """The job from the options and (when resuming) the checkpoint; raises on any conflict.
+
+    Relative times (`--since 90d`) and a missing `--until` are resolved against the moment the
+    job was first defined (kept in the checkpoint), so re-running the same command line resumes
+    the same window instead of starting a slightly shifted one.
+    """
+    from hsmaudit.aws.logs import log_group_for_cluster
+
+    groups = tuple(dict.fromkeys([*(log_group_for_cluster(c) for c in clusters), *log_groups]))
+    if not groups:
+        raise BackfillOptionError("give at least one --cluster or --log-group")
+    if since is None:
+        raise BackfillOptionError("say where history starts, e.g. --since 90d or --since 2024-01-01")
+    path = checkpoint or default_checkpoint_path(groups, since)
+    existing = None if restart else load_checkpoint(path)
+    anchor = int(time.time() * 1000) if now_ms is None else now_ms
+    if existing is not None and existing.anchor_ms is not None:
+        anchor = existing.anchor_ms
+    try:
+        since_ms = parse_time_ms(since, now_ms=anchor)
+        until_ms = parse_time_ms(until, now_ms=anchor) if until is not None else None
+    except TimeSpecError as error:
+        raise BackfillOptionError(str(error)) from None
+    if until_ms is None:
+        until_ms = existing.job.until_ms if existing is not None else anchor
+    if until_ms <= since_ms:
+        raise BackfillOptionError(
+            f"--until ({format_ms(until_ms)}) must be after --since ({format_ms(since_ms)})"
+        )
+    job = BackfillJob(log_groups=groups, since_ms=since_ms, until_ms=until_ms)
+    if existing is None:
+        return job, path, Checkpoint(job=job, anchor_ms=anchor)
+    check_job(existing, job, path=path)
+    return job, path, existing
+
+
+def print_summary(summary: BackfillSummary) -> None:
+    """A table of streams and a one-line verdict, on stderr (stdout stays for --json)."""
+    from rich.table import Table
+
+    console = stderr_console()
+    table = Table(title="backfill", header_style="bold")
+    for column in ("log group", "stream", "read", "skipped", "delivered", "spooled", "parse errors", "done"):
+        table.add_column(column, justify="right" if column not in ("log group", "stream") else "left")
+    for result in summary.streams:
+        table.add_row(
+            result.log_group,
+            result.stream,
+            str(result.read),
+            str(result.skipped),
+            str(result.delivered),
+            str(result.spooled),
+            str(result.parse_errors),
+            "yes" if result.complete else "no",
+        )
+    console.print(table)
+    data = summary.to_json()
+    verdict = "complete" if summary.complete else ("interrupted" if summary.interrupted else "incomplete")
+    console.print(
+        f"{verdict}: {data['delivered']} events delivered to {summary.destination} in {summary.seconds:.1f}s "
+        f"({data['events_per_second']:.0f}/s); {summary.aws_requests} CloudWatch Logs requests, "
+        f"{summary.throttled} throttled; checkpoint {summary.checkpoint}"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add `backfill` to the app."""
+    from hsmaudit.cli import delivery_options as opts
+
+    @app.command("backfill", help=BACKFILL_HELP)
+    def backfill_command(
+        clusters: list[str] = typer.Option(
+            [],
+            "--cluster",
+            "-c",
+            help="CloudHSM cluster id (cluster-…); its log group is /aws/cloudhsm/<id>. Repeatable.",
+        ),
+        log_groups: list[str] = typer.Option(
+            [], "--log-group", "-g", help="A log group to read instead. Repeatable."
+        ),
+        streams: list[str] = typer.Option(
+            [], "--stream", help="Only these log streams (HSM ids); default: every stream. Repeatable."
+        ),
+        since: str | None = typer.Option(
+            None,
+            "--since",
+            help="Start of the window: ISO-8601 (2024-01-31, 2024-01-31T12:00:00Z), epoch ms, "
+            "or an age (90d, 12h).",
+        ),
+        until: str | None = typer.Option(
+            None,
+            "--until",
+            help="End of the window (exclusive), same spellings; default: now at the first run.",
+        ),
+        checkpoint: Path | None = typer.Option(
+            None,
+            "--checkpoint",
+            help="Checkpoint file; default .hsmaudit/backfill-<digest of groups and --since>.json, "
+            "so the same command resumes.",
+        ),
+        restart: bool = typer.Option(
+            False, "--restart", help="Ignore an existing checkpoint and start the job again from --since."
+        ),
+        max_rps: float = typer.Option(
+            10.0,
+            "--max-rps",
+            min=0.1,
+            help="GetLogEvents requests per second at most (quota: 25 per account and Region).",
+        ),
+        page_size: int | None = typer.Option(
+            None,
+            "--page-size",
+            min=1,
+            max=10_000,
+            help="Events per GetLogEvents page (default and maximum 10,000).",
+        ),
+        region: str | None = opts.REGION,
+        profile: str | None = opts.PROFILE,
+        db: Path | None = opts.DB,
+        out: str | None = opts.OUT,
+        hec_url: str | None = opts.HEC_URL,
+        index: str | None = opts.INDEX,
+        sourcetype: str | None = opts.SOURCETYPE,
+        ack: bool | None = opts.ACK,
+        ca_bundle: Path | None = opts.CA_BUNDLE,
+        spool_dir: Path | None = opts.SPOOL_DIR,
+        raw: bool | None = opts.RAW,
+        config: Path | None = opts.CONFIG,
+        json_summary: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+        no_progress: bool = typer.Option(
+            False, "--no-progress", help="No progress bars (stderr stays quiet)."
+        ),
+        stop_after_pages: int | None = typer.Option(None, "--stop-after-pages", hidden=True),
+        retry_base: float = typer.Option(0.5, "--retry-base-delay", hidden=True),
+    ) -> None:
+        """Load CloudHSM audit history from CloudWatch Logs (see BACKFILL_HELP)."""
+        from hsmaudit.aws.logs import LogsError, LogsReader, logs_client
+
+        try:
+            job, checkpoint_path, state = resolve_job(
+                clusters=clusters,
+                log_groups=log_groups,
+                since=since,
+                until=until,
+                checkpoint=checkpoint,
+                restart=restart,
+            )
+        except CheckpointError as error:
+            fail(str(error))
+        except BackfillOptionError as error:
+            fail(str(error), 2)
+        settings = opts.DeliveryOptions(
+            db=db,
+            out=out,
+            hec_url=hec_url,
+            index=index,
+            sourcetype=sourcetype,
+            ack=ack,
+            ca_bundle=ca_bundle,
+            spool_dir=spool_dir,
+            raw=raw,
+            config=config,
+        )
+        if out == "-" and json_summary:
+            fail("--out - and --json both want stdout; write the events to a file", 2)
+        stop = StopFlag()
+        summary = BackfillSummary(
+            checkpoint=str(checkpoint_path),
+            destination="",
+            since=format_ms(job.since_ms),
+            until=format_ms(job.until_ms),
+        )
+        destination: Destination | None = None
+        with opts.delivery_errors():
+            destination = opts.open_destination(settings)
+            summary.destination = destination.description
+            try:
+                reader = LogsReader(
+                    logs_client(region=region, profile=profile),
+                    rates={"GetLogEvents": max_rps},
+                    backoff_base=retry_base,
+                )
+                progress_view = None if no_progress else _rich_progress()
+                runner = Backfill(
+                    reader,
+                    destination,
+                    job=job,
+                    checkpoint_path=checkpoint_path,
+                    checkpoint=state,
+                    streams=streams,
+                    page_size=page_size,
+                    stop_after_pages=stop_after_pages,
+                    progress=RichProgress(progress_view) if progress_view is not None else None,
+                    stop=stop,
+                )
+                with graceful_stop(stop):
+                    if progress_view is not None:
+                        with progress_view:
+                            runner.run(summary)
+                    else:
+                        runner.run(summary)
+            except (LogsError, DeliveryError, CheckpointError) as error:
+                _report(summary, json_summary)
+                fail(f"{error} (progress so far is in {checkpoint_path}; run the same command to resume)")
+            finally:
+                destination.close()
+        _report(summary, json_summary)
+        if summary.interrupted:
+            fail(f"{stop.reason}; run the same command to resume from {checkpoint_path}", 130)
+
+
+def _report(summary: BackfillSummary, json_summary: bool) -> None:
+    if json_summary:
+        sys.stdout.write(msgspec.json.encode(summary.to_json()).decode() + "\n")
+        sys.stdout.flush()
+    else:
+        print_summary(summary)

@@ -1,0 +1,178 @@
+"""The delivery options `send` and `backfill` share, resolved through `hsmaudit.config`.
+
+Precedence is config.py's: flags > `HSMAUDIT_*` environment > config file > defaults, the same
+for every command and the Lambda. Flags here carry the names `config.SETTINGS` gives them; the
+HEC token has no flag on purpose (a flag shows in `ps` and shell history): set
+`HSMAUDIT_HEC_TOKEN`, or a Secrets Manager / SSM reference.
+
+Destination choice: `--db PATH` (local store) or `--out FILE|-` (JSON lines), else HEC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from hsmaudit.cli.destination import Destination, HecDestination, JsonlDestination, StoreDestination
+from hsmaudit.cli.output import fail
+
+if TYPE_CHECKING:
+    from hsmaudit.config import Settings
+    from hsmaudit.sinks.hec import TokenProvider
+
+REGION: Any = typer.Option(None, "--region", help="AWS Region (default: AWS_REGION / your profile's).")
+PROFILE: Any = typer.Option(None, "--profile", help="AWS profile from ~/.aws/config (default: AWS_PROFILE).")
+DB: Any = typer.Option(
+    None, "--db", help="Write into this local SQLite store instead of HEC (created if missing)."
+)
+OUT: Any = typer.Option(
+    None, "--out", help="Write JSON lines (one event each) to this file ('-': stdout) instead of HEC."
+)
+HEC_URL: Any = typer.Option(
+    None,
+    "--hec-url",
+    help="HEC URL (env HSMAUDIT_HEC_URL). The token comes from HSMAUDIT_HEC_TOKEN or a secret store.",
+)
+INDEX: Any = typer.Option(
+    None, "--index", help="Splunk index (env HSMAUDIT_HEC_INDEX; default: the token's)."
+)
+SOURCETYPE: Any = typer.Option(
+    None, "--sourcetype", help="Splunk sourcetype (env HSMAUDIT_HEC_SOURCETYPE; default aws:cloudhsm:audit)."
+)
+ACK: Any = typer.Option(
+    None,
+    "--ack/--no-ack",
+    help="Wait for indexer acknowledgement (env HSMAUDIT_HEC_ACK; the token must have it on).",
+)
+CA_BUNDLE: Any = typer.Option(
+    None,
+    "--ca-bundle",
+    help="PEM file of CAs to trust for HEC, e.g. for a self-signed Splunk (env HSMAUDIT_HEC_CA_BUNDLE).",
+)
+SPOOL_DIR: Any = typer.Option(
+    None, "--spool-dir", help="Keep what HEC refuses here for 'hsmaudit replay' (env HSMAUDIT_SPOOL_DIR)."
+)
+RAW: Any = typer.Option(
+    None, "--raw/--no-raw", help="Include each record's raw text (env HSMAUDIT_INCLUDE_RAW)."
+)
+CONFIG: Any = typer.Option(
+    None, "--config", help="Config file (TOML; default HSMAUDIT_CONFIG or ~/.config/hsmaudit/config.toml)."
+)
+
+
+@dataclass(frozen=True)
+class DeliveryOptions:
+    """The delivery flags as given (None: not given, so environment or config file decide)."""
+
+    db: Path | None = None
+    out: str | None = None
+    hec_url: str | None = None
+    index: str | None = None
+    sourcetype: str | None = None
+    ack: bool | None = None
+    ca_bundle: Path | None = None
+    spool_dir: Path | None = None
+    raw: bool | None = None
+    config: Path | None = None
+
+    def flags(self) -> dict[str, Any]:
+        """Setting name -> flag value, for `config.load_settings`."""
+        return {
+            "hec_url": self.hec_url,
+            "hec_index": self.index,
+            "hec_sourcetype": self.sourcetype,
+            "hec_ack": self.ack,
+            "hec_ca_bundle": str(self.ca_bundle) if self.ca_bundle is not None else None,
+            "spool_dir": str(self.spool_dir) if self.spool_dir is not None else None,
+            "include_raw": self.raw,
+        }
+
+
+def resolve_settings(options: DeliveryOptions) -> Settings:
+    """Settings with the one precedence: flags > environment > config file > defaults."""
+    from hsmaudit.config import load_settings
+
+    return load_settings(options.flags(), config_path=str(options.config) if options.config else None)
+
+
+def token_provider(settings: Settings) -> TokenProvider:
+    """Where the HEC token comes from, as the Lambda resolves it (secret store first)."""
+    from hsmaudit.sinks.errors import HecTokenError
+    from hsmaudit.sinks.hec import StaticToken
+
+    if settings.hec_token_secret_arn:
+        from hsmaudit.aws.secrets import SecretsManagerToken
+
+        return SecretsManagerToken(settings.hec_token_secret_arn, ttl=settings.hec_token_ttl)
+    if settings.hec_token_ssm_parameter:
+        from hsmaudit.aws.secrets import SsmToken
+
+        return SsmToken(settings.hec_token_ssm_parameter, ttl=settings.hec_token_ttl)
+    if settings.hec_token:
+        return StaticToken(settings.hec_token)
+    raise HecTokenError(
+        "no HEC token: set HSMAUDIT_HEC_TOKEN, HSMAUDIT_HEC_TOKEN_SECRET_ARN "
+        "or HSMAUDIT_HEC_TOKEN_SSM_PARAMETER"
+    )
+
+
+def hec_client(settings: Settings) -> Any:
+    """The Lambda's `HecClient`, built from the resolved settings."""
+    from hsmaudit.config import ConfigError
+    from hsmaudit.sinks.hec import HecClient
+
+    if not settings.hec_url:
+        raise ConfigError("no HEC URL: give --hec-url or set HSMAUDIT_HEC_URL (or use --db / --out)")
+    return HecClient(
+        settings.hec_url,
+        token_provider(settings),
+        verify=settings.hec_verify,
+        ca_bundle=settings.hec_ca_bundle,
+        ack=settings.hec_ack,
+        index=settings.hec_index,
+        sourcetype=settings.hec_sourcetype,
+        include_raw=settings.include_raw,
+        max_events=settings.batch_max_events,
+        max_bytes=settings.batch_max_bytes,
+        timeout=settings.hec_timeout,
+        max_attempts=settings.hec_max_attempts,
+        ack_timeout=settings.hec_ack_timeout,
+        ack_poll_interval=settings.hec_ack_poll_interval,
+    )
+
+
+def open_destination(options: DeliveryOptions) -> Destination:
+    """The destination the options name: --db, --out, or HEC (with the configured spool)."""
+    if options.db is not None and options.out is not None:
+        fail("give either --db or --out, not both", 2)
+    settings = resolve_settings(options)
+    if options.db is not None:
+        from hsmaudit.store.database import EventStore
+
+        return StoreDestination(EventStore(options.db), str(options.db))
+    if options.out is not None:
+        return JsonlDestination(options.out, include_raw=settings.include_raw)
+    client = hec_client(settings)
+    spool = None
+    if settings.spool_location:
+        from hsmaudit.sinks.spool import open_spool
+
+        spool = open_spool(settings.spool_location)
+    return HecDestination(client, spool=spool)
+
+
+@contextmanager
+def delivery_errors() -> Iterator[None]:
+    """One line and a non-zero exit for configuration, HEC, spool and store errors."""
+    from hsmaudit.cli.output import one_line_errors
+    from hsmaudit.config import ConfigError
+    from hsmaudit.sinks.errors import SinkError
+    from hsmaudit.store.errors import StoreError
+
+    with one_line_errors(ConfigError, SinkError, StoreError, ValueError):
+        yield
