@@ -1,0 +1,278 @@
+"""`hsmaudit detect` (events -> alerts) and `hsmaudit rules` (list, compile the Sigma rules).
+
+contracts.md §3: `detect` reads the same inputs as `parse`, or the local store with `--db`, and
+prints one alert (§4) per line; it exits 0 whether or not alerts fired. `rules compile` is the one
+command that regenerates the rule set, the SQLite queries and the Splunk `savedsearches.conf`.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import sys
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import msgspec
+import typer
+
+from hsmaudit.cli.output import (
+    OutputFormat,
+    fail,
+    one_line_errors,
+    severity_style,
+    stderr_console,
+    stdout_console,
+    write_lines,
+)
+from hsmaudit.cli.parse import PATHS_HELP, input_paths, iter_events
+from hsmaudit.detect.errors import DetectError
+from hsmaudit.records.alert import Alert, alert_to_json
+from hsmaudit.sources.errors import SourceError
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from hsmaudit.detect.engine import DetectionConfig
+
+_DURATION: Final = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+_UNIT_SECONDS: Final[dict[str, int]] = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration_usecs(text: str) -> int:
+    """`90`, `90s`, `30m`, `6h`, `1d` -> microseconds (raises ValueError)."""
+    match = _DURATION.match(text)
+    if match is None or int(match.group(1)) == 0:
+        raise ValueError(f"bad duration {text!r}: use a positive number with s, m, h or d (e.g. 30m)")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)] * 1_000_000
+
+
+def parse_now_usecs(text: str | None) -> int | None:
+    """`--now`: absent = each cluster's newest record; `now` = wall clock; or an ISO-8601 time."""
+    if text is None:
+        return None
+    if text.strip().lower() == "now":
+        return time.time_ns() // 1000
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as error:
+        raise ValueError(f"bad --now {text!r}: use 'now' or an ISO-8601 time") from error
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1_000_000)
+
+
+def alerts_table(alerts: Iterable[Alert]) -> Table:
+    """A readable table of alerts for people (`--format table`)."""
+    from rich.table import Table
+
+    table = Table(header_style="bold")
+    for column in ("time", "severity", "rule", "cluster", "hsm", "user", "details"):
+        table.add_column(column, overflow="fold")
+    for alert in alerts:
+        details = ", ".join(f"{key}={value}" for key, value in alert.details.items() if key != "response")
+        table.add_row(
+            alert.time or "",
+            alert.severity,
+            alert.rule,
+            alert.cluster_id or "",
+            alert.hsm_id or "",
+            alert.user_name or "",
+            details,
+            style=severity_style(alert.severity),
+        )
+    return table
+
+
+def _config(silent_after: str, disabled: list[str] | None) -> DetectionConfig:
+    from hsmaudit.detect.engine import DetectionConfig
+    from hsmaudit.detect.ruleset import load_ruleset
+
+    known = set(load_ruleset().rule_ids)
+    unknown = sorted(set(disabled or ()) - known)
+    if unknown:
+        fail(f"unknown rule id(s) {', '.join(unknown)}; see 'hsmaudit rules list'", 2)
+    try:
+        silent_usecs = parse_duration_usecs(silent_after)
+    except ValueError as error:
+        fail(str(error), 2)
+    return DetectionConfig(silent_after_usecs=silent_usecs, disabled=frozenset(disabled or ()))
+
+
+def _store_alerts(db: Path, config: DetectionConfig, now_usecs: int | None) -> list[Alert]:
+    from hsmaudit.detect.sqlite import detect_store
+
+    if not db.is_file():
+        fail(f"no store at {db}: give the path of an hsmaudit SQLite store", 2)
+    try:
+        connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    except sqlite3.Error as error:
+        fail(f"cannot open {db}: {error}")
+    try:
+        return detect_store(connection, config, now_usecs=now_usecs)
+    finally:
+        connection.close()
+
+
+def _summary(alerts: list[Alert], events: int | None) -> None:
+    counts: dict[str, int] = {}
+    for alert in alerts:
+        counts[alert.rule] = counts.get(alert.rule, 0) + 1
+    parts = ", ".join(f"{rule} {count}" for rule, count in sorted(counts.items())) or "none"
+    seen = "" if events is None else f"{events} events, "
+    stderr_console().print(f"{seen}{len(alerts)} alerts: {parts}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `detect` and the `rules` group to the app."""
+
+    @app.command("detect")
+    def detect_command(
+        paths: list[str] | None = typer.Argument(None, help=PATHS_HELP, show_default=False),
+        db: Path | None = typer.Option(
+            None, "--db", help="Run the detections over a local hsmaudit SQLite store instead of files."
+        ),
+        output: OutputFormat = typer.Option(
+            OutputFormat.jsonl, "--format", "-f", help="jsonl for machines, table for people."
+        ),
+        log_group: str | None = typer.Option(
+            None, "--log-group", help="Log group for inputs that do not carry one (gives cluster_id)."
+        ),
+        log_stream: str | None = typer.Option(
+            None, "--log-stream", help="Log stream for inputs that do not carry one (gives hsm_id)."
+        ),
+        silent_after: str = typer.Option(
+            "1h", "--silent-after", help="hsm-silent: how long an HSM may go without a record (30m, 6h, 1d)."
+        ),
+        now: str | None = typer.Option(
+            None,
+            "--now",
+            help="hsm-silent clock: 'now', an ISO-8601 time, or (default) each cluster's newest record.",
+        ),
+        disable: list[str] | None = typer.Option(
+            None, "--disable", help="Skip a rule id (repeatable); see 'hsmaudit rules list'."
+        ),
+        summary: bool = typer.Option(False, "--summary", help="Print alert counts per rule on stderr."),
+    ) -> None:
+        """Run every detection over CloudHSM audit events and print one alert per line.
+
+        Reads the same inputs as 'hsmaudit parse' (or the local store with --db). Exits 0 whether or
+        not alerts fired; non-zero only when the input cannot be read.
+        """
+        config = _config(silent_after, disable)
+        try:
+            now_usecs = parse_now_usecs(now)
+        except ValueError as error:
+            fail(str(error), 2)
+        with one_line_errors(SourceError, DetectError, msgspec.ValidationError):
+            events_seen: int | None = None
+            if db is not None:
+                if paths:
+                    fail("give either input paths or --db, not both", 2)
+                alerts: Iterable[Alert] = _store_alerts(db, config, now_usecs)
+            else:
+                from hsmaudit.detect.engine import DetectionEngine, detect_events
+
+                engine = DetectionEngine(config)
+                events = iter_events(input_paths(paths), log_group=log_group, log_stream=log_stream)
+                alerts = detect_events(events, now_usecs=now_usecs, engine=engine)
+            if output is OutputFormat.table or summary:
+                alerts = list(alerts)
+                if db is None:
+                    events_seen = engine.stats.events
+            if output is OutputFormat.table:
+                stdout_console().print(alerts_table(alerts))
+            else:
+                write_lines(alert_to_json(alert) for alert in alerts)
+            if summary:
+                assert isinstance(alerts, list)
+                _summary(alerts, events_seen)
+
+    rules_app = typer.Typer(
+        name="rules",
+        help="The detection rules: list them, or regenerate SQLite queries and Splunk searches from Sigma.",
+        no_args_is_help=True,
+    )
+    app.add_typer(rules_app)
+
+    @rules_app.command("list")
+    def rules_list(
+        output: OutputFormat = typer.Option(
+            OutputFormat.table, "--format", "-f", help="jsonl for machines, table for people."
+        ),
+    ) -> None:
+        """List every rule id with its level and where it runs."""
+        from hsmaudit.detect.ruleset import load_ruleset
+
+        with one_line_errors(DetectError):
+            rows = _rule_rows(load_ruleset().metadata)
+            if output is OutputFormat.jsonl:
+                write_lines(msgspec.json.encode(row) for row in rows)
+                return
+            from rich.table import Table
+
+            table = Table(header_style="bold")
+            for column in ("rule", "severity", "kind", "runs in", "title"):
+                table.add_column(column, overflow="fold")
+            for row in rows:
+                table.add_row(
+                    row.rule,
+                    row.severity,
+                    row.kind,
+                    ", ".join(row.runs_in),
+                    row.title,
+                    style=severity_style(row.severity),
+                )
+            stdout_console().print(table)
+
+    @rules_app.command("compile")
+    def rules_compile(
+        check: bool = typer.Option(
+            False, "--check", help="Only check that the generated files are current (exit 1 if stale)."
+        ),
+    ) -> None:
+        """Regenerate rules.json, the SQLite queries and savedsearches.conf from the Sigma rules.
+
+        Needs the 'sigma' extra (pySigma and its Splunk and SQLite backends).
+        """
+        try:
+            from hsmaudit.detect.compiler import stale_files, write_generated
+        except ImportError as error:
+            fail(f"pySigma is not installed ({error.name}): pip install 'hsmaudit[sigma]'")
+        with one_line_errors(DetectError):
+            if check:
+                stale = stale_files()
+                if stale:
+                    fail(f"generated files are stale: {', '.join(stale)}; run 'hsmaudit rules compile'")
+                sys.stdout.write("generated files are current\n")
+                return
+            changed = write_generated()
+            sys.stdout.write(
+                "".join(f"wrote src/hsmaudit/{path}\n" for path in changed) or "generated files are current\n"
+            )
+
+
+class RuleRow(msgspec.Struct, frozen=True):
+    """One line of `hsmaudit rules list`."""
+
+    rule: str
+    severity: str
+    kind: str
+    runs_in: list[str]
+    title: str
+
+
+def _rule_rows(metadata: dict[str, dict[str, Any]]) -> list[RuleRow]:
+    rows = []
+    for rule_id, entry in sorted(metadata.items()):
+        if "condition" in entry:
+            kind, runs_in = "single-event", ["python", "sqlite", "splunk"]
+        elif "timespan_seconds" in entry:
+            kind, runs_in = "correlation", ["python", "sqlite", "splunk"]
+        else:
+            kind, runs_in = "stateful", ["python", "splunk"]
+        rows.append(RuleRow(rule_id, str(entry["severity"]), kind, runs_in, str(entry["title"])))
+    return rows

@@ -1,0 +1,245 @@
+"""Detections over the local SQLite store: the generated queries, plus the stateful detectors.
+
+The store (`hsmaudit.store`, table `events`, one column per `HsmEvent` field, booleans 0/1,
+`extra`/`attributes` as JSON text, `event_id` UNIQUE) is written by the collector. This module
+only reads it, through a plain `sqlite3.Connection`, so `detect` stays independent of `store`:
+
+- single-event rules run their pySigma-generated SQL (`generated/sqlite/<rule>.sql`);
+- `login-brute-force` creates the attempts view (`failed-login-attempts.sql`) and runs pySigma's
+  sliding-window correlation over it, then keeps the rising edges (the first window of a burst
+  that reaches the threshold), which is exactly when the Python detector fires;
+- `sequence-*` and `hsm-silent` need per-stream order and memory, so the rows are streamed
+  through the same Python detectors the engine uses.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from importlib import resources
+from typing import Any, Final
+
+import msgspec
+import msgspec.inspect
+
+from hsmaudit.detect.bruteforce import RULE_ID as BRUTE_FORCE
+from hsmaudit.detect.engine import DetectionConfig
+from hsmaudit.detect.errors import DetectStoreError
+from hsmaudit.detect.ruleset import RuleSet, load_ruleset
+from hsmaudit.detect.sequence import SequenceDetector, SequenceSettings
+from hsmaudit.detect.silence import SilenceDetector
+from hsmaudit.records.alert import Alert
+from hsmaudit.records.event import FIELD_NAMES, HsmEvent, event_from_dict
+from hsmaudit.records.parse import format_usecs
+
+_JSON_FIELDS: Final = frozenset({"extra", "attributes"})
+_BOOL_FIELDS: Final = frozenset({"success", "mfa_enabled"})
+
+
+def _integer_fields() -> frozenset[str]:
+    info = msgspec.inspect.type_info(HsmEvent)
+    assert isinstance(info, msgspec.inspect.StructType)
+    names = set()
+    for field in info.fields:
+        kinds = field.type.types if isinstance(field.type, msgspec.inspect.UnionType) else (field.type,)
+        if any(isinstance(kind, msgspec.inspect.IntType | msgspec.inspect.BoolType) for kind in kinds):
+            names.add(field.name)
+    return frozenset(names)
+
+
+_INTEGER_FIELDS: Final = _integer_fields()
+
+
+def generated_sql(name: str) -> str:
+    """One generated query by file stem (`failed-login`, `failed-login-attempts`, …)."""
+    folder = resources.files("hsmaudit.detect.generated").joinpath("sqlite")
+    return folder.joinpath(f"{name}.sql").read_text(encoding="utf-8")
+
+
+def events_table_sql() -> str:
+    """`CREATE TABLE events` with one column per event field: the contract the store implements.
+
+    For tests and for people who load events into their own database; the store creates its own.
+    """
+    columns = []
+    for name in FIELD_NAMES:
+        kind = "INTEGER" if name in _INTEGER_FIELDS else "TEXT"
+        columns.append(f"{name} {kind}{' NOT NULL UNIQUE' if name == 'event_id' else ''}")
+    return "CREATE TABLE IF NOT EXISTS events (" + ", ".join(columns) + ")"
+
+
+def event_row(event: HsmEvent) -> tuple[Any, ...]:
+    """An event as a row of `events_table_sql()` (booleans 0/1, JSON text for objects)."""
+    values: list[Any] = []
+    for name in FIELD_NAMES:
+        value = getattr(event, name)
+        if value is not None and name in _JSON_FIELDS:
+            value = json.dumps(value)
+        elif isinstance(value, bool):
+            value = int(value)
+        values.append(value)
+    return tuple(values)
+
+
+def insert_events(connection: sqlite3.Connection, events: list[HsmEvent]) -> None:
+    """Insert events (duplicates by `event_id` ignored, as in the store)."""
+    placeholders = ", ".join("?" for _ in FIELD_NAMES)
+    connection.executemany(
+        f"INSERT OR IGNORE INTO events ({', '.join(FIELD_NAMES)}) VALUES ({placeholders})",  # noqa: S608
+        [event_row(event) for event in events],
+    )
+
+
+def event_from_row(row: dict[str, Any]) -> HsmEvent:
+    """A row of `events` (any column order, unknown columns ignored) back into an event."""
+    data: dict[str, Any] = {}
+    for name in FIELD_NAMES:
+        value = row.get(name)
+        if value is None:
+            continue
+        if name in _JSON_FIELDS and isinstance(value, str):
+            value = json.loads(value)
+        elif name in _BOOL_FIELDS:
+            value = value in (1, "1", True, "true")
+        data[name] = value
+    return event_from_dict(data)
+
+
+def _rows(connection: sqlite3.Connection, sql: str) -> Iterator[dict[str, Any]]:
+    cursor = connection.execute(sql)
+    columns = [description[0] for description in cursor.description]
+    for values in cursor:
+        yield dict(zip(columns, values, strict=True))
+
+
+def _check_table(connection: sqlite3.Connection) -> None:
+    try:
+        cursor = connection.execute("SELECT * FROM events LIMIT 0")
+    except sqlite3.Error as error:
+        raise DetectStoreError(f"no readable events table ({error}); is this an hsmaudit store?") from error
+    columns = {description[0] for description in cursor.description}
+    missing = {"event_id", "usecs", "opcode", "success", "hsm_id", "sequence_no"} - columns
+    if missing:
+        raise DetectStoreError(f"events table lacks column(s) {', '.join(sorted(missing))}")
+
+
+def single_rule_alerts(connection: sqlite3.Connection, ruleset: RuleSet | None = None) -> list[Alert]:
+    """Every single-event rule's generated SQL, run against `events`; one alert per matching row."""
+    ruleset = ruleset or load_ruleset()
+    _check_table(connection)
+    alerts = []
+    for rule in ruleset.rules:
+        sql = generated_sql(rule.id)
+        try:
+            rows = list(_rows(connection, sql))
+        except sqlite3.Error as error:
+            raise DetectStoreError(f"rule {rule.id}: query failed: {error}") from error
+        alerts += [rule.alert(event_from_row(row)) for row in rows]
+    return alerts
+
+
+def brute_force_alerts(connection: sqlite3.Connection, ruleset: RuleSet | None = None) -> list[Alert]:
+    """login-brute-force over the store: attempts view + pySigma correlation, rising edges only."""
+    ruleset = ruleset or load_ruleset()
+    correlation = ruleset.correlations.get(BRUTE_FORCE)
+    if correlation is None:
+        return []
+    _check_table(connection)
+    try:
+        connection.executescript(generated_sql("failed-login-attempts"))
+        attempts = list(
+            _rows(
+                connection,
+                "SELECT event_id, usecs, cluster_id, user_name, user_key, user_type, hsm_id"
+                " FROM hsmaudit_failed_login_attempts ORDER BY usecs, event_id",
+            )
+        )
+        windows = list(_rows(connection, generated_sql(BRUTE_FORCE)))
+    except sqlite3.Error as error:
+        raise DetectStoreError(f"rule {BRUTE_FORCE}: query failed: {error}") from error
+    qualifying: dict[tuple[str, str, int], list[str]] = {}
+    for window in windows:
+        keys = json.loads(window["group_keys"])
+        end = round(float(window["window_end"]) * 1_000_000)
+        event_ids = [str(item).split(":", 1)[1] for item in json.loads(window["event_ids"])]
+        qualifying[(str(keys["cluster_id"]).lower(), str(keys["user_name"]).lower(), end)] = event_ids
+    attempt_by_id = {row["event_id"]: row for row in attempts}
+    alerts = []
+    previous_qualified: dict[tuple[str, str], bool] = {}
+    first_spelling: dict[tuple[str, str], str | None] = {}
+    for attempt in attempts:
+        group = (str(attempt["cluster_id"]).lower(), str(attempt["user_key"]))
+        first_spelling.setdefault(group, attempt["user_name"])
+        window_ids = qualifying.get((*group, int(attempt["usecs"])))
+        was = previous_qualified.get(group, False)
+        previous_qualified[group] = window_ids is not None
+        if window_ids is None or was:
+            continue
+        event_ids = window_ids
+        by_id = {i: attempt_by_id[i] for i in event_ids if i in attempt_by_id}
+        ordered = sorted(event_ids, key=lambda i: (by_id[i]["usecs"], i) if i in by_id else (0, i))
+        hsms = sorted({str(by_id[i]["hsm_id"]) for i in ordered if i in by_id and by_id[i]["hsm_id"]})
+        alerts.append(
+            Alert(
+                rule=correlation.id,
+                title=correlation.title,
+                severity=correlation.severity,
+                time=format_usecs(int(attempt["usecs"])),
+                cluster_id=attempt["cluster_id"] or None,
+                user_name=first_spelling[group],
+                event_ids=ordered,
+                details={
+                    "failed_attempts": len(ordered),
+                    "threshold": correlation.threshold,
+                    "window_seconds": correlation.timespan_seconds,
+                    "window_start": format_usecs(int(by_id[ordered[0]]["usecs"])) if ordered else None,
+                    "user_type": attempt["user_type"] or None,
+                    "hsms": hsms,
+                },
+            )
+        )
+    return alerts
+
+
+def iter_store_events(connection: sqlite3.Connection, *, batch: int = 5000) -> Iterator[HsmEvent]:
+    """Every event of the store in arrival order (rowid), as the collector received them."""
+    _check_table(connection)
+    try:
+        cursor = connection.execute("SELECT * FROM events ORDER BY rowid")
+    except sqlite3.OperationalError:  # a WITHOUT ROWID table: HSM time is the next best order
+        cursor = connection.execute("SELECT * FROM events ORDER BY usecs")
+    columns = [description[0] for description in cursor.description]
+    while rows := cursor.fetchmany(batch):
+        for values in rows:
+            try:
+                yield event_from_row(dict(zip(columns, values, strict=True)))
+            except (msgspec.ValidationError, ValueError) as error:
+                raise DetectStoreError(f"events row is not an event: {error}") from error
+
+
+def detect_store(
+    connection: sqlite3.Connection,
+    config: DetectionConfig | None = None,
+    *,
+    now_usecs: int | None = None,
+    ruleset: RuleSet | None = None,
+) -> list[Alert]:
+    """Every detection over the store: SQL where SQL can, the Python detectors where state is needed."""
+    config = config or DetectionConfig()
+    ruleset = ruleset or load_ruleset()
+    disabled = config.disabled
+    alerts = [alert for alert in single_rule_alerts(connection, ruleset) if alert.rule not in disabled]
+    if BRUTE_FORCE not in disabled:
+        alerts += brute_force_alerts(connection, ruleset)
+    titles = {rule_id: rule.title for rule_id, rule in ruleset.stateful.items()}
+    sequence = SequenceDetector(SequenceSettings(reorder_window_usecs=config.reorder_window_usecs), titles)
+    silence = SilenceDetector(config.silent_after_usecs)
+    stateful: list[Alert] = []
+    for event in iter_store_events(connection):
+        stateful += sequence.process(event)
+        silence.process(event)
+    stateful += sequence.finalize()
+    stateful += silence.finalize(now_usecs)
+    alerts += [alert for alert in stateful if alert.rule not in disabled]
+    return alerts
