@@ -157,6 +157,16 @@ def open_destination(options: DeliveryOptions) -> Destination:
         return StoreDestination(EventStore(options.db), str(options.db))
     if options.out is not None:
         return JsonlDestination(options.out, include_raw=settings.include_raw)
+    quiet_library_logs()
+    if not settings.hec_verify:
+        from hsmaudit.cli.output import stderr_console
+
+        stderr_console().print(
+            "hsmaudit: warning: TLS certificate verification of HEC is OFF (HSMAUDIT_HEC_VERIFY=false); "
+            "trust the certificate with --ca-bundle instead",
+            style="yellow",
+            highlight=False,
+        )
     client = hec_client(settings)
     spool = None
     if settings.spool_location:
@@ -164,6 +174,20 @@ def open_destination(options: DeliveryOptions) -> Destination:
 
         spool = open_spool(settings.spool_location)
     return HecDestination(client, spool=spool)
+
+
+def quiet_library_logs() -> None:
+    """The HEC client logs for the Lambda (CloudWatch); on a terminal the summary says it all.
+
+    Without a handler, Python's last-resort handler would print those records on stderr next to
+    the command's own one-line error.
+    """
+    import logging
+
+    library = logging.getLogger("hsmaudit")
+    if not library.handlers:
+        library.addHandler(logging.NullHandler())
+        library.propagate = False
 
 
 @contextmanager

@@ -1,0 +1,120 @@
+"""`hsmaudit send`: files or stdin (every input shape of `parse`) to Splunk HEC or the local store.
+
+For records that never went through the Lambda: exported logs, an auditor's extract, the output
+of `aws logs filter-log-events`, or `hsmaudit parse` output edited by hand. The events go through
+the Lambda's own HEC client and spool (`cli.destination`), in chunks, so memory stays flat on
+large inputs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final
+
+import msgspec
+import typer
+
+from hsmaudit.cli import delivery_options as opts
+from hsmaudit.cli.destination import Delivered, DeliveryError
+from hsmaudit.cli.output import fail, stderr_console
+from hsmaudit.cli.parse import PATHS_HELP, input_paths, iter_events
+from hsmaudit.records.event import HsmEvent
+from hsmaudit.sources.errors import SourceError
+
+CHUNK_EVENTS: Final = 5000
+"""Events handed to the destination at a time (HecClient splits them into HEC-sized batches)."""
+
+SEND_HELP: Final = (
+    "Send audit records from files or stdin to Splunk HEC, the local store (--db) or a file (--out).\n\n"
+    "Takes every input `hsmaudit parse` takes: raw record text, certificate JSON, CloudWatch "
+    "subscription envelopes, 'aws logs filter-log-events' output, JSON lines of events. Delivery uses "
+    "the same HEC client, batching, retries and spool as the Lambda; settings come from flags, then "
+    "HSMAUDIT_* variables, then the config file. Prints a summary (JSON with --json); exits 1 if "
+    "any event was neither accepted nor spooled."
+)
+
+
+def chunks(events: Iterator[HsmEvent], size: int) -> Iterator[list[HsmEvent]]:
+    """Lists of at most `size` events, in order."""
+    while chunk := list(itertools.islice(events, size)):
+        yield chunk
+
+
+def register(app: typer.Typer) -> None:
+    """Add `send` to the app."""
+
+    @app.command("send", help=SEND_HELP)
+    def send_command(
+        paths: list[str] | None = typer.Argument(None, help=PATHS_HELP, show_default=False),
+        log_group: str | None = typer.Option(
+            None, "--log-group", help="Log group for inputs that do not carry one (gives cluster_id)."
+        ),
+        log_stream: str | None = typer.Option(
+            None, "--log-stream", help="Log stream for inputs that do not carry one (gives hsm_id)."
+        ),
+        db: Path | None = opts.DB,
+        out: str | None = opts.OUT,
+        hec_url: str | None = opts.HEC_URL,
+        index: str | None = opts.INDEX,
+        sourcetype: str | None = opts.SOURCETYPE,
+        ack: bool | None = opts.ACK,
+        ca_bundle: Path | None = opts.CA_BUNDLE,
+        spool_dir: Path | None = opts.SPOOL_DIR,
+        raw: bool | None = opts.RAW,
+        config: Path | None = opts.CONFIG,
+        json_summary: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    ) -> None:
+        """Send audit records to Splunk HEC or the local store (see SEND_HELP)."""
+        if out == "-" and json_summary:
+            fail("--out - and --json both want stdout; write the events to a file", 2)
+        options = opts.DeliveryOptions(
+            db=db,
+            out=out,
+            hec_url=hec_url,
+            index=index,
+            sourcetype=sourcetype,
+            ack=ack,
+            ca_bundle=ca_bundle,
+            spool_dir=spool_dir,
+            raw=raw,
+            config=config,
+        )
+        sources = input_paths(paths)
+        total = Delivered()
+        parse_errors = 0
+        started = time.monotonic()
+        with opts.delivery_errors():
+            destination = opts.open_destination(options)
+            try:
+                events = iter_events(sources, log_group=log_group, log_stream=log_stream)
+                for chunk in chunks(events, CHUNK_EVENTS):
+                    parse_errors += sum(1 for event in chunk if event.parse_error)
+                    total.add(destination.deliver(chunk))
+            except (DeliveryError, SourceError) as error:
+                fail(f"{error} ({total.events} events were delivered before this)")
+            finally:
+                destination.close()
+        seconds = time.monotonic() - started
+        summary = {
+            "destination": destination.description,
+            "events": total.events,
+            "accepted": total.accepted,
+            "spooled": total.spooled,
+            "duplicates": total.duplicates,
+            "parse_errors": parse_errors,
+            "seconds": round(seconds, 3),
+        }
+        if json_summary:
+            sys.stdout.write(msgspec.json.encode(summary).decode() + "\n")
+        else:
+            extra = f", {total.spooled} spooled for replay" if total.spooled else ""
+            extra += f", {total.duplicates} already stored" if total.duplicates else ""
+            extra += f", {parse_errors} unparsed (sent with parse_error set)" if parse_errors else ""
+            stderr_console().print(
+                f"sent {total.events} events to {destination.description} in {seconds:.1f}s{extra}",
+                highlight=False,
+            )
