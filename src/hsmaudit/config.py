@@ -39,6 +39,8 @@ HSMAUDIT_HEC_CA_BUNDLE: Final = "HSMAUDIT_HEC_CA_BUNDLE"
 HSMAUDIT_HEC_VERIFY: Final = "HSMAUDIT_HEC_VERIFY"
 HSMAUDIT_HEC_TIMEOUT: Final = "HSMAUDIT_HEC_TIMEOUT"
 HSMAUDIT_HEC_MAX_ATTEMPTS: Final = "HSMAUDIT_HEC_MAX_ATTEMPTS"
+HSMAUDIT_HEC_BACKOFF_BASE: Final = "HSMAUDIT_HEC_BACKOFF_BASE"
+HSMAUDIT_HEC_BACKOFF_CAP: Final = "HSMAUDIT_HEC_BACKOFF_CAP"
 HSMAUDIT_INCLUDE_RAW: Final = "HSMAUDIT_INCLUDE_RAW"
 HSMAUDIT_SPOOL_BUCKET: Final = "HSMAUDIT_SPOOL_BUCKET"
 HSMAUDIT_SPOOL_PREFIX: Final = "HSMAUDIT_SPOOL_PREFIX"
@@ -109,6 +111,10 @@ SETTINGS: Final[tuple[SettingSpec, ...]] = (
                 "seconds per HEC request (connect and read), also bounded by the time left", "--timeout"),
     SettingSpec("hec_max_attempts", HSMAUDIT_HEC_MAX_ATTEMPTS, "int", 5,
                 "tries per batch on retryable failures (503, 429, 5xx, timeouts, resets) before spooling"),
+    SettingSpec("hec_backoff_base", HSMAUDIT_HEC_BACKOFF_BASE, "float", 0.5,
+                "first retry waits up to this many seconds; each further retry doubles it (full jitter)"),
+    SettingSpec("hec_backoff_cap", HSMAUDIT_HEC_BACKOFF_CAP, "float", 8.0,
+                "longest wait between retries, in seconds (also caps a server's Retry-After)"),
     SettingSpec("include_raw", HSMAUDIT_INCLUDE_RAW, "bool", True,
                 "keep the record text in `event.raw`", "--include-raw"),
     SettingSpec("spool_bucket", HSMAUDIT_SPOOL_BUCKET, "str", None,
@@ -159,6 +165,8 @@ class Settings:
     hec_verify: bool = True
     hec_timeout: float = 5.0
     hec_max_attempts: int = 5
+    hec_backoff_base: float = 0.5
+    hec_backoff_cap: float = 8.0
     include_raw: bool = True
     spool_bucket: str | None = None
     spool_prefix: str = "hsmaudit/spool/"
@@ -253,6 +261,8 @@ def validate(settings: Settings) -> None:
     for name in ("hec_timeout", "hec_ack_poll_interval", "hec_ack_timeout"):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{name} must be greater than 0")
+    if settings.hec_backoff_base < 0 or settings.hec_backoff_cap < 0:
+        raise ConfigError("hec_backoff_base and hec_backoff_cap cannot be negative")
     if settings.hec_token_ttl < 0 or settings.time_reserve < 0:
         raise ConfigError("hec_token_ttl and time_reserve cannot be negative")
     if settings.hec_max_attempts < 1:

@@ -66,6 +66,8 @@ def build_client(settings: Settings, token: TokenProvider | None = None) -> HecC
             max_bytes=settings.batch_max_bytes,
             timeout=settings.hec_timeout,
             max_attempts=settings.hec_max_attempts,
+            backoff_base=settings.hec_backoff_base,
+            backoff_cap=settings.hec_backoff_cap,
             ack_timeout=settings.hec_ack_timeout,
             ack_poll_interval=settings.hec_ack_poll_interval,
         )

@@ -13,11 +13,11 @@ import typer
 
 from hsmaudit import __version__
 
-COMMAND_MODULES: Final[tuple[str, ...]] = ("parse", "package", "backfill", "send", "detect"
+COMMAND_MODULES: Final[tuple[str, ...]] = ("parse", "package", "backfill", "send", "detect", "replay")
 
 app = typer.Typer(
     name="hsmaudit",
-    help="Ship AWS CloudHSM audit logs to Splunk HEC (or a local store, "replay") and watch them for critical events.",
+    help="Ship AWS CloudHSM audit logs to Splunk HEC (or a local store) and watch them for critical events.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -247,6 +247,8 @@ class DeliveryReport:
     body_bytes: int
     latencies_ms: tuple[float, ...]
     resent_unacked: int = 0
+    blocked: str | None = None
+    """Why the run stopped sending (HEC down, token refused, …); None when it never did."""
 
     @property
     def spooled_events(self) -> int:
@@ -276,6 +278,7 @@ class DeliveryReport:
             "wire_bytes": self.wire_bytes,
             "body_bytes": self.body_bytes,
             "resent_unacked": self.resent_unacked,
+            "blocked": self.blocked,
         }
 
 
@@ -319,6 +322,7 @@ class _Run:
             body_bytes=self.body_bytes,
             latencies_ms=tuple(self.latencies_ms),
             resent_unacked=self.resent_unacked,
+            blocked=self.blocked,
         )
 
 

@@ -1,0 +1,213 @@
+"""`hsmaudit replay`: send spooled batches to HEC, deleting each only after HEC accepted all of it.
+
+The spool (a local directory or `s3://bucket/prefix`) holds HEC lines exactly as the forwarder
+built them, so replay re-sends bytes, not re-parsed records: what reaches Splunk is what would
+have reached it the first time. Per batch:
+
+- all lines accepted -> the batch is deleted;
+- some accepted, some refused -> the refused ones are written as a new batch (with the reason)
+  *before* the original is deleted, so a crash in between can duplicate but never lose;
+- none accepted -> the batch stays as it is; if HEC is down or refuses the token, replay stops;
+- raw payloads (`kind: payload`, inputs that could not be decoded) are listed and left alone.
+
+Running it again is safe: a deleted batch is gone from the listing, and deleting twice is fine.
+Unlike the Datadog Forwarder (which deletes a stored object once *any* batch built from it
+succeeds), nothing is deleted before HEC took every line of it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import typer
+
+from hsmaudit.cli.output import fail, one_line_errors
+
+if TYPE_CHECKING:
+    from hsmaudit.config import Settings
+    from hsmaudit.sinks.hec import HecClient
+    from hsmaudit.sinks.spool import Spool
+
+Status = Literal["replayed", "partial", "kept", "payload", "listed"]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    """What replay did with one spooled batch (JSON line on stdout)."""
+
+    batch_id: str
+    status: Status
+    events: int
+    accepted: int
+    reason: str
+    new_batch_id: str | None = None
+
+    def as_json(self) -> str:
+        """One JSON line, counts and ids only."""
+        return json.dumps(
+            {
+                "batch_id": self.batch_id,
+                "status": self.status,
+                "events": self.events,
+                "accepted": self.accepted,
+                "reason": self.reason,
+                "new_batch_id": self.new_batch_id,
+            },
+            ensure_ascii=False,
+        )
+
+
+def replay_batch(
+    batch_id: str, *, spool: Spool, client: HecClient, budget: float
+) -> tuple[BatchOutcome, bool]:
+    """Replay one batch; returns its outcome and whether replay should go on to the next."""
+    from hsmaudit.sinks.spool import SpoolBatch
+
+    batch = spool.get(batch_id)
+    if batch.kind != "hec":
+        return BatchOutcome(batch_id, "payload", 1, 0, batch.reason), True
+    report = client.send_lines(
+        batch.lines, deadline=time.monotonic() + budget, spool=None, metadata=batch.metadata
+    )
+    if not report.failed:
+        spool.delete(batch_id)
+        return BatchOutcome(batch_id, "replayed", len(batch.lines), report.accepted, batch.reason), True
+    reason = report.failed[0].reason
+    go_on = report.blocked is None
+    if report.accepted == 0 and report.failed_events == len(batch.lines):
+        return BatchOutcome(batch_id, "kept", len(batch.lines), 0, reason), go_on
+    rest = tuple(line for failed in report.failed for line in failed.lines)
+    remainder = SpoolBatch(lines=rest, reason=reason, metadata={**batch.metadata, "replayed_from": batch_id})
+    spool.put(remainder)  # first keep what is left, then drop the original: never lose a line
+    spool.delete(batch_id)
+    return (
+        BatchOutcome(batch_id, "partial", len(batch.lines), report.accepted, reason, remainder.batch_id),
+        go_on,
+    )
+
+
+def replay_spool(
+    spool: Spool, client: HecClient, *, budget: float = 120.0, limit: int | None = None
+) -> list[BatchOutcome]:
+    """Replay every batch (oldest first), stopping when HEC is down or refuses the token."""
+    outcomes: list[BatchOutcome] = []
+    for batch_id in spool.list():
+        if limit is not None and len(outcomes) >= limit:
+            break
+        outcome, go_on = replay_batch(batch_id, spool=spool, client=client, budget=budget)
+        outcomes.append(outcome)
+        if not go_on:
+            break
+    return outcomes
+
+
+def list_spool(spool: Spool) -> list[BatchOutcome]:
+    """What is in the spool, without sending anything."""
+    outcomes = []
+    for batch_id in spool.list():
+        batch = spool.get(batch_id)
+        outcomes.append(BatchOutcome(batch_id, "listed", batch.count, 0, batch.reason))
+    return outcomes
+
+
+def _settings(flags: dict[str, Any], config: Path | None) -> Settings:
+    from hsmaudit.config import load_settings
+
+    return load_settings(flags, config_path=str(config) if config else None)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `replay` to the app."""
+
+    @app.command("replay")
+    def replay_command(
+        location: str | None = typer.Argument(
+            None,
+            help="Spool to replay: a directory or s3://bucket/prefix "
+            "(default: HSMAUDIT_SPOOL_BUCKET/PREFIX, else HSMAUDIT_SPOOL_DIR).",
+            show_default=False,
+        ),
+        hec_url: str | None = typer.Option(
+            None, "--hec-url", help="HEC URL (env HSMAUDIT_HEC_URL). The token comes from the environment."
+        ),
+        ca_bundle: Path | None = typer.Option(
+            None, "--ca-bundle", help="PEM file of CAs to trust for HEC (env HSMAUDIT_HEC_CA_BUNDLE)."
+        ),
+        insecure: bool = typer.Option(
+            False, "--insecure", help="Do not verify HEC's TLS certificate (logged as a warning)."
+        ),
+        ack: bool | None = typer.Option(
+            None, "--ack/--no-ack", help="Wait for indexer acknowledgement (env HSMAUDIT_HEC_ACK)."
+        ),
+        timeout: float | None = typer.Option(
+            None, "--timeout", help="Seconds per HEC request (env HSMAUDIT_HEC_TIMEOUT)."
+        ),
+        budget: float = typer.Option(120.0, "--budget", help="Seconds allowed per batch, retries included."),
+        limit: int | None = typer.Option(None, "--limit", help="Replay at most this many batches."),
+        list_only: bool = typer.Option(False, "--list", help="Only list the spooled batches; send nothing."),
+        config: Path | None = typer.Option(
+            None,
+            "--config",
+            help="Config file (TOML; default HSMAUDIT_CONFIG or ~/.config/hsmaudit/config.toml).",
+        ),
+    ) -> None:
+        """Re-send spooled batches to Splunk HEC; each is deleted only once HEC accepted all of it.
+
+        Prints one JSON line per batch (status replayed, partial, kept, payload or listed) and a
+        summary on stderr. Safe to run again. Exits 1 if any batch is still spooled because HEC
+        did not take it; raw payloads that could not be decoded are listed and left for a person.
+        """
+        from hsmaudit.config import ConfigError
+        from hsmaudit.sinks.errors import SinkError
+
+        with one_line_errors(ConfigError, SinkError, ValueError):
+            flags: dict[str, Any] = {
+                "hec_url": hec_url,
+                "hec_ca_bundle": str(ca_bundle) if ca_bundle else None,
+                "hec_verify": False if insecure else None,
+                "hec_ack": ack,
+                "hec_timeout": timeout,
+            }
+            settings = _settings(flags, config)
+            where = location or settings.spool_location
+            if not where:
+                fail("no spool: give a directory or s3://bucket/prefix, or set HSMAUDIT_SPOOL_DIR", 2)
+            from hsmaudit.sinks.spool import open_spool
+
+            spool = open_spool(where)
+            if list_only:
+                outcomes = list_spool(spool)
+            else:
+                from hsmaudit.aws.runtime import build_client
+
+                client = build_client(settings)
+                try:
+                    outcomes = replay_spool(spool, client, budget=budget, limit=limit)
+                finally:
+                    client.close()
+            for outcome in outcomes:
+                sys.stdout.write(outcome.as_json() + "\n")
+            sys.stdout.flush()
+            _summarise(outcomes, where, list_only=list_only)
+
+
+def _summarise(outcomes: list[BatchOutcome], where: str, *, list_only: bool) -> None:
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    events = sum(o.accepted for o in outcomes)
+    if list_only:
+        sys.stderr.write(f"hsmaudit: {len(outcomes)} batches in {where}\n")
+        return
+    sys.stderr.write(
+        f"hsmaudit: replayed {counts.get('replayed', 0)} batches ({events} events accepted) from {where}; "
+        f"partial {counts.get('partial', 0)}, kept {counts.get('kept', 0)}, "
+        f"raw payloads left {counts.get('payload', 0)}\n"
+    )
+    if counts.get("kept", 0) or counts.get("partial", 0):
+        raise typer.Exit(1)
