@@ -45,6 +45,11 @@ class GroupCommitWriter:
         self._queue.put((events, future))
         return future
 
+    @property
+    def alive(self) -> bool:
+        """True while the writer thread accepts batches (the collector's health check)."""
+        return not self._stopped and self._thread.is_alive()
+
     def close(self) -> None:
         """Commit what is queued, then stop the thread."""
         if not self._stopped:

@@ -1,0 +1,269 @@
+"""The local collector and dashboard as one ASGI app (Starlette): HEC in, store, pages out.
+
+Where it sits: senders (our Lambda handler's HEC client, Splunk's own loggers, curl) POST to the
+HEC endpoints; every accepted event is committed to the `EventStore` before the reply says
+success; the dashboard and `/api/*` read the same store. `hsmaudit serve` and `hsmaudit demo`
+run this app under uvicorn (`server/run.py`).
+
+Security defaults: the token is compared in constant time and never logged; query-string tokens
+are refused (reference §1.2: tokens in URLs get logged); every page string is escaped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hmac
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from hsmaudit.records.event import HsmEvent
+from hsmaudit.records.parse import parse_message
+from hsmaudit.server.dashboard import dashboard_routes
+from hsmaudit.server.hec import (
+    ACK_DISABLED,
+    DATA_CHANNEL_MISSING,
+    DEFAULT_MAX_CONTENT_LENGTH,
+    DEFAULT_MAX_EVENT_SIZE,
+    HEALTHY,
+    INTERNAL_ERROR,
+    INVALID_AUTHORIZATION,
+    INVALID_DATA_FORMAT,
+    INVALID_TOKEN,
+    NO_DATA,
+    QUERY_STRING_AUTH_DISABLED,
+    SUCCESS,
+    TOKEN_REQUIRED,
+    AckRegistry,
+    HecRequestError,
+    PayloadTooLargeError,
+    check_channel,
+    decode_ack_request,
+    decode_body,
+    decode_envelopes,
+    envelope_event,
+    reply_body,
+    reply_status,
+)
+from hsmaudit.sources.files import split_records
+from hsmaudit.store.errors import StoreError
+from hsmaudit.store.writer import GroupCommitWriter
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable
+
+    from starlette.requests import Request
+
+    from hsmaudit.store.database import EventStore
+
+LOG: Final = logging.getLogger("hsmaudit.server")
+
+CHANNEL_HEADER: Final = "x-splunk-request-channel"
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorSettings:
+    """How the collector behaves; `token` is the one secret it accepts."""
+
+    token: str
+    max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH
+    max_event_size: int = DEFAULT_MAX_EVENT_SIZE
+    ack: bool = True
+    """Indexer acknowledgement: a request with a channel gets an `ackId` (reference §1.7)."""
+
+    def __repr__(self) -> str:  # never show the token in a traceback or a log line
+        return f"CollectorSettings(max_content_length={self.max_content_length}, ack={self.ack})"
+
+
+def _reply(code: int, **extra: Any) -> JSONResponse:
+    return JSONResponse(reply_body(code, **extra), status_code=reply_status(code))
+
+
+def _error_reply(error: HecRequestError) -> JSONResponse:
+    return JSONResponse(error.body(), status_code=reply_status(error.code))
+
+
+class Collector:
+    """The HEC endpoints, bound to a store (through a group-commit writer) and settings."""
+
+    def __init__(self, store: EventStore, settings: CollectorSettings) -> None:
+        self.store = store
+        self.settings = settings
+        self.writer = GroupCommitWriter(store)
+        self.acks = AckRegistry()
+        self._token = settings.token.encode("utf-8")
+
+    def close(self) -> None:
+        """Commit what is queued and stop the writer thread."""
+        self.writer.close()
+
+    # --- request plumbing ---------------------------------------------------------------
+
+    def _authorize(self, request: Request) -> None:
+        """Reference §1.2: header `Splunk <token>` (or Basic with the token as password)."""
+        if "token" in request.query_params:
+            raise HecRequestError(QUERY_STRING_AUTH_DISABLED)
+        header = request.headers.get("authorization")
+        if header is None or not header.strip():
+            raise HecRequestError(TOKEN_REQUIRED)
+        scheme, _, value = header.strip().partition(" ")
+        value = value.strip()
+        if scheme.lower() == "splunk" and value:
+            presented = value.encode("utf-8", "replace")
+        elif scheme.lower() == "basic" and value:
+            try:
+                decoded = base64.b64decode(value, validate=True).decode("utf-8", "replace")
+            except (binascii.Error, ValueError):
+                raise HecRequestError(INVALID_AUTHORIZATION) from None
+            presented = decoded.partition(":")[2].encode("utf-8", "replace")
+        else:
+            raise HecRequestError(INVALID_AUTHORIZATION)
+        if not hmac.compare_digest(presented, self._token):
+            raise HecRequestError(INVALID_TOKEN)
+
+    async def _body(self, request: Request) -> bytes:
+        limit = self.settings.max_content_length
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLargeError(int(declared), limit)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLargeError(size, limit)
+            chunks.append(chunk)
+        return decode_body(b"".join(chunks), request.headers.get("content-encoding"), limit=limit)
+
+    def _channel(self, request: Request) -> str | None:
+        return check_channel(request.headers.get(CHANNEL_HEADER) or request.query_params.get("channel"))
+
+    async def _store(self, events: list[HsmEvent]) -> None:
+        if events:
+            await asyncio.wrap_future(self.writer.submit(events))
+
+    async def _guarded(self, request: Request, work: Callable[[Request], Awaitable[Response]]) -> Response:
+        try:
+            return await work(request)
+        except HecRequestError as error:
+            return _error_reply(error)
+        except PayloadTooLargeError as error:
+            return JSONResponse(error.body(), status_code=413)
+        except StoreError as error:
+            LOG.error("store write failed: %s", error)
+            return _reply(INTERNAL_ERROR)
+
+    # --- endpoints ----------------------------------------------------------------------
+
+    async def event(self, request: Request) -> Response:
+        """`/services/collector[/event[/1.0]]`: envelopes back to back."""
+        return await self._guarded(request, self._event)
+
+    async def _event(self, request: Request) -> Response:
+        self._authorize(request)
+        channel = self._channel(request)
+        body = await self._body(request)
+        envelopes, error = decode_envelopes(body, max_event_size=self.settings.max_event_size)
+        # Events before a bad one are accepted (reference §1.9): store them, then report it.
+        await self._store([envelope_event(envelope) for envelope in envelopes])
+        if error is not None:
+            return _error_reply(error)
+        return self._success(channel)
+
+    async def raw(self, request: Request) -> Response:
+        """`/services/collector/raw`: CloudHSM record text; metadata from the query string."""
+        return await self._guarded(request, self._raw)
+
+    async def _raw(self, request: Request) -> Response:
+        self._authorize(request)
+        channel = self._channel(request)
+        body = await self._body(request)
+        text = body.decode("utf-8", "replace")
+        if not text.strip():
+            raise HecRequestError(NO_DATA)
+        source = request.query_params.get("source") or None
+        host = request.query_params.get("host") or None
+        if text.lstrip().startswith("{"):
+            # Certificate-storage records are one JSON object per line (reference §8.1).
+            records = [line for line in text.splitlines() if line.strip()]
+        else:
+            records = list(split_records(text))
+        await self._store([parse_message(record, log_group=source, log_stream=host) for record in records])
+        return self._success(channel)
+
+    def _success(self, channel: str | None) -> JSONResponse:
+        if channel is not None and self.settings.ack:
+            return _reply(SUCCESS, ackId=self.acks.issue(channel))
+        return _reply(SUCCESS)
+
+    async def health(self, request: Request) -> Response:
+        """`/services/collector/health`: 200 code 17 while the store writer runs."""
+        if request.method != "GET":
+            return _reply(NO_DATA)
+        if self.writer.alive:
+            return _reply(HEALTHY)
+        return _reply(18)
+
+    async def ack(self, request: Request) -> Response:
+        """`/services/collector/ack`: which ack ids of this channel are indexed (reference §1.7)."""
+        return await self._guarded(request, self._ack)
+
+    async def _ack(self, request: Request) -> Response:
+        self._authorize(request)
+        if not self.settings.ack:
+            raise HecRequestError(ACK_DISABLED)
+        channel = self._channel(request)
+        if channel is None:
+            raise HecRequestError(DATA_CHANNEL_MISSING)
+        body = await self._body(request)
+        if not body.strip():
+            raise HecRequestError(NO_DATA)
+        return JSONResponse({"acks": self.acks.query(channel, decode_ack_request(body))})
+
+    def routes(self) -> list[Route]:
+        """The HEC routes, with Splunk's versioned aliases."""
+        return [
+            Route("/services/collector", self.event, methods=["POST"]),
+            Route("/services/collector/event", self.event, methods=["POST"]),
+            Route("/services/collector/event/1.0", self.event, methods=["POST"]),
+            Route("/services/collector/raw", self.raw, methods=["POST"]),
+            Route("/services/collector/raw/1.0", self.raw, methods=["POST"]),
+            Route("/services/collector/health", self.health, methods=["GET", "POST"]),
+            Route("/services/collector/health/1.0", self.health, methods=["GET", "POST"]),
+            Route("/services/collector/ack", self.ack, methods=["POST"]),
+        ]
+
+
+def create_app(store: EventStore, settings: CollectorSettings) -> Starlette:
+    """The whole local server: HEC collector plus dashboard, over one store."""
+    collector = Collector(store, settings)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        if request.url.path.startswith("/services/collector"):
+            return JSONResponse({"text": "The requested URL was not found on this server.", "code": 404}, 404)
+        return Response("Not found", status_code=404, media_type="text/plain")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        # Shutdown: commit what is queued before the process goes.
+        collector.close()
+
+    app = Starlette(
+        routes=[*collector.routes(), *dashboard_routes(store)],
+        exception_handlers={404: not_found},
+        lifespan=lifespan,
+    )
+    app.state.collector = collector
+    app.state.store = store
+    return app
+
+
+__all__ = ["INVALID_DATA_FORMAT", "Collector", "CollectorSettings", "create_app"]
