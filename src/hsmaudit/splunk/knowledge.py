@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Final
 
 from hsmaudit.records.opcodes import CERTIFICATE_OPCODES, CRYPTO_OFFICER_TYPES, OPCODES, OpcodeInfo
@@ -262,3 +263,18 @@ def render_props(template: str) -> str:
             f"{', '.join(missing) or 'none'}, found {', '.join(seen) or 'none'}"
         )
     return rendered
+
+
+def refresh_props(path: Path) -> bool:
+    """Re-render the generated blocks of the props.conf at `path`; True when the file changed."""
+    current = path.read_text(encoding="utf-8")
+    rendered = render_props(current)
+    if rendered == current:
+        return False
+    path.write_text(rendered, encoding="utf-8")
+    return True
+
+
+if __name__ == "__main__":  # pragma: no cover - the developer's chore: `python -m hsmaudit.splunk.knowledge`
+    _props = Path(__file__).resolve().parent / "hsmaudit_app" / "default" / "props.conf"
+    print(f"{_props}: {'updated' if refresh_props(_props) else 'up to date'}")
