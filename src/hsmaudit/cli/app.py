@@ -13,7 +13,16 @@ import typer
 
 from hsmaudit import __version__
 
-COMMAND_MODULES: Final[tuple[str, ...]] = ("parse", "package", "backfill", "send", "detect", "replay", "splunk_app", "serve")
+COMMAND_MODULES: Final[tuple[str, ...]] = (
+    "parse",
+    "package",
+    "backfill",
+    "send",
+    "detect",
+    "replay",
+    "splunk_app",
+    "serve",
+)
 
 app = typer.Typer(
     name="hsmaudit",
