@@ -167,7 +167,8 @@ def decode_body(body: bytes, content_encoding: str | None, *, limit: int) -> byt
 class Envelope(msgspec.Struct, frozen=True):
     """One HEC event envelope (§1.3); `event` stays raw JSON until we know what it holds."""
 
-    event: msgspec.Raw | None = None
+    event: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)
+    """Empty when the key is absent (code 12); the JSON text otherwise (`null` -> code 13)."""
     time: float | str | None = None
     host: str | None = None
     source: str | None = None
@@ -262,12 +263,10 @@ def decode_envelope(text: bytes, index: int, *, max_event_size: int) -> Envelope
 def _checked(envelope: Envelope, text: bytes, index: int, *, max_event_size: int) -> Envelope:
     if len(text) > max_event_size:
         raise HecRequestError(INVALID_DATA_FORMAT, index)
-    if envelope.event is None:
-        # msgspec leaves `event` None both when it is absent and when it is JSON null.
-        value = _ANY_DECODER.decode(text)
-        raise HecRequestError(EVENT_FIELD_REQUIRED if "event" not in value else EVENT_FIELD_BLANK, index)
     raw = bytes(envelope.event).strip(_WHITESPACE)
-    if raw in (b'""', b"{}", b"[]"):
+    if not raw:
+        raise HecRequestError(EVENT_FIELD_REQUIRED, index)
+    if raw in (b"null", b'""', b"{}", b"[]"):
         raise HecRequestError(EVENT_FIELD_BLANK, index)
     if envelope.fields is not None and not _flat_fields(envelope.fields):
         raise HecRequestError(INDEXED_FIELDS_ERROR, index)
@@ -286,7 +285,7 @@ def _flat_fields(fields: dict[str, Any]) -> bool:
 
 def envelope_event(envelope: Envelope) -> HsmEvent:
     """The `HsmEvent` an envelope carries: stored as is, parsed from text, or kept as unparsed."""
-    raw = bytes(envelope.event or b"null").strip(_WHITESPACE)
+    raw = bytes(envelope.event).strip(_WHITESPACE)
     source = envelope.source
     host = envelope.host
     if raw[:1] == b'"':
