@@ -11,8 +11,9 @@ and repeat records, so:
   buffer is full, or at `finalize()`);
 - the same position seen again with the same `event_id` and content is a harmless re-delivery
   (counted, not alerted); with different content it is `sequence-duplicate` (tampering);
-- a lower number that was never seen, on a record *newer* than anything seen, is a restart without
-  a reboot-counter increase: `sequence-reset`. An older record is a late arrival.
+- a lower number on a record *newer* than anything seen (never seen, or a used position with new
+  content) is a restart without a reboot-counter increase: `sequence-reset`. An older record at a
+  position never seen is a late arrival; at a used position with other content, a duplicate.
 
 State is per stream (bounded buffers), never per event: memory stays flat however long the input.
 Shaped like pySigma validators: `process(event)` per item, `finalize()` at the end.
@@ -159,10 +160,12 @@ class SequenceDetector:
             return alerts
 
         known = stream.recent.get(seq) or stream.pending.get(seq)
-        if known is not None:
-            if known.event_id == seen.event_id and known.digest == seen.digest:
-                self.stats.redeliveries += 1
-                return []
+        if known is not None and known.event_id == seen.event_id and known.digest == seen.digest:
+            self.stats.redeliveries += 1
+            return []
+        # A used position on a record newer than anything seen is a restart (reset, below);
+        # on an older record it is a second version of history (duplicate).
+        if known is not None and not (seq < stream.expected and usecs > stream.max_usecs):
             return [
                 self._alert(
                     DUPLICATE,
@@ -180,7 +183,9 @@ class SequenceDetector:
             self._drain(stream)
         elif seq > stream.expected:
             stream.pending[seq] = seen
-        elif any(start <= seq < end for start, end in stream.gaps) or usecs < stream.max_usecs:
+        elif known is None and (
+            any(start <= seq < end for start, end in stream.gaps) or usecs < stream.max_usecs
+        ):
             self.stats.late += 1
             return []
         else:
