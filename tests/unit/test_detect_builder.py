@@ -170,7 +170,9 @@ class Cluster:
     ) -> list[HsmEvent]:
         """A login on one HSM, then the same login on every other HSM `lag` later (§1)."""
         serving = self.hsms[hsm]
-        made = [self.record(serving, "CN_LOGIN", user=user, user_type=user_type, success=success, error=error)]
+        made = [
+            self.record(serving, "CN_LOGIN", user=user, user_type=user_type, success=success, error=error)
+        ]
         if replicate:
             for offset, other in enumerate(h for h in self.hsms if h != serving):
                 made.append(
@@ -196,7 +198,9 @@ class Cluster:
             self.record(serving, "CN_GENERATE_KEY", key=handle)
         self.record(serving, "CN_EXTRACT_MASKED_OBJECT_USER", key=handle)
         for offset, other in enumerate(h for h in self.hsms if h != serving):
-            self.record(other, "CN_INSERT_MASKED_OBJECT_USER", at=self.clock + 200_000 * (offset + 1), key=handle)
+            self.record(
+                other, "CN_INSERT_MASKED_OBJECT_USER", at=self.clock + 200_000 * (offset + 1), key=handle
+            )
 
     def reboot_hsm(self, hsm: int) -> None:
         """The HSM reboots: its reboot counter rises and (as Azure's firmware does) its sequence restarts."""
@@ -227,7 +231,7 @@ def normal_day(seed: int = 7) -> Cluster:
         cluster.advance(3 * SECOND)
         cluster.record(cluster.hsms[serving], "CN_LOGOUT", user=user)
         cluster.advance(rng.randrange(8 * MINUTE, 11 * MINUTE))
-    cluster.events.sort(key=lambda e: (e.usecs or 0))
+    cluster.events.sort(key=lambda e: e.usecs or 0)
     return cluster
 
 
@@ -241,7 +245,11 @@ def test_records_round_trip_through_the_parser_with_every_separator() -> None:
             163,
             "bob",
         )
-        assert (event.cluster_id, event.hsm_id, event.sequence_no) == ("cluster-testabc1234", "hsm-bbbb2222", 0)
+        assert (event.cluster_id, event.hsm_id, event.sequence_no) == (
+            "cluster-testabc1234",
+            "hsm-bbbb2222",
+            0,
+        )
 
 
 def test_logins_are_replicated_to_every_hsm_with_their_own_sequence_numbers() -> None:

@@ -84,7 +84,9 @@ def brute_force_across_bin_edge() -> Scenario:
         cluster.advance(50 * SECOND)
     expected: list[Label] = [("failed-login", cluster.hsms[0], "eve")] * 5
     expected.append(("login-brute-force", None, "eve"))
-    return Scenario("a burst across a 10-minute bin edge still fires (sliding window)", cluster.events, expected)
+    return Scenario(
+        "a burst across a 10-minute bin edge still fires (sliding window)", cluster.events, expected
+    )
 
 
 def slow_failures() -> Scenario:
@@ -227,7 +229,8 @@ def duplicates() -> Scenario:
     deleted = cluster.record(hsm, "CN_DESTROY_OBJECT", key=42)
     cluster.advance(SECOND)
     cluster.events.append(deleted)  # Lambda retry: the very same record again
-    forged = cluster.make(hsm, "CN_GENERATE_KEY", key=43, sequence=first.sequence_no, at=first.usecs)
+    assert first.usecs is not None
+    forged = cluster.make(hsm, "CN_GENERATE_KEY", key=43, sequence=first.sequence_no, at=first.usecs + 1)
     cluster.events.append(forged)  # same position, other content
     cluster.record(hsm, "CN_LOGOUT", user="u")
     return Scenario(
@@ -408,3 +411,16 @@ def test_wrong_password_and_unknown_user_both_count_towards_brute_force() -> Non
         cluster.login("ghost", success=False, error=error, replicate=False)
         cluster.advance(SECOND * 10)
     assert "login-brute-force" in {a.rule for a in detect_events(cluster.events)}
+
+
+def test_forgery_with_the_same_identity_fields_is_caught_on_the_stream() -> None:
+    # Same HSM, reboot counter, sequence number and usecs -> same event_id, other content. A store
+    # keyed on event_id keeps only the first copy, so only the live stream can see this one.
+    cluster = Cluster()
+    hsm = cluster.hsms[0]
+    first = cluster.record(hsm, "CN_LOGOUT", user="u")
+    forged = cluster.make(hsm, "CN_WRAP_KEY", key=5, sequence=first.sequence_no, at=first.usecs)
+    assert forged.event_id == first.event_id
+    alerts = list(detect_events([first, forged]))
+    assert [a.rule for a in alerts] == ["sequence-duplicate"]
+    assert alerts[0].event_ids == [first.event_id, forged.event_id]
