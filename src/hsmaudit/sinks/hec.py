@@ -780,12 +780,13 @@ class HecClient:
 
 def _transport_reason(error: Exception) -> str:
     """A one-line reason for a transport failure, without URLs' query strings or payloads."""
+    # NewConnectionError subclasses ConnectTimeoutError in urllib3 2.x: test it first.
+    if isinstance(error, urllib3.exceptions.NewConnectionError):
+        return "connection refused or unreachable"
     if isinstance(error, urllib3.exceptions.ReadTimeoutError):
         return "read timed out"
     if isinstance(error, urllib3.exceptions.ConnectTimeoutError):
         return "connect timed out"
-    if isinstance(error, urllib3.exceptions.NewConnectionError):
-        return "connection refused or unreachable"
     if isinstance(error, urllib3.exceptions.ProtocolError):
         return "connection reset or closed mid-request"
     return f"transport failure ({type(error).__name__})"

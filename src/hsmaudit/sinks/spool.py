@@ -17,6 +17,7 @@ interface and a factory that imports only the chosen back end follow the Datadog
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import importlib
 import os
@@ -191,7 +192,8 @@ class LocalSpool:
                 os.fsync(handle.fileno())
             tmp.replace(path)
         except OSError as error:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
             reason = error.strerror or error
             raise SpoolError(f"cannot write spool file in {self.directory}: {reason}") from None
         return str(path)
