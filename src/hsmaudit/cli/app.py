@@ -18,6 +18,7 @@ COMMAND_MODULES: Final[tuple[str, ...]] = (
     "package",
     "backfill",
     "send",
+    "doctor",
     "detect",
     "replay",
     "splunk_app",

@@ -1,0 +1,475 @@
+"""`hsmaudit doctor`'s AWS checks: credentials, each permission the pipeline needs, subscriptions.
+
+Each check returns `CheckResult`s that say, in one line, what is wrong and what to do next. The
+order follows what depends on what: without credentials nothing else can be checked.
+
+Permissions are checked the precise way first, with `iam:SimulatePrincipalPolicy` against the
+caller's own principal (an assumed role's session ARN is turned into the role's ARN), which
+answers for every action and resource without touching data. When simulation is not possible
+(the caller may not call it, SCPs, or an emulator without it), each permission is checked by
+making the real call the pipeline makes, read-only where it can be: an `AccessDenied` answer
+names the missing permission. Writes to an S3 spool are checked by writing, reading and deleting
+one small probe object under the spool prefix.
+
+Facts: CloudHSM writes audit logs to `/aws/cloudhsm/<cluster-id>` (one stream per HSM); the
+subscription filter on that group is what feeds the Lambda or Firehose (user-needs.md §1.12); a
+non-empty filter pattern drops records, which then show up as sequence gaps.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from hsmaudit.aws.logs import LOG_GROUP_PREFIX
+
+Status = Literal["ok", "fail", "warn", "skip"]
+ErrorKind = Literal["denied", "credentials", "not_found", "throttled", "unavailable", "other"]
+
+PROBE_KEY: Final = ".hsmaudit-doctor-probe"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check: an id (`aws.credentials`), a status and one line for people (plus what to do)."""
+
+    check: str
+    status: Status
+    summary: str
+    fix: str | None = None
+
+    def line(self) -> str:
+        """`summary` and `fix` as the one line the CLI prints."""
+        return f"{self.summary}: {self.fix}" if self.fix else self.summary
+
+
+@dataclass(frozen=True)
+class Permission:
+    """An IAM action on a resource, and which part of the pipeline needs it."""
+
+    action: str
+    resource: str
+    why: str
+
+
+ClientFactory = Callable[[str], Any]
+"""`service name -> boto3 client` (injected: tests point it at moto)."""
+
+
+def error_kind(error: BaseException) -> ErrorKind:
+    """What an AWS error means for a check, from botocore's `ClientError` or its other errors.
+
+    Matches on codes and, for emulators and query-protocol answers that put the code in the
+    message, on the message: "AccessDenied", "not authorized", "InvalidClientTokenId".
+    """
+    response = getattr(error, "response", None)
+    code = ""
+    message = ""
+    status = 0
+    if isinstance(response, dict):
+        code = str(response.get("Error", {}).get("Code", ""))
+        message = str(response.get("Error", {}).get("Message", ""))
+        status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    name = type(error).__name__
+    text = f"{code} {message}"
+    if name in {"NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError"}:
+        return "credentials"
+    if re.search(
+        r"InvalidClientTokenId|UnrecognizedClient|ExpiredToken|SignatureDoesNotMatch|InvalidAccessKeyId", text
+    ):
+        return "credentials"
+    if re.search(r"AccessDenied|UnauthorizedOperation|not authorized|AuthorizationError", text):
+        return "denied"
+    if re.search(r"ResourceNotFound|NoSuchBucket|NoSuchEntity|ParameterNotFound|NoSuchKey", text):
+        return "not_found"
+    if re.search(r"Throttl|TooManyRequests|RequestLimitExceeded|SlowDown", text):
+        return "throttled"
+    if name in {"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ResponseParserError"}:
+        return "unavailable"
+    if status >= 500 or name in {"NotImplementedError"}:
+        return "unavailable"
+    return "other"
+
+
+def _short(error: BaseException) -> str:
+    response = getattr(error, "response", None)
+    if isinstance(response, dict):
+        code = str(response.get("Error", {}).get("Code", ""))
+        message = str(response.get("Error", {}).get("Message", ""))
+        inner = re.search(r"<Code>([^<]+)</Code>", message)
+        return inner.group(1) if inner else (code or type(error).__name__)
+    return type(error).__name__
+
+
+def principal_for_simulation(caller_arn: str) -> str | None:
+    """The IAM principal ARN to simulate for an STS caller ARN (None for the root user).
+
+    `arn:aws:sts::123:assumed-role/Name/session` -> `arn:aws:iam::123:role/Name` (the role's path,
+    if any, is looked up separately; IAM requires it).
+    """
+    match = re.match(r"^arn:(aws[\w-]*):sts::(\d+):assumed-role/([^/]+)/.+$", caller_arn)
+    if match:
+        partition, account, role = match.groups()
+        return f"arn:{partition}:iam::{account}:role/{role}"
+    if re.match(r"^arn:aws[\w-]*:iam::\d+:root$", caller_arn):
+        return None
+    return caller_arn
+
+
+def needed_permissions(
+    *,
+    region: str,
+    account: str,
+    log_groups: Iterable[str],
+    secret_arn: str | None = None,
+    ssm_parameter: str | None = None,
+    spool_bucket: str | None = None,
+    spool_prefix: str = "",
+) -> list[Permission]:
+    """Every permission the operator commands and the configured pipeline need."""
+    partition = "aws"
+    logs_arn = f"arn:{partition}:logs:{region}:{account}:log-group:"
+    needed = [
+        Permission("logs:DescribeLogGroups", f"{logs_arn}*", "finding the clusters' log groups"),
+    ]
+    for group in log_groups:
+        needed += [
+            Permission(
+                "logs:DescribeLogStreams", f"{logs_arn}{group}:*", f"listing the HSM streams of {group}"
+            ),
+            Permission("logs:GetLogEvents", f"{logs_arn}{group}:log-stream:*", f"backfill of {group}"),
+            Permission("logs:FilterLogEvents", f"{logs_arn}{group}:*", f"tail of {group}"),
+            Permission(
+                "logs:DescribeSubscriptionFilters",
+                f"{logs_arn}{group}:*",
+                f"checking the subscription of {group}",
+            ),
+        ]
+    if secret_arn:
+        needed.append(Permission("secretsmanager:GetSecretValue", secret_arn, "reading the HEC token"))
+    if ssm_parameter:
+        name = ssm_parameter.lstrip("/")
+        resource = (
+            ssm_parameter
+            if ssm_parameter.startswith("arn:")
+            else f"arn:{partition}:ssm:{region}:{account}:parameter/{name}"
+        )
+        needed.append(Permission("ssm:GetParameter", resource, "reading the HEC token"))
+    if spool_bucket:
+        objects = f"arn:{partition}:s3:::{spool_bucket}/{spool_prefix}*"
+        needed += [
+            Permission(
+                "s3:ListBucket", f"arn:{partition}:s3:::{spool_bucket}", "listing spooled batches (replay)"
+            ),
+            Permission("s3:PutObject", objects, "spooling what HEC refuses"),
+            Permission("s3:GetObject", objects, "reading spooled batches (replay)"),
+            Permission("s3:DeleteObject", objects, "removing replayed batches"),
+        ]
+    return needed
+
+
+class AwsSessionError(Exception):
+    """No usable AWS session (unknown profile, no Region); `fix` says what to do."""
+
+    def __init__(self, message: str, fix: str) -> None:
+        super().__init__(message)
+        self.fix = fix
+
+
+def aws_clients(*, region: str | None, profile: str | None) -> tuple[ClientFactory, str]:
+    """A client factory for one boto3 session, and the session's Region.
+
+    Region and endpoint come from the usual AWS environment unless given (`AWS_ENDPOINT_URL`
+    points every client at an emulator in tests). Two attempts at most: a doctor must answer fast.
+    """
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        session = boto3.session.Session(profile_name=profile, region_name=region)
+    except BotoCoreError as error:
+        raise AwsSessionError(
+            f"the AWS session cannot start ({error})", "check --profile / AWS_PROFILE"
+        ) from None
+    if not session.region_name:
+        raise AwsSessionError("no AWS Region is configured", "give --region or set AWS_REGION")
+    config = Config(
+        retries={"total_max_attempts": 2, "mode": "standard"}, connect_timeout=10, read_timeout=20
+    )
+
+    def client(service: str) -> Any:
+        return session.client(service, config=config)  # type: ignore[call-overload]
+
+    return client, session.region_name
+
+
+class AwsChecks:
+    """The AWS side of `hsmaudit doctor`, through boto3 clients from `clients`."""
+
+    def __init__(self, clients: ClientFactory, *, region: str) -> None:
+        self._clients = clients
+        self._cache: dict[str, Any] = {}
+        self.region = region
+        self.caller_arn: str | None = None
+        self.account: str | None = None
+
+    def client(self, service: str) -> Any:
+        if service not in self._cache:
+            self._cache[service] = self._clients(service)
+        return self._cache[service]
+
+    # -- credentials ------------------------------------------------------------------------
+
+    def credentials(self) -> CheckResult:
+        """Who the credentials are (sts:GetCallerIdentity needs no permission)."""
+        try:
+            identity = self.client("sts").get_caller_identity()
+        except Exception as error:  # boundary: botocore raises many types
+            kind = error_kind(error)
+            if kind == "credentials" and type(error).__name__ == "NoCredentialsError":
+                return CheckResult(
+                    "aws.credentials",
+                    "fail",
+                    "no AWS credentials found",
+                    "set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run 'aws configure'",
+                )
+            if kind == "credentials":
+                return CheckResult(
+                    "aws.credentials",
+                    "fail",
+                    f"AWS rejected the credentials ({_short(error)})",
+                    "they are wrong or expired: refresh them (aws sso login, or new keys)",
+                )
+            return CheckResult(
+                "aws.credentials",
+                "fail",
+                f"cannot reach AWS STS ({_short(error)})",
+                "check the Region and network",
+            )
+        self.caller_arn = str(identity.get("Arn", ""))
+        self.account = str(identity.get("Account", ""))
+        return CheckResult(
+            "aws.credentials", "ok", f"AWS credentials are {self.caller_arn} (account {self.account})"
+        )
+
+    # -- log groups -------------------------------------------------------------------------
+
+    def discover_log_groups(self) -> list[str]:
+        """Every CloudHSM cluster log group in the Region (`/aws/cloudhsm/...`)."""
+        groups: list[str] = []
+        params: dict[str, Any] = {"logGroupNamePrefix": LOG_GROUP_PREFIX}
+        while True:
+            page = self.client("logs").describe_log_groups(**params)
+            groups += [item["logGroupName"] for item in page.get("logGroups", [])]
+            token = page.get("nextToken")
+            if not token:
+                return groups
+            params["nextToken"] = token
+
+    # -- permissions ------------------------------------------------------------------------
+
+    def permissions(self, needed: list[Permission], *, principal_arn: str | None = None) -> list[CheckResult]:
+        """One result per permission: simulated for the principal, else probed by real calls.
+
+        `principal_arn` (e.g. the Lambda's role) can only be simulated; the caller's own
+        permissions fall back to probing.
+        """
+        target = principal_arn or (principal_for_simulation(self.caller_arn) if self.caller_arn else None)
+        if self.caller_arn and target is None and principal_arn is None:
+            return [
+                CheckResult(
+                    "aws.permissions", "ok", "the account root user may do everything (use a role instead)"
+                )
+            ]
+        if target is not None:
+            simulated = self._simulate(target, needed)
+            if simulated is not None:
+                return simulated
+        if principal_arn is not None:
+            return [
+                CheckResult(
+                    "aws.permissions",
+                    "skip",
+                    f"cannot simulate the policies of {principal_arn}",
+                    "allow iam:SimulatePrincipalPolicy for these credentials to check another principal",
+                )
+            ]
+        return [self._probe(permission) for permission in needed]
+
+    def _role_with_path(self, arn: str) -> str:
+        match = re.match(r"^arn:([\w-]+):iam::(\d+):role/([^/]+)$", arn)
+        if not match:
+            return arn
+        try:
+            role = self.client("iam").get_role(RoleName=match.group(3))
+            return str(role["Role"]["Arn"])
+        except Exception:  # boundary: lacking iam:GetRole is common; simulate without the path
+            return arn
+
+    def _simulate(self, principal: str, needed: list[Permission]) -> list[CheckResult] | None:
+        principal = self._role_with_path(principal)
+        results: list[CheckResult] = []
+        for permission in needed:
+            try:
+                answer = self.client("iam").simulate_principal_policy(
+                    PolicySourceArn=principal,
+                    ActionNames=[permission.action],
+                    ResourceArns=[permission.resource],
+                )
+            except Exception:  # boundary: denied, unsupported or unavailable -> fall back
+                return None
+            decisions = [item.get("EvalDecision", "") for item in answer.get("EvaluationResults", [])]
+            if decisions and all(decision == "allowed" for decision in decisions):
+                results.append(
+                    CheckResult("aws.permissions", "ok", f"{permission.action} allowed ({permission.why})")
+                )
+            else:
+                results.append(
+                    self._missing(
+                        permission, principal, "simulated: " + ", ".join(decisions or ["no answer"])
+                    )
+                )
+        return results
+
+    def _missing(self, permission: Permission, principal: str | None, how: str) -> CheckResult:
+        who = principal or self.caller_arn or "these credentials"
+        return CheckResult(
+            "aws.permissions",
+            "fail",
+            f"missing permission {permission.action} on {permission.resource} ({how}), "
+            f"needed for {permission.why}",
+            f"allow it in the policy of {who}",
+        )
+
+    def _probe(self, permission: Permission) -> CheckResult:
+        try:
+            outcome = self._call_for(permission)
+        except Exception as error:  # boundary: classify every botocore failure into one line
+            kind = error_kind(error)
+            if kind == "denied":
+                return self._missing(permission, None, "AccessDenied")
+            if kind == "not_found":
+                return CheckResult(
+                    "aws.permissions",
+                    "warn",
+                    f"{permission.action}: {permission.resource} does not exist ({_short(error)})",
+                    "check the name and Region",
+                )
+            return CheckResult(
+                "aws.permissions", "warn", f"{permission.action}: could not check ({_short(error)})"
+            )
+        if outcome is not None:
+            return CheckResult("aws.permissions", "skip", f"{permission.action}: {outcome}")
+        return CheckResult("aws.permissions", "ok", f"{permission.action} allowed ({permission.why})")
+
+    def _call_for(self, permission: Permission) -> str | None:
+        """Make the call that needs `permission`; returns why it could not be checked, or None."""
+        action = permission.action
+        resource = permission.resource
+        group = _log_group_of(resource)
+        logs = self.client("logs")
+        if action == "logs:DescribeLogGroups":
+            logs.describe_log_groups(logGroupNamePrefix=LOG_GROUP_PREFIX, limit=1)
+        elif action == "logs:DescribeLogStreams":
+            logs.describe_log_streams(logGroupName=group, limit=1)
+        elif action == "logs:GetLogEvents":
+            streams = logs.describe_log_streams(logGroupName=group, limit=1).get("logStreams", [])
+            if not streams:
+                return f"not checked: {group} has no log streams yet"
+            logs.get_log_events(logGroupName=group, logStreamName=streams[0]["logStreamName"], limit=1)
+        elif action == "logs:FilterLogEvents":
+            logs.filter_log_events(logGroupName=group, limit=1, startTime=int(time.time() * 1000) - 60_000)
+        elif action == "logs:DescribeSubscriptionFilters":
+            logs.describe_subscription_filters(logGroupName=group)
+        elif action == "secretsmanager:GetSecretValue":
+            self.client("secretsmanager").get_secret_value(SecretId=resource)  # value discarded at once
+        elif action == "ssm:GetParameter":
+            name = resource.split(":parameter", 1)[1] if ":parameter" in resource else resource
+            self.client("ssm").get_parameter(Name=name, WithDecryption=True)  # value discarded at once
+        elif action.startswith("s3:"):
+            return self._probe_s3(action, resource)
+        else:
+            return "not checked: no read-only call for it"
+        return None
+
+    def _probe_s3(self, action: str, resource: str) -> str | None:
+        s3 = self.client("s3")
+        bucket, _, prefix = resource.removeprefix("arn:aws:s3:::").partition("/")
+        prefix = prefix.removesuffix("*")
+        key = f"{prefix}{PROBE_KEY}"
+        if action == "s3:ListBucket":
+            s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+        elif action == "s3:PutObject":
+            s3.put_object(Bucket=bucket, Key=key, Body=b"hsmaudit doctor probe; safe to delete\n")
+        elif action == "s3:GetObject":
+            s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        elif action == "s3:DeleteObject":
+            s3.delete_object(Bucket=bucket, Key=key)
+        return None
+
+    # -- subscription filters ---------------------------------------------------------------
+
+    def subscriptions(
+        self, log_groups: Iterable[str], *, destination: str | None = None
+    ) -> list[CheckResult]:
+        """Each cluster log group must have a subscription filter (to `destination`, when given)."""
+        results: list[CheckResult] = []
+        for group in log_groups:
+            try:
+                filters = (
+                    self.client("logs")
+                    .describe_subscription_filters(logGroupName=group)
+                    .get("subscriptionFilters", [])
+                )
+            except Exception as error:  # boundary: one line per group
+                kind = error_kind(error)
+                what = "does not exist" if kind == "not_found" else f"cannot be read ({_short(error)})"
+                fix = (
+                    "check the cluster id and Region"
+                    if kind == "not_found"
+                    else "allow logs:DescribeSubscriptionFilters"
+                )
+                results.append(CheckResult("aws.subscription", "fail", f"log group {group} {what}", fix))
+                continue
+            results.append(_subscription_result(group, filters, destination))
+        return results
+
+
+def _subscription_result(group: str, filters: list[dict[str, Any]], destination: str | None) -> CheckResult:
+    if not filters:
+        return CheckResult(
+            "aws.subscription",
+            "fail",
+            f"log group {group} has no subscription filter, so new audit records are not forwarded",
+            "deploy the hsmaudit stack for this cluster (deploy/template.yaml) or add a subscription filter",
+        )
+    matching = [f for f in filters if destination is None or destination in str(f.get("destinationArn", ""))]
+    if not matching:
+        targets = ", ".join(str(f.get("destinationArn", "")) for f in filters)
+        return CheckResult(
+            "aws.subscription",
+            "fail",
+            f"log group {group} is subscribed to {targets}, not to {destination}",
+            "add a subscription filter to the hsmaudit forwarder (a group may have two)",
+        )
+    chosen = matching[0]
+    pattern = str(chosen.get("filterPattern", ""))
+    if pattern.strip():
+        return CheckResult(
+            "aws.subscription",
+            "warn",
+            f"log group {group} is subscribed with filter pattern {pattern!r}, which drops records",
+            "use an empty pattern: hsmaudit needs every record (dropped ones look like sequence gaps)",
+        )
+    return CheckResult(
+        "aws.subscription", "ok", f"log group {group} is subscribed to {chosen.get('destinationArn', '')}"
+    )
+
+
+def _log_group_of(resource: str) -> str:
+    match = re.search(r":log-group:(.+?)(?::log-stream:.*|:\*)?$", resource)
+    return match.group(1) if match else resource

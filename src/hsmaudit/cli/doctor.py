@@ -1,0 +1,674 @@
+"""`hsmaudit doctor`: find out, in order and in plain words, why nothing arrives in Splunk.
+
+Checks, each depending on the ones before it (a dead HEC makes its token uncheckable):
+
+HEC (`shared/reference/splunk-hec-and-app.md` §1; user-needs.md §1.2, §1.5, §1.6)
+1. `hec.config`     a HEC URL is configured (flags > HSMAUDIT_* > config file, like every command)
+2. `hec.reachable`  the host resolves and the port accepts a TCP connection
+3. `hec.tls`        the certificate verifies for the URL's name (self-signed Splunk default
+                    certificates are the classic case: trust them with HSMAUDIT_HEC_CA_BUNDLE)
+4. `hec.health`     `GET /services/collector/health` answers code 17
+5. `hec.token`      an empty POST is answered "No data" (code 5): the token is known and enabled,
+                    and nothing was indexed; codes 4 / 1 say unknown / disabled
+6. `hec.ack`        `POST /services/collector/ack` answers code 14 when the token has indexer
+                    acknowledgement off; compared with HSMAUDIT_HEC_ACK
+7. `hec.index`      one test event (sourcetype `hsmaudit:doctor`, outside the `hsmaudit_events`
+                    macro) is accepted into the configured index; code 7 means the token may not
+                    write there. `--no-test-event` skips it.
+
+AWS (`hsmaudit.aws.checks`)
+8. `aws.credentials`, 9. `aws.permissions` (each one the pipeline needs), 10. `aws.subscription`
+   (a subscription filter on each cluster's log group).
+
+Every problem is one line saying what and what to do; the command exits 1 when any check fails.
+The token is never printed.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
+
+import typer
+
+from hsmaudit.aws.checks import CheckResult
+from hsmaudit.cli import delivery_options as opts
+from hsmaudit.cli.output import fail, stdout_console
+
+if TYPE_CHECKING:
+    from hsmaudit.config import Settings
+
+DOCTOR_HELP: Final = (
+    "Check the whole path to Splunk and AWS, in order, and say in plain words what is broken.\n\n"
+    "HEC: URL configured, reachable, TLS certificate valid for its name (self-signed? set "
+    "HSMAUDIT_HEC_CA_BUNDLE), healthy, token known and enabled, indexer acknowledgement as "
+    "configured, index allowed (one test event with sourcetype hsmaudit:doctor; --no-test-event "
+    "skips it). AWS: credentials, each permission the pipeline needs, and a subscription filter on "
+    "each cluster's log group.\n\n"
+    "Prints one line per check (JSON lines with --json) and exits 1 if any check failed."
+)
+
+DOCTOR_SOURCETYPE: Final = "hsmaudit:doctor"
+
+# OpenSSL X509_V_ERR_* codes (openssl/x509_vfy.h) behind ssl.SSLCertVerificationError.verify_code.
+_SELF_SIGNED: Final = frozenset({18, 19})
+_UNKNOWN_ISSUER: Final = frozenset({2, 20, 21})
+_EXPIRED: Final = 10
+_NOT_YET_VALID: Final = 9
+_HOSTNAME_MISMATCH: Final = frozenset({62, 64})
+
+_MARK: Final = {
+    "ok": ("✔", "green"),
+    "fail": ("✘", "bold red"),
+    "warn": ("!", "yellow"),
+    "skip": ("-", "dim"),
+}
+
+
+# ------------------------------------------------------------------------------------------- HEC
+
+
+class HecProbe:
+    """The HEC checks; each method returns its result and whether later checks can go on."""
+
+    def __init__(self, settings: Settings, *, timeout: float, test_event: bool) -> None:
+        self.settings = settings
+        self.timeout = timeout
+        self.test_event = test_event
+        self.origin = ""
+        self.event_path = ""
+        self.ack_path = ""
+        self.scheme = ""
+        self.host = ""
+        self.port = 0
+        self._pool: Any = None
+        self._token: str | None = None
+        self.token_has_ack: bool | None = None
+
+    def run(self) -> Iterator[CheckResult]:
+        steps = (self.config, self.reachable, self.tls, self.health, self.token, self.ack, self.index)
+        names = ("hec.config", "hec.reachable", "hec.tls", "hec.health", "hec.token", "hec.ack", "hec.index")
+        blocked: str | None = None
+        for name, step in zip(names, steps, strict=True):
+            if blocked is not None:
+                yield CheckResult(name, "skip", f"not checked: {blocked} failed")
+                continue
+            result, go_on = step()
+            yield result
+            if not go_on:
+                blocked = name
+
+    # -- 1 -------------------------------------------------------------------------------------
+    def config(self) -> tuple[CheckResult, bool]:
+        from hsmaudit.sinks.hec import event_url
+
+        url = self.settings.hec_url
+        if not url:
+            return CheckResult(
+                "hec.config",
+                "fail",
+                "no HEC URL is configured",
+                "set HSMAUDIT_HEC_URL (or --hec-url, or hec_url in the config file)",
+            ), False
+        try:
+            self.origin, self.event_path, self.ack_path = event_url(url)
+        except ValueError as error:
+            return CheckResult("hec.config", "fail", f"the HEC URL {url!r} is not usable", str(error)), False
+        parts = urlsplit(self.origin)
+        self.scheme = parts.scheme
+        self.host = parts.hostname or ""
+        self.port = parts.port or (443 if self.scheme == "https" else 80)
+        origin = self.settings.origins.get("hec_url", "default")
+        return CheckResult(
+            "hec.config", "ok", f"HEC URL {self.origin}{self.event_path} (from {origin})"
+        ), True
+
+    # -- 2 -------------------------------------------------------------------------------------
+    def reachable(self) -> tuple[CheckResult, bool]:
+        where = f"{self.host}:{self.port}"
+        try:
+            with socket.create_connection((self.host, self.port), timeout=self.timeout):
+                pass
+        except socket.gaierror:
+            return CheckResult(
+                "hec.reachable",
+                "fail",
+                f"the HEC host name {self.host} does not resolve",
+                "check the name in HSMAUDIT_HEC_URL (Splunk Cloud: http-inputs-<stack>.splunkcloud.com)",
+            ), False
+        except ConnectionRefusedError:
+            return CheckResult(
+                "hec.reachable",
+                "fail",
+                f"HEC is down: {where} refused the connection",
+                "start Splunk or enable HEC (Settings > Data inputs > HTTP Event Collector > Global "
+                "Settings), and check the port (8088 by default, 443 on Splunk Cloud)",
+            ), False
+        except TimeoutError:
+            return CheckResult(
+                "hec.reachable",
+                "fail",
+                f"no answer from {where} within {self.timeout:g}s",
+                "a firewall, security group or VPC route is in the way, or the port is wrong",
+            ), False
+        except OSError as error:
+            return CheckResult(
+                "hec.reachable",
+                "fail",
+                f"cannot connect to {where} ({error.strerror or error})",
+                "check the network path",
+            ), False
+        return CheckResult("hec.reachable", "ok", f"{where} accepts connections"), True
+
+    # -- 3 -------------------------------------------------------------------------------------
+    def tls(self) -> tuple[CheckResult, bool]:
+        if self.scheme != "https":
+            loopback = self.host in {"127.0.0.1", "localhost", "::1"}
+            if loopback:
+                return CheckResult(
+                    "hec.tls", "skip", "plain HTTP to a local collector (no TLS to check)"
+                ), True
+            return CheckResult(
+                "hec.tls",
+                "warn",
+                "the HEC URL is plain http: the token and audit records cross the network unencrypted",
+                "use https:// (Splunk's HEC has TLS on by default)",
+            ), True
+        if not self.settings.hec_verify:
+            return CheckResult(
+                "hec.tls",
+                "warn",
+                "TLS certificate verification is OFF (HSMAUDIT_HEC_VERIFY=false)",
+                "trust the certificate with HSMAUDIT_HEC_CA_BUNDLE instead of turning verification off",
+            ), True
+        bundle = self.settings.hec_ca_bundle
+        try:
+            context = ssl.create_default_context(cafile=bundle)
+        except (OSError, ssl.SSLError) as error:
+            return CheckResult(
+                "hec.tls",
+                "fail",
+                f"the CA bundle {bundle} cannot be loaded ({getattr(error, 'strerror', None) or error})",
+                "point HSMAUDIT_HEC_CA_BUNDLE at a PEM file of CA certificates",
+            ), False
+        try:
+            with (
+                socket.create_connection((self.host, self.port), timeout=self.timeout) as raw,
+                context.wrap_socket(raw, server_hostname=self.host) as tls,
+            ):
+                version = tls.version()
+        except ssl.SSLCertVerificationError as error:
+            return self._certificate_problem(error), False
+        except ssl.SSLError as error:
+            return CheckResult(
+                "hec.tls",
+                "fail",
+                f"the TLS handshake with {self.host}:{self.port} failed ({error.reason or error})",
+                "if HEC serves plain HTTP (enableSSL = 0), use an http:// URL; otherwise check the port",
+            ), False
+        except OSError as error:
+            return CheckResult(
+                "hec.tls", "fail", f"the TLS connection failed ({error})", "check the network path"
+            ), False
+        trusted = f"the CA bundle {bundle}" if bundle else "the system's trusted CAs"
+        return CheckResult(
+            "hec.tls", "ok", f"TLS certificate valid for {self.host} ({version}, trusted via {trusted})"
+        ), True
+
+    def _certificate_problem(self, error: ssl.SSLCertVerificationError) -> CheckResult:
+        code = error.verify_code
+        subject, names = self._peer_certificate()
+        about = f" ({subject})" if subject else ""
+        bundle_fix = (
+            "put the certificate (or the CA that signed it) in a PEM file and set "
+            "HSMAUDIT_HEC_CA_BUNDLE=/path/to/ca.pem (or --ca-bundle); do not turn verification off"
+        )
+        if code in _SELF_SIGNED:
+            return CheckResult(
+                "hec.tls",
+                "fail",
+                f"HEC's TLS certificate is self-signed{about}, so it cannot be verified",
+                bundle_fix,
+            )
+        if code in _UNKNOWN_ISSUER:
+            return CheckResult(
+                "hec.tls",
+                "fail",
+                f"HEC's TLS certificate{about} is signed by a CA this machine does not trust",
+                bundle_fix,
+            )
+        if code in _HOSTNAME_MISMATCH:
+            valid = ", ".join(names) or subject or "other names"
+            return CheckResult(
+                "hec.tls",
+                "fail",
+                f"HEC's TLS certificate is valid for {valid}, not for {self.host}",
+                "use a name the certificate covers in HSMAUDIT_HEC_URL, "
+                "or reissue the certificate for this name",
+            )
+        if code == _EXPIRED:
+            return CheckResult(
+                "hec.tls",
+                "fail",
+                f"HEC's TLS certificate{about} has expired",
+                "renew the certificate on the HEC side",
+            )
+        if code == _NOT_YET_VALID:
+            return CheckResult(
+                "hec.tls",
+                "fail",
+                f"HEC's TLS certificate{about} is not valid yet",
+                "check the clocks of both machines",
+            )
+        return CheckResult(
+            "hec.tls", "fail", f"HEC's TLS certificate does not verify ({error.verify_message})", bundle_fix
+        )
+
+    def _peer_certificate(self) -> tuple[str, list[str]]:
+        """Subject and DNS/IP names of the server's certificate, read without verifying it."""
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        try:
+            with (
+                socket.create_connection((self.host, self.port), timeout=self.timeout) as raw,
+                context.wrap_socket(raw, server_hostname=self.host) as tls,
+            ):
+                der = tls.getpeercert(binary_form=True)
+        except OSError:
+            return "", []
+        if not der:
+            return "", []
+        try:
+            from cryptography import x509
+        except ImportError:  # optional: only names the certificate more precisely
+            return "", []
+        try:
+            certificate = x509.load_der_x509_certificate(der)
+            subject = certificate.subject.rfc4514_string()
+            try:
+                extension = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+                names = [str(n) for n in extension.value.get_values_for_type(x509.DNSName)]
+                names += [str(n) for n in extension.value.get_values_for_type(x509.IPAddress)]
+            except x509.ExtensionNotFound:
+                names = []
+        except ValueError:
+            return "", []
+        return subject, names
+
+    # -- HTTP helpers --------------------------------------------------------------------------
+    def _request(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, dict[str, Any]]:
+        import urllib3
+
+        if self._pool is None:
+            options: dict[str, Any] = {"retries": False, "timeout": urllib3.Timeout(self.timeout)}
+            if self.scheme == "https":
+                if self.settings.hec_verify:
+                    options["cert_reqs"] = "CERT_REQUIRED"
+                    if self.settings.hec_ca_bundle:
+                        options["ca_certs"] = self.settings.hec_ca_bundle
+                else:
+                    options["cert_reqs"] = "CERT_NONE"
+            self._pool = urllib3.connection_from_url(self.origin, **options)
+        response = self._pool.urlopen(method, path, body=body, headers=headers, redirect=False, retries=False)
+        try:
+            answer = json.loads(response.data or b"{}")
+        except ValueError:
+            answer = {}
+        return int(response.status), answer if isinstance(answer, dict) else {}
+
+    def _headers(self, *, channel: bool = True) -> dict[str, str]:
+        import uuid
+
+        from hsmaudit import __version__
+
+        headers = {"User-Agent": f"hsmaudit-doctor/{__version__}", "Content-Type": "application/json"}
+        if self._token is not None:
+            headers["Authorization"] = f"Splunk {self._token}"
+        if channel:
+            headers["X-Splunk-Request-Channel"] = str(uuid.uuid4())
+        return headers
+
+    def _http_failure(self, check: str, error: Exception) -> tuple[CheckResult, bool]:
+        return CheckResult(
+            check,
+            "fail",
+            f"HEC did not answer ({type(error).__name__})",
+            "run doctor again; check the network",
+        ), False
+
+    # -- 4 -------------------------------------------------------------------------------------
+    def health(self) -> tuple[CheckResult, bool]:
+        import urllib3
+
+        base = self.event_path.split("/services/collector")[0]
+        try:
+            status, answer = self._request(
+                "GET", f"{base}/services/collector/health", None, self._headers(channel=False)
+            )
+        except urllib3.exceptions.HTTPError as error:
+            return self._http_failure("hec.health", error)
+        code = answer.get("code")
+        text = answer.get("text", "")
+        if status == 200 and code in (17, None):
+            return CheckResult("hec.health", "ok", "HEC reports itself healthy"), True
+        if status == 503:
+            return CheckResult(
+                "hec.health",
+                "fail",
+                f"HEC is unhealthy (HEC code {code}: {text})",
+                "Splunk's indexing queues are full or its ack service is down; check the indexers",
+            ), True
+        if status == 404:
+            return CheckResult(
+                "hec.health",
+                "warn",
+                "no HEC health endpoint at this URL (a proxy in front, or not a HEC?)",
+                "check that HSMAUDIT_HEC_URL points at Splunk's HTTP Event Collector",
+            ), True
+        return CheckResult(
+            "hec.health", "warn", f"the health endpoint answered HTTP {status} {text}".rstrip()
+        ), True
+
+    # -- 5 -------------------------------------------------------------------------------------
+    def token(self) -> tuple[CheckResult, bool]:
+        import urllib3
+
+        from hsmaudit.sinks.errors import HecTokenError
+
+        try:
+            self._token = opts.token_provider(self.settings).token()
+        except HecTokenError as error:
+            return CheckResult("hec.token", "fail", f"cannot get the HEC token: {error}", None), False
+        source = {"secretsmanager": "Secrets Manager", "ssm": "SSM", "env": "HSMAUDIT_HEC_TOKEN"}[
+            self.settings.token_source
+        ]
+        try:
+            # An empty body: a known, enabled token gets "No data" (code 5) and nothing is indexed.
+            status, answer = self._request("POST", self.event_path, b"", self._headers())
+        except urllib3.exceptions.HTTPError as error:
+            return self._http_failure("hec.token", error)
+        code = answer.get("code")
+        text = answer.get("text", "")
+        if code in (5, 10, 12, 13, 0) or (status == 200 and code is None):
+            return CheckResult("hec.token", "ok", f"the HEC token (from {source}) is valid and enabled"), True
+        if code in {1, 22}:
+            return CheckResult(
+                "hec.token",
+                "fail",
+                f"the HEC token (from {source}) is disabled in Splunk (HEC code {code}: {text})",
+                "enable it under Settings > Data inputs > HTTP Event Collector",
+            ), False
+        if code in (4, 21) or status in (401, 403):
+            return CheckResult(
+                "hec.token",
+                "fail",
+                f"HEC does not accept the token (from {source}): HTTP {status}, HEC code {code}: {text}",
+                "copy the token's value from Splunk (Settings > Data inputs > HTTP Event Collector) "
+                "into its store",
+            ), False
+        return CheckResult(
+            "hec.token", "warn", f"unexpected answer to the token check: HTTP {status}, code {code}: {text}"
+        ), True
+
+    # -- 6 -------------------------------------------------------------------------------------
+    def ack(self) -> tuple[CheckResult, bool]:
+        import urllib3
+
+        try:
+            status, answer = self._request("POST", self.ack_path, b'{"acks":[0]}', self._headers())
+        except urllib3.exceptions.HTTPError as error:
+            return self._http_failure("hec.ack", error)
+        wanted = self.settings.hec_ack
+        if answer.get("code") == 14:
+            self.token_has_ack = False
+        elif status == 200 and isinstance(answer.get("acks"), dict):
+            self.token_has_ack = True
+        else:
+            return CheckResult(
+                "hec.ack",
+                "warn",
+                f"cannot tell whether the token uses indexer acknowledgement (HTTP {status})",
+                None
+                if not wanted
+                else "HSMAUDIT_HEC_ACK is on: if sending fails with HEC code 14, turn it off",
+            ), True
+        if wanted and not self.token_has_ack:
+            return CheckResult(
+                "hec.ack",
+                "fail",
+                "HSMAUDIT_HEC_ACK is on but the token has indexer acknowledgement off (HEC code 14)",
+                "set HSMAUDIT_HEC_ACK=false, or enable 'Indexer acknowledgement' on the token",
+            ), True
+        if self.token_has_ack and not wanted:
+            return CheckResult(
+                "hec.ack",
+                "warn",
+                "the token has indexer acknowledgement on but HSMAUDIT_HEC_ACK is off: "
+                "events are sent (with a channel) but never confirmed as indexed",
+                "set HSMAUDIT_HEC_ACK=true for confirmed delivery",
+            ), True
+        state = "on" if wanted else "off"
+        return CheckResult(
+            "hec.ack", "ok", f"indexer acknowledgement is {state} on both the token and hsmaudit"
+        ), True
+
+    # -- 7 -------------------------------------------------------------------------------------
+    def index(self) -> tuple[CheckResult, bool]:
+        import urllib3
+
+        index = self.settings.hec_index
+        where = f"index {index}" if index else "the token's default index"
+        if not self.test_event:
+            return CheckResult("hec.index", "skip", f"{where} not checked (--no-test-event)"), True
+        envelope: dict[str, Any] = {
+            "time": round(time.time(), 3),
+            "host": socket.gethostname(),
+            "source": "hsmaudit:doctor",
+            "sourcetype": DOCTOR_SOURCETYPE,
+            "event": {"message": "hsmaudit doctor connectivity check", "hsmaudit_doctor": True},
+        }
+        if index:
+            envelope["index"] = index
+        try:
+            status, answer = self._request(
+                "POST", self.event_path, json.dumps(envelope).encode(), self._headers()
+            )
+        except urllib3.exceptions.HTTPError as error:
+            return self._http_failure("hec.index", error)
+        code = answer.get("code")
+        text = answer.get("text", "")
+        if status == 200 and code in (0, None):
+            return CheckResult(
+                "hec.index", "ok", f"HEC accepted a test event into {where} (sourcetype {DOCTOR_SOURCETYPE})"
+            ), True
+        if code == 7:
+            return CheckResult(
+                "hec.index",
+                "fail",
+                f"the token may not write to {where} (HEC code 7: {text})",
+                "add the index to the token's allowed indexes, or fix HSMAUDIT_HEC_INDEX",
+            ), True
+        if code == 10:
+            return CheckResult(
+                "hec.index",
+                "fail",
+                "HEC wants a channel (HEC code 10: the token has indexer acknowledgement on)",
+                "set HSMAUDIT_HEC_ACK=true",
+            ), True
+        return CheckResult(
+            "hec.index", "fail", f"HEC refused the test event: HTTP {status}, HEC code {code}: {text}"
+        ), True
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+
+
+# ------------------------------------------------------------------------------------------- AWS
+
+
+def aws_checks(
+    *,
+    settings: Settings,
+    clusters: list[str],
+    region: str | None,
+    profile: str | None,
+    destination: str | None,
+    principal_arn: str | None,
+) -> Iterator[CheckResult]:
+    """Credentials, permissions, subscriptions; later checks are skipped when credentials fail."""
+    from hsmaudit.aws.checks import AwsChecks, AwsSessionError, aws_clients, error_kind, needed_permissions
+    from hsmaudit.aws.logs import log_group_for_cluster
+
+    try:
+        clients, resolved_region = aws_clients(region=region, profile=profile)
+    except AwsSessionError as error:
+        yield CheckResult("aws.credentials", "fail", str(error), error.fix)
+        return
+    checks = AwsChecks(clients, region=resolved_region)
+    credentials = checks.credentials()
+    yield credentials
+    if credentials.status != "ok":
+        for name in ("aws.permissions", "aws.subscription"):
+            yield CheckResult(name, "skip", "not checked: aws.credentials failed")
+        return
+    if clusters:
+        groups = [log_group_for_cluster(cluster) for cluster in clusters]
+    else:
+        try:
+            groups = checks.discover_log_groups()
+        except Exception as error:  # boundary: one line
+            kind = error_kind(error)
+            fix = (
+                "allow logs:DescribeLogGroups, or name the clusters with --cluster"
+                if kind == "denied"
+                else None
+            )
+            yield CheckResult(
+                "aws.subscription", "fail", f"cannot list the CloudHSM log groups ({kind})", fix
+            )
+            groups = []
+        if not groups:
+            yield CheckResult(
+                "aws.subscription",
+                "warn",
+                f"no CloudHSM log groups (/aws/cloudhsm/...) in {resolved_region}",
+                "name the clusters with --cluster, or check the Region",
+            )
+    needed = needed_permissions(
+        region=resolved_region,
+        account=checks.account or "",
+        log_groups=groups,
+        secret_arn=settings.hec_token_secret_arn,
+        ssm_parameter=settings.hec_token_ssm_parameter,
+        spool_bucket=settings.spool_bucket,
+        spool_prefix=settings.spool_prefix,
+    )
+    yield from checks.permissions(needed, principal_arn=principal_arn)
+    yield from checks.subscriptions(groups, destination=destination)
+
+
+# --------------------------------------------------------------------------------------- command
+
+
+def print_result(result: CheckResult, *, as_json: bool) -> None:
+    """One line per check: a mark, the check id and what it found (and what to do)."""
+    if as_json:
+        line = {"check": result.check, "status": result.status, "summary": result.summary, "fix": result.fix}
+        sys.stdout.write(json.dumps(line) + "\n")
+        sys.stdout.flush()
+        return
+    mark, style = _MARK[result.status]
+    console = stdout_console()
+    console.print(f"[{style}]{mark} {result.check:<16}[/] {result.line()}", highlight=False, soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `doctor` to the app."""
+
+    @app.command("doctor", help=DOCTOR_HELP)
+    def doctor_command(
+        clusters: list[str] = typer.Option(
+            [],
+            "--cluster",
+            "-c",
+            help="Cluster ids whose log groups to check; default: every /aws/cloudhsm/ group.",
+        ),
+        destination: str | None = typer.Option(
+            None,
+            "--destination",
+            help="The subscription must send here (ARN or part of it, e.g. the function name).",
+        ),
+        principal_arn: str | None = typer.Option(
+            None,
+            "--principal-arn",
+            help="Check this role's permissions (e.g. the Lambda's) by IAM policy simulation.",
+        ),
+        hec_url: str | None = opts.HEC_URL,
+        index: str | None = opts.INDEX,
+        ack: bool | None = opts.ACK,
+        ca_bundle: Path | None = opts.CA_BUNDLE,
+        config: Path | None = opts.CONFIG,
+        region: str | None = opts.REGION,
+        profile: str | None = opts.PROFILE,
+        timeout: float = typer.Option(
+            5.0, "--timeout", min=0.1, help="Seconds to wait for each network answer."
+        ),
+        test_event: bool = typer.Option(
+            True,
+            "--test-event/--no-test-event",
+            help="Send one test event (sourcetype hsmaudit:doctor) to check the index.",
+        ),
+        skip_hec: bool = typer.Option(False, "--skip-hec", help="Only check AWS."),
+        skip_aws: bool = typer.Option(False, "--skip-aws", help="Only check HEC."),
+        as_json: bool = typer.Option(False, "--json", help="One JSON object per check on stdout."),
+    ) -> None:
+        """Check HEC and AWS in order and explain what is broken (see DOCTOR_HELP)."""
+        from hsmaudit.config import ConfigError
+
+        options = opts.DeliveryOptions(
+            hec_url=hec_url, index=index, ack=ack, ca_bundle=ca_bundle, config=config
+        )
+        try:
+            settings = opts.resolve_settings(options)
+        except ConfigError as error:
+            print_result(CheckResult("config", "fail", str(error)), as_json=as_json)
+            fail("doctor found 1 problem: the configuration")
+        opts.quiet_library_logs()
+        failures: list[CheckResult] = []
+        results: list[Iterator[CheckResult]] = []
+        probe = HecProbe(settings, timeout=timeout, test_event=test_event)
+        if not skip_hec:
+            results.append(probe.run())
+        if not skip_aws:
+            results.append(
+                aws_checks(
+                    settings=settings,
+                    clusters=clusters,
+                    region=region,
+                    profile=profile,
+                    destination=destination,
+                    principal_arn=principal_arn,
+                )
+            )
+        try:
+            for group in results:
+                for result in group:
+                    print_result(result, as_json=as_json)
+                    if result.status == "fail":
+                        failures.append(result)
+        finally:
+            probe.close()
+        if failures:
+            names = ", ".join(dict.fromkeys(result.check for result in failures))
+            fail(f"doctor found {len(failures)} problem{'s' if len(failures) > 1 else ''} ({names})")
