@@ -1,0 +1,465 @@
+"""`hsmaudit doctor` on working and broken setups, through the real console script.
+
+Broken setups are real: a closed port, a HEC with another token, HTTPS with a self-signed
+certificate made here, a Splunk-like HEC whose token has acknowledgement off / a restricted index
+/ is disabled, moto with IAM enforcement and a policy lacking one permission, a log group without
+subscription filter. Each must be named in one line, and doctor must exit 1.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import socket
+import ssl
+import threading
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .test_cli_harness import Moto, hec_sink, make_cluster, moto, run_cli
+
+__all__ = ["hec_sink", "moto"]  # fixtures used by name
+
+TOKEN = "test-token"
+
+
+def doctor(*args: str, env: dict[str, str] | None = None) -> tuple[int, list[dict[str, Any]], str]:
+    """Run `hsmaudit doctor --json`; returns exit code, the checks, and stderr."""
+    result = run_cli("doctor", "--json", "--timeout", "3", *args, env=env)
+    checks = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    return result.returncode, checks, result.stderr
+
+
+def by_check(checks: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [c for c in checks if c["check"] == name]
+
+
+def failed(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [c for c in checks if c["status"] == "fail"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+# ----------------------------------------------------------------------- a Splunk-like HEC
+
+
+@dataclass
+class SplunkLikeHec:
+    """A loopback HEC that answers like Splunk for one token's settings (splunk-hec-and-app.md §1.8)."""
+
+    token: str = TOKEN
+    enabled: bool = True
+    use_ack: bool = False
+    allowed_indexes: tuple[str, ...] = ()
+    received: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        hec = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def answer(self, status: int, payload: dict[str, Any]) -> None:
+                body = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                if self.path.startswith("/services/collector/health"):
+                    self.answer(200, {"text": "HEC is healthy", "code": 17})
+                else:
+                    self.answer(404, {"text": "not found", "code": 404})
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
+                if not token:
+                    return self.answer(401, {"text": "Token is required", "code": 2})
+                if scheme != "Splunk" or token != hec.token:
+                    return self.answer(403, {"text": "Invalid token", "code": 4})
+                if not hec.enabled:
+                    return self.answer(403, {"text": "Token disabled", "code": 1})
+                channel = self.headers.get("X-Splunk-Request-Channel")
+                if self.path.startswith("/services/collector/ack"):
+                    if not hec.use_ack:
+                        return self.answer(400, {"text": "ACK is disabled", "code": 14})
+                    acks = json.loads(body or b"{}").get("acks", [])
+                    return self.answer(200, {"acks": {str(a): False for a in acks}})
+                if hec.use_ack and not channel:
+                    return self.answer(400, {"text": "Data channel is missing", "code": 10})
+                if not body.strip():
+                    return self.answer(400, {"text": "No data", "code": 5})
+                decoder = json.JSONDecoder()
+                text, position, number = body.decode(), 0, 0
+                while position < len(text):
+                    event, position = decoder.raw_decode(text, position)
+                    while position < len(text) and text[position].isspace():
+                        position += 1
+                    index = event.get("index")
+                    if index is not None and hec.allowed_indexes and index not in hec.allowed_indexes:
+                        return self.answer(
+                            400, {"text": "Incorrect index", "code": 7, "invalid-event-number": number}
+                        )
+                    hec.received.append(event)
+                    number += 1
+                return self.answer(
+                    200, {"text": "Success", "code": 0, **({"ackId": 0} if hec.use_ack else {})}
+                )
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def splunk() -> Iterator[SplunkLikeHec]:
+    hec = SplunkLikeHec()
+    yield hec
+    hec.stop()
+
+
+# -------------------------------------------------------------------------- HTTPS with a self-signed cert
+
+
+@dataclass
+class TlsHec:
+    url_by_name: str
+    url_by_ip: str
+    certificate: Path
+
+
+@pytest.fixture(scope="module")
+def tls_hec(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsHec]:
+    """The shared HEC sink behind HTTPS with a self-signed certificate for `localhost` only.
+
+    CN is Splunk's default `SplunkServerDefaultCert` (user-needs.md §1.6: the classic self-signed case).
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from .test_cli_harness import _load_hec_sink
+
+    directory = tmp_path_factory.mktemp("tls")
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "SplunkServerDefaultCert")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path = directory / "hec.pem"
+    key_path = directory / "hec.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    module = _load_hec_sink()
+    options = module.build_parser().parse_args(["--port", "0", "--token", TOKEN])
+    server = module.SinkServer(("127.0.0.1", 0), module.Handler, options)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    yield TlsHec(f"https://localhost:{port}", f"https://127.0.0.1:{port}", cert_path)
+    server.shutdown()
+    server.server_close()
+
+
+# ------------------------------------------------------------------------------------------ HEC tests
+
+
+def test_a_working_hec_passes_every_check(hec_sink: Any) -> None:
+    code, checks, stderr = doctor("--skip-aws", "--hec-url", hec_sink.url, env={"HSMAUDIT_HEC_TOKEN": TOKEN})
+    assert code == 0, (checks, stderr)
+    statuses = {c["check"]: c["status"] for c in checks}
+    assert statuses["hec.reachable"] == statuses["hec.token"] == statuses["hec.index"] == "ok"
+    assert statuses["hec.health"] == "ok"
+    # the sink reports every ackId as indexed, i.e. acknowledgement on; hsmaudit has it off: a warning
+    assert statuses["hec.ack"] == "warn"
+    assert hec_sink.stats()["events"] == 1  # exactly one test event
+    assert TOKEN not in json.dumps(checks) + stderr
+
+
+def test_hec_down_is_named_in_one_line() -> None:
+    code, checks, stderr = doctor(
+        "--skip-aws", "--hec-url", f"http://127.0.0.1:{free_port()}", env={"HSMAUDIT_HEC_TOKEN": TOKEN}
+    )
+    assert code == 1
+    (problem,) = failed(checks)
+    assert problem["check"] == "hec.reachable"
+    assert "HEC is down" in problem["summary"] and "refused the connection" in problem["summary"]
+    assert {c["status"] for c in checks if c["check"] in ("hec.token", "hec.index")} == {"skip"}
+    assert stderr.strip() == "hsmaudit: doctor found 1 problem (hec.reachable)"
+
+
+def test_a_wrong_token_is_named_without_showing_it(hec_sink: Any) -> None:
+    code, checks, stderr = doctor(
+        "--skip-aws", "--hec-url", hec_sink.url, env={"HSMAUDIT_HEC_TOKEN": "not-the-token-123"}
+    )
+    assert code == 1
+    (problem,) = failed(checks)
+    assert problem["check"] == "hec.token"
+    assert "HEC does not accept the token (from HSMAUDIT_HEC_TOKEN)" in problem["summary"]
+    assert "HEC code 4" in problem["summary"]
+    assert "not-the-token-123" not in json.dumps(checks) + stderr
+
+
+def test_a_disabled_token_is_named(splunk: SplunkLikeHec) -> None:
+    splunk.enabled = False
+    code, checks, _ = doctor("--skip-aws", "--hec-url", splunk.url, env={"HSMAUDIT_HEC_TOKEN": TOKEN})
+    assert code == 1
+    (problem,) = failed(checks)
+    assert "disabled in Splunk (HEC code 1" in problem["summary"]
+
+
+def test_ack_configured_but_off_on_the_token_is_named(splunk: SplunkLikeHec) -> None:
+    code, checks, _ = doctor(
+        "--skip-aws", "--hec-url", splunk.url, "--ack", env={"HSMAUDIT_HEC_TOKEN": TOKEN}
+    )
+    assert code == 1
+    (problem,) = failed(checks)
+    assert problem["check"] == "hec.ack"
+    assert "HSMAUDIT_HEC_ACK is on but the token has indexer acknowledgement off" in problem["summary"]
+
+
+def test_ack_on_both_sides_passes(splunk: SplunkLikeHec) -> None:
+    splunk.use_ack = True
+    code, checks, stderr = doctor(
+        "--skip-aws", "--hec-url", splunk.url, env={"HSMAUDIT_HEC_TOKEN": TOKEN, "HSMAUDIT_HEC_ACK": "true"}
+    )
+    assert code == 0, (checks, stderr)
+    assert by_check(checks, "hec.ack")[0]["status"] == "ok"
+
+
+def test_an_index_the_token_may_not_write_is_named(splunk: SplunkLikeHec) -> None:
+    splunk.allowed_indexes = ("main",)
+    code, checks, _ = doctor(
+        "--skip-aws", "--hec-url", splunk.url, "--index", "cloudhsm", env={"HSMAUDIT_HEC_TOKEN": TOKEN}
+    )
+    assert code == 1
+    (problem,) = failed(checks)
+    assert problem["check"] == "hec.index"
+    assert "the token may not write to index cloudhsm (HEC code 7" in problem["summary"]
+    # and an allowed index passes, with one test event outside the audit sourcetypes
+    code, checks, _ = doctor(
+        "--skip-aws", "--hec-url", splunk.url, "--index", "main", env={"HSMAUDIT_HEC_TOKEN": TOKEN}
+    )
+    assert code == 0
+    assert [e["sourcetype"] for e in splunk.received] == ["hsmaudit:doctor"]
+
+
+def test_no_test_event_sends_nothing(splunk: SplunkLikeHec) -> None:
+    code, checks, _ = doctor(
+        "--skip-aws", "--hec-url", splunk.url, "--no-test-event", env={"HSMAUDIT_HEC_TOKEN": TOKEN}
+    )
+    assert code == 0
+    assert by_check(checks, "hec.index")[0]["status"] == "skip"
+    assert splunk.received == []
+
+
+def test_a_self_signed_certificate_is_named_with_the_ca_bundle_fix(tls_hec: TlsHec) -> None:
+    code, checks, _ = doctor(
+        "--skip-aws", "--hec-url", tls_hec.url_by_name, env={"HSMAUDIT_HEC_TOKEN": TOKEN}
+    )
+    assert code == 1
+    (problem,) = failed(checks)
+    assert problem["check"] == "hec.tls"
+    assert "self-signed (CN=SplunkServerDefaultCert)" in problem["summary"]
+    assert "HSMAUDIT_HEC_CA_BUNDLE" in (problem["fix"] or "")
+
+
+def test_trusting_the_certificate_with_a_ca_bundle_fixes_tls(tls_hec: TlsHec) -> None:
+    code, checks, stderr = doctor(
+        "--skip-aws", "--hec-url", tls_hec.url_by_name, env={"HSMAUDIT_HEC_TOKEN": TOKEN,
+        "HSMAUDIT_HEC_CA_BUNDLE": str(tls_hec.certificate)},
+    )  # fmt: skip
+    assert code == 0, (checks, stderr)
+    assert by_check(checks, "hec.tls")[0]["status"] == "ok"
+    assert by_check(checks, "hec.index")[0]["status"] == "ok"  # the test event went through HTTPS
+
+
+def test_a_certificate_for_another_name_is_named(tls_hec: TlsHec) -> None:
+    code, checks, _ = doctor(
+        "--skip-aws", "--hec-url", tls_hec.url_by_ip, "--ca-bundle", str(tls_hec.certificate),
+        env={"HSMAUDIT_HEC_TOKEN": TOKEN},
+    )  # fmt: skip
+    assert code == 1
+    (problem,) = failed(checks)
+    assert "valid for localhost, not for 127.0.0.1" in problem["summary"]
+
+
+def test_no_hec_url_is_named(tmp_path: Path) -> None:
+    code, checks, _ = doctor("--skip-aws")
+    assert code == 1
+    assert failed(checks)[0]["summary"] == "no HEC URL is configured"
+
+
+def test_people_get_one_line_per_check(hec_sink: Any) -> None:
+    result = run_cli(
+        "doctor",
+        "--skip-aws",
+        "--hec-url",
+        f"http://127.0.0.1:{free_port()}",
+        env={"HSMAUDIT_HEC_TOKEN": TOKEN},
+    )
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert len(lines) == 7
+    assert lines[1].startswith("✘ hec.reachable")
+
+
+# ------------------------------------------------------------------------------------------ AWS tests
+
+
+def subscribe(moto: Moto, log_group: str) -> str:
+    kinesis = moto.client("kinesis")
+    name = log_group.rsplit("/", 1)[-1]
+    kinesis.create_stream(StreamName=name, ShardCount=1)
+    arn: str = kinesis.describe_stream(StreamName=name)["StreamDescription"]["StreamARN"]
+    moto.client("logs").put_subscription_filter(
+        logGroupName=log_group,
+        filterName="hsmaudit",
+        filterPattern="",
+        destinationArn=arn,
+        roleArn="arn:aws:iam::123456789012:role/cwl-to-kinesis",
+    )
+    return arn
+
+
+def test_aws_setup_with_a_subscription_passes(moto: Moto) -> None:
+    cluster = make_cluster(moto, hsms=1, records=2)
+    arn = subscribe(moto, cluster.log_group)
+    code, checks, stderr = doctor("--skip-hec", "--cluster", cluster.cluster_id, env=moto.env)
+    assert code == 0, (checks, stderr)
+    assert by_check(checks, "aws.credentials")[0]["status"] == "ok"
+    permissions = by_check(checks, "aws.permissions")
+    assert {p["status"] for p in permissions} == {"ok"}
+    assert any("logs:GetLogEvents allowed" in p["summary"] for p in permissions)
+    (subscription,) = by_check(checks, "aws.subscription")
+    assert subscription["status"] == "ok"
+    assert arn in subscription["summary"]
+
+
+def test_a_log_group_without_subscription_filter_is_named(moto: Moto) -> None:
+    cluster = make_cluster(moto, hsms=1, records=1)
+    code, checks, _ = doctor("--skip-hec", "--cluster", cluster.cluster_id, env=moto.env)
+    assert code == 1
+    (problem,) = failed(checks)
+    assert problem["check"] == "aws.subscription"
+    assert f"log group {cluster.log_group} has no subscription filter" in problem["summary"]
+
+
+def test_a_subscription_to_something_else_is_named(moto: Moto) -> None:
+    cluster = make_cluster(moto, hsms=1, records=1)
+    subscribe(moto, cluster.log_group)
+    code, checks, _ = doctor(
+        "--skip-hec", "--cluster", cluster.cluster_id, "--destination", "hsmaudit-forwarder", env=moto.env
+    )
+    assert code == 1
+    assert "not to hsmaudit-forwarder" in failed(checks)[0]["summary"]
+
+
+def test_a_missing_permission_is_named_with_the_principal(moto: Moto) -> None:
+    # GIVEN an operator user whose policy lacks logs:GetLogEvents, and IAM enforced by moto
+    cluster = make_cluster(moto, hsms=1, records=2)
+    subscribe(moto, cluster.log_group)
+    iam = moto.client("iam")
+    user = f"operator-{cluster.cluster_id}"
+    iam.create_user(UserName=user)
+    allowed = [
+        "sts:GetCallerIdentity",
+        "logs:DescribeLogGroups",
+        "logs:DescribeLogStreams",
+        "logs:FilterLogEvents",
+        "logs:DescribeSubscriptionFilters",
+    ]
+    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": allowed, "Resource": "*"}]}
+    iam.put_user_policy(UserName=user, PolicyName="operator", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    env = {
+        **moto.env,
+        "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+    }
+    set_moto_auth(moto, "0")
+    try:
+        code, checks, stderr = doctor("--skip-hec", "--cluster", cluster.cluster_id, env=env)
+    finally:
+        set_moto_auth(moto, "inf")
+    # THEN doctor names the one missing permission, the resource and whose policy to change
+    assert code == 1, (checks, stderr)
+    (problem,) = failed(checks)
+    assert problem["check"] == "aws.permissions"
+    assert problem["summary"].startswith("missing permission logs:GetLogEvents on ")
+    assert cluster.log_group in problem["summary"]
+    assert problem["fix"] == f"allow it in the policy of arn:aws:iam::123456789012:user/{user}"
+    assert stderr.strip() == "hsmaudit: doctor found 1 problem (aws.permissions)"
+
+
+def set_moto_auth(moto: Moto, count: str) -> None:
+    """moto's switch for IAM enforcement (`/moto-api/reset-auth`): 0 enforces it from now on."""
+    request = urllib.request.Request(
+        f"{moto.url}/moto-api/reset-auth",
+        data=count.encode(),
+        method="POST",
+        headers={"Content-Type": "text/plain"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 200
+
+
+def test_credentials_aws_rejects_are_named(moto: Moto) -> None:
+    set_moto_auth(moto, "0")
+    try:
+        code, checks, _ = doctor("--skip-hec", env={**moto.env, "AWS_ACCESS_KEY_ID": "AKIAUNKNOWN0000000000"})
+    finally:
+        set_moto_auth(moto, "inf")
+    assert code == 1
+    (problem,) = failed(checks)
+    assert problem["check"] == "aws.credentials"
+    assert "AWS rejected the credentials" in problem["summary"]
+
+
+def test_no_aws_region_is_named() -> None:
+    code, checks, _ = doctor("--skip-hec", env={"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"})
+    assert code == 1
+    assert failed(checks)[0]["summary"] == "no AWS Region is configured"
