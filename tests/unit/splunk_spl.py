@@ -1,0 +1,95 @@
+"""Which fields an SPL search reads, and which macros it calls: a lexical check for the app's searches.
+
+Not an SPL parser: it removes string literals, tokens and macro calls, drops SPL's own words
+(commands, functions, options) and the fields the search itself creates (`as x`, `eval x=`,
+`streamstats ... as x`), and returns every other name. A name it returns that is not an event
+field is a typo or a field the parser never emits. The vocabulary below is SPL's, not ours.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from hsmaudit.records.event import FIELD_NAMES
+
+# Splunk's default and internal fields (always present at search time).
+SPLUNK_FIELDS: Final = frozenset(
+    {"_time", "_raw", "_indextime", "host", "source", "sourcetype", "index", "eventtype", "tag", "linecount"}
+)
+
+SPL_COMMANDS: Final = frozenset(
+    {
+        "search", "where", "eval", "stats", "eventstats", "streamstats", "timechart", "chart", "table", "fields",
+        "sort", "dedup", "fillnull", "mvexpand", "bin", "bucket", "head", "tail", "top", "rare", "rename", "convert",
+        "fieldformat", "tstats", "lookup", "inputlookup", "rex", "spath", "append", "join", "transaction",
+    }
+)  # fmt: skip
+SPL_FUNCTIONS: Final = frozenset(
+    {
+        "count", "sum", "min", "max", "avg", "dc", "values", "list", "latest", "earliest", "last", "first", "range",
+        "if", "case", "in", "isnull", "isnotnull", "tonumber", "tostring", "coalesce", "md5", "strftime", "strptime",
+        "now", "round", "mvappend", "mvcount", "null", "true", "match", "replace", "lower", "upper", "like", "len",
+        "substr", "printf", "relative_time", "ctime", "distinct_count",
+    }
+)  # fmt: skip
+SPL_WORDS: Final = frozenset(
+    {
+        "by", "as", "and", "or", "not", "in", "over", "value", "span", "current", "window", "keepempty",
+        "consecutive", "limit", "f", "t", "true", "false", "duration", "sortby", "time_window", "global",
+        "allnum", "reset_before", "useother", "usenull", "bins", "desc", "asc", "num", "str", "ip", "auto",
+        "outputnew", "output", "prefix", "suffix",
+    }
+)  # fmt: skip
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_TOKEN = re.compile(r"\$[^$\s]*\$")
+_MACRO = re.compile(r"`([A-Za-z0-9_]+)(?:\(([^`]*)\))?`")
+_NAME = re.compile(r"(?<![\w.'{}])([A-Za-z_][A-Za-z0-9_]*)(?![\w'(])")
+_AS = re.compile(r"\bas\s+([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE)
+_EVAL_ASSIGN = re.compile(r"(?:^\s*eval\s+|,\s*)([A-Za-z_][A-Za-z0-9_]*)\s*=(?!=)")
+
+
+def macro_calls(spl: str) -> list[tuple[str, int]]:
+    """(macro name, argument count) of every `macro(...)` call."""
+    calls = []
+    for name, args in _MACRO.findall(spl):
+        count = 0 if not args.strip() else len(re.findall(r',(?=(?:[^"]*"[^"]*")*[^"]*$)', args)) + 1
+        calls.append((name, count))
+    return calls
+
+
+def _clean(spl: str) -> str:
+    return _TOKEN.sub(" ", _MACRO.sub(" ", _STRING.sub(" ", spl)))
+
+
+def created_fields(spl: str) -> set[str]:
+    """The fields a search creates: `... as x` and `eval x=...`."""
+    text = _clean(spl)
+    created: set[str] = set(_AS.findall(text))
+    for segment in text.split("|"):
+        if re.match(r"\s*eval\b", segment):
+            created.update(_EVAL_ASSIGN.findall(segment))
+    return created
+
+
+def read_fields(spl: str) -> set[str]:
+    """The field names a search reads that it did not create itself."""
+    text = _clean(spl)
+    created = created_fields(spl)
+    names = set()
+    for segment in text.split("|"):
+        for match in _NAME.finditer(segment):
+            word = match.group(1)
+            if re.fullmatch(r"[0-9]", word[0]):
+                continue
+            lowered = word.lower()
+            if lowered in SPL_COMMANDS or lowered in SPL_FUNCTIONS or lowered in SPL_WORDS:
+                continue
+            names.add(word)
+    return names - created
+
+
+def known_fields(props_defined: set[str]) -> set[str]:
+    """Fields an hsmaudit event has at search time: the contract's, props' CIM fields, Splunk's own."""
+    return set(FIELD_NAMES) | props_defined | SPLUNK_FIELDS
