@@ -121,7 +121,7 @@ def decode_batch(data: bytes, *, name: str) -> SpoolBatch:
     lines: tuple[bytes, ...] = ()
     payload = b""
     if header.kind == "hec":
-        lines = tuple(body.split(b"\n")) if body else ()
+        lines = tuple(body.split(b"\n")) if header.count else ()
         if len(lines) != header.count:
             raise SpoolError(f"spooled batch {name} holds {len(lines)} lines, header says {header.count}")
     else:
