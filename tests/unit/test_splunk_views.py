@@ -1,0 +1,271 @@
+"""The app's dashboards: well-formed, every token defined, every base search resolved, known fields only.
+
+AppInspect checks the Simple XML version and deprecated elements but not tokens, SPL, scripts or
+the Studio JSON (splunk-hec-and-app.md §3.1), so these tests do.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET  # the app's own files, not untrusted input
+from typing import Any
+
+import pytest
+
+from tests.unit.splunk_conf import DEFAULT_DIR
+from tests.unit.splunk_spl import created_fields, macro_calls
+from tests.unit.test_splunk_conf import check_spl
+
+VIEWS_DIR = DEFAULT_DIR / "data" / "ui" / "views"
+SIMPLE_XML = VIEWS_DIR / "hsmaudit_overview.xml"
+STUDIO = VIEWS_DIR / "hsmaudit_overview_studio.xml"
+NAV = DEFAULT_DIR / "data" / "ui" / "nav" / "default.xml"
+
+# Splunk's predefined tokens: drilldown values, form.* mirrors of inputs, the environment.
+PREDEFINED = re.compile(r"^(click\.|row\.|result\.|form\.|env:|job\.)")
+DEPRECATED = ("populatingSearch", "earliestTime", "latestTime", "searchString", "searchName", "searchTemplate",
+              "searchPostProcess")  # fmt: skip
+_TOKEN = re.compile(r"\$([^$\s]+)\$")
+
+
+def parse(path: Any) -> ET.Element:
+    return ET.parse(path).getroot()  # noqa: S314 - the app's own files, not untrusted input
+
+
+def tokens_in(text: str) -> set[str]:
+    """Token names used in `text` (filters like |s stripped, $$ escapes ignored)."""
+    return {match.split("|")[0] for match in _TOKEN.findall(text.replace("$$", ""))}
+
+
+def simple_defined_tokens(root: ET.Element) -> set[str]:
+    defined: set[str] = set()
+    for element in root.iter("input"):
+        token = element.get("token")
+        assert token, "an input without a token"
+        defined.add(token)
+        if element.get("type") == "time":
+            defined |= {f"{token}.earliest", f"{token}.latest"}
+    for element in root.iter("set"):
+        defined.add(element.get("token", ""))
+    return defined
+
+
+@pytest.mark.parametrize("path", sorted(VIEWS_DIR.glob("*.xml")), ids=lambda p: p.name)
+def test_every_view_is_well_formed_and_has_no_scripts(path: Any) -> None:
+    root = parse(path)
+    assert root.tag in ("form", "dashboard")
+    assert root.findtext("label")
+    for element in root.iter():
+        assert element.tag not in ("script", "html"), f"{path.name}: <{element.tag}>"
+        assert element.get("script") is None and element.get("stylesheet") is None, path.name
+        assert element.tag not in DEPRECATED, f"{path.name}: deprecated <{element.tag}>"
+
+
+def test_simple_xml_is_version_1_1_form_with_inputs() -> None:
+    root = parse(SIMPLE_XML)
+    assert root.tag == "form" and root.get("version") == "1.1"
+    assert {i.get("type") for i in root.iter("input")} == {"time", "dropdown"}
+    for option in root.iter("option"):
+        assert option.get("name") != "displayRowNumbers"
+
+
+def test_every_token_a_panel_uses_is_defined_by_an_input_and_every_input_is_used() -> None:
+    root = parse(SIMPLE_XML)
+    defined = simple_defined_tokens(root)
+    text = SIMPLE_XML.read_text(encoding="utf-8")
+    used = tokens_in(text)
+    undefined = {t for t in used if t not in defined and not PREDEFINED.match(t)}
+    assert not undefined, f"undefined tokens {sorted(undefined)}"
+    for element in root.iter("input"):
+        token = element.get("token", "")
+        uses = {t for t in used if t == token or t.startswith(token + ".")}
+        assert uses, f"input {token} is never used"
+
+
+def test_a_panel_that_filters_uses_every_filter() -> None:
+    root = parse(SIMPLE_XML)
+    for search in root.iter("search"):
+        query = search.findtext("query") or ""
+        if "hsmaudit_filter" in query:
+            for token in ("cluster_tok", "hsm_tok", "log_type_tok", "opcode_tok"):
+                assert f"${token}|s$" in query
+
+
+def test_every_base_search_resolves_and_non_transforming_bases_keep_their_fields() -> None:
+    root = parse(SIMPLE_XML)
+    bases = {s.get("id"): s for s in root.findall("search")}
+    assert bases, "no base search"
+    used = {s.get("base") for s in root.iter("search") if s.get("base")}
+    assert used <= set(bases), f"unknown base {used - set(bases)}"
+    assert set(bases) <= used, f"unused base {set(bases) - used}"
+    for name, search in bases.items():
+        query = search.findtext("query") or ""
+        assert (
+            search.findtext("earliest") == "$time_tok.earliest$"
+            and search.findtext("latest") == "$time_tok.latest$"
+        )
+        last = query.rsplit("|", 1)[-1].strip()
+        assert last.startswith(("stats", "fields", "timechart", "chart")), f"{name} ends with {last[:20]!r}"
+    for search in root.iter("search"):
+        if search.get("base"):
+            query = (search.findtext("query") or "").strip()
+            assert not query.startswith("|"), "post-process queries start with a command, no pipe"
+
+
+def _panel_searches(root: ET.Element) -> list[tuple[str, str, str | None]]:
+    """(panel title or input label, query, base id) of every search in a Simple XML view."""
+    out = []
+    for panel in root.iter("panel"):
+        for search in panel.iter("search"):
+            out.append((panel.findtext("title") or "", search.findtext("query") or "", search.get("base")))
+    for element in root.iter("input"):
+        search = element.find("search")
+        if search is not None:
+            out.append((element.findtext("label") or "", search.findtext("query") or "", None))
+    return out
+
+
+def test_every_search_uses_defined_macros_and_fields_the_parser_emits() -> None:
+    root = parse(SIMPLE_XML)
+    bases = {s.get("id"): s.findtext("query") or "" for s in root.findall("search")}
+    for name, query in bases.items():
+        assert query.startswith("`hsmaudit_events`"), name
+        check_spl(query, f"base {name}", _macro_created(query))
+    for title, query, base in _panel_searches(root):
+        if base is None:
+            assert query.startswith("`hsmaudit_events`"), title
+        inherited = created_fields(bases[base]) | _macro_created(bases[base]) if base else set()
+        check_spl(query, title, inherited | _macro_created(query))
+
+
+def _macro_created(spl: str) -> set[str]:
+    from tests.unit.test_splunk_conf import MACROS
+
+    out: set[str] = set()
+    for name, count in macro_calls(spl):
+        stanza = f"{name}({count})" if count else name
+        out |= created_fields(MACROS[stanza]["definition"])
+    return out
+
+
+def test_dropdowns_are_filled_by_searches_that_return_their_field() -> None:
+    root = parse(SIMPLE_XML)
+    dropdowns = [i for i in root.iter("input") if i.get("type") == "dropdown"]
+    assert {d.get("token") for d in dropdowns} == {"cluster_tok", "hsm_tok", "log_type_tok", "opcode_tok"}
+    for dropdown in dropdowns:
+        field = dropdown.findtext("fieldForValue")
+        assert field and dropdown.findtext("fieldForLabel") == field
+        assert re.search(rf"\bby {field}\b", dropdown.findtext("search/query") or ""), field
+        assert dropdown.findtext("default") == "*"
+        assert any(c.get("value") == "*" for c in dropdown.findall("choice"))
+
+
+def test_the_seed_panels_are_all_there() -> None:
+    titles = {p.findtext("title") for p in parse(SIMPLE_XML).iter("panel")}
+    for title in (
+        "Audit events", "Failed logins", "Keys generated", "Keys deleted", "Failed logins by role (CO / CU)",
+        "Failed logins by user", "Commands by opcode (click a bar to filter)", "Sequence continuity per HSM",
+        "User management timeline", "Key lifecycle by handle", "Events per HSM", "Last event per HSM (pipeline health)",
+        "Event details",
+    ):  # fmt: skip
+        assert title in titles, title
+    details = next(p for p in parse(SIMPLE_XML).iter("panel") if p.findtext("title") == "Event details")
+    query = details.findtext(".//query") or ""
+    for field in ("opcode", "sequence_no", "key_handle", "public_key_handle", "response"):
+        assert re.search(rf"\b{field}\b", query), field
+
+
+# --- Dashboard Studio -----------------------------------------------------------------------
+
+
+def studio_definition() -> dict[str, Any]:
+    root = parse(STUDIO)
+    assert root.tag == "dashboard" and root.get("version") == "2"
+    definition: dict[str, Any] = json.loads(root.findtext("definition") or "")
+    return definition
+
+
+def test_studio_definition_is_valid_json_with_consistent_references() -> None:
+    definition = studio_definition()
+    assert {"title", "dataSources", "visualizations", "inputs", "layout"} <= set(definition)
+    sources, visuals, inputs = definition["dataSources"], definition["visualizations"], definition["inputs"]
+    for name, source in sources.items():
+        assert source["type"] in ("ds.search", "ds.chain"), name
+        if source["type"] == "ds.chain":
+            assert source["options"]["extend"] in sources, name
+            assert sources[source["options"]["extend"]]["type"] == "ds.search"
+            assert source["options"]["query"].startswith("|"), name
+    for name, visual in visuals.items():
+        assert visual["type"].startswith("splunk."), name
+        assert visual["dataSources"]["primary"] in sources, name
+    layout = definition["layout"]
+    items = [block["item"] for block in layout["structure"]]
+    assert sorted(items) == sorted(visuals), "every visualization is laid out exactly once"
+    assert set(layout["globalInputs"]) == set(inputs)
+    defined: set[str] = set()
+    for name, item in inputs.items():
+        token = item["options"]["token"]
+        defined.add(token)
+        if item["type"] == "input.timerange":
+            defined |= {f"{token}.earliest", f"{token}.latest"}
+            continue
+        assert item["type"] == "input.dropdown", name
+        field = item["encoding"]["value"].removeprefix("primary.")
+        assert item["encoding"]["label"] == item["encoding"]["value"]
+        query = sources[item["dataSources"]["primary"]]["options"]["query"]
+        assert re.search(rf"\bby {field}\b", query), name
+        assert {"label": "All", "value": "*"} in item["options"]["items"]  # Studio drops "" values
+    used = tokens_in(json.dumps(definition))
+    assert used <= defined, f"undefined tokens {sorted(used - defined)}"
+
+
+def test_studio_searches_use_defined_macros_and_known_fields() -> None:
+    sources = studio_definition()["dataSources"]
+    for name, source in sources.items():
+        query = source["options"]["query"]
+        if source["type"] == "ds.chain":
+            base = sources[source["options"]["extend"]]["options"]["query"]
+            check_spl(query, name, created_fields(base) | _macro_created(base) | _macro_created(query))
+        else:
+            assert query.startswith("`hsmaudit_events`"), name
+            check_spl(query, name, _macro_created(query))
+
+
+def _normalise(query: str) -> str:
+    return re.sub(r'"\$([^$|]+)\$"', r"$\1|s$", query.strip().removeprefix("| "))
+
+
+def test_studio_shows_the_same_panels_and_searches_as_the_simple_xml_view() -> None:
+    root = parse(SIMPLE_XML)
+    simple = {(title, query.strip()) for title, query, _ in _panel_searches(root)}
+    definition = studio_definition()
+    sources = definition["dataSources"]
+    studio = set()
+    for visual in definition["visualizations"].values():
+        studio.add(
+            (visual["title"], _normalise(sources[visual["dataSources"]["primary"]]["options"]["query"]))
+        )
+    for item in definition["inputs"].values():
+        if "dataSources" in item:
+            studio.add(
+                (item["title"], _normalise(sources[item["dataSources"]["primary"]]["options"]["query"]))
+            )
+    assert studio == simple
+    simple_bases = {s.get("id"): (s.findtext("query") or "").strip() for s in root.findall("search")}
+    studio_bases = {
+        s["name"]: _normalise(s["options"]["query"])
+        for s in sources.values()
+        if s.get("name") in simple_bases
+    }
+    assert studio_bases == simple_bases
+
+
+def test_nav_lists_the_apps_views_and_the_alerts() -> None:
+    nav = parse(NAV)
+    views = {v.get("name") for v in nav.iter("view")}
+    ours = {path.stem for path in VIEWS_DIR.glob("*.xml")}
+    assert ours <= views
+    assert next(v for v in nav.iter("view") if v.get("default") == "true").get("name") == "hsmaudit_overview"
+    assert views - ours <= {"search", "reports", "alerts", "dashboards", "datasets"}
+    assert "alerts" in views and any(s.get("source") == "unclassified" for s in nav.iter("saved"))
