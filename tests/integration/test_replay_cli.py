@@ -1,0 +1,123 @@
+"""`hsmaudit replay` through the real console script, against loopback HEC servers and moto S3."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from hsmaudit.aws.s3spool import S3Spool
+from hsmaudit.sinks.spool import LocalSpool, Spool, SpoolBatch
+
+from .conftest import OTHER_TOKEN, TOKEN, FaultHec, closed_port_url
+
+HSMAUDIT = str(Path(sys.executable).with_name("hsmaudit"))
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("HSMAUDIT_", "AWS_"))}
+    clean.update({"HOME": "/nonexistent", "NO_COLOR": "1", "HSMAUDIT_HEC_TOKEN": TOKEN})
+    clean.update(env or {})
+    done = subprocess.run(
+        [HSMAUDIT, "replay", *args], check=False, capture_output=True, text=True, env=clean, timeout=60
+    )
+    assert TOKEN not in done.stdout + done.stderr and OTHER_TOKEN not in done.stdout + done.stderr
+    return done
+
+
+def outcomes(done: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def line(n: int) -> bytes:
+    return b'{"time":1.000000,"host":"hsm-a","source":"/aws/cloudhsm/c","event":{"n":%d,"u":"\xc3\xb6"}}' % n
+
+
+def fill(spool: Spool) -> list[bytes]:
+    sent = []
+    for start in (0, 10, 20):
+        lines = tuple(line(n) for n in range(start, start + 10))
+        spool.put(SpoolBatch(lines=lines, reason="HEC unavailable"))
+        sent.extend(lines)
+    spool.put(SpoolBatch(kind="payload", payload=b"%%% bad base64", reason="not valid base64"))
+    return sent
+
+
+def test_replay_sends_each_batch_once_deletes_it_and_is_safe_to_repeat(
+    fault_hec: FaultHec, tmp_path: Path
+) -> None:
+    spool = LocalSpool(tmp_path)
+    sent = fill(spool)
+    done = run(str(tmp_path), "--hec-url", fault_hec.url)
+    assert done.returncode == 0, done.stderr
+    assert [o["status"] for o in outcomes(done)] == ["replayed"] * 3 + ["payload"]
+    assert Counter(fault_hec.accepted) == Counter(sent)
+    assert [spool.get(b).kind for b in spool.list()] == ["payload"]
+    assert "replayed 3 batches (30 events accepted)" in done.stderr
+    again = run(str(tmp_path), "--hec-url", fault_hec.url)
+    assert again.returncode == 0 and [o["status"] for o in outcomes(again)] == ["payload"]
+    assert Counter(fault_hec.accepted) == Counter(sent)
+
+
+def test_replay_with_hec_down_keeps_everything_and_stops(tmp_path: Path) -> None:
+    spool = LocalSpool(tmp_path)
+    fill(spool)
+    before = list(spool.list())
+    done = run(str(tmp_path), "--hec-url", closed_port_url(), env={"HSMAUDIT_HEC_BACKOFF_BASE": "0.01"})
+    assert done.returncode == 1
+    assert [o["status"] for o in outcomes(done)] == ["kept"]
+    assert list(spool.list()) == before
+
+
+def test_replay_of_a_partly_refused_batch_respools_only_the_refused_line(
+    fault_hec: FaultHec, tmp_path: Path
+) -> None:
+    spool = LocalSpool(tmp_path)
+    spool.put(SpoolBatch(lines=tuple(line(n) for n in range(5)), reason="x"))
+    fault_hec.poison = lambda envelope: envelope["event"]["n"] == 2
+    done = run(str(tmp_path), "--hec-url", fault_hec.url)
+    assert done.returncode == 1
+    (outcome,) = outcomes(done)
+    assert (outcome["status"], outcome["accepted"]) == ("partial", 4)
+    assert fault_hec.accepted == [line(0), line(1), line(3), line(4)]
+    (remaining,) = spool.list()
+    assert remaining == outcome["new_batch_id"] and spool.get(remaining).lines == (line(2),)
+
+
+def test_bad_token_keeps_the_batches(tmp_path: Path, fault_hec: FaultHec) -> None:
+    spool = LocalSpool(tmp_path)
+    fill(spool)
+    done = run(str(tmp_path), "--hec-url", fault_hec.url, env={"HSMAUDIT_HEC_TOKEN": OTHER_TOKEN})
+    assert done.returncode == 1 and [o["status"] for o in outcomes(done)] == ["kept"]
+    assert len(list(spool.list())) == 4 and fault_hec.accepted == []
+
+
+def test_list_only_sends_nothing(tmp_path: Path, fault_hec: FaultHec) -> None:
+    fill(LocalSpool(tmp_path))
+    done = run(str(tmp_path), "--list", "--hec-url", fault_hec.url)
+    assert done.returncode == 0
+    assert [(o["status"], o["events"]) for o in outcomes(done)] == [("listed", 10)] * 3 + [("listed", 1)]
+    assert fault_hec.requests == 0
+
+
+def test_no_spool_anywhere_is_a_one_line_usage_error() -> None:
+    done = run("--hec-url", "http://127.0.0.1:9")
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("hsmaudit: no spool") and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_replay_from_s3(aws_env: str, fault_hec: FaultHec) -> None:
+    boto3.client("s3").create_bucket(Bucket="replay-s3")
+    sent = fill(S3Spool("replay-s3", "spool/"))
+    env = {key: os.environ[key] for key in os.environ if key.startswith("AWS_")}
+    env.update(HSMAUDIT_SPOOL_BUCKET="replay-s3", HSMAUDIT_SPOOL_PREFIX="spool/")
+    done = run("--hec-url", fault_hec.url, env=env)
+    assert done.returncode == 0, done.stderr
+    assert Counter(fault_hec.accepted) == Counter(sent)
+    assert len(list(S3Spool("replay-s3", "spool/").list())) == 1
