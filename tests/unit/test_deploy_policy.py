@@ -1,0 +1,411 @@
+"""Least privilege and safe defaults, read from the CloudFormation the SAM translator produces.
+
+Each scenario is "deployed" on paper: conditions evaluated from the parameters, resources whose
+condition is false dropped, `Fn::If` resolved and `AWS::NoValue` removed, so every check sees what
+CloudFormation would create for that set of parameters. The checks fail on:
+
+* an Allow with an `*` (or `service:*`) action, `NotAction`/`NotResource`, or an `*` principal;
+* an Allow on `Resource: "*"`, except the actions listed in `STAR_RESOURCE_EXCEPTIONS`;
+* a KMS permission when no key was given, or on anything but the given key;
+* a bucket without encryption, the four public-access blocks, a TLS-only policy or a lifecycle;
+* a queue or a delivery stream without encryption, a topic without one when a key was given;
+* a Lambda function without a bounded timeout, a log group without retention;
+* a service trust or resource policy open to other accounts (no SourceAccount/SourceArn/ExternalId).
+
+The last tests feed the checks broken templates, so a check that cannot fail is caught too.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Mapping
+from typing import Any, Final
+
+import pytest
+
+from .test_deploy_template import BASE_PARAMETERS, SCENARIOS, load_template, translate
+
+# Allows on Resource "*" that AWS requires, each with its reason.
+STAR_RESOURCE_EXCEPTIONS: Final[dict[str, str]] = {
+    # Lambda creates and deletes the function's network interfaces in the VPC with the execution
+    # role; EC2's Describe* APIs have no resource-level permissions, and the interface ARNs do not
+    # exist before Lambda creates them (the AWS managed policy AWSLambdaVPCAccessExecutionRole
+    # grants the same six actions on "*"). Present only when SubnetIds is set.
+    "ec2:CreateNetworkInterface": "Lambda VPC networking",
+    "ec2:DescribeNetworkInterfaces": "Lambda VPC networking (no resource-level permissions)",
+    "ec2:DescribeSubnets": "Lambda VPC networking (no resource-level permissions)",
+    "ec2:DeleteNetworkInterface": "Lambda VPC networking",
+    "ec2:AssignPrivateIpAddresses": "Lambda VPC networking",
+    "ec2:UnassignPrivateIpAddresses": "Lambda VPC networking",
+}
+MAX_TIMEOUT_SECONDS: Final = 300  # a Firehose transformation may run 5 minutes at most
+POLICY_RESOURCES: Final = {
+    "AWS::S3::BucketPolicy": "PolicyDocument",
+    "AWS::SQS::QueuePolicy": "PolicyDocument",
+    "AWS::SNS::TopicPolicy": "PolicyDocument",
+    "AWS::IAM::Policy": "PolicyDocument",
+    "AWS::IAM::ManagedPolicy": "PolicyDocument",
+}
+
+# ------------------------------------------------------------------------ deployment on paper
+
+_NO_VALUE: Final = object()
+
+
+def parameter_values(template: Mapping[str, Any], parameters: Mapping[str, str]) -> dict[str, Any]:
+    """Every parameter's value (given, else its default); lists for CommaDelimitedList."""
+    values: dict[str, Any] = {}
+    for name, spec in template["Parameters"].items():
+        raw = parameters.get(name, spec.get("Default"))
+        assert raw is not None, f"scenario gives no value for {name}, which has no default"
+        raw = str(raw)
+        values[name] = raw.split(",") if spec["Type"] == "CommaDelimitedList" else raw
+    values.update({"AWS::AccountId": "123456789012", "AWS::Region": "us-east-1", "AWS::Partition": "aws"})
+    return values
+
+
+def evaluate(expression: Any, values: Mapping[str, Any], conditions: Mapping[str, Any]) -> Any:
+    """The value of a condition expression (Fn::Equals/Not/And/Or/Join, Ref, Condition)."""
+    if not isinstance(expression, Mapping):
+        return expression
+    ((function, argument),) = expression.items()
+    if function == "Ref":
+        return values[argument]
+    if function == "Condition":
+        return evaluate_condition(argument, values, conditions)
+    if function == "Fn::Equals":
+        left, right = (evaluate(a, values, conditions) for a in argument)
+        return str(left) == str(right)
+    if function == "Fn::Not":
+        return not evaluate(argument[0], values, conditions)
+    if function == "Fn::And":
+        return all(evaluate(a, values, conditions) for a in argument)
+    if function == "Fn::Or":
+        return any(evaluate(a, values, conditions) for a in argument)
+    if function == "Fn::Join":
+        separator, items = argument
+        return separator.join(evaluate(items, values, conditions))
+    raise AssertionError(f"condition function {function} is not modelled by this test")
+
+
+def evaluate_condition(name: str, values: Mapping[str, Any], conditions: Mapping[str, Any]) -> bool:
+    return bool(evaluate(conditions[name], values, conditions))
+
+
+def resolve(value: Any, truth: Mapping[str, bool], values: Mapping[str, Any]) -> Any:
+    """`value` with every Fn::If decided, parameters filled in and AWS::NoValue removed."""
+    if isinstance(value, Mapping):
+        if set(value) == {"Fn::If"}:
+            condition, when_true, when_false = value["Fn::If"]
+            return resolve(when_true if truth[condition] else when_false, truth, values)
+        if value == {"Ref": "AWS::NoValue"}:
+            return _NO_VALUE
+        if set(value) == {"Ref"} and value["Ref"] in values:
+            return values[value["Ref"]]
+        out = {key: resolve(item, truth, values) for key, item in value.items()}
+        return {key: item for key, item in out.items() if item is not _NO_VALUE}
+    if isinstance(value, list):
+        items = [resolve(item, truth, values) for item in value]
+        return [item for item in items if item is not _NO_VALUE]
+    return value
+
+
+def deploy_on_paper(template: Mapping[str, Any], parameters: Mapping[str, str]) -> dict[str, Any]:
+    """The resources CloudFormation would create for these parameters, conditions resolved."""
+    values = parameter_values(template, parameters)
+    conditions = template.get("Conditions", {})
+    truth = {name: evaluate_condition(name, values, conditions) for name in conditions}
+    resources = {}
+    for name, resource in template["Resources"].items():
+        if "Condition" in resource and not truth[resource["Condition"]]:
+            continue
+        resources[name] = resolve(resource, truth, values)
+    return {"Resources": resources, "Parameters": values}
+
+
+def scenario_deployment(scenario: str) -> dict[str, Any]:
+    parameters = {**BASE_PARAMETERS, **SCENARIOS[scenario]}
+    return deploy_on_paper(translate(SCENARIOS[scenario]), parameters)
+
+
+# -------------------------------------------------------------------------------------- checks
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def policy_documents(resources: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any], str]]:
+    """(where, document, kind) for every IAM and resource policy; kind is identity/trust/resource."""
+    for name, resource in resources.items():
+        kind = resource["Type"]
+        properties = resource.get("Properties", {})
+        if kind == "AWS::IAM::Role":
+            yield f"{name} trust policy", properties["AssumeRolePolicyDocument"], "trust"
+            for policy in properties.get("Policies", []):
+                yield f"{name}/{policy['PolicyName']}", policy["PolicyDocument"], "identity"
+            assert not properties.get("ManagedPolicyArns"), (
+                f"{name}: managed policies are not least privilege"
+            )
+        elif kind in POLICY_RESOURCES:
+            document_kind = "identity" if kind.startswith("AWS::IAM::") else "resource"
+            yield name, properties[POLICY_RESOURCES[kind]], document_kind
+
+
+def statement_findings(where: str, statement: Mapping[str, Any], kind: str, key_arn: str | None) -> list[str]:
+    findings = []
+    effect = statement["Effect"]
+    actions = [a for a in as_list(statement.get("Action", [])) if isinstance(a, str)]
+    resources = as_list(statement.get("Resource", []))
+    if effect == "Deny":
+        # A Deny only takes away; "*" there is how AWS writes "TLS only". It must be conditional,
+        # or it would deny everything.
+        if not statement.get("Condition"):
+            findings.append(f"{where}: unconditional Deny")
+        return findings
+    if "NotAction" in statement or "NotResource" in statement or "NotPrincipal" in statement:
+        findings.append(f"{where}: Allow with NotAction/NotResource/NotPrincipal")
+    for action in actions:
+        if action == "*" or action.endswith(":*") or "*" in action.split(":", 1)[-1]:
+            findings.append(f"{where}: Allow of wildcard action {action}")
+    principal = statement.get("Principal")
+    if principal == "*" or (isinstance(principal, Mapping) and "*" in as_list(principal.get("AWS", []))):
+        findings.append(f"{where}: Allow to any principal")
+    if kind == "identity" and "*" in resources:
+        for action in actions:
+            if action not in STAR_RESOURCE_EXCEPTIONS:
+                findings.append(f"{where}: {action} on Resource '*'")
+    kms_actions = [a for a in actions if a.lower().startswith("kms:")]
+    if kms_actions:
+        if key_arn is None:
+            findings.append(f"{where}: {kms_actions} although no KMS key was given")
+        elif resources != [key_arn]:
+            findings.append(f"{where}: {kms_actions} on {resources}, not only the given key")
+    if kind == "trust":
+        services = as_list(principal.get("Service", [])) if isinstance(principal, Mapping) else []
+        if not services or set(principal) != {"Service"}:
+            findings.append(f"{where}: trust must name AWS services only, not {principal}")
+        condition_keys = {k for test in statement.get("Condition", {}).values() for k in test}
+        if "firehose.amazonaws.com" in services and "sts:ExternalId" not in condition_keys:
+            findings.append(f"{where}: Firehose trust without sts:ExternalId (confused deputy)")
+        if "logs.amazonaws.com" in services and "aws:SourceArn" not in condition_keys:
+            findings.append(f"{where}: CloudWatch Logs trust without aws:SourceArn (confused deputy)")
+    if kind == "resource" and isinstance(principal, Mapping) and "Service" in principal:
+        condition_keys = {k for test in statement.get("Condition", {}).values() for k in test}
+        if not condition_keys & {"aws:SourceAccount", "aws:SourceArn"}:
+            findings.append(f"{where}: service principal without aws:SourceAccount/aws:SourceArn")
+    return findings
+
+
+def tls_only(policy: Mapping[str, Any]) -> bool:
+    return any(
+        s["Effect"] == "Deny" and s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
+        for s in as_list(policy["Statement"])
+    )
+
+
+def policy_findings(deployment: Mapping[str, Any]) -> list[str]:
+    """Everything wrong with a deployment, as readable lines (empty when it is sound)."""
+    resources: Mapping[str, Any] = deployment["Resources"]
+    key_arn = deployment["Parameters"].get("KmsKeyArn") or None
+    findings: list[str] = []
+    for where, document, kind in policy_documents(resources):
+        for statement in as_list(document["Statement"]):
+            findings += statement_findings(where, statement, kind, key_arn)
+
+    bucket_policies = {
+        r["Properties"]["Bucket"].get("Ref"): r["Properties"]["PolicyDocument"]
+        for r in resources.values()
+        if r["Type"] == "AWS::S3::BucketPolicy"
+    }
+    for name, resource in resources.items():
+        kind, properties = resource["Type"], resource.get("Properties", {})
+        if kind == "AWS::S3::Bucket":
+            rules = properties.get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration", [])
+            if not rules or not rules[0].get("ServerSideEncryptionByDefault", {}).get("SSEAlgorithm"):
+                findings.append(f"{name}: bucket without default encryption")
+            block = properties.get("PublicAccessBlockConfiguration", {})
+            for flag in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"):
+                if block.get(flag) is not True:
+                    findings.append(f"{name}: {flag} is not true")
+            if name not in bucket_policies or not tls_only(bucket_policies[name]):
+                findings.append(f"{name}: no bucket policy denying non-TLS requests")
+            if not properties.get("LifecycleConfiguration", {}).get("Rules"):
+                findings.append(f"{name}: no lifecycle rules")
+            if resource.get("DeletionPolicy") != "Retain":
+                findings.append(f"{name}: audit data bucket is not retained on stack deletion")
+        elif kind == "AWS::SQS::Queue":
+            if not (properties.get("SqsManagedSseEnabled") is True or properties.get("KmsMasterKeyId")):
+                findings.append(f"{name}: queue without encryption")
+        elif kind == "AWS::KinesisFirehose::DeliveryStream":
+            if not properties.get("DeliveryStreamEncryptionConfigurationInput", {}).get("KeyType"):
+                findings.append(f"{name}: delivery stream without encryption")
+        elif kind == "AWS::SNS::Topic":
+            # Without a customer managed key the topic stays unencrypted on purpose (the template
+            # says why: CloudWatch cannot publish under alias/aws/sns); with one it must use it.
+            if key_arn and properties.get("KmsMasterKeyId") != key_arn:
+                findings.append(f"{name}: topic not encrypted with the given key")
+        elif kind == "AWS::SecretsManager::Secret":
+            if key_arn and properties.get("KmsKeyId") != key_arn:
+                findings.append(f"{name}: secret not encrypted with the given key")
+        elif kind == "AWS::Lambda::Function":
+            timeout = properties.get("Timeout")
+            if not isinstance(timeout, int) or not 1 <= timeout <= MAX_TIMEOUT_SECONDS:
+                findings.append(f"{name}: timeout {timeout!r} is not bounded (1..{MAX_TIMEOUT_SECONDS} s)")
+        elif kind == "AWS::Logs::LogGroup":
+            if not properties.get("RetentionInDays"):
+                findings.append(f"{name}: log group without retention")
+        elif kind == "AWS::Lambda::Permission" and not (
+            properties.get("SourceAccount") and properties.get("SourceArn")
+        ):
+            findings.append(f"{name}: invoke permission without SourceAccount and SourceArn")
+    return findings
+
+
+# --------------------------------------------------------------------------------------- tests
+
+
+@pytest.fixture(autouse=True)
+def _region(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_the_transformed_template_is_least_privilege_and_encrypted(scenario: str) -> None:
+    assert policy_findings(scenario_deployment(scenario)) == []
+
+
+def test_the_forwarder_reads_exactly_one_secret_and_writes_only_the_spool_prefix() -> None:
+    resources = scenario_deployment("lambda-defaults")["Resources"]
+    policies = {
+        p["PolicyName"]: p["PolicyDocument"] for p in resources["ForwarderRole"]["Properties"]["Policies"]
+    }
+    assert set(policies) == {"own-log-group", "hec-token", "spool", "failed-invocations"}
+    (token,) = policies["hec-token"]["Statement"]
+    assert token["Action"] == "secretsmanager:GetSecretValue"
+    assert token["Resource"] == {"Ref": "HecTokenSecret"}
+    objects, listing = policies["spool"]["Statement"]
+    assert sorted(objects["Action"]) == ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
+    assert objects["Resource"] == {"Fn::Sub": "${SpoolBucket.Arn}/hsmaudit/spool/*"}
+    assert listing["Action"] == "s3:ListBucket"
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["hsmaudit/spool/*"]}}
+
+
+def test_kms_and_vpc_permissions_appear_only_when_configured() -> None:
+    plain = scenario_deployment("lambda-defaults")["Resources"]["ForwarderRole"]["Properties"]["Policies"]
+    full = scenario_deployment("lambda-kms-vpc-existing")["Resources"]["ForwarderRole"]["Properties"][
+        "Policies"
+    ]
+    assert {p["PolicyName"] for p in full} - {p["PolicyName"] for p in plain} == {
+        "kms-key",
+        "vpc-network-interfaces",
+    }
+    kms = next(p for p in full if p["PolicyName"] == "kms-key")["PolicyDocument"]["Statement"][0]
+    assert kms["Resource"] == SCENARIOS["lambda-kms-vpc-existing"]["KmsKeyArn"]
+    token = next(p for p in full if p["PolicyName"] == "hec-token")["PolicyDocument"]["Statement"][0]
+    assert token["Resource"] == SCENARIOS["lambda-kms-vpc-existing"]["HecTokenSecretArn"]
+
+
+def test_firehose_mode_creates_no_forwarder_and_lambda_mode_no_stream() -> None:
+    firehose = scenario_deployment("firehose-defaults")["Resources"]
+    assert "ForwarderFunction" not in firehose and "FailedInvocationQueue" not in firehose
+    assert {"DeliveryStream", "TransformFunction", "SubscriptionToFirehoseRole"} <= set(firehose)
+    destination = firehose["DeliveryStream"]["Properties"]["SplunkDestinationConfiguration"]
+    assert destination["S3BackupMode"] == "FailedEventsOnly"
+    assert destination["SecretsManagerConfiguration"]["Enabled"] is True
+    lambda_mode = scenario_deployment("lambda-defaults")["Resources"]
+    assert "DeliveryStream" not in lambda_mode and "TransformFunction" not in lambda_mode
+
+
+def test_every_function_has_a_bounded_timeout_and_its_own_log_group() -> None:
+    for scenario in ("lambda-defaults", "firehose-defaults"):
+        resources = scenario_deployment(scenario)["Resources"]
+        for name, resource in resources.items():
+            if resource["Type"] != "AWS::Lambda::Function":
+                continue
+            properties = resource["Properties"]
+            assert 1 <= properties["Timeout"] <= MAX_TIMEOUT_SECONDS, name
+            log_group = properties["LoggingConfig"]["LogGroup"]["Ref"]
+            assert resources[log_group]["Type"] == "AWS::Logs::LogGroup"
+
+
+# ----------------------------------------------------------------- the checks can fail at all
+
+
+def mutated(scenario: str, change: Any) -> list[str]:
+    deployment = copy.deepcopy(scenario_deployment(scenario))
+    change(deployment["Resources"])
+    return policy_findings(deployment)
+
+
+def _policy(resources: Mapping[str, Any], role: str, name: str) -> Any:
+    return next(p for p in resources[role]["Properties"]["Policies"] if p["PolicyName"] == name)[
+        "PolicyDocument"
+    ]
+
+
+def test_a_wildcard_action_is_reported() -> None:
+    def change(resources: Any) -> None:
+        _policy(resources, "ForwarderRole", "spool")["Statement"][0]["Action"] = "s3:*"
+
+    assert any("wildcard action s3:*" in f for f in mutated("lambda-defaults", change))
+
+
+def test_a_wildcard_resource_is_reported() -> None:
+    def change(resources: Any) -> None:
+        _policy(resources, "ForwarderRole", "hec-token")["Statement"][0]["Resource"] = "*"
+
+    assert any(
+        "secretsmanager:GetSecretValue on Resource '*'" in f for f in mutated("lambda-defaults", change)
+    )
+
+
+def test_kms_without_a_key_is_reported() -> None:
+    def change(resources: Any) -> None:
+        _policy(resources, "ForwarderRole", "hec-token")["Statement"].append(
+            {
+                "Effect": "Allow",
+                "Action": "kms:Decrypt",
+                "Resource": "arn:aws:kms:us-east-1:123456789012:key/x",
+            }
+        )
+
+    assert any("no KMS key was given" in f for f in mutated("lambda-defaults", change))
+
+
+def test_a_missing_public_access_block_or_encryption_is_reported() -> None:
+    def change(resources: Any) -> None:
+        del resources["SpoolBucket"]["Properties"]["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"]
+        del resources["SpoolBucket"]["Properties"]["BucketEncryption"]
+        resources["FailedInvocationQueue"]["Properties"].pop("SqsManagedSseEnabled")
+
+    findings = mutated("lambda-defaults", change)
+    assert "SpoolBucket: RestrictPublicBuckets is not true" in findings
+    assert "SpoolBucket: bucket without default encryption" in findings
+    assert "FailedInvocationQueue: queue without encryption" in findings
+
+
+def test_a_lambda_without_a_bounded_timeout_is_reported() -> None:
+    def change(resources: Any) -> None:
+        del resources["ForwarderFunction"]["Properties"]["Timeout"]
+
+    assert "ForwarderFunction: timeout None is not bounded (1..300 s)" in mutated("lambda-defaults", change)
+
+
+def test_a_public_or_confused_deputy_policy_is_reported() -> None:
+    def change(resources: Any) -> None:
+        resources["FirehoseRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0].pop("Condition")
+        resources["AlarmTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]["Principal"] = "*"
+
+    findings = mutated("firehose-defaults", change)
+    assert any("Firehose trust without sts:ExternalId" in f for f in findings)
+    assert any("AlarmTopicPolicy: Allow to any principal" in f for f in findings)
+
+
+def test_the_paper_deployment_follows_the_template_conditions() -> None:
+    template = load_template()
+    assert set(template["Conditions"]) >= {"UseLambda", "UseFirehose", "HasKmsKey", "HasVpc", "CreateSecret"}
+    values = parameter_values(template, {**BASE_PARAMETERS, "SubnetIds": ""})
+    assert values["SubnetIds"] == [""]
+    assert evaluate_condition("HasVpc", values, template["Conditions"]) is False
+    assert evaluate_condition("UseLambda", values, template["Conditions"]) is True
