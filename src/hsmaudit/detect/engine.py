@@ -34,7 +34,7 @@ from hsmaudit.detect.silence import DEFAULT_SILENT_AFTER_USECS, SilenceDetector
 from hsmaudit.records.alert import Alert
 from hsmaudit.records.event import HsmEvent
 
-DEFAULT_SEEN_IDS: Final = 200_000
+DEFAULT_SEEN_IDS: Final = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,23 +124,20 @@ class DetectionEngine:
     def process(self, event: HsmEvent) -> list[Alert]:
         """Alerts this event triggers now (stateful ones may come later, up to `finalize`)."""
         self.stats.events += 1
-        alerts: list[Alert] = []
-        if self._sequence is not None:
-            alerts += self._sequence.process(event)
+        alerts = self._sequence.process(event) if self._sequence is not None else []
         event_id = event.event_id
         if event_id is not None and self._recent.seen(event_id):
             self.stats.redelivered += 1
-            return self._count(alerts)
+            return self._count(alerts) if alerts else alerts
         if self._silence is not None:
             self._silence.process(event)
-        disabled = self._disabled
         for rule in self.ruleset.candidates(event):
             if rule.predicate(event):
                 if rule.id == self._brute_force_base and self._brute_force is not None:
                     alerts += self._brute_force.process(event)
-                if rule.id not in disabled:
+                if rule.id not in self._disabled:
                     alerts.append(rule.alert(event))
-        return self._count(alerts)
+        return self._count(alerts) if alerts else alerts
 
     def check_silence(self, now_usecs: int | None = None) -> list[Alert]:
         """HSMs silent at `now_usecs` (for a long-running collector to call periodically)."""

@@ -14,6 +14,7 @@ tested only against the few rules that could fire for its opcode.
 from __future__ import annotations
 
 import json
+import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,17 +64,19 @@ def _text(value: Any) -> str:
 def _getter(field: str) -> Callable[[HsmEvent], Any]:
     if field not in FIELD_NAMES:
         raise RuleError(f"unknown field {field!r}")
-    return lambda event: getattr(event, field)
+    return operator.attrgetter(field)
 
 
 def _leaf(tree: dict[str, Any]) -> Predicate:
     get = _getter(tree["field"])
     if "eq" in tree:
-        expected = str(tree["eq"]).lower()
+        literal = str(tree["eq"])
+        expected = literal.lower()
 
         def eq(event: HsmEvent) -> bool:
             value = get(event)
-            return value is not None and _text(value) == expected
+            # Exact match first: parsed values are already in canonical case (the hot path).
+            return value == literal or (value is not None and _text(value) == expected)
 
         return eq
     if "in" in tree:
@@ -133,10 +136,30 @@ def _leaf(tree: dict[str, Any]) -> Predicate:
     raise RuleError(f"unknown condition node {sorted(tree)}")
 
 
+def _cost(tree: dict[str, Any]) -> int:
+    """Rough evaluation cost, to test cheap and selective leaves of an AND first."""
+    if any(key in tree for key in ("bool", "null", "exists")):
+        return 0
+    if "eq" in tree or "in" in tree or "num" in tree:
+        return 1
+    if "match" in tree or "regex" in tree:
+        return 3
+    return 2
+
+
 def compile_condition(tree: dict[str, Any]) -> Predicate:
-    """Turn a condition tree from rules.json into one predicate (raises `RuleError` on bad trees)."""
+    """Turn a condition tree from rules.json into one predicate (raises `RuleError` on bad trees).
+
+    AND operands are reordered cheapest first: the predicates are pure, so order cannot change
+    the result, only how soon a non-matching event is rejected.
+    """
     if "and" in tree:
-        parts = [compile_condition(arg) for arg in tree["and"]]
+        parts = [compile_condition(arg) for arg in sorted(tree["and"], key=_cost)]
+        if len(parts) == 1:
+            return parts[0]
+        if len(parts) == 2:
+            first, second = parts
+            return lambda event: first(event) and second(event)
         return lambda event: all(part(event) for part in parts)
     if "or" in tree:
         args: list[dict[str, Any]] = tree["or"]

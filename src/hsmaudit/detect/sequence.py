@@ -21,8 +21,9 @@ Shaped like pySigma validators: `process(event)` per item, `finalize()` at the e
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, NamedTuple
 
 from hsmaudit.records.alert import Alert
 from hsmaudit.records.event import HsmEvent
@@ -37,7 +38,7 @@ GAP: Final = "sequence-gap"
 RESET: Final = "sequence-reset"
 DUPLICATE: Final = "sequence-duplicate"
 
-StreamKey = tuple[str, str]
+StreamKey = str
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +50,9 @@ class SequenceSettings:
     memory: int = DEFAULT_MEMORY
 
 
-@dataclass(frozen=True, slots=True)
-class _Seen:
+class _Seen(NamedTuple):
+    """What is remembered of one record: enough to tell a re-delivery from a forgery."""
+
     event_id: str
     digest: int
     usecs: int
@@ -82,23 +84,23 @@ class SequenceStats:
 
 def content_digest(event: HsmEvent) -> int:
     """What a record says, independent of how it was delivered (CloudWatch id, raw spacing)."""
-    return hash(
-        (
-            event.usecs,
-            event.opcode,
-            event.response_code,
-            event.response,
-            event.session_handle,
-            event.command_type,
-            event.log_type,
-            event.user_name,
-            event.user_type,
-            event.target_user_name,
-            event.key_handle,
-            event.public_key_handle,
-            event.parse_error,
-        )
-    )
+    return hash(_CONTENT(event))
+
+
+# What a record says (usecs is in the event_id already; these are the fields a forger would change).
+_CONTENT: Final = operator.attrgetter(
+    "opcode",
+    "response_code",
+    "response",
+    "session_handle",
+    "user_name",
+    "user_type",
+    "target_user_name",
+    "key_handle",
+    "public_key_handle",
+    "parse_error",
+    "usecs",
+)
 
 
 class SequenceDetector:
@@ -124,9 +126,18 @@ class SequenceDetector:
         if seq is None or reboot is None or event.record_format != "text":
             return []
         usecs = event.usecs if event.usecs is not None else 0
-        key = (event.cluster_id or event.log_group or "", event.hsm_id or event.log_stream or "")
-        seen = _Seen(event.event_id or "", content_digest(event), usecs, event.time)
+        # HSM ids are unique across clusters; streams without one fall back to (group, stream).
+        key = event.hsm_id or f"{event.log_group or ''}|{event.log_stream or ''}"
+        seen = _Seen(event.event_id or "", hash(_CONTENT(event)), usecs, event.time)
         stream = self._streams.get(key)
+        if stream is not None and seq == stream.expected and reboot == stream.reboot:
+            # The common case: the next record of the stream (an unseen position by construction).
+            self._accept(stream, seq, seen)
+            stream.max_usecs = max(stream.max_usecs, usecs)
+            if stream.pending:
+                self._drain(stream)
+                return self._overdue(stream) if stream.pending else []
+            return []
         if stream is None:
             stream = _Stream(event.cluster_id, event.hsm_id, reboot, seq + 1, usecs, last=seen)
             stream.recent[seq] = seen

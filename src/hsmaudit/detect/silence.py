@@ -49,32 +49,32 @@ class SilenceDetector:
         self.silent_after_usecs = silent_after_usecs
         self.title = title
         self.severity: Severity = severity
-        self._hsms: dict[tuple[str, str], _Hsm] = {}
+        self._hsms: dict[str, _Hsm] = {}
         self._cluster_newest: dict[str, int] = {}
 
     def process(self, event: HsmEvent) -> list[Alert]:
         """Note that the event's HSM is alive (records without an HSM id are ignored)."""
         if event.hsm_id is None or event.usecs is None:
             return []
-        cluster = event.cluster_id or ""
-        key = (cluster, event.hsm_id)
-        hsm = self._hsms.get(key)
+        usecs = event.usecs
+        hsm = self._hsms.get(event.hsm_id)  # HSM ids are unique across clusters
         if hsm is None:
-            self._hsms[key] = _Hsm(event.cluster_id, event.hsm_id, event.usecs, event.event_id, 1)
-        else:
-            hsm.records += 1
-            if event.usecs >= hsm.last_usecs:
-                hsm.last_usecs = event.usecs
-                hsm.last_event_id = event.event_id
-                hsm.reported_at = None
-        if event.usecs > self._cluster_newest.get(cluster, 0):
-            self._cluster_newest[cluster] = event.usecs
+            hsm = self._hsms[event.hsm_id] = _Hsm(event.cluster_id, event.hsm_id, usecs, event.event_id, 0)
+        hsm.records += 1
+        if usecs >= hsm.last_usecs:
+            hsm.last_usecs = usecs
+            hsm.last_event_id = event.event_id
+            hsm.reported_at = None
+        cluster = event.cluster_id or ""
+        if usecs > self._cluster_newest.get(cluster, 0):
+            self._cluster_newest[cluster] = usecs
         return []
 
     def check(self, now_usecs: int | None = None) -> list[Alert]:
         """Alerts for HSMs silent at `now_usecs` (None: each cluster's newest record time)."""
         alerts = []
-        for (cluster, _), hsm in sorted(self._hsms.items()):
+        for _, hsm in sorted(self._hsms.items()):
+            cluster = hsm.cluster_id or ""
             clock = now_usecs if now_usecs is not None else self._cluster_newest.get(cluster, 0)
             silent_for = clock - hsm.last_usecs
             if silent_for < self.silent_after_usecs or hsm.reported_at == hsm.last_usecs:
