@@ -19,6 +19,7 @@ COMMAND_MODULES: Final[tuple[str, ...]] = (
     "backfill",
     "send",
     "doctor",
+    "tail",
     "detect",
     "replay",
     "splunk_app",

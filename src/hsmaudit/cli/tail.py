@@ -1,0 +1,324 @@
+"""`hsmaudit tail`: a live view of a cluster's audit stream, parsed and coloured by severity.
+
+Two sources:
+- CloudWatch Logs: FilterLogEvents over the cluster's log group from a start time, polled every
+  `--interval` seconds with `--follow`. CloudWatch makes events searchable a little after their
+  timestamp, and not always in order, so each poll looks back `--lookback` seconds and skips
+  event ids already shown (kept for that window only): late events appear, none twice.
+- the local store (`--db`): the last `--lines` events, then (with `--follow`) new rows as the
+  collector writes them.
+
+Critical events stand out (white on red); with `--alerts` the detections run on what is shown and
+their alerts appear inline. `--format jsonl` prints events (and alerts) as JSON lines instead.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+import typer
+
+from hsmaudit.cli import delivery_options as opts
+from hsmaudit.cli.output import OutputFormat, fail, one_line_errors, severity_style, stdout_console
+from hsmaudit.cli.timespec import TimeSpecError, parse_time_ms
+from hsmaudit.records.alert import alert_to_json
+from hsmaudit.records.event import HsmEvent, event_to_json
+from hsmaudit.sources.message import LogMessage, parse_log_message
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
+
+    from hsmaudit.aws.logs import LogsReader
+    from hsmaudit.detect.engine import DetectionEngine
+    from hsmaudit.records.alert import Alert
+
+TAIL_HELP: Final = (
+    "Watch a cluster's audit stream live: parsed, coloured by severity, critical events highlighted.\n\n"
+    "Reads CloudWatch Logs (--cluster / --log-group; FilterLogEvents from --since, polled every "
+    "--interval with --follow) or the local store (--db; the last --lines events, then new ones with "
+    "--follow). --alerts runs the detections on what is shown and prints their alerts inline. "
+    "--format jsonl prints JSON lines for machines. Ctrl-C stops."
+)
+
+
+class SeenIds:
+    """Event ids shown recently, forgotten once older than the lookback window."""
+
+    def __init__(self, window_ms: int) -> None:
+        self.window_ms = window_ms
+        self._ids: dict[str, int] = {}
+        self._order: deque[tuple[int, str]] = deque()
+        self.newest_ms = 0
+
+    def add(self, event_id: str, timestamp_ms: int) -> bool:
+        """Remember an id; False if it was already shown."""
+        if event_id in self._ids:
+            return False
+        self._ids[event_id] = timestamp_ms
+        self._order.append((timestamp_ms, event_id))
+        self.newest_ms = max(self.newest_ms, timestamp_ms)
+        horizon = self.newest_ms - 2 * self.window_ms
+        while self._order and self._order[0][0] < horizon:
+            _, old = self._order.popleft()
+            self._ids.pop(old, None)
+        return True
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
+def poll_cloudwatch(
+    reader: LogsReader,
+    log_groups: list[str],
+    *,
+    start_ms: int,
+    follow: bool,
+    interval: float,
+    lookback_ms: int,
+    streams: list[str] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    polls: int | None = None,
+) -> Iterator[HsmEvent]:
+    """Events of the log groups from `start_ms`, oldest first per poll, each shown once."""
+    seen = SeenIds(lookback_ms)
+    since = dict.fromkeys(log_groups, start_ms)
+    count = 0
+    while True:
+        for group in log_groups:
+            fresh: list[LogMessage] = []
+            for page in reader.filter_events(group, start_ms=since[group], streams=streams):
+                for message in page:
+                    key = (
+                        message.cwl_id or f"{message.log_stream}|{message.timestamp}|{hash(message.message)}"
+                    )
+                    if seen.add(key, message.timestamp or 0):
+                        fresh.append(message)
+            fresh.sort(key=lambda m: (m.timestamp or 0, m.log_stream or ""))
+            yield from (parse_log_message(message) for message in fresh)
+            if seen.newest_ms:
+                since[group] = max(start_ms, seen.newest_ms - lookback_ms)
+        count += 1
+        if not follow or (polls is not None and count >= polls):
+            return
+        sleep(interval)
+
+
+def follow_store(
+    db: Path,
+    *,
+    lines: int,
+    follow: bool,
+    interval: float,
+    cluster_id: str | None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[HsmEvent]:
+    """The last `lines` events of the store, then (with `follow`) every new one as it arrives."""
+    from hsmaudit.store.database import EventStore
+    from hsmaudit.store.query import EventFilter
+
+    if not db.exists():
+        raise FileNotFoundError(f"no local store at {db} (start 'hsmaudit serve' or give the right --db)")
+    filters = EventFilter(cluster_id=cluster_id)
+    with EventStore(db) as store:
+        last_rowid = _max_rowid(db)
+        recent: deque[HsmEvent] = deque(maxlen=max(0, lines))
+        if lines:
+            # Look at the newest rows first; a cluster filter may need the whole table.
+            for start in dict.fromkeys((max(0, last_rowid - 50 * lines), 0)):
+                recent.clear()
+                for rowid, event in store.iter_events(filters, after_rowid=start):
+                    recent.append(event)
+                    last_rowid = max(last_rowid, rowid)
+                if len(recent) >= lines:
+                    break
+        yield from recent
+        while follow:
+            sleep(interval)
+            for rowid, event in store.iter_events(filters, after_rowid=last_rowid):
+                last_rowid = rowid
+                yield event
+
+
+def _max_rowid(db: Path) -> int:
+    # A read-only peek at where the table ends; EventStore offers iteration after a rowid only.
+    connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        row = connection.execute("SELECT coalesce(max(rowid), 0) FROM events").fetchone()
+    except sqlite3.DatabaseError:
+        return 0
+    finally:
+        connection.close()
+    return int(row[0])
+
+
+def event_line(event: HsmEvent) -> Text:
+    """One readable line per event; critical ones tagged so they stand out even without colour."""
+    from rich.text import Text
+
+    user = event.user_name or ""
+    if event.user_type:
+        user = f"{user}({event.user_type.removeprefix('CN_').lower()})"
+    if event.target_user_name:
+        user = f"{user}->{event.target_user_name}"
+    handle = event.key_handle if event.key_handle is not None else event.object_handle
+    parts = [
+        (event.time or "?")[:26],
+        event.hsm_id or "-",
+        f"#{event.sequence_no}" if event.sequence_no is not None else "#-",
+        event.opcode or "?",
+    ]
+    if user:
+        parts.append(user)
+    if handle is not None:
+        parts.append(f"key={handle}")
+    parts.append(event.response or "")
+    if event.parse_error:
+        parts.append(f"UNPARSED: {event.parse_error}")
+    severity = event.severity or "info"
+    tag = {"critical": "CRITICAL", "high": "HIGH", "medium": "MEDIUM"}.get(severity, "")
+    text = Text("  ".join(p for p in parts if p), style=severity_style(severity))
+    if tag:
+        text = Text.assemble((f"[{tag}] ", severity_style(severity) or "bold"), text)
+    return text
+
+
+def alert_line(alert: Alert) -> Text:
+    """An alert, indented under the event that raised it."""
+    from rich.text import Text
+
+    where = " ".join(x for x in (alert.cluster_id, alert.hsm_id, alert.user_name) if x)
+    return Text(
+        f"   ALERT {alert.rule} ({alert.severity}): {alert.title} {where}".rstrip(), style="bold magenta"
+    )
+
+
+def show(
+    events: Iterable[HsmEvent], *, output: OutputFormat, engine: DetectionEngine | None, console: Console
+) -> int:
+    """Print events (and alerts) as they come; returns how many events were shown."""
+    shown = 0
+    out = sys.stdout.buffer
+    for event in events:
+        alerts = engine.process(event) if engine is not None else []
+        if output is OutputFormat.jsonl:
+            out.write(event_to_json(event) + b"\n")
+            for alert in alerts:
+                out.write(alert_to_json(alert) + b"\n")
+            out.flush()
+        else:
+            console.print(event_line(event), soft_wrap=True, highlight=False)
+            for alert in alerts:
+                console.print(alert_line(alert), soft_wrap=True, highlight=False)
+        shown += 1
+    if engine is not None:
+        for alert in engine.finalize():
+            if output is OutputFormat.jsonl:
+                out.write(alert_to_json(alert) + b"\n")
+                out.flush()
+            else:
+                console.print(alert_line(alert), soft_wrap=True, highlight=False)
+    return shown
+
+
+def register(app: typer.Typer) -> None:
+    """Add `tail` to the app."""
+
+    @app.command("tail", help=TAIL_HELP)
+    def tail_command(
+        clusters: list[str] = typer.Option([], "--cluster", "-c", help="Cluster id to watch. Repeatable."),
+        log_groups: list[str] = typer.Option(
+            [], "--log-group", "-g", help="A log group to watch. Repeatable."
+        ),
+        streams: list[str] = typer.Option(
+            [], "--stream", help="Only these log streams (HSM ids). Repeatable."
+        ),
+        db: Path | None = typer.Option(
+            None, "--db", help="Watch this local store instead of CloudWatch Logs."
+        ),
+        since: str = typer.Option(
+            "10m", "--since", help="CloudWatch: start here (ISO-8601, epoch ms, or an age such as 10m, 2h)."
+        ),
+        lines: int = typer.Option(
+            20, "--lines", "-n", min=0, help="--db: how many recent events to show first."
+        ),
+        follow: bool = typer.Option(
+            False, "--follow", "-f", help="Keep watching for new events until Ctrl-C."
+        ),
+        interval: float = typer.Option(
+            2.0, "--interval", min=0.2, help="Seconds between polls with --follow."
+        ),
+        lookback: float = typer.Option(
+            60.0,
+            "--lookback",
+            min=0,
+            help="Seconds each poll looks back for late-arriving CloudWatch events.",
+        ),
+        alerts: bool = typer.Option(
+            False, "--alerts", help="Run the detections and show their alerts inline."
+        ),
+        output: OutputFormat = typer.Option(
+            OutputFormat.table, "--format", help="table (coloured lines) for people, jsonl for machines."
+        ),
+        region: str | None = opts.REGION,
+        profile: str | None = opts.PROFILE,
+        max_rps: float = typer.Option(
+            2.0,
+            "--max-rps",
+            min=0.1,
+            help="FilterLogEvents requests per second at most (quota: 5 per account).",
+        ),
+        polls: int | None = typer.Option(None, "--polls", hidden=True),
+    ) -> None:
+        """Watch a cluster's audit stream (see TAIL_HELP)."""
+        from hsmaudit.aws.logs import LogsError, LogsReader, log_group_for_cluster, logs_client
+        from hsmaudit.store.errors import StoreError
+
+        groups = list(dict.fromkeys([*(log_group_for_cluster(c) for c in clusters), *log_groups]))
+        if db is None and not groups:
+            fail("give --cluster or --log-group (CloudWatch Logs), or --db (the local store)", 2)
+        if db is not None and groups and len(clusters) > 1:
+            fail("--db shows one cluster at a time", 2)
+        engine = None
+        if alerts:
+            from hsmaudit.detect.engine import DetectionEngine
+
+            engine = DetectionEngine()
+        console = stdout_console()
+        with one_line_errors(LogsError, StoreError, FileNotFoundError):
+            try:
+                if db is not None:
+                    events = follow_store(
+                        db,
+                        lines=lines,
+                        follow=follow,
+                        interval=interval,
+                        cluster_id=clusters[0] if clusters else None,
+                    )
+                else:
+                    try:
+                        start_ms = parse_time_ms(since)
+                    except TimeSpecError as error:
+                        fail(str(error), 2)
+                    reader = LogsReader(
+                        logs_client(region=region, profile=profile), rates={"FilterLogEvents": max_rps}
+                    )
+                    events = poll_cloudwatch(
+                        reader,
+                        groups,
+                        start_ms=start_ms,
+                        follow=follow,
+                        interval=interval,
+                        lookback_ms=int(lookback * 1000),
+                        streams=streams or None,
+                        polls=polls,
+                    )
+                show(events, output=output, engine=engine, console=console)
+            except KeyboardInterrupt:
+                raise typer.Exit(0) from None
