@@ -129,3 +129,36 @@ def test_appinspect_precert_passes_every_check(package: Path, tmp_path: Path) ->
     assert summary["success"] >= 100
     app = data["reports"][0]
     assert (app["app_package_id"], app["app_version"]) == ("hsmaudit", splunk_version(__version__))
+
+
+def test_appinspect_run_fails_a_package_it_should_reject(tmp_path: Path) -> None:
+    # GIVEN the app with its dashboard's Simple XML version removed (jQuery 3.5 policy: a failure)
+    from hsmaudit.splunk.package import app_source_dir, build_app
+
+    source = tmp_path / "hsmaudit_app"
+    shutil.copytree(app_source_dir(), source)
+    view = source / "default" / "data" / "ui" / "views" / "hsmaudit_overview.xml"
+    view.write_text(
+        view.read_text(encoding="utf-8").replace('<form version="1.1"', "<form"), encoding="utf-8"
+    )
+    built = build_app(tmp_path / "dist", source=source)
+    # WHEN AppInspect runs the way the passing test runs it
+    report = tmp_path / "appinspect.json"
+    result = subprocess.run(
+        [
+            appinspect_executable(), "inspect", str(built.path), "--mode", "precert",
+            "--skip-trusted-libraries-update", "--data-format", "json", "--output-file", str(report), "--ci",
+        ],
+        capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    # THEN the run fails, naming the check
+    assert result.returncode != 0
+    data = json.loads(report.read_text(encoding="utf-8"))
+    assert data["summary"]["failure"] >= 1
+    failed = {
+        check["name"]
+        for group in data["reports"][0]["groups"]
+        for check in group["checks"]
+        if check["result"] == "failure"
+    }
+    assert "check_simplexml_standards_version" in failed
