@@ -23,7 +23,7 @@ from hsmaudit.cli.output import fail
 
 if TYPE_CHECKING:
     from hsmaudit.config import Settings
-    from hsmaudit.sinks.hec import TokenProvider
+    from hsmaudit.sinks.hec import HecClient, TokenProvider
 
 REGION: Any = typer.Option(None, "--region", help="AWS Region (default: AWS_REGION / your profile's).")
 PROFILE: Any = typer.Option(None, "--profile", help="AWS profile from ~/.aws/config (default: AWS_PROFILE).")
@@ -101,49 +101,20 @@ def resolve_settings(options: DeliveryOptions) -> Settings:
 
 
 def token_provider(settings: Settings) -> TokenProvider:
-    """Where the HEC token comes from, as the Lambda resolves it (secret store first)."""
-    from hsmaudit.sinks.errors import HecTokenError
-    from hsmaudit.sinks.hec import StaticToken
+    """Where the HEC token comes from, exactly as the Lambda resolves it (secret store first)."""
+    from hsmaudit.aws.runtime import token_provider as lambda_token_provider
 
-    if settings.hec_token_secret_arn:
-        from hsmaudit.aws.secrets import SecretsManagerToken
-
-        return SecretsManagerToken(settings.hec_token_secret_arn, ttl=settings.hec_token_ttl)
-    if settings.hec_token_ssm_parameter:
-        from hsmaudit.aws.secrets import SsmToken
-
-        return SsmToken(settings.hec_token_ssm_parameter, ttl=settings.hec_token_ttl)
-    if settings.hec_token:
-        return StaticToken(settings.hec_token)
-    raise HecTokenError(
-        "no HEC token: set HSMAUDIT_HEC_TOKEN, HSMAUDIT_HEC_TOKEN_SECRET_ARN "
-        "or HSMAUDIT_HEC_TOKEN_SSM_PARAMETER"
-    )
+    return lambda_token_provider(settings)
 
 
-def hec_client(settings: Settings) -> Any:
-    """The Lambda's `HecClient`, built from the resolved settings."""
+def hec_client(settings: Settings) -> HecClient:
+    """The Lambda's `HecClient`, built by the Lambda's own factory from the resolved settings."""
+    from hsmaudit.aws.runtime import build_client
     from hsmaudit.config import ConfigError
-    from hsmaudit.sinks.hec import HecClient
 
     if not settings.hec_url:
         raise ConfigError("no HEC URL: give --hec-url or set HSMAUDIT_HEC_URL (or use --db / --out)")
-    return HecClient(
-        settings.hec_url,
-        token_provider(settings),
-        verify=settings.hec_verify,
-        ca_bundle=settings.hec_ca_bundle,
-        ack=settings.hec_ack,
-        index=settings.hec_index,
-        sourcetype=settings.hec_sourcetype,
-        include_raw=settings.include_raw,
-        max_events=settings.batch_max_events,
-        max_bytes=settings.batch_max_bytes,
-        timeout=settings.hec_timeout,
-        max_attempts=settings.hec_max_attempts,
-        ack_timeout=settings.hec_ack_timeout,
-        ack_poll_interval=settings.hec_ack_poll_interval,
-    )
+    return build_client(settings)
 
 
 def open_destination(options: DeliveryOptions) -> Destination:

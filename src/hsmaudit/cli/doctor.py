@@ -383,11 +383,12 @@ class HecProbe:
     def token(self) -> tuple[CheckResult, bool]:
         import urllib3
 
+        from hsmaudit.config import ConfigError
         from hsmaudit.sinks.errors import HecTokenError
 
         try:
             self._token = opts.token_provider(self.settings).token()
-        except HecTokenError as error:
+        except (HecTokenError, ConfigError) as error:
             return CheckResult("hec.token", "fail", f"cannot get the HEC token: {error}", None), False
         source = {"secretsmanager": "Secrets Manager", "ssm": "SSM", "env": "HSMAUDIT_HEC_TOKEN"}[
             self.settings.token_source
