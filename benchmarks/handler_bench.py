@@ -1,0 +1,233 @@
+"""The subscription Lambda handler end to end: payloads -> parse -> HEC, on loopback.
+
+Runs the real `hsmaudit.aws.subscription.handler` (settings from the environment, the cached
+runtime, gzip, batching, metrics off) over N payloads x M records against the shared HEC sink
+(`<repo>/../shared/tools/hec_sink.py`) running in its own process, and prints:
+
+- events/s end to end (wall time of all handler calls), the handler's own CPU per event (what a
+  Lambda pays; the rest of the wall time is the sink parsing JSON), and HEC requests;
+- bytes on the wire per event (gzip'd request bodies as the sink received them) and uncompressed;
+- peak RSS of this process (the handler's container);
+- the handler module's cold import time (`python -X importtime` in a fresh interpreter), without
+  and with Powertools' metrics module (imported on the first invocation, not at import);
+- the decode floor in the same run: base64 + gunzip + JSON + parse of the same payloads, no HEC.
+
+Records are the published CloudHSM audit records from `shared/data/samples` (every separator
+style and log type there), renumbered per HSM so each is distinct.
+
+Targets (issue 3): >= 100,000 events/s, <= 40 bytes/event on the wire, cold import <= 150 ms,
+peak RSS <= 64 MB.
+
+Usage: python benchmarks/handler_bench.py [--payloads 200] [--records 50] [--no-raw]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import gzip
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("HSMAUDIT_SHARED_DIR", REPO.parent / "shared"))
+SINK = SHARED / "tools" / "hec_sink.py"
+SAMPLES = SHARED / "data" / "samples"
+TOKEN = "bench-token"
+
+
+def record_templates() -> list[str]:
+    """The published text records (not the certificate JSON ones)."""
+    texts = [p.read_text(encoding="utf-8").strip() for p in sorted(SAMPLES.glob("aws-doc-*.txt"))]
+    return [t for t in texts if t.startswith("Time:")]
+
+
+def renumber(text: str, sequence_no: int, usecs: int) -> str:
+    text = re.sub(r"usecs:\d+", f"usecs:{usecs}", text, count=1)
+    return re.sub(r"(Sequence No[ \t]*:[ \t]*)0x[0-9a-fA-F]+", rf"\g<1>0x{sequence_no:x}", text, count=1)
+
+
+def make_payloads(count: int, per_payload: int) -> list[dict[str, Any]]:
+    templates = record_templates()
+    payloads = []
+    sequence = [0, 0, 0]
+    for p in range(count):
+        hsm = p % 3
+        events = []
+        for i in range(per_payload):
+            seq = sequence[hsm]
+            sequence[hsm] += 1
+            usecs = 1_764_000_000_000_000 + (p * per_payload + i) * 1_337
+            message = renumber(templates[(seq + hsm) % len(templates)], seq, usecs)
+            events.append({"id": f"{p:028d}{i:028d}", "timestamp": usecs // 1000, "message": message})
+        document = {
+            "messageType": "DATA_MESSAGE",
+            "owner": "123456789012",
+            "logGroup": "/aws/cloudhsm/cluster-bench01",
+            "logStream": f"hsm-bench{hsm:04d}",
+            "subscriptionFilters": ["hsmaudit"],
+            "logEvents": events,
+        }
+        data = gzip.compress(json.dumps(document).encode(), compresslevel=6)
+        payloads.append({"awslogs": {"data": base64.b64encode(data).decode()}})
+    return payloads
+
+
+# Runs the shared sink unchanged except, with --sink-nodelay, for `disable_nagle_algorithm` on its
+# request handler (socketserver's switch for TCP_NODELAY): the stock sink writes each answer's
+# headers and body in two sends, so with Nagle on every answer waits for the client's delayed ACK
+# (~40 ms on Linux) and the run measures that timer instead of the forwarder.
+_SINK_RUNNER = """
+import runpy, sys
+sys.argv = sys.argv[1:]
+nodelay = sys.argv.pop(0) == "nodelay"
+module = runpy.run_path(sys.argv[0], run_name="hec_sink")
+module["Handler"].disable_nagle_algorithm = nodelay
+sys.exit(module["main"](sys.argv[1:]))
+"""
+
+
+def start_sink(*, nodelay: bool) -> tuple[subprocess.Popen[bytes], str]:
+    port_file = Path(tempfile.mkdtemp()) / "port"
+    mode = "nodelay" if nodelay else "stock"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _SINK_RUNNER,
+            mode,
+            str(SINK),
+            "--port",
+            "0",
+            "--port-file",
+            str(port_file),
+            "--token",
+            TOKEN,
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    for _ in range(200):
+        if port_file.exists():
+            return process, f"http://127.0.0.1:{port_file.read_text().strip()}"
+        time.sleep(0.02)
+    process.kill()
+    raise SystemExit("hec_sink did not start")
+
+
+def sink_stats(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{url}/stats", timeout=5) as response:  # loopback only
+        stats: dict[str, Any] = json.loads(response.read())
+        return stats
+
+
+def import_ms(statement: str) -> float:
+    """Cumulative import time of the statement's top module in a fresh interpreter (best of 5)."""
+    module = statement.split()[1].rstrip(",")
+    best = float("inf")
+    for _ in range(5):
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", statement], capture_output=True, text=True, check=True
+        )
+        total = 0.0
+        for line in done.stderr.splitlines():
+            parts = line.split("|")
+            if len(parts) == 3 and parts[2].strip() == module:
+                total = int(parts[1]) / 1000.0
+        best = min(best, total)
+    return best
+
+
+def decode_floor(payloads: list[dict[str, Any]]) -> float:
+    from hsmaudit.sources.cloudwatch import decode_subscription_event, log_messages
+    from hsmaudit.sources.message import parse_log_message
+
+    started = time.perf_counter()
+    count = 0
+    for payload in payloads:
+        for document in decode_subscription_event(payload):
+            for message in log_messages(document):
+                parse_log_message(message)
+                count += 1
+    return count / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--payloads", type=int, default=200)
+    parser.add_argument("--records", type=int, default=50)
+    parser.add_argument("--no-raw", action="store_true", help="HSMAUDIT_INCLUDE_RAW=false")
+    parser.add_argument(
+        "--sink-nodelay",
+        action="store_true",
+        help="TCP_NODELAY in the sink (avoids its Nagle/delayed-ACK stall of ~40 ms per request)",
+    )
+    args = parser.parse_args()
+
+    payloads = make_payloads(args.payloads, args.records)
+    total = args.payloads * args.records
+    process, url = start_sink(nodelay=args.sink_nodelay)
+    try:
+        os.environ.update(
+            HSMAUDIT_HEC_URL=url,
+            HSMAUDIT_HEC_TOKEN=TOKEN,
+            HSMAUDIT_METRICS="false",
+            HSMAUDIT_INCLUDE_RAW="false" if args.no_raw else "true",
+            HSMAUDIT_LOG_LEVEL="WARNING",
+        )
+        os.environ.pop("HOME", None)
+        from hsmaudit.aws.subscription import handler
+
+        handler(payloads[0], None)  # warm: the container's first invocation builds the runtime
+        urllib.request.urlopen(urllib.request.Request(f"{url}/reset", method="POST"), timeout=5).read()
+        started = time.perf_counter()
+        cpu_started = time.process_time()
+        accepted = 0
+        for payload in payloads:
+            accepted += handler(payload, None)["accepted"]
+        elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
+        stats = sink_stats(url)
+    finally:
+        process.terminate()
+        process.wait()
+    if accepted != total or stats["events"] != total:
+        raise SystemExit(
+            f"lost events: sent {total}, handler accepted {accepted}, sink got {stats['events']}"
+        )
+    floor = decode_floor(payloads)
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    cold = import_ms("import hsmaudit.aws.subscription")
+    powertools = import_ms("import aws_lambda_powertools.metrics")
+
+    print(
+        f"payloads x records        {args.payloads} x {args.records} = {total} events (raw included: {not args.no_raw})"
+    )
+    print(f"end to end                {total / elapsed:,.0f} events/s ({elapsed * 1000:.0f} ms)")
+    print(
+        f"handler CPU               {total / cpu:,.0f} events per CPU-second ({cpu / total * 1e6:.1f} µs/event; the rest is the sink)"
+    )
+    print(f"decode floor (no HEC)     {floor:,.0f} events/s (base64 + gunzip + JSON + parse)")
+    print(
+        f"HEC requests              {stats['requests']} ({stats['max_events_per_request']} events max per request)"
+    )
+    print(
+        f"bytes on the wire / event {stats['wire_bytes'] / total:.1f} (gzip; uncompressed {stats['body_bytes'] / total:.0f})"
+    )
+    print(f"peak RSS                  {rss_mb:.1f} MB")
+    print(f"cold import               {cold:.1f} ms  hsmaudit.aws.subscription")
+    print(
+        f"                          {powertools:.1f} ms  aws_lambda_powertools.metrics (first invocation only)"
+    )
+
+
+if __name__ == "__main__":
+    main()
