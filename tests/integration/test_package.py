@@ -364,3 +364,23 @@ def test_the_command_prints_one_json_line_and_fails_in_one_line(tmp_path: Path) 
     )
     assert bad.returncode != 0
     assert bad.stderr.strip().splitlines() == ["hsmaudit: --python-version must look like 3.14, not 'three'"]
+
+
+def test_a_ca_bundle_is_added_at_the_zip_root_and_a_non_pem_file_refused(tmp_path: Path) -> None:
+    pem = tmp_path / "internal-ca.pem"
+    pem.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    pip = (sys.executable, "-m", "pip", f"--cache-dir={tmp_path / 'cache'}")
+    result = build_lambda_zip(
+        tmp_path / "ca.zip",
+        requirements=REQUIREMENTS,
+        arch=local_arch(),
+        python_version=LOCAL_PYTHON,
+        pip=pip,
+        ca_bundle=pem,
+    )
+    with zipfile.ZipFile(result.path) as archive:
+        assert archive.read("hec-ca.pem") == pem.read_bytes()
+    not_pem = tmp_path / "token.txt"
+    not_pem.write_text("not a certificate")
+    with pytest.raises(PackageError, match="holds no PEM certificate"):
+        build_lambda_zip(tmp_path / "bad.zip", requirements=REQUIREMENTS, pip=pip, ca_bundle=not_pem)

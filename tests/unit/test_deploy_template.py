@@ -331,3 +331,18 @@ def test_secret_and_hec_url_never_appear_as_literals() -> None:
     # No token-looking GUID and no NoEcho-less token parameter: the token lives only in the secret.
     assert not re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", text)
     assert "HecToken:" not in text
+
+
+def test_samconfig_grants_the_capabilities_the_template_needs() -> None:
+    import tomllib
+
+    config = tomllib.loads((DEPLOY_DIR / "samconfig.toml").read_text())
+    deploy = config["default"]["deploy"]["parameters"]
+    # IAM roles without names, and a transform (Fn::ForEach) to expand.
+    assert set(deploy["capabilities"].split()) == {"CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"}
+    assert deploy["language_extensions"] is True
+    assert "AWS::LanguageExtensions" in load_template()["Transform"]
+    roles = list(resources_of_type(load_template(), "AWS::IAM::Role"))
+    assert roles and not any(
+        "RoleName" in role["Properties"] for _, role in roles
+    )  # else CAPABILITY_NAMED_IAM

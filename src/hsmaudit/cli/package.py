@@ -48,6 +48,8 @@ EXCLUDED_SUBPACKAGES: Final[frozenset[str]] = frozenset({"cli", "server"})
 # The runtime `deploy/template.yaml` declares; a test keeps the two equal.
 DEFAULT_PYTHON_VERSION: Final = "3.14"
 REQUIREMENTS_FILE: Final = Path("deploy") / "requirements-lambda.txt"
+# `--ca-bundle` goes here in the zip: /var/task/hec-ca.pem on Lambda (template parameter HecCaBundle).
+CA_BUNDLE_NAME: Final = "hec-ca.pem"
 # 1980-01-01T00:00:00Z, the earliest time a zip entry can carry.
 ZIP_EPOCH: Final = 315532800
 _SKIPPED_NAMES: Final = frozenset({"__pycache__", ".mypy_cache", ".pytest_cache"})
@@ -308,11 +310,13 @@ def build_lambda_zip(
     source_root: Path | None = None,
     epoch: int | None = None,
     pip: Sequence[str] | None = None,
+    ca_bundle: Path | None = None,
 ) -> PackageResult:
     """Build the Lambda zip at `output` and describe it.
 
     `source_root` (the directory holding the `hsmaudit` package) defaults to the running
-    hsmaudit's own sources; `epoch` to `SOURCE_DATE_EPOCH` or 1980-01-01.
+    hsmaudit's own sources; `epoch` to `SOURCE_DATE_EPOCH` or 1980-01-01. `ca_bundle`, a PEM file
+    of CA certificates for a privately signed HEC, is added as `hec-ca.pem` at the zip's root.
     """
     if not _PYTHON_VERSION.match(python_version):
         raise PackageError(f"--python-version must look like 3.14, not {python_version!r}")
@@ -323,6 +327,10 @@ def build_lambda_zip(
         epoch = int(os.environ.get("SOURCE_DATE_EPOCH", ZIP_EPOCH))
     modules = reachable_modules(root)
     entries = _source_files(root, modules)
+    if ca_bundle is not None:
+        if b"-----BEGIN CERTIFICATE-----" not in ca_bundle.read_bytes():
+            raise PackageError(f"{ca_bundle} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
+        entries[CA_BUNDLE_NAME] = ca_bundle
     with tempfile.TemporaryDirectory(prefix="hsmaudit-package-") as staging:
         site = Path(staging) / "site"
         install_requirements(requirements, site, arch=arch, python_version=python_version, pip=pip)
@@ -387,6 +395,14 @@ def package_command(
         exists=True,
         dir_okay=False,
     ),
+    ca_bundle: Path | None = typer.Option(
+        None,
+        "--ca-bundle",
+        help="PEM CA certificates of a privately signed HEC, added as hec-ca.pem "
+        "(then deploy with HecCaBundle=/var/task/hec-ca.pem).",
+        exists=True,
+        dir_okay=False,
+    ),
     output_format: OutputFormat = typer.Option(
         OutputFormat.jsonl, "--format", help="jsonl: one JSON line (path, sha256, size); table: for people."
     ),
@@ -407,7 +423,9 @@ def package_command(
             requirements = root / REQUIREMENTS_FILE
         if output is None:
             output = default_output(root or Path.cwd(), arch)
-        result = build_lambda_zip(output, requirements=requirements, arch=arch, python_version=python_version)
+        result = build_lambda_zip(
+            output, requirements=requirements, arch=arch, python_version=python_version, ca_bundle=ca_bundle
+        )
         _print_result(result, output_format)
 
 
