@@ -130,7 +130,7 @@ class DetectionEngine:
             self.stats.redelivered += 1
             return self._count(alerts) if alerts else alerts
         if self._silence is not None:
-            self._silence.process(event)
+            self._silence.note(event)
         for rule in self.ruleset.candidates(event):
             if rule.predicate(event):
                 if rule.id == self._brute_force_base and self._brute_force is not None:

@@ -249,8 +249,12 @@ class SequenceDetector:
     def _accept(self, stream: _Stream, seq: int, seen: _Seen) -> None:
         recent = stream.recent
         recent[seq] = seen
-        if len(recent) > self.settings.memory:
-            del recent[next(iter(recent))]
+        memory = self.settings.memory
+        # Positions arrive in order, so the one `memory` back is the one to forget (O(1); popping
+        # a dict's first item degrades as deleted slots pile up at its front).
+        recent.pop(seq - memory, None)
+        if len(recent) > 2 * memory:  # after gaps: keep only the newest `memory` positions
+            stream.recent = dict(sorted(recent.items())[-memory:])
         stream.expected = seq + 1
         stream.last = seen
 

@@ -53,9 +53,14 @@ class SilenceDetector:
         self._cluster_newest: dict[str, int] = {}
 
     def process(self, event: HsmEvent) -> list[Alert]:
-        """Note that the event's HSM is alive (records without an HSM id are ignored)."""
+        """Note that the event's HSM is alive; silence is only reported by `check`/`finalize`."""
+        self.note(event)
+        return []
+
+    def note(self, event: HsmEvent) -> None:
+        """Record that the event's HSM logged (records without an HSM id or time are ignored)."""
         if event.hsm_id is None or event.usecs is None:
-            return []
+            return
         usecs = event.usecs
         hsm = self._hsms.get(event.hsm_id)  # HSM ids are unique across clusters
         if hsm is None:
@@ -68,7 +73,6 @@ class SilenceDetector:
         cluster = event.cluster_id or ""
         if usecs > self._cluster_newest.get(cluster, 0):
             self._cluster_newest[cluster] = usecs
-        return []
 
     def check(self, now_usecs: int | None = None) -> list[Alert]:
         """Alerts for HSMs silent at `now_usecs` (None: each cluster's newest record time)."""
