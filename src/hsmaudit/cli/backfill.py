@@ -437,17 +437,22 @@ def register(app: typer.Typer) -> None:
             [],
             "--cluster",
             "-c",
+            metavar="ID",
             help="CloudHSM cluster id (cluster-…); its log group is /aws/cloudhsm/<id>. Repeatable.",
         ),
         log_groups: list[str] = typer.Option(
-            [], "--log-group", "-g", help="A log group to read instead. Repeatable."
+            [], "--log-group", "-g", metavar="GROUP", help="A log group to read instead. Repeatable."
         ),
         streams: list[str] = typer.Option(
-            [], "--stream", help="Only these log streams (HSM ids); default: every stream. Repeatable."
+            [],
+            "--stream",
+            metavar="STREAM",
+            help="Only these log streams (HSM ids); default: every stream. Repeatable.",
         ),
         since: str | None = typer.Option(
             None,
             "--since",
+            metavar="TIME",
             help="Start of the window: ISO-8601 (2024-01-31, 2024-01-31T12:00:00Z), epoch ms, "
             "or an age (90d, 12h).",
         ),

@@ -603,6 +603,7 @@ def register(app: typer.Typer) -> None:
             [],
             "--cluster",
             "-c",
+            metavar="ID",
             help="Cluster ids whose log groups to check; default: every /aws/cloudhsm/ group.",
         ),
         destination: str | None = typer.Option(

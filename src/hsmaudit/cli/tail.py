@@ -232,18 +232,23 @@ def register(app: typer.Typer) -> None:
 
     @app.command("tail", help=TAIL_HELP)
     def tail_command(
-        clusters: list[str] = typer.Option([], "--cluster", "-c", help="Cluster id to watch. Repeatable."),
+        clusters: list[str] = typer.Option(
+            [], "--cluster", "-c", metavar="ID", help="Cluster id to watch. Repeatable."
+        ),
         log_groups: list[str] = typer.Option(
-            [], "--log-group", "-g", help="A log group to watch. Repeatable."
+            [], "--log-group", "-g", metavar="GROUP", help="A log group to watch. Repeatable."
         ),
         streams: list[str] = typer.Option(
-            [], "--stream", help="Only these log streams (HSM ids). Repeatable."
+            [], "--stream", metavar="STREAM", help="Only these log streams (HSM ids). Repeatable."
         ),
         db: Path | None = typer.Option(
             None, "--db", help="Watch this local store instead of CloudWatch Logs."
         ),
         since: str = typer.Option(
-            "10m", "--since", help="CloudWatch: start here (ISO-8601, epoch ms, or an age such as 10m, 2h)."
+            "10m",
+            "--since",
+            metavar="TIME",
+            help="CloudWatch: start here (ISO-8601, epoch ms, or an age such as 10m, 2h).",
         ),
         lines: int = typer.Option(
             20, "--lines", "-n", min=0, help="--db: how many recent events to show first."
