@@ -24,6 +24,8 @@ COMMAND_MODULES: Final[tuple[str, ...]] = (
     "replay",
     "splunk_app",
     "serve",
+    "simulate",
+    "demo",
 )
 
 app = typer.Typer(

@@ -1,0 +1,294 @@
+"""`hsmaudit demo`: the whole system on one machine, no AWS and no Splunk needed (contracts.md §3).
+
+What runs is what runs in production, end to end:
+
+    simulator -> CloudWatch subscription payloads -> hsmaudit.aws.subscription.handler (the real
+    Lambda entry point, configured by HSMAUDIT_* variables like in AWS) -> HecClient (gzip,
+    channel, indexer acks) -> the local HEC collector -> SQLite store -> detections -> dashboard
+
+`--headless` plays a finite set of scenarios, checks that the store holds every simulated record
+once and that every expected alert fired, prints a summary and exits (0 when all of that holds).
+Without it, the dashboard stays up until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import typer
+
+from hsmaudit.cli.output import fail, stderr_console, stdout_console
+from hsmaudit.cli.serve import HSMAUDIT_DB, warn_if_exposed
+from hsmaudit.cli.simulate import parse_start
+from hsmaudit.config import (
+    HSMAUDIT_HEC_ACK,
+    HSMAUDIT_HEC_ACK_POLL_INTERVAL,
+    HSMAUDIT_HEC_TOKEN,
+    HSMAUDIT_HEC_URL,
+    HSMAUDIT_HEC_VERIFY,
+    HSMAUDIT_METRICS,
+    HSMAUDIT_SPOOL_BUCKET,
+    HSMAUDIT_SPOOL_DIR,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from hsmaudit.simulate.scenarios import Simulation
+
+DEFAULT_DEMO_DB: Final = Path(".hsmaudit") / "demo.sqlite3"
+
+
+@dataclass
+class LambdaContext:
+    """The parts of the Lambda context object the handler reads (the demo's invocations)."""
+
+    function_name: str = "hsmaudit-demo"
+    aws_request_id: str = ""
+    budget_seconds: float = 60.0
+
+    def get_remaining_time_in_millis(self) -> int:
+        """What AWS reports: the invocation's remaining time."""
+        return int(self.budget_seconds * 1000)
+
+
+@contextlib.contextmanager
+def lambda_environment(url: str, token: str, spool_dir: Path) -> Iterator[None]:
+    """Configure the real handler as the CloudFormation template would, then restore the environment.
+
+    Indexer acks are on: the handler only counts an event as delivered once the collector says it
+    is committed. The spool is a local directory, so nothing is lost if the collector refuses.
+    """
+    values = {
+        HSMAUDIT_HEC_URL: url,
+        HSMAUDIT_HEC_TOKEN: token,
+        HSMAUDIT_HEC_ACK: "true",
+        # The local collector commits before it answers, so its acks are true at the first poll;
+        # Splunk's 10 s cadence would only make the demo slow.
+        HSMAUDIT_HEC_ACK_POLL_INTERVAL: "0.01",
+        HSMAUDIT_HEC_VERIFY: "true",
+        HSMAUDIT_SPOOL_DIR: str(spool_dir),
+        HSMAUDIT_METRICS: "false",
+    }
+    saved = {name: os.environ.get(name) for name in [*values, HSMAUDIT_SPOOL_BUCKET]}
+    os.environ.pop(HSMAUDIT_SPOOL_BUCKET, None)
+    os.environ.update(values)
+    from hsmaudit.aws.runtime import clear_runtime
+
+    clear_runtime()
+    try:
+        yield
+    finally:
+        clear_runtime()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _quiet_logs() -> None:
+    # The handler logs one JSON line per invocation for CloudWatch; a terminal wants the summary.
+    import logging
+
+    library = logging.getLogger("hsmaudit")
+    library.addHandler(logging.NullHandler())
+    library.propagate = False
+
+
+def plan_simulation(scenarios: list[str] | None, *, seed: int, hsms: int, start: str | None) -> Simulation:
+    """The simulation to play; without `--start` it is placed so that its last record is about now."""
+    from hsmaudit.simulate.scenarios import DEMO_SCENARIOS, run_scenarios
+
+    names = scenarios or list(DEMO_SCENARIOS)
+    start_usecs = parse_start(start)
+    if start_usecs is None:
+        draft = run_scenarios(names, seed=seed, hsms=hsms)
+        span = draft.records[-1].usecs - draft.records[0].usecs if draft.records else 0
+        start_usecs = time.time_ns() // 1000 - span - 60_000_000
+    return run_scenarios(names, seed=seed, hsms=hsms, start_usecs=start_usecs)
+
+
+def stream_through_handler(simulation: Simulation, *, progress: bool) -> dict[str, int]:
+    """Invoke the real subscription handler once per CloudWatch payload; returns summed counts."""
+    from hsmaudit.aws.subscription import handler
+    from hsmaudit.simulate.emit import control_message_event, subscription_events
+
+    payloads: list[dict[str, Any]] = [control_message_event(), *subscription_events(simulation.records)]
+    totals: Counter[str] = Counter()
+    context = LambdaContext()
+    if progress:
+        from rich.progress import Progress
+
+        with Progress(console=stderr_console(), transient=True) as bar:
+            task = bar.add_task("streaming through the Lambda handler", total=len(payloads))
+            for number, payload in enumerate(payloads):
+                context.aws_request_id = f"demo-{number}"
+                totals.update(_counts(handler(payload, context)))
+                bar.advance(task)
+    else:
+        for number, payload in enumerate(payloads):
+            context.aws_request_id = f"demo-{number}"
+            totals.update(_counts(handler(payload, context)))
+    totals["invocations"] = len(payloads)
+    return dict(totals)
+
+
+def _counts(result: dict[str, Any]) -> dict[str, int]:
+    return {key: value for key, value in result.items() if isinstance(value, int)}
+
+
+def register(app: typer.Typer) -> None:
+    """Add `demo` to the app."""
+
+    @app.command("demo")
+    def demo(
+        headless: bool = typer.Option(
+            False, "--headless", help="Play the scenarios, check the result, print a summary and exit."
+        ),
+        db: Path = typer.Option(
+            DEFAULT_DEMO_DB, "--db", envvar=HSMAUDIT_DB, help=f"SQLite store file. Env: {HSMAUDIT_DB}."
+        ),
+        reset: bool = typer.Option(False, "--reset", help="Delete the store file first."),
+        host: str = typer.Option("127.0.0.1", "--host", help="Address of the dashboard and collector."),
+        port: int | None = typer.Option(
+            None, "--port", min=0, max=65535, help="Port (default 8088; --headless: any free port)."
+        ),
+        scenario: list[str] = typer.Option(
+            None,
+            "--scenario",
+            "-s",
+            help="Scenario to play (repeatable; default: all; see 'hsmaudit simulate --list').",
+        ),
+        hsms: int = typer.Option(3, "--hsms", min=2, max=32, help="HSMs in the simulated cluster."),
+        seed: int = typer.Option(1, "--seed", help="Random seed of the simulation."),
+        start: str | None = typer.Option(
+            None,
+            "--start",
+            help="Time of the first record (ISO-8601 UTC); default: so that the last one is now.",
+        ),
+    ) -> None:
+        """Run the whole pipeline locally: simulated CloudHSM cluster -> real Lambda handler -> HEC
+        client -> local collector -> store -> detections -> dashboard."""
+        from hsmaudit.server.app import CollectorSettings, create_app
+        from hsmaudit.server.detections import DetectionTailer
+        from hsmaudit.server.hec import new_token
+        from hsmaudit.server.run import start_in_thread
+        from hsmaudit.simulate.emit import parsed_events
+        from hsmaudit.store.database import EventStore
+        from hsmaudit.store.errors import StoreError
+
+        _quiet_logs()
+        warn_if_exposed(host)
+        console = stderr_console()
+        try:
+            simulation = plan_simulation(scenario, seed=seed, hsms=hsms, start=start)
+        except ValueError as error:
+            fail(str(error), 2)
+        if reset:
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(db) + suffix).unlink(missing_ok=True)
+        try:
+            store = EventStore(db)
+        except StoreError as error:
+            fail(str(error))
+        token = new_token() + secrets.token_hex(4)
+        try:
+            server = start_in_thread(
+                create_app(store, CollectorSettings(token=token)),
+                host,
+                0 if port is None and headless else (8088 if port is None else port),
+            )
+        except (RuntimeError, OSError, SystemExit) as error:
+            store.close()
+            fail(f"cannot start the local server on {host}: {error}; try --port 0")
+        spool_dir = Path(tempfile.mkdtemp(prefix="hsmaudit-demo-spool-"))
+        tailer = DetectionTailer(store)
+        try:
+            console.print(f"hsmaudit demo: dashboard {server.url}/   store {db}", highlight=False)
+            sim = simulation.simulator
+            console.print(
+                f"hsmaudit demo: {len(simulation.records)} records from {len(sim.hsms)} HSMs "
+                f"of {sim.cluster_id}: " + ", ".join(simulation.scenarios),
+                highlight=False,
+            )
+            with lambda_environment(server.url, token, spool_dir):
+                totals = stream_through_handler(simulation, progress=not headless)
+            tailer.run_once(finalize=True)
+            expected_ids = {event.event_id for event in parsed_events(simulation.records)}
+            ok = _report(store, simulation, expected_ids, totals, server.url, headless=headless)
+            spooled = sorted(path.name for path in spool_dir.rglob("*") if path.is_file())
+            if spooled:
+                console.print(
+                    f"hsmaudit demo: {len(spooled)} batch(es) were spooled in {spool_dir}", style="yellow"
+                )
+            if headless:
+                if not ok:
+                    fail("the demo did not end as expected (see above)")
+                return
+            console.print(
+                f"hsmaudit demo: open {server.url}/ ; HEC token for your own events: {token} ; "
+                "Ctrl-C to stop",
+                highlight=False,
+            )
+            tailer.start()
+            with contextlib.suppress(KeyboardInterrupt):
+                while server.thread.is_alive():
+                    server.thread.join(0.5)
+        finally:
+            tailer.stop()
+            server.stop()
+            store.close()
+            if not any(spool_dir.rglob("*.*")):
+                shutil.rmtree(spool_dir, ignore_errors=True)
+
+
+def _report(
+    store: Any,
+    simulation: Simulation,
+    expected_ids: set[str | None],
+    totals: dict[str, int],
+    url: str,
+    *,
+    headless: bool,
+) -> bool:
+    """Print what happened and whether it is what the simulation promised."""
+    from rich.table import Table
+
+    stored_ids = {event.event_id for _, event in store.iter_events()}
+    missing = expected_ids - stored_ids
+    summary = store.summary()
+    fired = set(summary.alerts)
+    missing_rules = simulation.expected_rules - fired
+    table = Table(title="hsmaudit demo", show_header=False, title_justify="left")
+    table.add_column("what")
+    table.add_column("value")
+    table.add_row("dashboard", f"{url}/  (API: {url}/api/summary)")
+    table.add_row("simulated records", str(len(simulation.records)))
+    table.add_row(
+        "handler invocations",
+        f"{totals.get('invocations', 0)} ({totals.get('control_messages', 0)} CONTROL_MESSAGE skipped)",
+    )
+    table.add_row("sent via HEC, acked", f"{totals.get('accepted', 0)} (spooled {totals.get('spooled', 0)})")
+    table.add_row("stored events (total in store)", str(summary.total_events))
+    table.add_row("simulated events missing from store", str(len(missing)))
+    table.add_row(
+        "failed logins", f"{summary.failed_logins.total} {dict(summary.failed_logins.by_user_type)}"
+    )
+    table.add_row(
+        "keys generated / deleted / exported",
+        f"{summary.key_generated} / {summary.key_deleted} / {summary.key_exported}",
+    )
+    table.add_row("alerts", ", ".join(f"{rule} {count}" for rule, count in summary.alerts.items()) or "none")
+    table.add_row("expected alerts missing", ", ".join(sorted(missing_rules)) or "none")
+    stdout_console().print(table)
+    return not missing and not missing_rules and totals.get("spooled", 0) == 0
