@@ -424,3 +424,27 @@ def test_forgery_with_the_same_identity_fields_is_caught_on_the_stream() -> None
     alerts = list(detect_events([first, forged]))
     assert [a.rule for a in alerts] == ["sequence-duplicate"]
     assert alerts[0].event_ids == [first.event_id, forged.event_id]
+
+
+def test_a_live_collector_gets_the_brute_force_alert_without_finalize() -> None:
+    # GIVEN a collector that never calls finalize
+    events = brute_force().events
+    last = max(e.usecs or 0 for e in events)
+    engine = DetectionEngine()
+    alerts = [a for event in events for a in engine.process(event)]
+    assert "login-brute-force" not in {a.rule for a in alerts}  # held for replicas to arrive
+    # WHEN its periodic tick passes the wall clock 31 s later THEN the alert comes out
+    assert [a.rule for a in engine.tick(last + 31 * SECOND)] == ["login-brute-force"]
+    assert engine.finalize() == []
+
+
+def test_ordinary_traffic_moves_the_clock_for_held_back_logins() -> None:
+    cluster = Cluster()
+    for _ in range(5):
+        cluster.login("mallory", success=False, replicate=False)
+        cluster.advance(SECOND)
+    cluster.advance(MINUTE)
+    cluster.login("app")  # the cluster's normal work goes on
+    engine = DetectionEngine()
+    alerts = [a for event in cluster.events for a in engine.process(event)]
+    assert "login-brute-force" in {a.rule for a in alerts}

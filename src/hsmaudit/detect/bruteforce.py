@@ -17,7 +17,8 @@ and SPL (`savedsearches.conf`), so all three agree:
    over several HSMs within seconds can be under-counted: documented in docs/detections.md.)
 
 Out-of-order arrival (CloudWatch delivers per stream) is absorbed by a reorder buffer: records are
-held until the newest usecs seen is `reorder_window_usecs` past them, then released in order.
+held until the clock (the newest usecs of any event the engine saw, or the time a live collector
+passes to `advance`) is `reorder_window_usecs` past them, then released in order.
 State is per (cluster, user) and per open burst, never per event.
 """
 
@@ -35,7 +36,8 @@ from hsmaudit.records.parse import format_usecs
 RULE_ID: Final = "login-brute-force"
 REPLICA_WINDOW_USECS: Final = 5_000_000
 """Records of one attempt on other HSMs arrive within this of each other ("shortly afterwards")."""
-DEFAULT_REORDER_WINDOW_USECS: Final = 120_000_000
+DEFAULT_REORDER_WINDOW_USECS: Final = 30_000_000
+"""Replicas arrive within seconds; 30 s of slack bounds how late a brute-force alert can be."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,13 @@ class LoginBruteForceDetector:
             return []
         heapq.heappush(self._pending, (event.usecs, event.event_id or "", event))
         self._newest = max(self._newest, event.usecs)
+        return self._release(self._newest - self.settings.reorder_window_usecs)
+
+    def advance(self, now_usecs: int) -> list[Alert]:
+        """Move the clock (any event's time, or wall-clock time) and release what is now in order."""
+        self._newest = max(self._newest, now_usecs)
+        if not self._pending:
+            return []
         return self._release(self._newest - self.settings.reorder_window_usecs)
 
     def finalize(self) -> list[Alert]:

@@ -22,14 +22,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
+from hsmaudit.detect.bruteforce import DEFAULT_REORDER_WINDOW_USECS as LOGIN_REORDER_WINDOW_USECS
 from hsmaudit.detect.bruteforce import (
-    DEFAULT_REORDER_WINDOW_USECS,
     REPLICA_WINDOW_USECS,
     BruteForceSettings,
     LoginBruteForceDetector,
 )
 from hsmaudit.detect.ruleset import RuleSet, load_ruleset
-from hsmaudit.detect.sequence import SequenceDetector, SequenceSettings
+from hsmaudit.detect.sequence import DEFAULT_REORDER_WINDOW_USECS, SequenceDetector, SequenceSettings
 from hsmaudit.detect.silence import DEFAULT_SILENT_AFTER_USECS, SilenceDetector
 from hsmaudit.records.alert import Alert
 from hsmaudit.records.event import HsmEvent
@@ -43,6 +43,9 @@ class DetectionConfig:
 
     silent_after_usecs: int = DEFAULT_SILENT_AFTER_USECS
     reorder_window_usecs: int = DEFAULT_REORDER_WINDOW_USECS
+    """How long a stream's out-of-order records are waited for before a gap is declared."""
+    login_reorder_window_usecs: int = LOGIN_REORDER_WINDOW_USECS
+    """How long failed logins are held to put replicas from other HSMs in order."""
     replica_window_usecs: int = REPLICA_WINDOW_USECS
     seen_ids: int = DEFAULT_SEEN_IDS
     """How many recent event ids are remembered to drop re-deliveries (two generations of this size)."""
@@ -94,7 +97,7 @@ class DetectionEngine:
                     threshold=correlation.threshold,
                     window_usecs=correlation.timespan_seconds * 1_000_000,
                     replica_window_usecs=self.config.replica_window_usecs,
-                    reorder_window_usecs=self.config.reorder_window_usecs,
+                    reorder_window_usecs=self.config.login_reorder_window_usecs,
                     title=correlation.title,
                     severity=correlation.severity,
                 )
@@ -131,6 +134,9 @@ class DetectionEngine:
             return self._count(alerts) if alerts else alerts
         if self._silence is not None:
             self._silence.note(event)
+        brute_force = self._brute_force
+        if brute_force is not None and brute_force._pending and event.usecs is not None:
+            alerts += brute_force.advance(event.usecs)
         for rule in self.ruleset.candidates(event):
             if rule.predicate(event):
                 if rule.id == self._brute_force_base and self._brute_force is not None:
@@ -139,11 +145,21 @@ class DetectionEngine:
                     alerts.append(rule.alert(event))
         return self._count(alerts) if alerts else alerts
 
+    def tick(self, now_usecs: int | None = None) -> list[Alert]:
+        """Periodic check for a long-running collector: silent HSMs, and held-back logins released.
+
+        `now_usecs` is the wall clock (None: each cluster's newest record, as for files).
+        """
+        alerts: list[Alert] = []
+        if self._brute_force is not None and now_usecs is not None:
+            alerts += self._brute_force.advance(now_usecs)
+        if self._silence is not None:
+            alerts += self._silence.check(now_usecs)
+        return self._count(alerts)
+
     def check_silence(self, now_usecs: int | None = None) -> list[Alert]:
-        """HSMs silent at `now_usecs` (for a long-running collector to call periodically)."""
-        if self._silence is None:
-            return []
-        return self._count(self._silence.check(now_usecs))
+        """Same as `tick` (the name the collector first used)."""
+        return self.tick(now_usecs)
 
     def finalize(self, now_usecs: int | None = None) -> list[Alert]:
         """End of input: held-back records are judged and silence is checked against `now_usecs`.
