@@ -1,0 +1,382 @@
+"""The local HEC collector on a real uvicorn server on 127.0.0.1: protocol, errors, storage.
+
+Every HEC answer is checked against the reference table (splunk-hec-and-app.md §1.8-§1.9), and
+every error case also checks that nothing stored before it was lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import sqlite3
+import uuid
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import urllib3
+
+from hsmaudit.records.event import HsmEvent, event_to_dict
+from hsmaudit.records.parse import parse_message
+from hsmaudit.server.app import CollectorSettings, create_app
+from hsmaudit.server.run import RunningServer, start_in_thread
+from hsmaudit.simulate.emit import parsed_events
+from hsmaudit.simulate.scenarios import run_scenarios
+from hsmaudit.store.database import EventStore
+
+TOKEN = "collector-test-token-SECRET-91f3"
+LOG_GROUP = "/aws/cloudhsm/cluster-coltest01"
+HTTP = urllib3.PoolManager(retries=False, timeout=15)
+
+
+@dataclass
+class Collector:
+    """A running collector and its store file."""
+
+    server: RunningServer
+    store: EventStore
+    db: Path
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def post(
+        self,
+        path: str,
+        body: bytes | str,
+        *,
+        token: str | None = TOKEN,
+        headers: dict[str, str] | None = None,
+        gzip_body: bool = False,
+    ) -> tuple[int, dict[str, Any]]:
+        data = body.encode() if isinstance(body, str) else body
+        sent = dict(headers or {})
+        if token is not None:
+            sent.setdefault("Authorization", f"Splunk {token}")
+        if gzip_body:
+            data = gzip.compress(data)
+            sent["Content-Encoding"] = "gzip"
+        response = HTTP.request("POST", self.url + path, body=data, headers=sent)
+        return response.status, json.loads(response.data)
+
+    def count(self) -> int:
+        with sqlite3.connect(self.db) as connection:
+            return int(connection.execute("SELECT count(*) FROM events").fetchone()[0])
+
+
+def start_collector(tmp_path: Path, **settings: Any) -> Collector:
+    db = tmp_path / "collector.sqlite3"
+    store = EventStore(db)
+    server = start_in_thread(create_app(store, CollectorSettings(token=TOKEN, **settings)))
+    return Collector(server=server, store=store, db=db)
+
+
+@pytest.fixture
+def collector(tmp_path: Path) -> Iterator[Collector]:
+    running = start_collector(tmp_path)
+    yield running
+    running.server.stop()
+    running.store.close()
+
+
+def simulated(count: int = 40) -> list[HsmEvent]:
+    events = list(parsed_events(run_scenarios(["seed", "failed-login-burst"], seed=11).records))
+    assert len(events) >= count
+    return events[:count]
+
+
+def envelope(event: HsmEvent) -> str:
+    return json.dumps(
+        {
+            "time": (event.usecs or 0) / 1e6,
+            "host": event.hsm_id,
+            "source": event.log_group,
+            "sourcetype": "aws:cloudhsm:audit",
+            "event": event_to_dict(event),
+        }
+    )
+
+
+def body_of(events: list[HsmEvent], separator: str = "\n") -> str:
+    return separator.join(envelope(event) for event in events)
+
+
+# --- success paths --------------------------------------------------------------------------
+
+
+def test_batch_of_hsmaudit_events_is_stored_as_sent(collector: Collector) -> None:
+    events = simulated()
+    status, answer = collector.post("/services/collector/event", body_of(events))
+    assert (status, answer) == (200, {"text": "Success", "code": 0})
+    stored = {event.event_id: event for _, event in collector.store.iter_events()}
+    assert stored == {event.event_id: event for event in events}
+
+
+@pytest.mark.parametrize("path", ["/services/collector", "/services/collector/event/1.0"])
+def test_collector_aliases_accept_envelopes(collector: Collector, path: str) -> None:
+    status, answer = collector.post(path, body_of(simulated(3)))
+    assert (status, answer["code"]) == (200, 0)
+    assert collector.count() == 3
+
+
+def test_envelopes_back_to_back_without_newlines_are_all_stored(collector: Collector) -> None:
+    events = simulated(10)
+    status, _ = collector.post("/services/collector/event", body_of(events, separator=""))
+    assert status == 200
+    assert collector.count() == 10
+
+
+def test_gzip_body_is_accepted(collector: Collector) -> None:
+    status, answer = collector.post("/services/collector/event", body_of(simulated(12)), gzip_body=True)
+    assert (status, answer["code"]) == (200, 0)
+    assert collector.count() == 12
+
+
+def test_resending_a_batch_adds_no_duplicates(collector: Collector) -> None:
+    body = body_of(simulated(20))
+    for _ in range(3):
+        assert collector.post("/services/collector/event", body)[0] == 200
+    assert collector.count() == 20
+    assert collector.store.summary().total_events == 20
+
+
+def test_string_event_is_parsed_as_record_text_with_source_and_host(collector: Collector) -> None:
+    event = simulated(1)[0]
+    assert event.raw is not None
+    body = json.dumps({"event": event.raw, "source": LOG_GROUP, "host": "hsm-abcdefghijk"})
+    assert collector.post("/services/collector/event", body)[0] == 200
+    [(_, stored)] = list(collector.store.iter_events())
+    assert stored == parse_message(event.raw, log_group=LOG_GROUP, log_stream="hsm-abcdefghijk")
+    assert stored.cluster_id == "cluster-coltest01"
+    assert stored.parse_error is None
+
+
+def test_object_that_is_not_an_hsmaudit_event_is_kept_flagged(collector: Collector) -> None:
+    body = json.dumps({"event": {"hello": "world"}, "source": "other"})
+    assert collector.post("/services/collector/event", body)[0] == 200
+    [(_, stored)] = list(collector.store.iter_events())
+    assert stored.parse_error is not None
+    assert stored.raw is not None
+    assert json.loads(stored.raw) == {"hello": "world"}
+
+
+def test_raw_endpoint_parses_record_text_with_query_metadata(collector: Collector) -> None:
+    events = simulated(5)
+    text = "\n\n".join(event.raw or "" for event in events)
+    status, answer = collector.post(
+        f"/services/collector/raw?source={LOG_GROUP}&host=hsm-rawrawrawra&sourcetype=aws:cloudhsm:audit:text",
+        text,
+    )
+    assert (status, answer) == (200, {"text": "Success", "code": 0})
+    stored = [event for _, event in collector.store.iter_events()]
+    assert len(stored) == 5
+    assert {event.hsm_id for event in stored} == {"hsm-rawrawrawra"}
+    assert all(event.parse_error is None for event in stored)
+
+
+def test_health_reports_code_17(collector: Collector) -> None:
+    response = HTTP.request("GET", collector.url + "/services/collector/health")
+    assert (response.status, json.loads(response.data)) == (200, {"text": "HEC is healthy", "code": 17})
+
+
+def test_ack_ids_count_per_channel_and_are_true_once(collector: Collector) -> None:
+    channel = str(uuid.uuid4())
+    headers = {"X-Splunk-Request-Channel": channel}
+    ids = [
+        collector.post("/services/collector/event", body_of(simulated(2)), headers=headers)[1]["ackId"]
+        for _ in range(3)
+    ]
+    assert ids == [0, 1, 2]
+    other = collector.post("/services/collector/event?channel=" + str(uuid.uuid4()), body_of(simulated(1)))[1]
+    assert other["ackId"] == 0
+    status, answer = collector.post(
+        "/services/collector/ack", json.dumps({"acks": [0, 2, 7]}), headers=headers
+    )
+    assert (status, answer) == (200, {"acks": {"0": True, "2": True, "7": False}})
+    # Splunk forgets an id once it has reported it true (reference §1.7).
+    assert collector.post("/services/collector/ack", json.dumps({"acks": [0, 1]}), headers=headers)[1] == {
+        "acks": {"0": False, "1": True}
+    }
+
+
+def test_ack_without_channel_is_code_10(collector: Collector) -> None:
+    assert collector.post("/services/collector/ack", '{"acks":[0]}') == (
+        400,
+        {"text": "Data channel is missing", "code": 10},
+    )
+
+
+def test_ack_disabled_is_code_14(tmp_path: Path) -> None:
+    running = start_collector(tmp_path, ack=False)
+    try:
+        headers = {"X-Splunk-Request-Channel": str(uuid.uuid4())}
+        status, answer = running.post("/services/collector/event", body_of(simulated(1)), headers=headers)
+        assert (status, answer) == (200, {"text": "Success", "code": 0})
+        assert running.post("/services/collector/ack", '{"acks":[0]}', headers=headers) == (
+            400,
+            {"text": "ACK is disabled", "code": 14},
+        )
+    finally:
+        running.server.stop()
+        running.store.close()
+
+
+# --- errors: each is Splunk's answer, and nothing stored is lost ------------------------------
+
+
+@pytest.fixture
+def preloaded(collector: Collector) -> Collector:
+    assert collector.post("/services/collector/event", body_of(simulated(15)))[0] == 200
+    assert collector.count() == 15
+    return collector
+
+
+@pytest.mark.parametrize(
+    ("headers", "token", "expected"),
+    [
+        ({}, None, (401, {"text": "Token is required", "code": 2})),
+        ({"Authorization": "Bearer " + TOKEN}, None, (401, {"text": "Invalid authorization", "code": 3})),
+        ({}, "wrong-token", (403, {"text": "Invalid token", "code": 4})),
+        ({"Authorization": "Splunk"}, None, (401, {"text": "Invalid authorization", "code": 3})),
+    ],
+)
+def test_bad_credentials_get_hec_codes_and_store_nothing(
+    preloaded: Collector, headers: dict[str, str], token: str | None, expected: tuple[int, dict[str, Any]]
+) -> None:
+    assert (
+        preloaded.post("/services/collector/event", body_of(simulated(30)[15:]), token=token, headers=headers)
+        == expected
+    )
+    assert preloaded.count() == 15
+
+
+def test_basic_auth_with_token_as_password_is_accepted(collector: Collector) -> None:
+    basic = base64.b64encode(f"x:{TOKEN}".encode()).decode()
+    status, _ = collector.post(
+        "/services/collector/event",
+        body_of(simulated(2)),
+        token=None,
+        headers={"Authorization": "Basic " + basic},
+    )
+    assert status == 200
+
+
+def test_query_string_token_is_refused_with_code_16(preloaded: Collector) -> None:
+    status, answer = preloaded.post(
+        f"/services/collector/event?token={TOKEN}", body_of(simulated(1)), token=None
+    )
+    assert (status, answer) == (400, {"text": "Query string authorization is not enabled", "code": 16})
+
+
+def test_malformed_json_stops_at_its_event_number_and_keeps_the_ones_before(preloaded: Collector) -> None:
+    events = simulated(30)[15:]
+    body = body_of(events[:4]) + '\n{"event": {"broken": \n' + body_of(events[4:])
+    assert preloaded.post("/services/collector/event", body) == (
+        400,
+        {"text": "Invalid data format", "code": 6, "invalid-event-number": 4},
+    )
+    # Events 0..3 were accepted (reference §1.9); nothing after the bad one was.
+    assert preloaded.count() == 15 + 4
+
+
+def test_event_without_event_field_is_code_12_with_its_number(preloaded: Collector) -> None:
+    events = simulated(30)[15:]
+    body = "\n".join(
+        [envelope(events[0]), envelope(events[1]), '{"host": "hsm-x", "time": 1}', envelope(events[2])]
+    )
+    assert preloaded.post("/services/collector/event", body) == (
+        400,
+        {"text": "Event field is required", "code": 12, "invalid-event-number": 2},
+    )
+    assert preloaded.count() == 17
+
+
+@pytest.mark.parametrize("blank", ['""', "null", "{}"])
+def test_blank_event_is_code_13(preloaded: Collector, blank: str) -> None:
+    assert preloaded.post("/services/collector/event", '{"event": ' + blank + "}") == (
+        400,
+        {"text": "Event field cannot be blank", "code": 13, "invalid-event-number": 0},
+    )
+    assert preloaded.count() == 15
+
+
+def test_nested_indexed_fields_are_code_15(preloaded: Collector) -> None:
+    body = json.dumps({"event": "x", "fields": {"cluster": {"id": 1}}})
+    assert preloaded.post("/services/collector/event", body) == (
+        400,
+        {"text": "Error in handling indexed fields", "code": 15, "invalid-event-number": 0},
+    )
+
+
+def test_array_body_is_invalid_data_format(preloaded: Collector) -> None:
+    body = "[" + envelope(simulated(1)[0]) + "]"
+    status, answer = preloaded.post("/services/collector/event", body)
+    assert (status, answer["code"], answer["invalid-event-number"]) == (400, 6, 0)
+    assert preloaded.count() == 15
+
+
+def test_empty_body_is_no_data(preloaded: Collector) -> None:
+    assert preloaded.post("/services/collector/event", "  \n") == (400, {"text": "No data", "code": 5})
+    assert preloaded.post("/services/collector/raw", "") == (400, {"text": "No data", "code": 5})
+
+
+def test_deflate_encoding_is_refused_and_stores_nothing(preloaded: Collector) -> None:
+    body = zlib.compress(body_of(simulated(30)[15:]).encode())
+    status, answer = preloaded.post(
+        "/services/collector/event", body, headers={"Content-Encoding": "deflate"}
+    )
+    assert (status, answer["code"]) == (400, 6)
+    assert preloaded.count() == 15
+
+
+def test_body_claiming_gzip_that_is_not_gzip_is_invalid_data_format(preloaded: Collector) -> None:
+    status, answer = preloaded.post(
+        "/services/collector/event", body_of(simulated(2)), headers={"Content-Encoding": "gzip"}
+    )
+    assert (status, answer["code"]) == (400, 6)
+    assert preloaded.count() == 15
+
+
+def test_oversized_body_is_413_and_stores_nothing(tmp_path: Path) -> None:
+    running = start_collector(tmp_path, max_content_length=64 * 1024)
+    try:
+        assert running.post("/services/collector/event", body_of(simulated(5)))[0] == 200
+        big = body_of(simulated(40) * 10)
+        assert len(big) > 64 * 1024
+        status, answer = running.post("/services/collector/event", big)
+        assert status == 413
+        assert answer["text"].startswith("Content-Length of ")
+        assert running.count() == 5
+    finally:
+        running.server.stop()
+        running.store.close()
+
+
+def test_gzip_bomb_is_stopped_at_the_decompressed_limit(tmp_path: Path) -> None:
+    running = start_collector(tmp_path, max_content_length=256 * 1024)
+    try:
+        bomb = gzip.compress(b" " * (20 * 1024 * 1024))
+        assert len(bomb) < 256 * 1024
+        status, _ = running.post("/services/collector/event", bomb, headers={"Content-Encoding": "gzip"})
+        assert status == 413
+    finally:
+        running.server.stop()
+        running.store.close()
+
+
+def test_invalid_channel_is_code_11(preloaded: Collector) -> None:
+    status, answer = preloaded.post(
+        "/services/collector/event", body_of(simulated(1)), headers={"X-Splunk-Request-Channel": "not-a-guid"}
+    )
+    assert (status, answer) == (400, {"text": "Invalid data channel", "code": 11})
+
+
+def test_unknown_collector_path_is_404_json(collector: Collector) -> None:
+    response = HTTP.request("POST", collector.url + "/services/collector/nope", body=b"{}")
+    assert response.status == 404
+    assert json.loads(response.data)["code"] == 404
