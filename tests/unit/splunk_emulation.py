@@ -13,7 +13,7 @@ anything else, so a new construct in the app cannot slip through untested:
 
 The EVAL language subset: string and number literals, field names, `.` (concatenation), `+ - * /`,
 `== = != < > <= >=`, `AND OR NOT`, parentheses, and the functions case, if, in, coalesce, null,
-true, isnull, isnotnull, tonumber, lower, match, replace. Null propagates as in Splunk: comparisons
+true, isnull, isnotnull, nullif, tonumber, lower, match, replace. Null propagates as in Splunk: comparisons
 and concatenations with null are null, which `if`/`case` treat as false.
 """
 
@@ -73,11 +73,12 @@ def report(stanza: dict[str, str], transforms: dict[str, dict[str, str]], raw: s
 
 
 def json_fields(event: dict[str, Any]) -> Fields:
-    """What KV_MODE=json makes of an event: text values, nulls left out, nested keys dotted."""
+    """What KV_MODE=json makes of an event: text values, nested keys dotted, a JSON null as "null"."""
     out: Fields = {}
 
     def walk(prefix: str, value: Any) -> None:
         if value is None:
+            out[prefix] = "null"
             return
         if isinstance(value, dict):
             for key, item in value.items():
@@ -352,6 +353,8 @@ def _function(name: str, args: list[Node]) -> Node:
         return lambda f: None if head(f) is None else str(head(f)) in {str(r(f)) for r in rest}
     if lname == "coalesce":
         return lambda f: next((v for v in (a(f) for a in args) if v is not None), None)
+    if lname == "nullif":
+        return lambda f: None if args[0](f) is None or str(args[0](f)) == str(args[1](f)) else args[0](f)
     if lname == "null":
         return lambda f: None
     if lname == "true":

@@ -57,9 +57,9 @@ def text_event_fields(raw: str, *, source: str = LOG_GROUP, host: str = LOG_STRE
     return alias_and_eval(TEXT, fields)
 
 
-def json_event_fields(event: HsmEvent) -> Fields:
-    """What Splunk makes of the forwarder's JSON event (compact: nulls left out) at search time."""
-    fields = json_fields(event_to_dict(event, compact=True))
+def json_event_fields(event: HsmEvent, *, compact: bool = True) -> Fields:
+    """What Splunk makes of the forwarder's JSON event at search time (compact: nulls left out)."""
+    fields = json_fields(event_to_dict(event, compact=compact))
     fields.update({"source": LOG_GROUP, "host": event.hsm_id or LOG_STREAM, "sourcetype": JSON_SOURCETYPE})
     return alias_and_eval(JSON, fields)
 
@@ -85,6 +85,14 @@ def assert_same_as_parser(raw: str) -> None:
         assert got.get(field) == json_side.get(field), (
             f"CIM {field}: text {got.get(field)!r} != JSON {json_side.get(field)!r}"
         )
+    assert_nulls_are_nulls(event, json_side)
+
+
+def assert_nulls_are_nulls(event: HsmEvent, compact_fields: Fields) -> None:
+    """A JSON event with null values (extracted as "null") reads exactly like the compact one."""
+    with_nulls = json_event_fields(event, compact=False)
+    assert "null" not in {v for k, v in with_nulls.items() if not k.startswith(("extra.", "attributes"))}
+    assert with_nulls == compact_fields
 
 
 def text_samples(samples_dir: Path) -> list[Path]:
@@ -198,6 +206,18 @@ def test_a_value_cannot_run_into_the_next_line() -> None:
         "bob",
     )
     assert_same_as_parser(raw)
+
+
+def test_json_events_with_null_values_read_like_compact_ones(samples_dir: Path) -> None:
+    for path in sorted(samples_dir.glob("aws-*.txt")):
+        event = parsed(path.read_text(encoding="utf-8"))
+        assert_nulls_are_nulls(event, json_event_fields(event))
+    unparsed = parsed("garbage")
+    assert unparsed.parse_error
+    fields = json_event_fields(unparsed, compact=False)
+    assert fields["parse_error"] == unparsed.parse_error
+    assert "opcode" not in fields and "user" not in fields and "vendor_action" not in fields
+    assert fields["dest"] == LOG_STREAM
 
 
 def test_cluster_and_hsm_come_from_an_aws_add_on_style_source_too() -> None:

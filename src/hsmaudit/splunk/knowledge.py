@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Final
 
+from hsmaudit.records.event import FIELD_NAMES
 from hsmaudit.records.opcodes import CERTIFICATE_OPCODES, CRYPTO_OFFICER_TYPES, OPCODES, OpcodeInfo
 from hsmaudit.splunk.errors import KnowledgeError
 
@@ -148,76 +149,104 @@ def severity_expression() -> str:
     )
 
 
-def cim_action_expression(default: str) -> str:
+Ref = Callable[[str], str]
+"""How an expression reads a field: the name itself, or a guard that turns a JSON null into null."""
+
+
+def plain(field: str) -> str:
+    return field
+
+
+def json_value(field: str) -> str:
+    """A field of a JSON event, with a JSON `null` (extracted as the text "null") as a real null."""
+    return f'nullif({field}, "null")'
+
+
+def cim_action_expression(default: str, ref: Ref = plain) -> str:
     """CIM `action`: success/failure for logins, created/deleted/... for changes, else `default`."""
     changes = set().union(*change_opcodes().values())
     by_cim: dict[str, set[str]] = {}
     for opcode, info in _all_opcodes().items():
         if opcode in changes:
             by_cim.setdefault(CIM_CHANGE_ACTIONS[info.action], set()).add(opcode)
-    branches = [('opcode=="CN_LOGIN"', "outcome")]
-    branches += [(_in("opcode", ops), _quote(action)) for action, ops in sorted(by_cim.items())]
+    opcode = ref("opcode")
+    branches = [(f'{opcode}=="CN_LOGIN"', ref("outcome"))]
+    branches += [(_in(opcode, ops), _quote(action)) for action, ops in sorted(by_cim.items())]
     return _case(branches, default)
 
 
-def cim_lines(action_default: str) -> list[str]:
+def cim_lines(action_default: str, ref: Ref = plain) -> list[str]:
     """The CIM Authentication and Change fields, the same for both sourcetypes."""
     groups = change_opcodes()
     user_ops = groups.get("user", set())
     key_ops = groups.get("key", set())
     cert_ops = groups.get("certificate", set())
+    opcode, outcome, hsm = ref("opcode"), ref("outcome"), ref("hsm_id")
+    target, user = ref("target_user_name"), ref("user_name")
     change_type_of = {category: change_type for change_type, category in CHANGE_CATEGORIES.values()}
-    change_type = _case([(_in("opcode", ops), _quote(change_type_of[oc])) for oc, ops in groups.items()])
-    object_category = _case([(_in("opcode", ops), _quote(category)) for category, ops in groups.items()])
-    target_or_user = "coalesce(target_user_name, user_name)"
+    change_type = _case([(_in(opcode, ops), _quote(change_type_of[oc])) for oc, ops in groups.items()])
+    object_category = _case([(_in(opcode, ops), _quote(category)) for category, ops in groups.items()])
+    target_or_user = f"coalesce({target}, {user})"
     return [
-        f"EVAL-action = {cim_action_expression(action_default)}",
+        f"EVAL-action = {cim_action_expression(action_default, ref)}",
         f"EVAL-app = {_quote(CIM_APP)}",
         f"EVAL-vendor_product = {_quote(CIM_VENDOR_PRODUCT)}",
         # No client address is in an audit record: the HSM is both the source and the destination.
-        "EVAL-dest = coalesce(hsm_id, host)",
-        "EVAL-src = coalesce(hsm_id, host)",
-        "EVAL-dvc = coalesce(hsm_id, host)",
+        f"EVAL-dest = coalesce({hsm}, host)",
+        f"EVAL-src = coalesce({hsm}, host)",
+        f"EVAL-dvc = coalesce({hsm}, host)",
         # CIM Change: for account changes `user` is the account changed and `src_user` the actor,
         # which only newer records name (Target User Name); logins: the user who tried to log in.
         f"EVAL-user = {target_or_user}",
-        "EVAL-src_user = if(isnotnull(target_user_name), user_name, null())",
-        "EVAL-signature = opcode",
-        "EVAL-command = opcode",
-        "EVAL-status = outcome",
-        "EVAL-result = response",
-        'EVAL-reason = if(outcome=="failure", response, null())',
+        f"EVAL-src_user = if(isnotnull({target}), {user}, null())",
+        f"EVAL-signature = {opcode}",
+        f"EVAL-command = {opcode}",
+        f"EVAL-status = {outcome}",
+        f"EVAL-result = {ref('response')}",
+        f'EVAL-reason = if({outcome}=="failure", {ref("response")}, null())',
         f"EVAL-change_type = {change_type}",
         f"EVAL-object_category = {object_category}",
         "EVAL-object = "
         + _case(
             [
-                (_in("opcode", user_ops), target_or_user),
-                (_in("opcode", key_ops), "key_handle"),
-                (_in("opcode", cert_ops), "object_handle"),
+                (_in(opcode, user_ops), target_or_user),
+                (_in(opcode, key_ops), ref("key_handle")),
+                (_in(opcode, cert_ops), ref("object_handle")),
             ]
         ),
         "EVAL-object_id = "
         + _case(
             [
                 (
-                    _in("opcode", user_ops),
-                    "if(isnotnull(target_user_name), coalesce(target_user_id, target_user_name), "
-                    "coalesce(user_id, user_name))",
+                    _in(opcode, user_ops),
+                    f"if(isnotnull({target}), coalesce({ref('target_user_id')}, {target}), "
+                    f"coalesce({ref('user_id')}, {user}))",
                 ),
-                (_in("opcode", key_ops), "key_handle"),
-                (_in("opcode", cert_ops), "object_handle"),
+                (_in(opcode, key_ops), ref("key_handle")),
+                (_in(opcode, cert_ops), ref("object_handle")),
             ]
         ),
     ]
 
 
+# Contract fields that may arrive as JSON null: all but `action`, which the CIM EVAL replaces. (A
+# present `extra`/`attributes` is extracted as extra.<label> / attributes{}, never as the bare name.)
+JSON_NULLABLE: Final = tuple(name for name in FIELD_NAMES if name != "action")
+
+
 def json_block() -> list[str]:
-    """Generated lines of the `aws:cloudhsm:audit` stanza (events already carry the parser's fields)."""
+    """Generated lines of the `aws:cloudhsm:audit` stanza (events already carry the parser's fields).
+
+    The forwarder may send absent values as JSON `null` (contracts.md §1), which Splunk's JSON
+    extraction shows as the text "null"; every contract field is turned back into a real null, so
+    `isnull()`, `coalesce()` and `field=*` behave as on compact events. The CIM EVALs run in
+    parallel with those (they see the text), so they read every field through the same guard.
+    """
     return [
         # FIELDALIAS runs before EVAL: the verb is copied before EVAL-action replaces it.
         "FIELDALIAS-hsmaudit_vendor_action = action AS vendor_action",
-        *cim_lines("action"),
+        *(f"EVAL-{name} = {json_value(name)}" for name in (*JSON_NULLABLE, "vendor_action")),
+        *cim_lines(json_value("action"), json_value),
     ]
 
 
