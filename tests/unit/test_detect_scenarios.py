@@ -448,3 +448,13 @@ def test_ordinary_traffic_moves_the_clock_for_held_back_logins() -> None:
     engine = DetectionEngine()
     alerts = [a for event in cluster.events for a in engine.process(event)]
     assert "login-brute-force" in {a.rule for a in alerts}
+
+
+def test_a_live_collector_gets_a_gap_at_the_next_tick_after_the_reorder_window() -> None:
+    scenario = sequence_gap()
+    engine = DetectionEngine()
+    assert [a for event in scenario.events for a in engine.process(event)] == []
+    last = max(e.usecs or 0 for e in scenario.events)
+    assert engine.tick(last + 10 * SECOND) == []  # still waiting for late records
+    assert [a.rule for a in engine.tick(last + 3 * MINUTE)] == ["sequence-gap"]
+    assert engine.finalize() == []

@@ -146,13 +146,16 @@ class DetectionEngine:
         return self._count(alerts) if alerts else alerts
 
     def tick(self, now_usecs: int | None = None) -> list[Alert]:
-        """Periodic check for a long-running collector: silent HSMs, and held-back logins released.
+        """Periodic check for a long-running collector: silent HSMs; held-back logins and gaps released.
 
         `now_usecs` is the wall clock (None: each cluster's newest record, as for files).
         """
         alerts: list[Alert] = []
-        if self._brute_force is not None and now_usecs is not None:
-            alerts += self._brute_force.advance(now_usecs)
+        if now_usecs is not None:
+            if self._brute_force is not None:
+                alerts += self._brute_force.advance(now_usecs)
+            if self._sequence is not None:
+                alerts += self._sequence.advance(now_usecs)
         if self._silence is not None:
             alerts += self._silence.check(now_usecs)
         return self._count(alerts)

@@ -219,6 +219,14 @@ class SequenceDetector:
             alerts += self._overdue(stream)
         return alerts
 
+    def advance(self, now_usecs: int) -> list[Alert]:
+        """A live collector's clock: gaps whose late records are now overdue are declared."""
+        alerts: list[Alert] = []
+        for stream in self._streams.values():
+            if stream.pending:
+                alerts += self._overdue(stream, now_usecs)
+        return alerts
+
     def finalize(self) -> list[Alert]:
         """End of input: every record still waiting for a missing predecessor marks a gap."""
         alerts: list[Alert] = []
@@ -266,13 +274,14 @@ class SequenceDetector:
                 return
             self._accept(stream, stream.expected, seen)
 
-    def _overdue(self, stream: _Stream) -> list[Alert]:
+    def _overdue(self, stream: _Stream, clock: int | None = None) -> list[Alert]:
         alerts: list[Alert] = []
+        now = stream.max_usecs if clock is None else max(clock, stream.max_usecs)
         while stream.pending:
             first = min(stream.pending)
             waiting = stream.pending[first]
             too_many = len(stream.pending) > self.settings.max_pending
-            too_old = stream.max_usecs - waiting.usecs > self.settings.reorder_window_usecs
+            too_old = now - waiting.usecs > self.settings.reorder_window_usecs
             if not (too_many or too_old):
                 break
             alerts.append(self._gap(stream, first, waiting))
