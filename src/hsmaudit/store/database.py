@@ -63,6 +63,7 @@ from hsmaudit.store.schema import (
 Synchronous = Literal["FULL", "NORMAL"]
 
 _INT64_MAX: Final = 2**63 - 1
+_BIG_INT_TAG: Final = "int:"
 _JSON_INDEXES: Final = tuple(i for i, name in enumerate(FIELD_NAMES) if name in JSON_FIELDS)
 _BOOL_INDEXES: Final = tuple(i for i, name in enumerate(FIELD_NAMES) if name in BOOL_FIELDS)
 _INT_INDEXES: Final = tuple(
@@ -85,8 +86,10 @@ def _event_row(event: HsmEvent) -> tuple[Any, ...]:
     for index in _INT_INDEXES:
         value = row[index]
         # SQLite integers are 64-bit; certificate handles stay below that, hostile input may not.
+        # Kept exact as tagged text (plain digits would be turned into a lossy REAL by the
+        # column's INTEGER affinity).
         if value is not None and not -_INT64_MAX - 1 <= value <= _INT64_MAX:
-            row[index] = str(value)
+            row[index] = _BIG_INT_TAG + str(value)
     if row[_EVENT_ID] is None:
         row[_EVENT_ID] = unparsed_event_id(
             event.cluster_id, event.log_stream, event.cwl_id, event_to_json(event).decode()
@@ -104,8 +107,8 @@ def _event_from_row(row: Sequence[Any]) -> HsmEvent:
             data[name] = bool(data[name])
     for index in _INT_INDEXES:
         name = FIELD_NAMES[index]
-        if isinstance(data[name], str):
-            data[name] = int(data[name])
+        if isinstance(data[name], str) and data[name].startswith(_BIG_INT_TAG):
+            data[name] = int(data[name][len(_BIG_INT_TAG) :])
     return msgspec.convert(data, HsmEvent)
 
 
