@@ -108,3 +108,11 @@ def test_events_without_position_or_hsm_are_ignored_by_the_stateful_detectors() 
     assert [a.rule for a in engine.process(unparsed)] == ["unparsed-record"]
     assert engine.finalize() == []
     assert engine.stats.events == 2
+
+
+def test_every_stateful_detector_has_the_detector_shape() -> None:
+    from hsmaudit.detect.detector import Detector
+
+    for detector in (LoginBruteForceDetector(), SequenceDetector(), SilenceDetector()):
+        assert isinstance(detector, Detector)
+        assert detector.finalize() == []
