@@ -68,6 +68,8 @@ TOKEN_CODES: Final = frozenset({1, 2, 3, 4, 21, 22})
 # 7: incorrect index. It carries an invalid-event-number, but every event of ours has the same
 # index, so the rest of the batch would fail the same way: spool it all at once.
 INDEX_CODE: Final = 7
+HELD_LINES_LIMIT: Final = 50_000
+"""Lines kept in memory for one spool write once a run is blocked (a batch file of a few MB)."""
 
 _STR_ENCODER: Final = msgspec.json.Encoder()
 _ANSWER_DECODER: Final = msgspec.json.Decoder()
@@ -309,6 +311,7 @@ class _Run:
     failed: list[FailedBatch] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
     pending: dict[int, _Pending] = field(default_factory=dict)
+    held: list[bytes] = field(default_factory=list)
 
     def report(self) -> DeliveryReport:
         return DeliveryReport(
@@ -551,6 +554,7 @@ class HecClient:
                 self._poll_acks(run)
         if self.ack:
             self._await_acks(run)
+        self._flush_blocked(run)
         return run.report()
 
     def _park(self, lines: list[bytes], reason: str, run: _Run) -> None:
@@ -564,6 +568,11 @@ class HecClient:
         where = run.spool.put(batch)  # SpoolError propagates: the invocation must fail
         run.spooled.append(SpooledBatch(batch.batch_id, reason, len(lines), where))
         logger.warning("hec: spooled %d events as batch %s: %s", len(lines), batch.batch_id, reason)
+
+    def _flush_blocked(self, run: _Run) -> None:
+        if run.held:
+            held, run.held = run.held, []
+            self._park(held, run.blocked or "HEC refused the run", run)
 
     def _block(self, run: _Run, reason: str) -> None:
         if run.blocked is None:
@@ -584,7 +593,11 @@ class HecClient:
             attempt = 0
             while lines:
                 if run.blocked is not None:
-                    self._park(lines, run.blocked, run)
+                    # Once HEC is known to refuse everything, the rest of the run goes to the spool
+                    # as one batch rather than one write per batch (one S3 put, not dozens).
+                    run.held.extend(lines)
+                    if len(run.held) >= HELD_LINES_LIMIT:
+                        self._flush_blocked(run)
                     break
                 remaining = run.deadline - self._clock()
                 if remaining <= 0.05:
