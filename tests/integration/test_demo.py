@@ -1,0 +1,82 @@
+"""`hsmaudit demo --headless` end to end, through the real console script in a subprocess.
+
+The demo drives the real subscription handler and HEC client into the local collector; afterwards
+the store must hold exactly the simulated events (by event_id, each once) and the alerts the
+scenarios declare.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from hsmaudit.simulate.emit import parsed_events
+from hsmaudit.simulate.scenarios import run_scenarios
+from hsmaudit.store.query import parse_time
+
+HSMAUDIT = str(Path(sys.executable).with_name("hsmaudit"))
+START = "2026-01-05T08:00:00Z"
+SEED = 7
+
+
+def run_demo(db: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HSMAUDIT_", "AWS_"))}
+    env.update({"COLUMNS": "200", "NO_COLOR": "1"})
+    return subprocess.run(
+        [HSMAUDIT, "demo", "--headless", "--db", str(db), "--start", START, "--seed", str(SEED), *extra],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+        env=env,
+        cwd=db.parent,
+    )
+
+
+def test_headless_demo_stores_exactly_the_simulated_events_and_expected_alerts(tmp_path: Path) -> None:
+    # GIVEN the simulation the demo will play (deterministic for a seed and start)
+    simulation = run_scenarios(seed=SEED, hsms=3, start_usecs=parse_time(START, name="start"))
+    expected_ids = sorted(str(event.event_id) for event in parsed_events(simulation.records))
+    db = tmp_path / "demo.sqlite3"
+
+    # WHEN the demo runs headless through the console script
+    result = run_demo(db)
+
+    # THEN it exits 0 with a summary, and the store holds exactly those events and alerts
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "dashboard" in result.stdout
+    assert "expected alerts missing" in result.stdout
+    with sqlite3.connect(db) as connection:
+        stored_ids = sorted(row[0] for row in connection.execute("SELECT event_id FROM events"))
+        rules = {row[0] for row in connection.execute("SELECT DISTINCT rule FROM alerts")}
+        parse_errors = connection.execute(
+            "SELECT count(*) FROM events WHERE parse_error IS NOT NULL"
+        ).fetchone()[0]
+    assert stored_ids == expected_ids
+    assert rules == simulation.expected_rules
+    assert parse_errors == 0
+
+    # AND running it again (same seed and start) adds nothing: ids are deterministic
+    again = run_demo(db)
+    assert again.returncode == 0, again.stderr + again.stdout
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("SELECT count(*) FROM events").fetchone()[0] == len(expected_ids)
+        alert_count = connection.execute("SELECT count(*) FROM alerts").fetchone()[0]
+        distinct = connection.execute("SELECT count(DISTINCT alert_id) FROM alerts").fetchone()[0]
+    assert alert_count == distinct
+
+
+def test_headless_demo_with_one_scenario_reports_its_alert(tmp_path: Path) -> None:
+    result = run_demo(tmp_path / "one.sqlite3", "--scenario", "key-exported")
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "key-exported" in result.stdout
+
+
+def test_unknown_scenario_fails_with_one_line(tmp_path: Path) -> None:
+    result = run_demo(tmp_path / "bad.sqlite3", "--scenario", "nope")
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("hsmaudit: unknown scenario")
+    assert len(result.stderr.strip().splitlines()) == 1
