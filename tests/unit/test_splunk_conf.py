@@ -63,7 +63,7 @@ def test_every_conf_file_parses_without_duplicates_or_junk(path: Path) -> None:
 
 def test_the_generated_props_blocks_are_up_to_date() -> None:
     source = (DEFAULT_DIR / "props.conf").read_text(encoding="utf-8")
-    assert render_props(source) == source, "stale: run `.venv/bin/python -m hsmaudit.splunk.knowledge`"
+    assert render_props(source) == source, "stale: run `.venv/bin/python -m hsmaudit.splunk`"
     for name in BLOCKS:
         assert render_block(name) in source
 

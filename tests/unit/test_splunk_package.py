@@ -161,3 +161,35 @@ def test_an_archive_can_be_extracted_safely(built: Path, tmp_path: Path) -> None
     with tarfile.open(fileobj=io.BytesIO(built.read_bytes()), mode="r:gz") as tar:
         tar.extractall(tmp_path, filter="data")
     assert (tmp_path / APP_ID / "default" / "app.conf").is_file()
+
+
+def test_refresh_sources_rewrites_stale_generated_parts_and_then_nothing(tmp_path: Path) -> None:
+    from hsmaudit.splunk.package import refresh_sources
+    from hsmaudit.splunk.studio import SIMPLE_VIEW, STUDIO_VIEW
+
+    source = tmp_path / "hsmaudit_app"
+    shutil.copytree(app_source_dir(), source)
+    props = source / "default" / "props.conf"
+    lines = props.read_text(encoding="utf-8").splitlines(keepends=True)
+    stale = [line for line in lines if not line.startswith("EVAL-severity")]
+    props.write_text("".join(stale), encoding="utf-8")
+    simple = source / SIMPLE_VIEW
+    simple.write_text(
+        simple.read_text(encoding="utf-8").replace("<title>Keys deleted</title>", "<title>Gone</title>")
+    )
+    assert refresh_sources(source) == ["default/props.conf", STUDIO_VIEW]
+    assert props.read_text(encoding="utf-8") == "".join(lines)
+    assert '"title": "Gone"' in (source / STUDIO_VIEW).read_text(encoding="utf-8")
+    assert refresh_sources(source) == []
+
+
+def test_the_build_renders_the_studio_view_from_the_simple_view(tmp_path: Path) -> None:
+    from hsmaudit.splunk.studio import SIMPLE_VIEW, STUDIO_VIEW
+
+    source = tmp_path / "hsmaudit_app"
+    shutil.copytree(app_source_dir(), source)
+    simple = source / SIMPLE_VIEW
+    simple.write_text(
+        simple.read_text(encoding="utf-8").replace("<title>Keys deleted</title>", "<title>Gone</title>")
+    )
+    assert b'"title": "Gone"' in app_contents(source)[STUDIO_VIEW]

@@ -269,3 +269,29 @@ def test_nav_lists_the_apps_views_and_the_alerts() -> None:
     assert next(v for v in nav.iter("view") if v.get("default") == "true").get("name") == "hsmaudit_overview"
     assert views - ours <= {"search", "reports", "alerts", "dashboards", "datasets"}
     assert "alerts" in views and any(s.get("source") == "unclassified" for s in nav.iter("saved"))
+
+
+def test_the_studio_view_is_rendered_from_the_simple_xml_view_and_up_to_date() -> None:
+    from hsmaudit.splunk.studio import render_studio_view
+
+    rendered = render_studio_view(SIMPLE_XML.read_text(encoding="utf-8"))
+    assert STUDIO.read_text(encoding="utf-8") == rendered, "stale: run `.venv/bin/python -m hsmaudit.splunk`"
+
+
+def test_the_studio_rendering_refuses_what_it_cannot_translate() -> None:
+    from hsmaudit.splunk.errors import StudioError
+    from hsmaudit.splunk.studio import render_studio_view
+
+    text = SIMPLE_XML.read_text(encoding="utf-8")
+    multiselect = text.replace(
+        '<input type="dropdown" token="opcode_tok"', '<input type="multiselect" token="opcode_tok"'
+    )
+    assert multiselect != text
+    with pytest.raises(StudioError, match="only time and dropdown"):
+        render_studio_view(multiselect)
+    searchless = re.sub(
+        r"(<single>\s*)<search base=\"base_summary\">.*?</search>", r"\1", text, count=1, flags=re.S
+    )
+    assert searchless != text
+    with pytest.raises(StudioError, match="has no search"):
+        render_studio_view(searchless)

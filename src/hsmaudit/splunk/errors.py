@@ -18,3 +18,7 @@ class KnowledgeError(SplunkAppError):
 
 class AppVersionError(SplunkAppError):
     """A package version that has no SemVer form (AppInspect check_version_is_valid_semver)."""
+
+
+class StudioError(SplunkAppError):
+    """The Simple XML view uses something the Dashboard Studio rendering does not translate."""

@@ -302,8 +302,3 @@ def refresh_props(path: Path) -> bool:
         return False
     path.write_text(rendered, encoding="utf-8")
     return True
-
-
-if __name__ == "__main__":  # pragma: no cover - the developer's chore: `python -m hsmaudit.splunk.knowledge`
-    _props = Path(__file__).resolve().parent / "hsmaudit_app" / "default" / "props.conf"
-    print(f"{_props}: {'updated' if refresh_props(_props) else 'up to date'}")

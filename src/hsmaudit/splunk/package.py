@@ -26,7 +26,8 @@ from typing import Final
 
 from hsmaudit import __version__
 from hsmaudit.splunk.errors import AppVersionError, SplunkAppError
-from hsmaudit.splunk.knowledge import render_props
+from hsmaudit.splunk.knowledge import refresh_props, render_props
+from hsmaudit.splunk.studio import SIMPLE_VIEW, STUDIO_VIEW, render_studio_view
 
 APP_ID: Final = "hsmaudit"
 """The app id: app.conf [package] id, [id] name, and the tarball's top directory."""
@@ -147,7 +148,29 @@ def app_contents(source: Path | None = None, *, version: str = __version__) -> d
     for relative in iter_app_files(root):
         name = relative.as_posix()
         contents[name] = render_app_file(name, (root / relative).read_bytes(), semver)
-    return contents
+    if SIMPLE_VIEW in contents:
+        contents[STUDIO_VIEW] = render_studio_view(contents[SIMPLE_VIEW].decode("utf-8")).encode("utf-8")
+    return dict(sorted(contents.items()))
+
+
+def refresh_sources(source: Path | None = None) -> list[str]:
+    """Re-render the generated parts of the source tree (props.conf blocks, the Studio view).
+
+    The developer's chore after changing the opcode table or the Simple XML view
+    (`python -m hsmaudit.splunk`); returns the files it changed. Tests fail while they are stale.
+    """
+    root = source or app_source_dir()
+    changed = []
+    props = root / "default" / "props.conf"
+    if refresh_props(props):
+        changed.append("default/props.conf")
+    simple = root / SIMPLE_VIEW
+    studio = root / STUDIO_VIEW
+    rendered = render_studio_view(simple.read_text(encoding="utf-8"))
+    if not studio.is_file() or studio.read_text(encoding="utf-8") != rendered:
+        studio.write_text(rendered, encoding="utf-8")
+        changed.append(STUDIO_VIEW)
+    return changed
 
 
 def _mtime() -> int:
