@@ -165,7 +165,9 @@ def test_cfn_lint_reports_no_error_or_warning_on_every_template(path: Path) -> N
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+# The two scenarios that switch every optional piece on (the defaults are linted above); the
+# others differ only in parameters cfn-lint checks the same way.
+@pytest.mark.parametrize("scenario", ["lambda-kms-vpc-existing", "firehose-kms-existing"])
 def test_cfn_lint_reports_nothing_for_each_deployment_scenario(scenario: str) -> None:
     result = cfn_lint(TEMPLATE, {**BASE_PARAMETERS, **SCENARIOS[scenario]})
     assert result.returncode == 0, result.stdout + result.stderr
