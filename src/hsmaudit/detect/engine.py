@@ -122,6 +122,7 @@ class DetectionEngine:
             )
         )
         self._recent = _RecentIds(self.config.seen_ids)
+        self._login_window = self.config.login_reorder_window_usecs
         self.stats = EngineStats()
 
     def process(self, event: HsmEvent) -> list[Alert]:
@@ -135,8 +136,10 @@ class DetectionEngine:
         if self._silence is not None:
             self._silence.note(event)
         brute_force = self._brute_force
-        if brute_force is not None and brute_force._pending and event.usecs is not None:
-            alerts += brute_force.advance(event.usecs)
+        if brute_force is not None:
+            held = brute_force._pending  # release held attempts only once one is due (cheap test)
+            if held and event.usecs is not None and event.usecs - self._login_window >= held[0][0]:
+                alerts += brute_force.advance(event.usecs)
         for rule in self.ruleset.candidates(event):
             if rule.predicate(event):
                 if rule.id == self._brute_force_base and self._brute_force is not None:
