@@ -148,6 +148,30 @@ def test_ctrl_c_finishes_the_page_in_flight_and_the_next_run_resumes(
     assert sorted(delivered_ids(hec_sink)) == sorted(expected_ids(moto, cluster))
 
 
+def test_hec_failing_half_way_stops_the_backfill_and_the_resume_fills_the_rest_once(
+    moto: Moto, hec_sink: Any, tmp_path: Path
+) -> None:
+    # GIVEN HEC requests of 4 events, pages of 10, and a HEC whose 3rd request fails (no retry)
+    cluster = make_cluster(moto, hsms=2, records=20)
+    checkpoint = tmp_path / "cp.json"
+    env = hec_env(moto, hec_sink, HSMAUDIT_BATCH_MAX_EVENTS="4", HSMAUDIT_HEC_MAX_ATTEMPTS="1")
+    hec_sink.server.opts.fail_every = 3
+    first = run_cli(*backfill_args(cluster, checkpoint, "--page-size", "10"), env=env)
+    # THEN the run stops with one line that says where the progress is kept
+    assert first.returncode == 1
+    last = first.stderr.strip().splitlines()[-1]
+    assert last.startswith("hsmaudit: HEC did not take 2 of 2 events")
+    assert f"progress so far is in {checkpoint}" in last
+    accepted = delivered_ids(hec_sink)
+    assert len(accepted) == 8  # two requests of 4 in the middle of the first page, each checkpointed
+    # WHEN HEC is healthy again and the same command runs
+    hec_sink.server.opts.fail_every = 0
+    second = run_cli(*backfill_args(cluster, checkpoint, "--page-size", "10"), env=env)
+    assert second.returncode == 0, second.stderr
+    # THEN every record arrived exactly once
+    assert sorted(delivered_ids(hec_sink)) == sorted(expected_ids(moto, cluster))
+
+
 def test_throttling_slows_the_backfill_down_and_loses_nothing(
     moto: Moto, hec_sink: Any, tmp_path: Path
 ) -> None:

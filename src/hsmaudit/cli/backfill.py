@@ -246,10 +246,14 @@ class Backfill:
                     if event.parse_error:
                         result.parse_errors += 1
                     fresh.append((stamp, event))
-                if fresh:
-                    delivered = self.destination.deliver([event for _, event in fresh])
+                # One HEC request's worth at a time, checkpointed after each: if HEC fails half-way
+                # through a page, what it accepted is already recorded and is not sent again.
+                size = self.destination.chunk_size or len(fresh) or 1
+                for begin in range(0, len(fresh), size):
+                    chunk = fresh[begin : begin + size]
+                    delivered = self.destination.deliver([event for _, event in chunk])
                     self._count(result, delivered)
-                    position = position.advance((stamp, event.event_id or "") for stamp, event in fresh)
+                    position = position.advance((stamp, event.event_id or "") for stamp, event in chunk)
                     self._save(log_group, info.name, position)
                     delivered_total = position.delivered
                 last_stamp = page[-1].timestamp or window_start

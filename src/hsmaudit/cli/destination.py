@@ -48,6 +48,8 @@ class Destination(Protocol):
     """Somewhere events are kept."""
 
     description: str
+    chunk_size: int | None
+    """Events per `deliver` call that keeps the all-or-nothing promise (None: any number)."""
 
     def deliver(self, events: Sequence[HsmEvent]) -> Delivered:
         """Keep every event, or raise `DeliveryError`."""
@@ -64,6 +66,9 @@ class HecDestination:
     def __init__(self, client: HecClient, *, spool: Spool | None, budget_seconds: float = 300.0) -> None:
         self.client = client
         self.spool = spool
+        # One HEC request: HEC accepts or refuses it whole (bar invalid-event-number, whose
+        # accepted prefix is then re-sent at most once).
+        self.chunk_size: int | None = client.max_events
         self.budget_seconds = budget_seconds
         spool_text = f", spool {spool.location}" if spool is not None else ", no spool"
         self.description = f"HEC {client.origin}{client.event_path}{spool_text}"
@@ -99,6 +104,7 @@ class StoreDestination:
     def __init__(self, store: EventStore, path: str) -> None:
         self.store = store
         self.description = f"local store {path}"
+        self.chunk_size: int | None = None  # one transaction
 
     def deliver(self, events: Sequence[HsmEvent]) -> Delivered:
         if not events:
@@ -115,6 +121,7 @@ class JsonlDestination:
 
     def __init__(self, path: str, *, include_raw: bool = True) -> None:
         self.include_raw = include_raw
+        self.chunk_size: int | None = None
         self._handle: IO[bytes]
         if path == "-":
             self._handle = sys.stdout.buffer
