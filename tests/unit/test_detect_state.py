@@ -44,7 +44,7 @@ def test_sequence_memory_is_bounded_per_stream_even_with_gaps() -> None:
     assert alerts and {alert.rule for alert in alerts} == {"sequence-gap"}
     assert detector.stream_count == 3
     for state in detector._streams.values():
-        assert len(state.recent) <= 2 * 64
+        assert len(state.recent) <= 64
         assert not state.pending
         assert len(state.gaps) <= 64
 
