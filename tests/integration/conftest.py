@@ -165,6 +165,10 @@ def start_sink(tmp_path: Path) -> Iterator[Callable[..., SharedSink]]:
     """Start the shared HEC sink with fault options; all are stopped at teardown."""
     module = load_hec_sink()
     running: list[Any] = []
+    # The sink writes an answer's headers and body in two sends; with Nagle on, the body waits
+    # for the client's delayed ACK (~40 ms a request). TCP_NODELAY on its side only (a subclass,
+    # the shared module is untouched) keeps the tests fast without changing what it answers.
+    nodelay_handler = type("NoDelayHandler", (module.Handler,), {"disable_nagle_algorithm": True})
 
     def start(**options: Any) -> SharedSink:
         kept = tmp_path / f"sink-{len(running)}.jsonl"
@@ -172,7 +176,7 @@ def start_sink(tmp_path: Path) -> Iterator[Callable[..., SharedSink]]:
         args = module.build_parser().parse_args([])
         for key, value in {"port": 0, "keep_events": str(kept), **options}.items():
             setattr(args, key, value)
-        server = module.SinkServer((args.host, args.port), module.Handler, args)
+        server = module.SinkServer((args.host, args.port), nodelay_handler, args)
         # a short poll interval: shutdown() waits for it, and every test stops its sinks
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         thread.start()
@@ -219,6 +223,7 @@ class FaultHec:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # see start_sink: no 40 ms delayed-ACK stalls
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
