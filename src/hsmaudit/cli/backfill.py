@@ -36,6 +36,7 @@ import typer
 from hsmaudit.cli.destination import Delivered, DeliveryError, Destination
 from hsmaudit.cli.output import fail, stderr_console
 from hsmaudit.cli.timespec import TimeSpecError, format_ms, parse_time_ms
+from hsmaudit.records.parse import cluster_id_from_log_group
 from hsmaudit.sinks.checkpoint import (
     BackfillJob,
     Checkpoint,
@@ -214,7 +215,7 @@ class Backfill:
     def _stream(self, log_group: str, info: LogStreamInfo) -> StreamResult:
         result = StreamResult(log_group=log_group, stream=info.name)
         position = self.checkpoint.position(log_group, info.name)
-        key = f"{log_group} {info.name}"
+        key = f"{cluster_id_from_log_group(log_group) or log_group}/{info.name}"
         window_start = max(self.job.since_ms, info.first_event_ms or self.job.since_ms)
         window_end = min(self.job.until_ms, (info.last_event_ms or self.job.until_ms - 1) + 1)
         total = max(1, window_end - window_start)
@@ -315,15 +316,14 @@ def _rich_progress() -> Progress:
             events = int(task.fields.get("events", 0))
             elapsed = task.finished_time if task.finished else task.elapsed
             rate = events / elapsed if elapsed else 0.0
-            return Text(f"{events:>9,} ev {rate:>8,.0f} ev/s", style="cyan")
+            return Text(f"{events:,} ev {rate:,.0f}/s", style="cyan")
 
     return Progress(
         TextColumn("[bold]{task.description}"),
-        BarColumn(),
+        BarColumn(bar_width=24),
         TextColumn("{task.percentage:>5.1f}%"),
         EventsColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
+        TimeRemainingColumn(compact=True),
         console=stderr_console(),
         transient=False,
     )
