@@ -434,3 +434,27 @@ def test_control_messages_are_counted_never_sent(
     result = handler(subscription_event(control_document(), doc), FakeContext())
     assert (result["control_messages"], result["accepted"]) == (1, 2)
     assert fault_hec.accepted == expected_lines(doc)
+
+
+def test_ack_on_but_hec_answers_without_ack_ids_counts_as_accepted(
+    fault_hec: FaultHec, lambda_env: Callable[..., None], tmp_path: Path
+) -> None:
+    # a token without useACK answers a plain success: the events are queued, as without ack
+    fault_hec.default = ("status", 200, {"text": "Success", "code": 0}, {})
+    lambda_env(
+        HSMAUDIT_HEC_URL=fault_hec.url,
+        HSMAUDIT_HEC_TOKEN=TOKEN,
+        HSMAUDIT_SPOOL_DIR=str(tmp_path),
+        HSMAUDIT_HEC_ACK="true",
+    )
+    result = handler(subscription_event(*documents(20)), FakeContext())
+    assert (result["accepted"], result["spooled"]) == (20, 0)
+    assert fault_hec.ack_polls == 0
+
+
+def test_missing_hec_url_fails_the_invocation_with_a_clear_reason(lambda_env: Callable[..., None]) -> None:
+    from hsmaudit.config import ConfigError
+
+    lambda_env(HSMAUDIT_HEC_TOKEN=TOKEN)
+    with pytest.raises(ConfigError, match="set HSMAUDIT_HEC_URL"):
+        handler(subscription_event(*documents(1)), FakeContext())

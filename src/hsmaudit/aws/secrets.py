@@ -95,9 +95,9 @@ class _CachedToken:
         now = self._clock()
         if not refresh and self._value is not None and now < self._expires:
             return self._value
-        if self._client is None:
-            self._client = boto3_client(self._service())
         try:
+            if self._client is None:
+                self._client = boto3_client(self._service())
             value = self._fetch(self._client)
         except HecTokenError:
             raise
