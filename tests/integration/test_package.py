@@ -384,3 +384,129 @@ def test_a_ca_bundle_is_added_at_the_zip_root_and_a_non_pem_file_refused(tmp_pat
     not_pem.write_text("not a certificate")
     with pytest.raises(PackageError, match="holds no PEM certificate"):
         build_lambda_zip(tmp_path / "bad.zip", requirements=REQUIREMENTS, pip=pip, ca_bundle=not_pem)
+
+
+# ------------------------------------------- the zip with exactly the template's environment
+
+# What the Lambda Python runtime itself provides besides the standard library (AWS Lambda
+# runtimes documentation: the SDK for Python and its dependencies); /var/task (the zip) comes first.
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six.py")
+
+
+def _runtime_dir(tmp_path: Path) -> Path:
+    """A stand-in for the runtime's own site directory: links to this venv's boto3 and its deps."""
+    import boto3
+
+    site = Path(boto3.__file__).resolve().parent.parent
+    runtime = tmp_path / "var-runtime"
+    runtime.mkdir()
+    for name in RUNTIME_PACKAGES:
+        (runtime / name).symlink_to(site / name)
+    return runtime
+
+
+def _template_environment(secret_arn: str, bucket: str) -> dict[str, str]:
+    """The forwarder's environment as the template sets it (lambda mode, defaults)."""
+    from ..unit.test_deploy_policy import scenario_deployment
+
+    variables = scenario_deployment("lambda-defaults")["Resources"]["ForwarderFunction"]["Properties"]
+    resolved: dict[str, str] = {}
+    references = {"HecTokenSecret": secret_arn, "SpoolBucket": bucket}
+    for name, value in variables["Environment"]["Variables"].items():
+        if isinstance(value, dict) and set(value) == {"Ref"}:
+            resolved[name] = references[value["Ref"]]
+        else:
+            assert isinstance(value, str), (name, value)
+            resolved[name] = value
+    return resolved
+
+
+RUNTIME_RUNNER = r"""
+import json, sys
+from hsmaudit.aws import subscription
+
+class Context:
+    function_name = "hsmaudit-forwarder"
+    aws_request_id = "66666666-7777-8888-9999-000000000000"
+    def get_remaining_time_in_millis(self):
+        return 20_000
+
+payloads = json.load(open(sys.argv[1]))
+print(json.dumps(subscription.handler(payloads["subscription"][0], Context())))
+"""
+
+
+def test_the_packaged_forwarder_works_with_the_environment_the_template_sets(
+    built: tuple[Path, Path, Any], sink: Any, tmp_path: Path, moto_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")  # the SAM translator asks boto3 for a Region
+
+    # GIVEN the token secret and the spool bucket the stack would create (moto on 127.0.0.1)
+    clients = {
+        "endpoint_url": moto_url,
+        "region_name": "us-east-1",
+        "aws_access_key_id": "testing",
+        "aws_secret_access_key": "testing",  # moto's fake credentials
+    }
+    secret_arn = boto3.client("secretsmanager", **clients).create_secret(
+        Name=f"hsmaudit/test-{tmp_path.name}/hec-token", SecretString=json.dumps({"hec_token": TOKEN})
+    )["ARN"]
+    bucket = f"hsmaudit-spool-{abs(hash(tmp_path)) % 10**8}"
+    s3 = boto3.client("s3", **clients)
+    s3.create_bucket(Bucket=bucket)
+    environment_from_template = _template_environment(secret_arn, bucket)
+
+    first, _, _ = built
+    task = tmp_path / "task"
+    with zipfile.ZipFile(first) as archive:
+        archive.extractall(task)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    payload_file = tmp_path / "payloads.json"
+    payloads = _payloads()
+    payload_file.write_text(json.dumps(payloads))
+    runtime = _runtime_dir(tmp_path)
+
+    def invoke(hec_url: str) -> dict[str, Any]:
+        environment = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PYTHONPATH": f"{task}:{runtime}",  # /var/task first, then the runtime's packages
+            "PYTHONNOUSERSITE": "1",
+            "AWS_ENDPOINT_URL": moto_url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_CONFIG_FILE": "/dev/null",
+            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+            **environment_from_template,
+            # The one substitution: the stack's https HEC is the loopback sink here.
+            "HSMAUDIT_HEC_URL": hec_url,
+        }
+        completed = subprocess.run(
+            [str(venv / "bin" / "python"), "-c", RUNTIME_RUNNER, str(payload_file)],
+            cwd=tmp_path,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert completed.returncode == 0, completed.stderr[-3000:]
+        assert TOKEN not in completed.stdout + completed.stderr
+        result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+        return result
+
+    # WHEN HEC is up: the token comes from the secret and every record arrives
+    invoke(sink.url)
+    kept = [json.loads(line) for line in sink.kept.read_text().splitlines()]
+    assert len(kept) == payloads["expected_records"]
+
+    # WHEN HEC is down: every record is spooled under the prefix the role may write
+    invoke("http://127.0.0.1:9")  # discard port: connection refused
+    prefix = environment_from_template["HSMAUDIT_SPOOL_PREFIX"]
+    listed = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+    assert listed, "nothing was spooled"
+    assert all(item["Key"].startswith(prefix) for item in listed)
