@@ -220,6 +220,50 @@ def test_json_events_with_null_values_read_like_compact_ones(samples_dir: Path) 
     assert fields["dest"] == LOG_STREAM
 
 
+def test_newer_record_lines_give_the_parsers_values() -> None:
+    # GIVEN a user-management record naming actor and target and the other newer lines (§2.3)
+    raw = (
+        "Time: 04/22/22 10:00:00.000001, usecs:1650621600000001\nVersion No : 1.0\nSequence No : 0x10\n"
+        "Reboot counter : 0x2\nOpcode : CN_CHANGE_PSWD (0x9)\nCommand Type(hex) : CN_MGMT_CMD (0x0)\n"
+        "User id : 7\nSession Handle : 0x1f\nResponse : 0:HSM Return: SUCCESS\n"
+        "Log type : MGMT_USER_DETAILS_LOG (2)\nUser Name : admin\nUser Type : CN_CRYPTO_OFFICER (2)\n"
+        "Target User Name : alice\nTarget User Type : CN_CRYPTO_OFFICER (2)\nTarget User id : 9\n"
+        "Mfa enabled : Yes\nOperation : SHARE (1)\nNumber of Users : 3\nUserIDs : 4,5,6\nMechanism : 4225"
+    )
+    got = text_event_fields(raw)
+    # THEN every field equals the parser's, the actor is src_user and the target the CIM user
+    assert_same_as_parser(raw)
+    assert (got["user"], got["src_user"], got["object_id"], got["severity"]) == (
+        "alice",
+        "admin",
+        "9",
+        "critical",
+    )
+    assert (got["mfa_enabled"], got["operation"], got["operation_code"], got["number_of_users"]) == (
+        "true", "SHARE", "1", "3"
+    )  # fmt: skip
+
+
+def test_time_info_records_give_the_parsers_values() -> None:
+    raw = (
+        "Time: 04/22/22 10:00:00.000001, usecs:1650621600000001\nSequence No : 0x11\nReboot counter : 0x2\n"
+        "Command Type(hex) : CN_MGMT_CMD (0x0)\nOpcode : CN_FIPS_RAND (0x50)\nSession Handle : 0x1f\n"
+        "Response : 0:HSM Return: SUCCESS\nLog type : TIME_INFO_LOG (16)\n"
+        "local time : 04/22/22 10:00:00.000001, usec:1650621600000001\n"
+        "host time : 04/22/22 10:00:00.000101 usec:1650621600000101\npropagation delay\t: usec:100"
+    )
+    got = text_event_fields(raw)
+    assert_same_as_parser(raw)
+    assert (got["category"], got["propagation_delay_usecs"]) == ("time_sync", "100")
+
+
+@pytest.mark.parametrize("name", ["aws-doc-06-login-co-success.txt", "aws-doc-14-generate-key-pair.txt"])
+def test_windows_line_endings_give_the_same_values(samples_dir: Path, name: str) -> None:
+    raw = (samples_dir / name).read_text(encoding="utf-8").rstrip("\n")
+    crlf = raw.replace("\n", "\r\n")
+    assert text_event_fields(crlf) == text_event_fields(raw)
+
+
 def test_cluster_and_hsm_come_from_an_aws_add_on_style_source_too() -> None:
     raw = (Path(__file__).parent / "x").as_posix()  # any text: only source/host matter here
     got = text_event_fields(raw, source=f"us-east-1:{LOG_GROUP}:{LOG_STREAM}", host="splunk-hf-1")
