@@ -202,19 +202,55 @@ def brute_force_alerts(connection: sqlite3.Connection, ruleset: RuleSet | None =
     return alerts
 
 
-def iter_store_events(connection: sqlite3.Connection, *, batch: int = 5000) -> Iterator[HsmEvent]:
-    """Every event of the store in arrival order (rowid), as the collector received them."""
+# What the stateful detectors read (position, identity, content digest): reading only these
+# columns and building events directly is several times faster than converting whole rows.
+STATEFUL_COLUMNS: Final = (
+    "time",
+    "usecs",
+    "cluster_id",
+    "hsm_id",
+    "record_format",
+    "sequence_no",
+    "reboot_counter",
+    "opcode",
+    "session_handle",
+    "response_code",
+    "response",
+    "user_name",
+    "user_type",
+    "target_user_name",
+    "key_handle",
+    "public_key_handle",
+    "event_id",
+    "log_group",
+    "log_stream",
+    "parse_error",
+)
+
+
+def iter_store_events(
+    connection: sqlite3.Connection, *, batch: int = 5000, columns: tuple[str, ...] | None = None
+) -> Iterator[HsmEvent]:
+    """Every event of the store in arrival order (rowid), as the collector received them.
+
+    `columns` limits what is read (e.g. `STATEFUL_COLUMNS`); the other fields stay None.
+    """
     _check_table(connection)
+    wanted = columns or FIELD_NAMES
+    select = ", ".join(wanted)
     try:
-        cursor = connection.execute("SELECT * FROM events ORDER BY rowid")
+        cursor = connection.execute(f"SELECT {select} FROM events ORDER BY rowid")  # noqa: S608
     except sqlite3.OperationalError:  # a WITHOUT ROWID table: HSM time is the next best order
-        cursor = connection.execute("SELECT * FROM events ORDER BY usecs")
-    columns = [description[0] for description in cursor.description]
+        cursor = connection.execute(f"SELECT {select} FROM events ORDER BY usecs")  # noqa: S608
+    plain = columns is not None and not (set(columns) & (_JSON_FIELDS | _BOOL_FIELDS))
     while rows := cursor.fetchmany(batch):
         for values in rows:
             try:
-                yield event_from_row(dict(zip(columns, values, strict=True)))
-            except (msgspec.ValidationError, ValueError) as error:
+                if plain:
+                    yield HsmEvent(**dict(zip(wanted, values, strict=True)))
+                else:
+                    yield event_from_row(dict(zip(wanted, values, strict=True)))
+            except (msgspec.ValidationError, TypeError, ValueError) as error:
                 raise DetectStoreError(f"events row is not an event: {error}") from error
 
 
@@ -236,7 +272,7 @@ def detect_store(
     sequence = SequenceDetector(SequenceSettings(reorder_window_usecs=config.reorder_window_usecs), titles)
     silence = SilenceDetector(config.silent_after_usecs)
     stateful: list[Alert] = []
-    for event in iter_store_events(connection):
+    for event in iter_store_events(connection, columns=STATEFUL_COLUMNS):
         stateful += sequence.process(event)
         silence.process(event)
     stateful += sequence.finalize()
