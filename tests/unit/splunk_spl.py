@@ -93,3 +93,42 @@ def read_fields(spl: str) -> set[str]:
 def known_fields(props_defined: set[str]) -> set[str]:
     """Fields an hsmaudit event has at search time: the contract's, props' CIM fields, Splunk's own."""
     return set(FIELD_NAMES) | props_defined | SPLUNK_FIELDS
+
+
+def expand_macros(spl: str, macros: dict[str, dict[str, str]]) -> str:
+    """The search with every `macro(...)` call replaced by its definition (arguments substituted)."""
+
+    def expand(match: re.Match[str]) -> str:
+        name, args = match.group(1), match.group(2)
+        values = [] if args is None or not args.strip() else [a.strip() for a in _split_args(args)]
+        stanza = f"{name}({len(values)})" if values else name
+        settings = macros[stanza]
+        definition = settings["definition"]
+        names = [a.strip() for a in settings.get("args", "").split(",") if a.strip()]
+        for arg, value in zip(names, values, strict=True):
+            definition = definition.replace(f"${arg}$", value)
+        return expand_macros(definition, macros)
+
+    return _MACRO.sub(expand, spl)
+
+
+def _split_args(args: str) -> list[str]:
+    return re.findall(r'(?:"(?:[^"\\]|\\.)*"|[^,])+', args)
+
+
+def output_fields(base: str) -> set[str] | None:
+    """The fields a base search hands to its post-processes, or None when it cannot tell.
+
+    A base that ends in `stats ... by a b` yields its aggregates' names and the by-fields; one that
+    ends in `fields a b` yields those and Splunk's internal fields (_time, _raw).
+    """
+    last = _clean(base).rsplit("|", 1)[-1].strip()
+    if last.startswith("fields ") and not last.startswith("fields -"):
+        return set(re.findall(r"[A-Za-z_]\w*", last.removeprefix("fields "))) | {"_time", "_raw"}
+    if last.startswith("stats "):
+        body, _, by = last.removeprefix("stats ").partition(" by ")
+        outputs = set(_AS.findall(body))
+        if re.search(r"(?:^|\s)count(?:\s|$)", body):
+            outputs.add("count")
+        return outputs | set(re.findall(r"[A-Za-z_]\w*", by))
+    return None

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.unit.splunk_conf import DEFAULT_DIR
-from tests.unit.splunk_spl import created_fields, macro_calls
+from tests.unit.splunk_spl import created_fields, macro_calls, read_fields
 from tests.unit.test_splunk_conf import check_spl
 
 VIEWS_DIR = DEFAULT_DIR / "data" / "ui" / "views"
@@ -295,3 +295,23 @@ def test_the_studio_rendering_refuses_what_it_cannot_translate() -> None:
     assert searchless != text
     with pytest.raises(StudioError, match="has no search"):
         render_studio_view(searchless)
+
+
+def test_post_processes_read_only_what_their_base_search_hands_on() -> None:
+    from tests.unit.splunk_spl import expand_macros, output_fields
+    from tests.unit.test_splunk_conf import MACROS
+
+    root = parse(SIMPLE_XML)
+    bases = {s.get("id"): s.findtext("query") or "" for s in root.findall("search")}
+    outputs = {}
+    for name, query in bases.items():
+        fields = output_fields(expand_macros(query, MACROS))
+        assert fields is not None, f"{name}: end a base search with stats ... by or fields"
+        outputs[name] = fields
+    for search in root.iter("search"):
+        base = search.get("base")
+        if not base:
+            continue
+        query = expand_macros(search.findtext("query") or "", MACROS)
+        missing = read_fields(query) - outputs[base]
+        assert not missing, f"post-process of {base} reads {sorted(missing)}: {query[:80]}"
