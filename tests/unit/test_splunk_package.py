@@ -193,3 +193,11 @@ def test_the_build_renders_the_studio_view_from_the_simple_view(tmp_path: Path) 
         simple.read_text(encoding="utf-8").replace("<title>Keys deleted</title>", "<title>Gone</title>")
     )
     assert b'"title": "Gone"' in app_contents(source)[STUDIO_VIEW]
+
+
+def test_a_symbolic_link_in_the_sources_is_refused(tmp_path: Path) -> None:
+    source = tmp_path / "hsmaudit_app"
+    shutil.copytree(app_source_dir(), source)
+    (source / "default" / "linked.conf").symlink_to(source / "default" / "tags.conf")
+    with pytest.raises(SplunkAppError, match="symbolic links"):
+        app_contents(source)

@@ -91,14 +91,23 @@ def is_packaged(relative: Path) -> bool:
 
 
 def iter_app_files(root: Path) -> Iterator[Path]:
-    """Every file of the app under `root` that goes into the package, sorted, relative to `root`."""
+    """Every file of the app under `root` that goes into the package, sorted, relative to `root`.
+
+    Raises `SplunkAppError` for a symbolic link: Splunk apps may not contain links, and silently
+    leaving one out would ship an app without that file.
+    """
     found = []
     for directory, dirnames, filenames in os.walk(root):
         base = Path(directory)
         dirnames[:] = [d for d in dirnames if is_packaged((base / d).relative_to(root))]
+        for name in [*dirnames, *filenames]:
+            if (base / name).is_symlink() and is_packaged((base / name).relative_to(root)):
+                raise SplunkAppError(
+                    f"{base / name}: symbolic links cannot go into a Splunk app; copy the file"
+                )
         for filename in filenames:
             relative = (base / filename).relative_to(root)
-            if is_packaged(relative) and not (base / filename).is_symlink():
+            if is_packaged(relative):
                 found.append(relative)
     yield from sorted(found, key=lambda path: path.as_posix())
 
