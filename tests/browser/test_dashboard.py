@@ -45,6 +45,7 @@ def panel_numbers(page: Any) -> dict[str, int]:
         "deleted": number(page, "#key-deleted"),
         "exported": number(page, "#key-exported"),
         "alerts": number(page, "#alert-total"),
+        "parse_errors": number(page, "#parse-errors"),
     }
 
 
@@ -59,6 +60,7 @@ def api_numbers(summary: dict[str, Any]) -> dict[str, int]:
         "deleted": summary["key_deleted"],
         "exported": summary["key_exported"],
         "alerts": sum(summary["alerts"].values()),
+        "parse_errors": summary["parse_errors"],
     }
 
 
@@ -88,6 +90,11 @@ def test_panels_show_the_api_summary_and_the_sql_counts(page: Any, dashboard: Da
         "SELECT count(*) FROM events WHERE opcode IN ('CN_DESTROY_OBJECT', 'CN_TOMBSTONE_OBJECT') AND success = 1",
     )
     assert shown["alerts"] == sql(dashboard, "SELECT count(*) FROM alerts")
+    assert (
+        shown["parse_errors"]
+        == sql(dashboard, "SELECT count(*) FROM events WHERE parse_error IS NOT NULL")
+        == 1
+    )
     assert shown["generated"] > 0 and shown["deleted"] > 0 and shown["failed"] > 0
     # Key generation does not count the masked-object copies the cluster makes to sync its HSMs.
     assert shown["generated"] < sql(

@@ -158,6 +158,7 @@ def brute_force(events: list[HsmEvent], f: EventFilter) -> dict[str, object]:
         "deleted": sum(1 for e in kept if e.opcode in KEY_DELETION_OPCODES and e.success),
         "by_opcode": dict(Counter(e.opcode for e in kept if e.opcode)),
         "by_log_type": dict(Counter(e.log_type for e in kept if e.log_type)),
+        "parse_errors": sum(1 for e in kept if e.parse_error is not None),
         "last": max((e.usecs for e in kept if e.usecs is not None), default=None),
     }
 
@@ -205,6 +206,7 @@ def test_summary_equals_a_brute_force_count_for_any_filter(
     assert summary.key_deleted == expected["deleted"]
     assert summary.by_opcode == expected["by_opcode"]
     assert summary.by_log_type == expected["by_log_type"]
+    assert summary.parse_errors == expected["parse_errors"]
     last = expected["last"]
     assert (summary.last_event_time is None) == (last is None)
 

@@ -291,6 +291,7 @@ class EventStore:
                 _key(event.opcode),
                 _key(event.user_type),
                 _success_key(event.success),
+                0 if event.parse_error is None else 1,
             )
             counts[key] += 1
             if usecs is not None and usecs > last.get(key, -1):
@@ -467,8 +468,8 @@ class EventStore:
 
         def add(rows: Iterable[tuple[Any, ...]]) -> None:
             nonlocal last_usecs
-            for hsm, log_type, opcode, user_type, success, n, last in rows:
-                groups[(hsm, log_type, opcode, user_type, success, 0)] += n
+            for hsm, log_type, opcode, user_type, success, bad, n, last in rows:
+                groups[(hsm, log_type, opcode, user_type, success, bad)] += n
                 if last is not None and (last_usecs is None or last > last_usecs):
                     last_usecs = last
 
@@ -480,11 +481,11 @@ class EventStore:
         by_hsm: Counter[str] = Counter()
         failed_by_type: Counter[str] = Counter()
         total = generated = deleted = exported = failed = unparsed = 0
-        for (hsm, log_type, opcode, user_type, success, _), n in groups.items():
+        for (hsm, log_type, opcode, user_type, success, bad), n in groups.items():
             total += n
             if opcode:
                 by_opcode[opcode] += n
-            else:
+            if bad:
                 unparsed += n
             if log_type:
                 by_log_type[log_type] += n
@@ -595,14 +596,15 @@ def _summary_queries(filters: EventFilter) -> list[tuple[str, list[Any]]]:
             dims_params.append(value)
 
     rollup_select = (
-        "SELECT hsm_id, log_type, opcode, user_type, success, sum(n), max(last_usecs) FROM event_rollup "
+        "SELECT hsm_id, log_type, opcode, user_type, success, parse_error, sum(n), max(last_usecs) "
+        "FROM event_rollup "
     )
-    rollup_group = " GROUP BY hsm_id, log_type, opcode, user_type, success"
+    rollup_group = " GROUP BY hsm_id, log_type, opcode, user_type, success, parse_error"
     events_select = (
         "SELECT coalesce(hsm_id, ''), coalesce(log_type, ''), coalesce(opcode, ''), coalesce(user_type, ''), "
-        "coalesce(success, -1), count(*), max(usecs) FROM events "
+        "coalesce(success, -1), parse_error IS NOT NULL, count(*), max(usecs) FROM events "
     )
-    events_group = " GROUP BY 1, 2, 3, 4, 5"
+    events_group = " GROUP BY 1, 2, 3, 4, 5, 6"
 
     since, until = filters.since_usecs, filters.until_usecs
     if since is None and until is None:

@@ -7,7 +7,7 @@ booleans 0/1) and `event_id` UNIQUE; table `alerts` has the contract §4 fields 
 
 Two rollup tables keep the dashboard fast at a million events (`benchmarks/collector_bench.py`):
 `event_rollup` counts events per hour and per (cluster, HSM, log type, opcode, user type,
-success), and `hsm_streams` keeps sequence-number range, count and last-seen per HSM stream.
+success, parse error), and `hsm_streams` keeps sequence-number range, count and last-seen per HSM stream.
 Both are maintained by `EventStore.add_events` in the same transaction as the events, so they are
 never out of step. Absent values are '' (and success -1) in rollup keys: SQLite treats NULLs as
 distinct in a primary key, which would defeat the upsert.
@@ -96,9 +96,10 @@ SCHEMA: Final[tuple[str, ...]] = (
   opcode TEXT NOT NULL,
   user_type TEXT NOT NULL,
   success INTEGER NOT NULL,
+  parse_error INTEGER NOT NULL,
   n INTEGER NOT NULL,
   last_usecs INTEGER,
-  PRIMARY KEY (bucket, cluster_id, hsm_id, log_type, opcode, user_type, success)
+  PRIMARY KEY (bucket, cluster_id, hsm_id, log_type, opcode, user_type, success, parse_error)
 ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS hsm_streams (
   cluster_id TEXT NOT NULL,
@@ -118,9 +119,9 @@ _PLACEHOLDERS: Final = ", ".join("?" for _ in EVENT_COLUMNS)
 INSERT_EVENT: Final = f"INSERT OR IGNORE INTO events ({_COLUMN_LIST}) VALUES ({_PLACEHOLDERS})"  # noqa: S608
 
 UPSERT_ROLLUP: Final = """INSERT INTO event_rollup
-  (bucket, cluster_id, hsm_id, log_type, opcode, user_type, success, n, last_usecs)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (bucket, cluster_id, hsm_id, log_type, opcode, user_type, success) DO UPDATE SET
+  (bucket, cluster_id, hsm_id, log_type, opcode, user_type, success, parse_error, n, last_usecs)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (bucket, cluster_id, hsm_id, log_type, opcode, user_type, success, parse_error) DO UPDATE SET
   n = n + excluded.n,
   last_usecs = max(coalesce(last_usecs, excluded.last_usecs), coalesce(excluded.last_usecs, last_usecs))"""
 
