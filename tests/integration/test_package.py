@@ -510,3 +510,57 @@ def test_the_packaged_forwarder_works_with_the_environment_the_template_sets(
     listed = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
     assert listed, "nothing was spooled"
     assert all(item["Key"].startswith(prefix) for item in listed)
+
+
+# ----------------------------------------------------------------------------------- bytecode
+
+
+def test_compiled_builds_are_identical_and_load_their_bytecode(tmp_path: Path) -> None:
+    from hsmaudit.cli.package import find_interpreter
+
+    interpreter = find_interpreter(LOCAL_PYTHON, sys.executable)
+    pip = (sys.executable, "-m", "pip", f"--cache-dir={tmp_path / 'cache'}")
+    zips = [
+        build_lambda_zip(
+            tmp_path / name,
+            requirements=REQUIREMENTS,
+            arch=local_arch(),
+            python_version=LOCAL_PYTHON,
+            pip=pip,
+            compile_with=interpreter,
+        )
+        for name in ("one.zip", "two.zip")
+    ]
+    assert zips[0].bytecode and zips[0].sha256 == zips[1].sha256
+    tag = sys.implementation.cache_tag
+    with zipfile.ZipFile(zips[0].path) as archive:
+        names = set(archive.namelist())
+        archive.extractall(tmp_path / "task")
+    assert f"hsmaudit/aws/__pycache__/subscription.{tag}.pyc" in names
+    assert f"urllib3/__pycache__/connectionpool.{tag}.pyc" in names
+    # The interpreter takes the handler's code from the pycs, not by compiling the sources again.
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    completed = subprocess.run(
+        [str(venv / "bin" / "python"), "-v", "-c", "import hsmaudit.aws.subscription"],
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "PYTHONPATH": str(tmp_path / "task"),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert (
+        f"code object from '{tmp_path / 'task'}/hsmaudit/aws/__pycache__/subscription.{tag}.pyc'"
+        in completed.stderr
+    )
+
+
+def test_compiling_with_an_interpreter_of_another_version_is_refused() -> None:
+    from hsmaudit.cli.package import find_interpreter
+
+    with pytest.raises(PackageError, match=r"is not CPython 3\.9"):
+        find_interpreter("3.9", sys.executable)
