@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from queue import Empty, Queue
 from typing import IO
 
 from .test_cli_harness import HSMAUDIT, Moto, clean_env, make_cluster, moto, record_text, run_cli
@@ -29,18 +32,39 @@ def put_samples(moto: Moto, samples_dir: Path, log_group: str, stream: str) -> N
     logs.put_log_events(logGroupName=log_group, logStreamName=stream, logEvents=events)
 
 
-def read_until(stream: IO[str], predicate: object, timeout: float = 30) -> list[str]:
-    """Lines from a running process until `predicate(lines)` holds (or the timeout)."""
-    lines: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = stream.readline()
-        if not line:
-            break
-        lines.append(line)
-        if predicate(lines):  # type: ignore[operator]
-            break
-    return lines
+class LineReader:
+    """Reads a process's stdout on a thread, so a test can wait for lines with a timeout."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.queue: Queue[str] = Queue()
+        self.thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in iter(stream.readline, ""):
+            self.queue.put(line)
+
+    def read_until(self, predicate: Callable[[list[str]], bool], timeout: float = 30) -> list[str]:
+        """Lines until `predicate(lines)` holds; never blocks past `timeout`."""
+        lines: list[str] = []
+        deadline = time.monotonic() + timeout
+        while not predicate(lines):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                lines.append(self.queue.get(timeout=remaining))
+            except Empty:
+                break
+        return lines
+
+    def rest(self) -> list[str]:
+        """Whatever is left once the process has exited."""
+        self.thread.join(timeout=10)
+        lines = []
+        while not self.queue.empty():
+            lines.append(self.queue.get())
+        return lines
 
 
 def test_tail_shows_a_clusters_events_with_critical_ones_tagged(moto: Moto, samples_dir: Path) -> None:
@@ -92,7 +116,8 @@ def test_tail_follow_shows_new_events_once_each(moto: Moto) -> None:
     )  # fmt: skip
     try:
         assert process.stdout is not None
-        first = read_until(process.stdout, lambda lines: len(lines) >= 3)
+        reader = LineReader(process.stdout)
+        first = reader.read_until(lambda lines: len(lines) >= 3)
         assert [json.loads(line)["sequence_no"] for line in first] == [0, 1, 2]
         # WHEN two more records arrive
         now = int(time.time() * 1000)
@@ -103,11 +128,13 @@ def test_tail_follow_shows_new_events_once_each(moto: Moto) -> None:
                 {"timestamp": now + i, "message": record_text(0, 3 + i, (now + i) * 1000)} for i in (0, 1)
             ],
         )
-        more = read_until(process.stdout, lambda lines: len(lines) >= 2)
+        more = reader.read_until(lambda lines: len(lines) >= 2)
         # THEN they are shown, and nothing shown before is shown again across several polls
         time.sleep(1.0)
         process.send_signal(2)  # Ctrl-C
-        rest, stderr = process.communicate(timeout=20)
+        process.wait(timeout=20)
+        rest = "".join(reader.rest())
+        stderr = process.stderr.read() if process.stderr else ""
     finally:
         if process.poll() is None:
             process.kill()
@@ -142,9 +169,9 @@ def test_tail_of_the_local_store_shows_the_last_lines_then_follows(tmp_path: Pat
                 ]
             )
         assert process.stdout is not None
-        new = read_until(process.stdout, lambda lines: len(lines) >= 1)
+        new = LineReader(process.stdout).read_until(lambda lines: len(lines) >= 1)
         process.send_signal(2)
-        process.communicate(timeout=20)
+        process.wait(timeout=20)
     finally:
         if process.poll() is None:
             process.kill()
