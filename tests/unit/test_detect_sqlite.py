@@ -176,3 +176,14 @@ def test_random_events_match_the_same_rules_in_sqlite_and_python(events: list[Hs
     engine = DetectionEngine(DetectionConfig(disabled=frozenset({"hsm-silent"})))
     python = [a for event in events for a in engine.process(event) if a.rule in SINGLE_RULES]
     assert single_keys(single_rule_alerts(database(events))) == single_keys(python)
+
+
+def test_case_folding_is_ascii_only_on_both_sides() -> None:
+    # SQLite's LIKE folds A-Z only; the engine must not match more (KELVIN SIGN lower-cases to k).
+    events = [
+        HsmEvent(opcode="CN_WRAP_\u212aEY", success=True, event_id="kelvin"),
+        HsmEvent(opcode="cn_wrap_key", success=True, event_id="ascii"),
+    ]
+    python = [a for a in detect_events(events) if a.rule in SINGLE_RULES]
+    assert single_keys(single_rule_alerts(database(events))) == single_keys(python)
+    assert [a.event_ids for a in python] == [["ascii"]]

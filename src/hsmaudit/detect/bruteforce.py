@@ -29,6 +29,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Final
 
+from hsmaudit.detect.ruleset import ascii_lower
 from hsmaudit.records.alert import Alert
 from hsmaudit.records.event import HsmEvent
 from hsmaudit.records.parse import format_usecs
@@ -70,7 +71,7 @@ def replica_key(event: HsmEvent) -> tuple[str, str, str, int]:
     """The identity an attempt's copies share (NULLs folded as the SQL view folds them)."""
     return (
         event.cluster_id or "",
-        (event.user_name or "").lower(),
+        ascii_lower(event.user_name or ""),
         event.user_type or "",
         -1 if event.response_code is None else event.response_code,
     )
@@ -146,7 +147,7 @@ class LoginBruteForceDetector:
 
     def _count(self, event: HsmEvent, usecs: int) -> Alert | None:
         settings = self.settings
-        key = (event.cluster_id or "", (event.user_name or "").lower())
+        key = (event.cluster_id or "", ascii_lower(event.user_name or ""))
         window = self._windows.get(key)
         if window is None:
             window = self._windows[key] = _Window()

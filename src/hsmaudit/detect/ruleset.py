@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import operator
 import re
+import string
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -55,10 +56,18 @@ _DETAIL_FIELDS: Final = (
 )
 
 
+def ascii_lower(text: str) -> str:
+    """Lower-case A-Z only: SQLite's LIKE and lower() fold ASCII only, and the engine must agree."""
+    return text.translate(_ASCII_LOWER)
+
+
+_ASCII_LOWER: Final = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
 def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value).lower()
+    return ascii_lower(str(value))
 
 
 def _getter(field: str) -> Callable[[HsmEvent], Any]:
@@ -71,7 +80,7 @@ def _leaf(tree: dict[str, Any]) -> Predicate:
     get = _getter(tree["field"])
     if "eq" in tree:
         literal = str(tree["eq"])
-        expected = literal.lower()
+        expected = ascii_lower(literal)
 
         def eq(event: HsmEvent) -> bool:
             value = get(event)
@@ -80,7 +89,7 @@ def _leaf(tree: dict[str, Any]) -> Predicate:
 
         return eq
     if "in" in tree:
-        options = frozenset(str(option).lower() for option in tree["in"])
+        options = frozenset(ascii_lower(str(option)) for option in tree["in"])
 
         def one_of(event: HsmEvent) -> bool:
             value = get(event)
@@ -88,7 +97,7 @@ def _leaf(tree: dict[str, Any]) -> Predicate:
 
         return one_of
     if "match" in tree:
-        pattern = re.compile(tree["match"], re.IGNORECASE | re.DOTALL)
+        pattern = re.compile(tree["match"], re.IGNORECASE | re.DOTALL | re.ASCII)
 
         def match(event: HsmEvent) -> bool:
             value = get(event)
@@ -333,6 +342,10 @@ def load_ruleset() -> RuleSet:
     """The shipped rule set (package data `detect/generated/rules.json`), parsed once per process."""
     cached = _CACHE.get("default")
     if cached is None:
-        text = resources.files("hsmaudit.detect.generated").joinpath("rules.json").read_text(encoding="utf-8")
+        folder = resources.files("hsmaudit.detect.generated")
+        try:
+            text = folder.joinpath("rules.json").read_text(encoding="utf-8")
+        except OSError as error:
+            raise RuleError(f"compiled rule set missing ({error}); run 'hsmaudit rules compile'") from error
         cached = _CACHE["default"] = ruleset_from_json(text)
     return cached
