@@ -261,6 +261,9 @@ def test_time_budget_bounds_retries_and_spools_what_is_left(
     assert time.monotonic() - started < 1.2
     assert (result["accepted"], result["spooled"]) == (0, 30)
     assert sorted(spooled(spool_dir)) == sorted(expected_lines(*docs))
+    fault_hec.default = "ok"
+    replay_to(fault_hec.url, spool_dir)
+    assert Counter(fault_hec.accepted) == Counter(expected_lines(*docs))
 
 
 # --------------------------------------------------------------------------- indexer acknowledgement
