@@ -689,15 +689,16 @@ def render_generated(sources: list[RuleSource] | None = None) -> dict[str, str]:
 
 def stale_files(root: Path = PACKAGE_ROOT) -> list[str]:
     """Generated files that are missing or differ from what the rules produce now."""
+    files = render_generated()
     stale = []
-    for relative, content in render_generated().items():
+    for relative, content in files.items():
         path = root / relative
         if not path.is_file() or path.read_text(encoding="utf-8") != content:
             stale.append(relative)
     stale += [
         str(path.relative_to(root))
         for path in sorted((root / SQLITE_DIR).glob("*.sql"))
-        if str(path.relative_to(root)) not in render_generated()
+        if str(path.relative_to(root)) not in files
     ]
     return stale
 
