@@ -419,10 +419,12 @@ def _single_stanza(entry: dict[str, Any], spl: str) -> _Stanza:
 
 def _spl_brute_force(correlation: dict[str, Any], failed_login_spl: str) -> str:
     window = REPLICA_WINDOW_USECS // 1_000_000
-    key = "cluster_key user_key user_type response_code"
+    # NULLs folded as in the SQLite view (a null `by` field would drop the event from streamstats).
+    key = "cluster_key user_key user_type_key response_key"
     return (
         f"{MACRO} ({failed_login_spl}) | dedup keepempty=true event_id"
         ' | eval cluster_key=coalesce(cluster_id, ""), user_key=lower(coalesce(user_name, "")),'
+        ' user_type_key=coalesce(user_type, ""), response_key=coalesce(response_code, -1),'
         " hsm_key=coalesce(hsm_id, host)"
         " | sort 0 _time event_id"
         # Fold each failed login's per-HSM copies into one attempt (hsmaudit.detect.bruteforce).
