@@ -166,3 +166,21 @@ def test_every_command_explains_itself(command: tuple[str, ...]) -> None:
     result = run(*command, "--help")
     assert result.returncode == 0
     assert len(result.stdout.decode()) > 200
+
+
+def test_store_path_with_uri_characters_is_opened_read_only(tmp_path: Path) -> None:
+    folder = tmp_path / "odd ?#% name"
+    folder.mkdir()
+    path = store(folder / "s.sqlite", brute_force().events)
+    before = path.read_bytes()
+    alerts = alerts_of(run("detect", "--db", str(path)))
+    assert rule_counts(alerts)["login-brute-force"] == 1
+    assert path.read_bytes() == before
+
+
+def test_a_file_that_is_not_sqlite_fails_with_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "notes.sqlite"
+    path.write_text("not a database at all, just text\n" * 100)
+    result = run("detect", "--db", str(path))
+    assert result.returncode == 1
+    assert len(result.stderr.decode().strip().splitlines()) == 1

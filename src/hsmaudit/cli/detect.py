@@ -108,7 +108,8 @@ def _store_alerts(db: Path, config: DetectionConfig, now_usecs: int | None) -> l
     if not db.is_file():
         fail(f"no store at {db}: give the path of an hsmaudit SQLite store", 2)
     try:
-        connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        # Read-only: detection never changes the store (its temporary view lives in `temp`).
+        connection = sqlite3.connect(db.resolve().as_uri() + "?mode=ro", uri=True)
     except sqlite3.Error as error:
         fail(f"cannot open {db}: {error}")
     try:
@@ -167,7 +168,7 @@ def register(app: typer.Typer) -> None:
             now_usecs = parse_now_usecs(now)
         except ValueError as error:
             fail(str(error), 2)
-        with one_line_errors(SourceError, DetectError, msgspec.ValidationError):
+        with one_line_errors(SourceError, DetectError, msgspec.ValidationError, sqlite3.Error):
             events_seen: int | None = None
             if db is not None:
                 if paths:
