@@ -91,9 +91,9 @@ def expand_language_extensions(template: dict[str, Any], cluster_ids: tuple[str,
 def sam_package(template: dict[str, Any]) -> dict[str, Any]:
     """What `sam package` does before the transform: the local zip becomes an S3 object."""
     packaged = copy.deepcopy(template)
-    function_globals = packaged["Globals"]["Function"]
-    assert function_globals["CodeUri"] == "../dist/hsmaudit-lambda-arm64.zip"
-    function_globals["CodeUri"] = PACKAGED_CODE
+    for _, function in resources_of_type(packaged, "AWS::Serverless::Function"):
+        assert function["Properties"]["CodeUri"] == "../dist/hsmaudit-lambda-arm64.zip"
+        function["Properties"]["CodeUri"] = PACKAGED_CODE
     return packaged
 
 
@@ -253,11 +253,15 @@ def test_failed_async_invocations_go_to_the_queue_after_two_retries() -> None:
 
 
 def test_the_runtime_and_code_uri_match_what_hsmaudit_package_builds() -> None:
-    function_globals = load_template()["Globals"]["Function"]
+    template = load_template()
+    function_globals = template["Globals"]["Function"]
     assert function_globals["Runtime"] == f"python{package.DEFAULT_PYTHON_VERSION}"
     assert function_globals["Architectures"] == [package.Arch.arm64.value]
-    expected = package.default_output(REPO_ROOT, package.Arch.arm64).relative_to(REPO_ROOT)
-    assert (DEPLOY_DIR / function_globals["CodeUri"]).resolve() == (REPO_ROOT / expected).resolve()
+    expected = package.default_output(REPO_ROOT, package.Arch.arm64)
+    functions = list(resources_of_type(template, "AWS::Serverless::Function"))
+    assert len(functions) == 2
+    for _, function in functions:
+        assert (DEPLOY_DIR / function["Properties"]["CodeUri"]).resolve() == expected.resolve()
 
 
 def test_the_handlers_are_the_modules_hsmaudit_package_puts_in_the_zip() -> None:
