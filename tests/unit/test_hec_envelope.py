@@ -176,7 +176,12 @@ def test_retry_after_and_invalid_event_number_are_read() -> None:
 def test_success_returns_the_ack_id_or_none() -> None:
     assert classify_answer(200, answer({"text": "Success", "code": 0, "ackId": 7}), {}) == 7
     assert classify_answer(200, answer({"text": "Success", "code": 0}), {}) is None
-    assert classify_answer(200, b"", {}) is None
+
+
+@pytest.mark.parametrize("body", [b"", b"<html>Welcome to the proxy</html>", b'{"ok": true}', b"[]"])
+def test_a_2xx_that_is_not_an_hec_success_is_refused_not_counted(body: bytes) -> None:
+    with pytest.raises(HecRejectedError, match="is the URL an HEC endpoint"):
+        classify_answer(200, body, {})
 
 
 @pytest.mark.parametrize(

@@ -345,6 +345,8 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
 def classify_answer(status: int, data: bytes, headers: Mapping[str, str]) -> int | None:
     """Turn an HEC answer into the `ackId` (or None) on success, or raise the matching `HecError`.
 
+    Success is a 2xx *with* HEC's JSON answer `code` 0; any other 2xx is refused (see below).
+
     Retryable: HEC codes 8, 9, 18-20; HTTP 408, 429, 5xx; 404 (short-lived during Splunk Cloud
     maintenance, Vector issue 13414; bounded by our attempt limit). Token problems: 401/403 and
     codes 1-4, 21, 22. 413: too large. Any other 4xx: rejected.
@@ -370,8 +372,15 @@ def classify_answer(status: int, data: bytes, headers: Mapping[str, str]) -> int
         ack_id = raw_ack if isinstance(raw_ack, int) and not isinstance(raw_ack, bool) else None
     if not text:
         text = f"HTTP {status} without an HEC answer" if body is None else "no text"
-    if 200 <= status < 300 and code in (None, 0):
+    if 200 <= status < 300 and code == 0:
         return ack_id
+    if 200 <= status < 300 and code is None:
+        # HEC always answers {"text":"Success","code":0}. A 2xx without it is something else (a
+        # proxy's login page, a wrong URL on a web server): counting it as accepted would lose
+        # the events silently, so it is refused and the events are spooled.
+        raise HecRejectedError(
+            f"HTTP {status} without an HEC success answer; is the URL an HEC endpoint?", status=status
+        )
     if code in RETRYABLE_CODES or status in (404, 408, 429) or status >= 500:
         raise HecRetryableError(text, status=status, code=code, retry_after=_retry_after(headers))
     if status in (401, 403) or code in TOKEN_CODES:
