@@ -86,3 +86,23 @@ def test_missing_url_or_token_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="no HEC token"):
         token_provider(Settings(hec_url="https://h"))
     assert isinstance(token_provider(Settings(hec_token="t")), StaticToken)
+
+
+def test_cold_start_warns_when_refused_events_could_only_be_kept_by_retries_or_tmp(
+    env: dict[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    get_runtime("subscription", environ=env)
+    assert "no spool configured" in caplog.text
+    clear_runtime()
+    caplog.clear()
+    get_runtime(
+        "subscription", environ={**env, "HSMAUDIT_SPOOL_DIR": str(tmp_path), "AWS_LAMBDA_FUNCTION_NAME": "f"}
+    )
+    assert "lost with the Lambda container" in caplog.text
+
+
+def test_plain_http_to_a_remote_hec_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    build_client(Settings(hec_url="http://127.0.0.1:8088", hec_token="t")).close()
+    assert "plain HTTP" not in caplog.text
+    build_client(Settings(hec_url="http://splunk.example.com:8088", hec_token="t")).close()
+    assert "plain HTTP" in caplog.text

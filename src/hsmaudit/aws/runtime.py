@@ -94,6 +94,7 @@ def get_runtime(kind: str, *, environ: Mapping[str, str] | None = None) -> Runti
         logging.getLogger("hsmaudit").setLevel(settings.log_level)
         runtime = build_runtime(settings, need_client=kind != "firehose")
         _RUNTIMES[kind] = runtime
+        _warn_about_durability(settings, kind, env=os.environ if environ is None else environ)
         logger.info(
             "hsmaudit: %s handler ready (ack=%s, spool=%s, token from %s)",
             kind,
@@ -102,6 +103,21 @@ def get_runtime(kind: str, *, environ: Mapping[str, str] | None = None) -> Runti
             settings.token_source,
         )
     return runtime
+
+
+def _warn_about_durability(settings: Settings, kind: str, *, env: Mapping[str, str]) -> None:
+    """Say at cold start when a refusal by HEC could only be kept by AWS retries or by /tmp."""
+    if settings.spool_location is None:
+        logger.warning(
+            "hsmaudit: no spool configured (set HSMAUDIT_SPOOL_BUCKET): events HEC does not take "
+            "fail the invocation and are kept only by AWS's retries and the function's DLQ"
+        )
+    elif not settings.spool_bucket and env.get("AWS_LAMBDA_FUNCTION_NAME"):
+        logger.warning(
+            "hsmaudit: the %s handler spools to a local directory, which is lost with the Lambda "
+            "container; set HSMAUDIT_SPOOL_BUCKET",
+            kind,
+        )
 
 
 def clear_runtime() -> None:

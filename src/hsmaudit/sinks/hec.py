@@ -504,6 +504,10 @@ class HecClient:
                 logger.warning(
                     "hec: TLS certificate verification is OFF for %s; set a CA bundle instead", origin
                 )
+        elif urlsplit(origin).hostname not in ("127.0.0.1", "localhost", "::1"):
+            logger.warning(
+                "hec: %s is plain HTTP: the token and the audit records travel unencrypted", origin
+            )
         self._pool = urllib3.connection_from_url(origin, **pool_options)
         self._user_agent = f"hsmaudit/{__version__}"
 
