@@ -405,11 +405,17 @@ def _runtime_dir(tmp_path: Path) -> Path:
     return runtime
 
 
-def _template_environment(secret_arn: str, bucket: str) -> dict[str, str]:
-    """The forwarder's environment as the template sets it (lambda mode, defaults)."""
+def _template_environment(
+    secret_arn: str = "",
+    bucket: str = "",
+    *,
+    scenario: str = "lambda-defaults",
+    function: str = "ForwarderFunction",
+) -> dict[str, str]:
+    """A function's environment as the template sets it for a scenario (parameters resolved)."""
     from ..unit.test_deploy_policy import scenario_deployment
 
-    variables = scenario_deployment("lambda-defaults")["Resources"]["ForwarderFunction"]["Properties"]
+    variables = scenario_deployment(scenario)["Resources"][function]["Properties"]
     resolved: dict[str, str] = {}
     references = {"HecTokenSecret": secret_arn, "SpoolBucket": bucket}
     for name, value in variables["Environment"]["Variables"].items():
@@ -423,7 +429,7 @@ def _template_environment(secret_arn: str, bucket: str) -> dict[str, str]:
 
 RUNTIME_RUNNER = r"""
 import json, sys
-from hsmaudit.aws import subscription
+from hsmaudit.aws import firehose, subscription
 
 class Context:
     function_name = "hsmaudit-forwarder"
@@ -432,7 +438,10 @@ class Context:
         return 20_000
 
 payloads = json.load(open(sys.argv[1]))
-print(json.dumps(subscription.handler(payloads["subscription"][0], Context())))
+if sys.argv[2] == "firehose":
+    print(json.dumps(firehose.handler(payloads["firehose"], Context())))
+else:
+    print(json.dumps(subscription.handler(payloads["subscription"][0], Context())))
 """
 
 
@@ -470,6 +479,9 @@ def test_the_packaged_forwarder_works_with_the_environment_the_template_sets(
     runtime = _runtime_dir(tmp_path)
 
     def invoke(hec_url: str) -> dict[str, Any]:
+        return run({**environment_from_template, "HSMAUDIT_HEC_URL": hec_url}, "subscription")
+
+    def run(function_environment: dict[str, str], handler: str) -> dict[str, Any]:
         environment = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "PYTHONPATH": f"{task}:{runtime}",  # /var/task first, then the runtime's packages
@@ -481,12 +493,12 @@ def test_the_packaged_forwarder_works_with_the_environment_the_template_sets(
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_CONFIG_FILE": "/dev/null",
             "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-            **environment_from_template,
-            # The one substitution: the stack's https HEC is the loopback sink here.
-            "HSMAUDIT_HEC_URL": hec_url,
+            # The template's variables; the one substitution (in `invoke`): the stack's https HEC
+            # is the loopback sink here.
+            **function_environment,
         }
         completed = subprocess.run(
-            [str(venv / "bin" / "python"), "-c", RUNTIME_RUNNER, str(payload_file)],
+            [str(venv / "bin" / "python"), "-c", RUNTIME_RUNNER, str(payload_file), handler],
             cwd=tmp_path,
             env=environment,
             capture_output=True,
@@ -510,6 +522,16 @@ def test_the_packaged_forwarder_works_with_the_environment_the_template_sets(
     listed = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
     assert listed, "nothing was spooled"
     assert all(item["Key"].startswith(prefix) for item in listed)
+
+    # AND the Firehose transformation works with just the variables the template gives it
+    transform_environment = _template_environment(scenario="firehose-defaults", function="TransformFunction")
+    assert not any(
+        name.startswith(("HSMAUDIT_HEC_URL", "HSMAUDIT_HEC_TOKEN")) for name in transform_environment
+    )
+    (record,) = run(transform_environment, "firehose")["records"]
+    assert record["result"] == "Ok"
+    lines = base64.b64decode(record["data"]).decode().splitlines()
+    assert len([line for line in lines if line.strip()]) == payloads["expected_records"]
 
 
 # ----------------------------------------------------------------------------------- bytecode
