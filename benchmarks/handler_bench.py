@@ -181,7 +181,7 @@ def main() -> None:
             HSMAUDIT_HEC_TOKEN=TOKEN,
             HSMAUDIT_METRICS="false",
             HSMAUDIT_INCLUDE_RAW="false" if args.no_raw else "true",
-            HSMAUDIT_LOG_LEVEL="WARNING",
+            HSMAUDIT_LOG_LEVEL="ERROR",
         )
         os.environ.pop("HOME", None)
         from hsmaudit.aws.subscription import handler
