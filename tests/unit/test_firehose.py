@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hsmaudit.aws.firehose import RESPONSE_BUDGET, handler, transform_records
 from hsmaudit.aws.metrics import InvocationMetrics
@@ -144,3 +146,24 @@ def test_handler_needs_no_hec_url_and_applies_settings(
     assert envelope["event"]["raw"] is None
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
     assert emf and emf[-1]["FirehoseRecordsOk"] in (1, [1.0], 1.0)
+
+
+@given(
+    datas=st.lists(
+        st.one_of(
+            st.binary(max_size=64).map(lambda b: base64.b64encode(b).decode()),
+            st.binary(max_size=64).map(lambda b: base64.b64encode(gzip.compress(b)).decode()),
+            st.text(max_size=32),
+            st.none(),
+            st.integers(),
+        ),
+        max_size=8,
+    )
+)
+def test_any_record_data_gets_an_answer_and_never_crashes_the_batch(datas: list[Any]) -> None:
+    records = [{"recordId": f"id-{i}", "data": data} for i, data in enumerate(datas)]
+    records.append(record("good", document(1)))
+    out = transform_records({"records": records}, encoder=EventEncoder(), spool=None)["records"]
+    assert [r["recordId"] for r in out] == [r["recordId"] for r in records]
+    assert all(r["result"] in ("Ok", "Dropped", "ProcessingFailed") for r in out)
+    assert out[-1]["result"] == "Ok"
