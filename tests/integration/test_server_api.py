@@ -199,3 +199,19 @@ def test_serve_prints_a_generated_token_once_and_never_logs_tokens(tmp_path: Pat
     assert (out + err).count(generated) == 1
     assert "LEAK" not in out + err
     assert "http://127.0.0.1:" in err
+
+
+def test_empty_store_renders_zeros(tmp_path: Path) -> None:
+    store = EventStore(tmp_path / "empty.sqlite3")
+    running = start_in_thread(create_app(store, CollectorSettings(token="t")))
+    try:
+        status, html, _ = get(running, "/")
+        assert status == 200
+        assert 'id="total-events">0<' in html
+        assert "no events match" in html
+        _, summary, _ = get(running, "/api/summary")
+        assert summary["total_events"] == 0
+        assert summary["last_event_time"] is None
+    finally:
+        running.stop()
+        store.close()

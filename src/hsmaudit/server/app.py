@@ -159,6 +159,9 @@ class Collector:
         except StoreError as error:
             LOG.error("store write failed: %s", error)
             return _reply(INTERNAL_ERROR)
+        except Exception:  # a request handler is a boundary: answer in HEC's terms, log the cause
+            LOG.exception("HEC request failed")
+            return _reply(INTERNAL_ERROR)
 
     # --- endpoints ----------------------------------------------------------------------
 
