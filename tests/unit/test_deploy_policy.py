@@ -85,6 +85,9 @@ def evaluate(expression: Any, values: Mapping[str, Any], conditions: Mapping[str
     if function == "Fn::Join":
         separator, items = argument
         return separator.join(evaluate(items, values, conditions))
+    if function == "Fn::EachMemberEquals":  # Rules only
+        items, expected = (evaluate(a, values, conditions) for a in argument)
+        return all(item == expected for item in items)
     raise AssertionError(f"condition function {function} is not modelled by this test")
 
 
@@ -409,3 +412,32 @@ def test_the_paper_deployment_follows_the_template_conditions() -> None:
     assert values["SubnetIds"] == [""]
     assert evaluate_condition("HasVpc", values, template["Conditions"]) is False
     assert evaluate_condition("UseLambda", values, template["Conditions"]) is True
+
+
+def broken_rules(template: Mapping[str, Any], parameters: Mapping[str, str]) -> list[str]:
+    """The AssertDescriptions of the template's Rules that these parameters violate."""
+    values = parameter_values(template, parameters)
+    conditions = template.get("Conditions", {})
+    broken = []
+    for rule in template.get("Rules", {}).values():
+        if "RuleCondition" in rule and not evaluate(rule["RuleCondition"], values, conditions):
+            continue
+        broken += [
+            a["AssertDescription"]
+            for a in rule["Assertions"]
+            if not evaluate(a["Assert"], values, conditions)
+        ]
+    return broken
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_every_scenario_passes_the_template_rules(scenario: str) -> None:
+    assert broken_rules(load_template(), {**BASE_PARAMETERS, **SCENARIOS[scenario]}) == []
+
+
+def test_the_rules_refuse_subnets_without_security_groups_and_a_private_ca_for_firehose() -> None:
+    template = load_template()
+    subnets_only = {**BASE_PARAMETERS, "SubnetIds": "subnet-0a1b2c3d"}
+    assert any("SecurityGroupIds must be given" in b for b in broken_rules(template, subnets_only))
+    private_firehose = {**BASE_PARAMETERS, "DeliveryMode": "firehose", "HecCaBundle": "/var/task/hec-ca.pem"}
+    assert any("Firehose trusts only public CAs" in b for b in broken_rules(template, private_firehose))
