@@ -83,13 +83,27 @@ def test_every_token_a_panel_uses_is_defined_by_an_input_and_every_input_is_used
         assert uses, f"input {token} is never used"
 
 
-def test_a_panel_that_filters_uses_every_filter() -> None:
+# Panels about whole HSM streams: filtering them by log type or opcode would turn every record
+# filtered out into a sequence gap, an HSM "silent" since its last matching record, or a key with
+# its creation or deletion hidden. They take the cluster and HSM filters only.
+STREAM_SEARCHES = frozenset({"base_sequence", "base_health", "Key lifecycle by handle", "Events per HSM"})
+ALL_FILTERS = "`hsmaudit_filter($cluster_tok|s$, $hsm_tok|s$, $log_type_tok|s$, $opcode_tok|s$)`"
+STREAM_FILTERS = '`hsmaudit_filter($cluster_tok|s$, $hsm_tok|s$, "*", "*")`'
+
+
+def test_every_search_is_filtered_and_stream_panels_only_by_cluster_and_hsm() -> None:
     root = parse(SIMPLE_XML)
-    for search in root.iter("search"):
-        query = search.findtext("query") or ""
-        if "hsmaudit_filter" in query:
-            for token in ("cluster_tok", "hsm_tok", "log_type_tok", "opcode_tok"):
-                assert f"${token}|s$" in query
+    named = [(s.get("id") or "", s.findtext("query") or "") for s in root.findall("search")]
+    named += [(title, query) for title, query, base in _panel_searches(root) if base is None]
+    inputs = {e.findtext("label") for e in root.iter("input")}
+    seen = set()
+    for name, query in named:
+        if name in inputs:
+            continue
+        seen.add(name)
+        expected = STREAM_FILTERS if name in STREAM_SEARCHES else ALL_FILTERS
+        assert expected in query, f"{name}: expected {expected}"
+    assert seen >= STREAM_SEARCHES
 
 
 def test_every_base_search_resolves_and_non_transforming_bases_keep_their_fields() -> None:
