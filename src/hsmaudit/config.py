@@ -37,6 +37,7 @@ HSMAUDIT_HEC_ACK_TIMEOUT: Final = "HSMAUDIT_HEC_ACK_TIMEOUT"
 HSMAUDIT_HEC_ACK_POLL_INTERVAL: Final = "HSMAUDIT_HEC_ACK_POLL_INTERVAL"
 HSMAUDIT_HEC_CA_BUNDLE: Final = "HSMAUDIT_HEC_CA_BUNDLE"
 HSMAUDIT_HEC_VERIFY: Final = "HSMAUDIT_HEC_VERIFY"
+HSMAUDIT_HEC_PROXY: Final = "HSMAUDIT_HEC_PROXY"
 HSMAUDIT_HEC_TIMEOUT: Final = "HSMAUDIT_HEC_TIMEOUT"
 HSMAUDIT_HEC_MAX_ATTEMPTS: Final = "HSMAUDIT_HEC_MAX_ATTEMPTS"
 HSMAUDIT_HEC_BACKOFF_BASE: Final = "HSMAUDIT_HEC_BACKOFF_BASE"
@@ -106,6 +107,9 @@ SETTINGS: Final[tuple[SettingSpec, ...]] = (
     SettingSpec("hec_verify", HSMAUDIT_HEC_VERIFY, "bool", True,
                 "verify HEC's TLS certificate; `false` is logged as a warning on every cold start",
                 "--insecure"),
+    SettingSpec("hec_proxy", HSMAUDIT_HEC_PROXY, "str", None,
+                "HTTP(S) proxy for HEC requests, `http://[user:password@]proxy:3128` (https HEC is "
+                "tunnelled with CONNECT); `HTTPS_PROXY` is not read for HEC", secret=True),
     SettingSpec("hec_timeout", HSMAUDIT_HEC_TIMEOUT, "float", 5.0,
                 "seconds per HEC request (connect and read), also bounded by the time left", "--timeout"),
     SettingSpec("hec_max_attempts", HSMAUDIT_HEC_MAX_ATTEMPTS, "int", 5,
@@ -161,6 +165,7 @@ class Settings:
     hec_ack_poll_interval: float = 2.0
     hec_ca_bundle: str | None = None
     hec_verify: bool = True
+    hec_proxy: str | None = field(default=None, repr=False)
     hec_timeout: float = 5.0
     hec_max_attempts: int = 5
     hec_backoff_base: float = 0.5

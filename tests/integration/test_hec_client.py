@@ -3,10 +3,12 @@ gzip, channel, 413 splitting, index refusal, deadlines) and the token never leav
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,3 +105,85 @@ def test_token_appears_only_in_the_authorization_header(fault_hec: FaultHec) -> 
 def test_empty_input_sends_nothing(fault_hec: FaultHec) -> None:
     report = client(fault_hec.url).send_lines([], deadline=time.monotonic() + 5)
     assert (report.lines_in, report.requests, report.complete) == (0, 0, True)
+
+
+class ConnectProxy:
+    """A minimal HTTP CONNECT proxy on 127.0.0.1 that requires basic auth and counts tunnels."""
+
+    def __init__(self, user: str, password: str) -> None:
+        import base64
+        import socket
+        import threading
+
+        self.expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        self.tunnels: list[str] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url_host = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._tunnel, args=(client, socket), daemon=True).start()
+
+    def _tunnel(self, client: Any, socket: Any) -> None:
+        import threading
+
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = client.recv(4096)
+            if not chunk:
+                client.close()
+                return
+            head += chunk
+        lines = head.decode("latin-1").split("\r\n")
+        method, target, _ = lines[0].split(" ", 2)
+        headers = {k.lower(): v for k, v in (line.split(": ", 1) for line in lines[1:] if ": " in line)}
+        if method != "CONNECT" or headers.get("proxy-authorization") != self.expected:
+            client.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+            client.close()
+            return
+        self.tunnels.append(target)
+        host, port = target.rsplit(":", 1)
+        upstream = socket.create_connection((host, int(port)))
+        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+        def pipe(source: Any, sink: Any) -> None:
+            try:
+                while data := source.recv(65536):
+                    sink.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for end in (source, sink):
+                    with contextlib.suppress(OSError):
+                        end.shutdown(socket.SHUT_RDWR)
+
+        threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()
+        pipe(upstream, client)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_https_hec_through_an_authenticating_connect_proxy(tls_hec: tuple[FaultHec, Path]) -> None:
+    server, ca = tls_hec
+    proxy = ConnectProxy("svc", "p@ss:word")
+    try:
+        hec = client(server.url, ca_bundle=str(ca), proxy=f"http://svc:p%40ss%3Aword@{proxy.url_host}")
+        report = hec.send_lines(lines(6), deadline=time.monotonic() + 5)
+        assert report.accepted == 6 and server.accepted == lines(6)
+        assert proxy.tunnels == [server.url.removeprefix("https://")]  # one tunnel, TLS end to end
+        assert "p@ss" not in repr(hec)
+        refused = client(server.url, ca_bundle=str(ca), proxy=f"http://svc:wrong@{proxy.url_host}")
+        report = refused.send_lines(lines(2), deadline=time.monotonic() + 5)
+        assert (report.accepted, report.failed_events, report.retries) == (0, 2, 0)
+        assert "407" in report.failed[0].reason and "wrong" not in report.failed[0].reason
+    finally:
+        proxy.close()

@@ -70,6 +70,7 @@ def build_client(settings: Settings, token: TokenProvider | None = None) -> HecC
             backoff_cap=settings.hec_backoff_cap,
             ack_timeout=settings.hec_ack_timeout,
             ack_poll_interval=settings.hec_ack_poll_interval,
+            proxy=settings.hec_proxy,
         )
     except ValueError as error:
         raise ConfigError(str(error)) from None

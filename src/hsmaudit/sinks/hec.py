@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import msgspec
 import urllib3
@@ -439,6 +439,9 @@ class HecClient:
         ack_timeout: seconds to wait for an ack before resending once, then spooling.
         ack_poll_interval: seconds between ack polls (Splunk suggests 10 s; a Lambda pays for it).
         gzip_level: compression level for request bodies.
+        proxy: an HTTP(S) proxy URL (`http://[user:password@]proxy:3128`) for HEC requests; https
+            HEC URLs are tunnelled with CONNECT, so TLS stays end to end. Not read from
+            `HTTPS_PROXY`: the setting names the proxy for HEC explicitly.
     """
 
     def __init__(
@@ -461,6 +464,7 @@ class HecClient:
         ack_timeout: float = 60.0,
         ack_poll_interval: float = 2.0,
         gzip_level: int = 6,
+        proxy: str | None = None,
         channel: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -493,7 +497,7 @@ class HecClient:
         self._clock = clock
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self.encoder = EventEncoder(sourcetype=sourcetype, index=index, include_raw=include_raw)
-        pool_options: dict[str, Any] = {"maxsize": 2, "block": False, "retries": False}
+        pool_options: dict[str, Any] = {"num_pools": 2, "maxsize": 2, "block": False, "retries": False}
         if origin.startswith("https://"):
             if verify:
                 pool_options["cert_reqs"] = "CERT_REQUIRED"
@@ -508,7 +512,11 @@ class HecClient:
             logger.warning(
                 "hec: %s is plain HTTP: the token and the audit records travel unencrypted", origin
             )
-        self._pool = urllib3.connection_from_url(origin, **pool_options)
+        self._http: urllib3.PoolManager
+        if proxy:
+            self._http = _proxy_manager(proxy, pool_options)
+        else:
+            self._http = urllib3.PoolManager(**pool_options)
         self._user_agent = f"hsmaudit/{__version__}"
 
     def __repr__(self) -> str:
@@ -516,7 +524,7 @@ class HecClient:
 
     def close(self) -> None:
         """Close pooled connections (tests and CLI runs; a Lambda keeps them)."""
-        self._pool.close()
+        self._http.clear()
 
     # -- lines ----------------------------------------------------------------
 
@@ -705,9 +713,9 @@ class HecClient:
         limit = max(0.05, min(self.timeout, remaining))
         started = time.perf_counter()
         try:
-            response = self._pool.urlopen(
+            response = self._http.urlopen(
                 "POST",
-                path,
+                self.origin + path,
                 body=body,
                 headers=headers,
                 retries=False,
@@ -721,6 +729,10 @@ class HecClient:
                     "TLS certificate verification failed; trust the HEC certificate's CA with a CA bundle"
                 ) from None
             raise HecTransportError(f"TLS failure ({type(error).__name__})") from None
+        except urllib3.exceptions.ProxyError as error:
+            if "407" in str(error):  # the proxy refused our credentials: retrying cannot help
+                raise HecRejectedError("the HEC proxy refused the credentials (HTTP 407)") from None
+            raise HecTransportError("the HEC proxy could not be used or could not connect") from None
         except urllib3.exceptions.HTTPError as error:
             raise HecTransportError(_transport_reason(error)) from None
         finally:
@@ -802,6 +814,19 @@ class HecClient:
                 "they may be indexed, so replay may duplicate them",
                 run,
             )
+
+
+def _proxy_manager(proxy: str, pool_options: dict[str, Any]) -> urllib3.ProxyManager:
+    """A ProxyManager for `proxy`, with basic auth from its URL (never logged)."""
+    parts = urlsplit(proxy)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("the HEC proxy must be an http:// or https:// URL")
+    headers = None
+    if parts.username is not None:
+        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        headers = urllib3.make_headers(proxy_basic_auth=credentials)
+    bare = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urllib3.ProxyManager(bare, proxy_headers=headers, **pool_options)
 
 
 def _transport_reason(error: Exception) -> str:
