@@ -17,7 +17,6 @@ Errors:
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -290,6 +289,8 @@ def config_file_path(flag_path: str | None, environ: Mapping[str, str]) -> tuple
 
 def read_config_file(path: Path) -> dict[str, Any]:
     """Read a TOML config file; unknown keys are an error (a typo must not be silently ignored)."""
+    import tomllib  # only the CLI reads files; the Lambda's cold start does not pay for the parser
+
     try:
         with path.open("rb") as handle:
             data = tomllib.load(handle)
