@@ -17,6 +17,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import signal
 import tempfile
 import time
 from collections import Counter
@@ -143,6 +144,10 @@ def stream_through_handler(simulation: Simulation, *, progress: bool) -> dict[st
     return dict(totals)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _counts(result: dict[str, Any]) -> dict[str, int]:
     return {key: value for key, value in result.items() if isinstance(value, int)}
 
@@ -241,6 +246,8 @@ def register(app: typer.Typer) -> None:
                 highlight=False,
             )
             tailer.start()
+            # SIGTERM (a service manager, `kill`) stops the demo as cleanly as Ctrl-C does.
+            signal.signal(signal.SIGTERM, _interrupt)
             with contextlib.suppress(KeyboardInterrupt):
                 while server.thread.is_alive():
                     server.thread.join(0.5)
