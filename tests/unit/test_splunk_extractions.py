@@ -335,3 +335,65 @@ def test_every_known_opcode_gets_the_parsers_category_verb_and_severity_on_both_
             log_type_code=2, user_name="alice", user_type="CN_CRYPTO_OFFICER", user_type_code=2,
         )  # fmt: skip
         assert_same_as_parser(render_text_record(event, "space"))
+
+
+# --- CIM: event types and tags over the emulated fields -------------------------------------
+
+EVENTTYPES = read_conf(DEFAULT_DIR / "eventtypes.conf")
+TAGS = read_conf(DEFAULT_DIR / "tags.conf")
+_TERM = re.compile(r'(\w+)\s*(?:=\s*"([^"]*)"|\s+IN\s+\(([^)]*)\))')
+
+
+def matches(search: str, fields: Fields) -> bool:
+    """Whether an event type's search (field="value" and field IN (...) terms, ANDed) matches."""
+    terms = _TERM.findall(search)
+    assert _TERM.sub("", search).strip() == "", f"unsupported event type search: {search}"
+    for field, value, values in terms:
+        wanted = [value] if not values else re.findall(r'"([^"]*)"', values)
+        actual = fields.get(field)
+        if actual is None or not any(re.fullmatch(re.escape(w).replace(r"\*", ".*"), actual) for w in wanted):
+            return False
+    return True
+
+
+def tags_of(fields: Fields) -> set[str]:
+    tags: set[str] = set()
+    for name, eventtype in EVENTTYPES.items():
+        if matches(eventtype["search"], fields):
+            tags |= {tag for tag, state in TAGS[f"eventtype={name}"].items() if state == "enabled"}
+    return tags
+
+
+@pytest.mark.parametrize(
+    ("sample", "tags", "cim"),
+    [
+        ("aws-doc-06-login-co-success.txt", {"authentication", "privileged"}, {"action": "success", "user": "admin"}),
+        ("aws-doc-08-login-fail-157-unknown-user.txt", {"authentication"}, {"action": "failure", "user": "ExampleUser"}),
+        ("aws-doc-10-create-user-cu.txt", {"change", "account"}, {"action": "created", "object": "bob", "object_category": "user"}),
+        ("aws-doc-12-delete-user-co.txt", {"change", "account"}, {"action": "deleted", "user": "alice", "change_type": "AAA"}),
+        ("aws-doc-14-generate-key-pair.txt", {"change"}, {"action": "created", "object_id": "131079", "object_category": "key"}),
+        ("aws-doc-16-destroy-object-private.txt", {"change"}, {"action": "deleted", "object_id": "131079", "status": "success"}),
+        ("aws-doc-24-wrap-key.txt", {"change"}, {"action": "read", "object_id": "7", "change_type": "key_management"}),
+        ("aws-doc-22-insert-masked-262152.txt", set(), {"vendor_action": "sync"}),
+        ("aws-doc-02-init-token.txt", set(), {"vendor_action": "initialize"}),
+        ("aws-certstore-02-destroyobject.txt", {"change"}, {"action": "deleted", "object_category": "certificate"}),
+    ],
+)  # fmt: skip
+def test_events_land_in_the_right_data_models_on_both_sourcetypes(
+    samples_dir: Path, sample: str, tags: set[str], cim: dict[str, str]
+) -> None:
+    raw = (samples_dir / sample).read_text(encoding="utf-8").rstrip("\n")
+    event = parsed(raw)
+    views = [json_event_fields(event), json_event_fields(event, compact=False)]
+    if event.record_format == "text":
+        views.append(text_event_fields(raw))
+    for fields in views:
+        assert tags_of(fields) == tags, fields["sourcetype"]
+        for field, value in cim.items():
+            assert fields.get(field) == value, f"{fields['sourcetype']} {field}"
+        if "authentication" in tags:
+            # CIM Authentication needs action success|failure, app, src, dest and user.
+            assert fields["action"] in ("success", "failure") and fields["app"] == "cloudhsm"
+            assert fields["src"] == fields["dest"] == LOG_STREAM and fields["user"]
+        if "change" in tags:
+            assert fields["status"] in ("success", "failure") and fields["dvc"] == LOG_STREAM
