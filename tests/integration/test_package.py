@@ -446,11 +446,9 @@ else:
 
 
 def test_the_packaged_forwarder_works_with_the_environment_the_template_sets(
-    built: tuple[Path, Path, Any], sink: Any, tmp_path: Path, moto_url: str, monkeypatch: pytest.MonkeyPatch
+    built: tuple[Path, Path, Any], sink: Any, tmp_path: Path, moto_url: str
 ) -> None:
     import boto3
-
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")  # the SAM translator asks boto3 for a Region
 
     # GIVEN the token secret and the spool bucket the stack would create (moto on 127.0.0.1)
     clients = {

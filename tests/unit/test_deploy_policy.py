@@ -268,11 +268,6 @@ def policy_findings(deployment: Mapping[str, Any]) -> list[str]:
 # --------------------------------------------------------------------------------------- tests
 
 
-@pytest.fixture(autouse=True)
-def _region(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-
-
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_the_transformed_template_is_least_privilege_and_encrypted(scenario: str) -> None:
     assert policy_findings(scenario_deployment(scenario)) == []

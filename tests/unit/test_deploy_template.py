@@ -12,8 +12,10 @@ Helpers here are shared with `test_deploy_policy.py`.
 from __future__ import annotations
 
 import copy
+import functools
 import importlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -105,21 +107,29 @@ class NoManagedPolicies:
 
 
 def translate(parameters: Mapping[str, str]) -> dict[str, Any]:
-    """deploy/template.yaml as CloudFormation sees it after both transforms."""
+    """deploy/template.yaml as CloudFormation sees it after both transforms (a fresh copy)."""
+    return json.loads(_translated(tuple(sorted(parameters.items()))))
+
+
+@functools.cache
+def _translated(parameters: tuple[tuple[str, str], ...]) -> str:
     from samtranslator.translator.transform import transform
 
     template = sam_package(expand_language_extensions(load_template(), CLUSTERS))
     values = {"AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws"}
     values.update(BASE_PARAMETERS)
-    values.update(parameters)
-    result: dict[str, Any] = transform(template, values, NoManagedPolicies())  # type: ignore[arg-type]
-    return json.loads(json.dumps(result))
-
-
-@pytest.fixture(autouse=True)
-def _region(monkeypatch: pytest.MonkeyPatch) -> None:
+    values.update(dict(parameters))
     # The translator asks a boto3 session for the Region; no AWS call is made.
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    previous = os.environ.get("AWS_DEFAULT_REGION")
+    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+    try:
+        result = transform(template, values, NoManagedPolicies())  # type: ignore[arg-type]
+    finally:
+        if previous is None:
+            del os.environ["AWS_DEFAULT_REGION"]
+        else:
+            os.environ["AWS_DEFAULT_REGION"] = previous
+    return json.dumps(result)
 
 
 def cfn_lint(
