@@ -97,3 +97,27 @@ def test_logs_carry_counts_and_ids_never_records_or_tokens(
     assert {k: summary[0][k] for k in ("accepted", "spooled", "bad_payloads")} == {
         k: result[k] for k in ("accepted", "spooled", "bad_payloads")
     }
+
+
+def test_a_metrics_failure_never_fails_a_delivered_invocation(
+    fault_hec: FaultHec,
+    lambda_env: Callable[..., None],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import hsmaudit.aws.metrics as metrics_module
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("EMF sink unavailable")
+
+    monkeypatch.setattr(metrics_module, "_emit", broken)
+    lambda_env(
+        HSMAUDIT_HEC_URL=fault_hec.url,
+        HSMAUDIT_HEC_TOKEN=TOKEN,
+        HSMAUDIT_SPOOL_DIR=str(tmp_path),
+        HSMAUDIT_METRICS="true",
+    )
+    result = handler(subscription_event(subscription_document([record_text(1)])), FakeContext())
+    assert result["accepted"] == 1
+    assert "metrics not emitted (RuntimeError" in caplog.text

@@ -16,6 +16,7 @@ request), FirehoseRecordsOk/Dropped/Failed.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from dataclasses import dataclass, field
@@ -62,7 +63,20 @@ class InvocationMetrics:
 
 
 def emit(metrics: InvocationMetrics, *, namespace: str, service: str) -> None:
-    """Write the metrics as one EMF document (Powertools when installed)."""
+    """Write the metrics as one EMF document (Powertools when installed); never raises.
+
+    Metrics are a side channel: a failure here must not fail an invocation whose events were
+    delivered (AWS would retry it and duplicate them), so it is logged and swallowed.
+    """
+    try:
+        _emit(metrics, namespace=namespace, service=service)
+    except Exception as error:  # boundary: see above
+        logging.getLogger("hsmaudit.aws").warning(
+            "hsmaudit: metrics not emitted (%s: %s)", type(error).__name__, error
+        )
+
+
+def _emit(metrics: InvocationMetrics, *, namespace: str, service: str) -> None:
     try:
         from aws_lambda_powertools import Metrics
     except ImportError:  # the minimal artefact: write EMF ourselves
