@@ -317,7 +317,9 @@ def test_acks_that_arrive_after_a_few_polls_count_as_accepted(
 # --------------------------------------------------------------------------- when even the spool fails
 
 
-def test_spool_write_failure_fails_the_invocation(lambda_env: Callable[..., None], tmp_path: Path) -> None:
+def test_spool_write_failure_fails_the_invocation(
+    lambda_env: Callable[..., None], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("x")
     lambda_env(
@@ -327,6 +329,7 @@ def test_spool_write_failure_fails_the_invocation(lambda_env: Callable[..., None
     )
     with pytest.raises(SpoolError, match="cannot write spool file"):
         handler(subscription_event(*documents(10)), FakeContext())
+    assert "invocation failed so that AWS retries it" in caplog.text
 
 
 def test_no_spool_and_hec_down_fails_the_invocation_so_aws_retries(

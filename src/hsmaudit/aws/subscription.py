@@ -31,6 +31,7 @@ from hsmaudit.aws.errors import DeliveryIncompleteError
 from hsmaudit.aws.metrics import InvocationMetrics, emit
 from hsmaudit.aws.runtime import deadline_from, get_runtime
 from hsmaudit.records.event import HsmEvent
+from hsmaudit.sinks.errors import SinkError
 from hsmaudit.sinks.hec import DeliveryReport, HecClient
 from hsmaudit.sinks.spool import Spool, SpoolBatch
 from hsmaudit.sources.cloudwatch import SubscriptionDocument, decode_subscription_event, log_messages
@@ -197,6 +198,18 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
             metadata=metadata,
             metrics=metrics,
         )
+    except (SinkError, DeliveryIncompleteError) as error:
+        # The third branch of the guarantee: nothing could keep these events, so AWS must retry.
+        logger.error(
+            json.dumps(
+                {
+                    "message": "hsmaudit: invocation failed so that AWS retries it",
+                    **metadata,
+                    "reason": str(error),
+                }
+            )
+        )
+        raise
     finally:
         if settings.metrics:
             emit(metrics, namespace=settings.metrics_namespace, service="subscription")
