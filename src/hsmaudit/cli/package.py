@@ -316,9 +316,9 @@ def compile_bytecode(entries: dict[str, Path], staging: Path, interpreter: str) 
 
 
 def _zip_time(epoch: int) -> tuple[int, int, int, int, int, int]:
-    """A zip timestamp (UTC) from epoch seconds, clamped to the zip format's 1980 start."""
+    """A zip timestamp (UTC) from epoch seconds, as the format stores it: from 1980, in 2-second steps."""
     t = time.gmtime(max(epoch, ZIP_EPOCH))
-    return (t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec)
+    return (t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec - t.tm_sec % 2)
 
 
 def write_zip(entries: dict[str, Path], output: Path, *, epoch: int) -> int:
