@@ -150,6 +150,11 @@ class Server:
                 time.sleep(0.05)
         raise RuntimeError("server did not start")
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server process has used, from /proc (Linux)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=60)
@@ -220,12 +225,13 @@ def main() -> None:
     )
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--quick", action="store_true", help="100k/50k events, for a smoke run")
+    parser.add_argument("--db", type=Path, help="reuse this store (skips what it already holds)")
     args = parser.parse_args()
     if args.quick:
         args.ingest_events, args.total, args.repeat = 20_000, 100_000, 5
 
-    workdir = Path(tempfile.mkdtemp(prefix="hsmaudit-bench-"))
-    db = workdir / "bench.sqlite3"
+    workdir = args.db.parent if args.db else Path(tempfile.mkdtemp(prefix="hsmaudit-bench-"))
+    db = args.db or workdir / "bench.sqlite3"
     encoder = EventEncoder()
     print(f"collector_bench: store {db}")
 
@@ -240,13 +246,20 @@ def main() -> None:
     )
 
     half = len(bodies) // 2
+    reuse = args.db is not None and args.db.exists()
     server = Server(db)
     try:
-        for concurrency, part in ((1, bodies[:half]), (args.concurrency, bodies[half:])):
+        if reuse:
+            print("  reusing the store: ingest skipped")
+            bodies = []
+        for concurrency, part in ((1, bodies[:half]), (args.concurrency, bodies[half:])) if bodies else ():
+            cpu_before = server.cpu_seconds()
             acked, elapsed = ingest(server.url, part, concurrency)
+            cpu = server.cpu_seconds() - cpu_before
             print(
                 f"  durable ingest, {concurrency} connection(s): {acked / elapsed:,.0f} events/s acknowledged "
-                f"({acked:,} events in {elapsed:.2f} s, {len(part) / elapsed:.0f} requests/s)"
+                f"({acked:,} events in {elapsed:.2f} s, {len(part) / elapsed:.0f} requests/s); "
+                f"server used {cpu:.2f} CPU-s = {acked / cpu:,.0f} events per server CPU-second"
             )
     finally:
         server.stop()
@@ -268,6 +281,9 @@ def main() -> None:
         )
     size = sum(path.stat().st_size for path in workdir.iterdir())
     print(f"  store size: {size / 2**20:.0f} MiB ({size / have:.0f} bytes/event)")
+    print(
+        f"  load average while measuring: {os.getloadavg()[0]:.1f} (2 cores; other work on the machine slows every figure)"
+    )
 
     server = Server(db)
     try:
