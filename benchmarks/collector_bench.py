@@ -131,12 +131,24 @@ def free_port() -> int:
 class Server:
     """`hsmaudit serve` in a subprocess."""
 
-    def __init__(self, db: Path) -> None:
+    def __init__(self, db: Path, synchronous: str = "full") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("HSMAUDIT_")}
         self.process = subprocess.Popen(
-            [HSMAUDIT, "serve", "--port", str(self.port), "--db", str(db), "--token", TOKEN, "--no-detect"],
+            [
+                HSMAUDIT,
+                "serve",
+                "--port",
+                str(self.port),
+                "--db",
+                str(db),
+                "--token",
+                TOKEN,
+                "--no-detect",
+                "--synchronous",
+                synchronous,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env=env,
@@ -226,6 +238,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--quick", action="store_true", help="100k/50k events, for a smoke run")
     parser.add_argument("--db", type=Path, help="reuse this store (skips what it already holds)")
+    parser.add_argument(
+        "--synchronous", default="full", choices=["full", "normal"], help="the server's fsync policy"
+    )
     args = parser.parse_args()
     if args.quick:
         args.ingest_events, args.total, args.repeat = 20_000, 100_000, 5
@@ -247,7 +262,8 @@ def main() -> None:
 
     half = len(bodies) // 2
     reuse = args.db is not None and args.db.exists()
-    server = Server(db)
+    server = Server(db, args.synchronous)
+    print(f"  server: hsmaudit serve --synchronous {args.synchronous}")
     try:
         if reuse:
             print("  reusing the store: ingest skipped")

@@ -77,6 +77,12 @@ def register(app: typer.Typer) -> None:
         detect: bool = typer.Option(
             True, "--detect/--no-detect", help="Run the detections on stored events."
         ),
+        synchronous: str = typer.Option(
+            "full",
+            "--synchronous",
+            help="SQLite fsync policy: 'full' (an acknowledged event survives power loss) or 'normal' "
+            "(survives a crash of hsmaudit, not of the machine; faster).",
+        ),
     ) -> None:
         """Run the local HEC-compatible collector and dashboard: send events to it like to Splunk.
 
@@ -92,8 +98,11 @@ def register(app: typer.Typer) -> None:
 
         secret, generated = resolve_token(token)
         warn_if_exposed(host)
+        mode = synchronous.strip().upper()
+        if mode not in ("FULL", "NORMAL"):
+            fail("--synchronous must be 'full' or 'normal'", 2)
         with one_line_errors(StoreError, OSError):
-            store = EventStore(db)
+            store = EventStore(db, synchronous="FULL" if mode == "FULL" else "NORMAL")
         app_ = create_app(
             store, CollectorSettings(token=secret, max_content_length=max_content_length, ack=ack)
         )
