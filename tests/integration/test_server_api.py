@@ -215,3 +215,33 @@ def test_empty_store_renders_zeros(tmp_path: Path) -> None:
     finally:
         running.stop()
         store.close()
+
+
+def test_detection_tailer_turns_posted_events_into_alerts_on_the_dashboard(tmp_path: Path) -> None:
+    from hsmaudit.server.detections import DetectionTailer
+    from hsmaudit.sinks.hec import HecClient, StaticToken
+
+    store = EventStore(tmp_path / "live.sqlite3")
+    running = start_in_thread(create_app(store, CollectorSettings(token="live-token")))
+    tailer = DetectionTailer(store, interval=0.1)
+    tailer.start()
+    try:
+        simulation = run_scenarios(["failed-login-burst", "key-exported"], seed=3)
+        client = HecClient(running.url, StaticToken("live-token"))
+        try:
+            report = client.send(parsed_events(simulation.records), deadline=time.monotonic() + 30)
+        finally:
+            client.close()
+        assert report.accepted == len(simulation.records)
+        deadline = time.monotonic() + 20
+        while True:
+            _, summary, _ = get(running, "/api/summary")
+            if set(summary["alerts"]) >= {"failed-login", "login-brute-force", "key-exported"}:
+                break
+            assert time.monotonic() < deadline, summary["alerts"]
+            time.sleep(0.1)
+        assert summary["alerts"]["failed-login"] == 6
+    finally:
+        tailer.stop()
+        running.stop()
+        store.close()
