@@ -155,11 +155,14 @@ def test_tail_of_the_local_store_shows_the_last_lines_then_follows(tmp_path: Pat
     assert last_two.returncode == 0, last_two.stderr
     assert len(last_two.stdout.splitlines()) == 2
     process = subprocess.Popen(
-        [HSMAUDIT, "tail", "--db", str(db), "--lines", "0", "--follow", "--interval", "0.2", "--format", "jsonl"],
+        [HSMAUDIT, "tail", "--db", str(db), "--lines", "1", "--follow", "--interval", "0.2", "--format", "jsonl"],
         env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        time.sleep(1.0)
+        assert process.stdout is not None
+        reader = LineReader(process.stdout)
+        # the newest stored event first: then tail is following
+        assert len(reader.read_until(lambda lines: len(lines) >= 1)) == 1
         with EventStore(db) as store:
             store.add_events(
                 [
@@ -168,8 +171,7 @@ def test_tail_of_the_local_store_shows_the_last_lines_then_follows(tmp_path: Pat
                     )
                 ]
             )
-        assert process.stdout is not None
-        new = LineReader(process.stdout).read_until(lambda lines: len(lines) >= 1)
+        new = reader.read_until(lambda lines: len(lines) >= 1)
         process.send_signal(2)
         process.wait(timeout=20)
     finally:
