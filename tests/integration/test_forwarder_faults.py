@@ -464,3 +464,25 @@ def test_missing_hec_url_fails_the_invocation_with_a_clear_reason(lambda_env: Ca
     lambda_env(HSMAUDIT_HEC_TOKEN=TOKEN)
     with pytest.raises(ConfigError, match="set HSMAUDIT_HEC_URL"):
         handler(subscription_event(*documents(1)), FakeContext())
+
+
+def test_acks_still_pending_when_the_time_budget_ends_are_spooled(
+    fault_hec: FaultHec, lambda_env: Callable[..., None], tmp_path: Path
+) -> None:
+    fault_hec.ack = "never"
+    spool_dir = tmp_path / "spool"
+    lambda_env(
+        HSMAUDIT_HEC_URL=fault_hec.url,
+        HSMAUDIT_HEC_TOKEN=TOKEN,
+        HSMAUDIT_SPOOL_DIR=str(spool_dir),
+        HSMAUDIT_HEC_ACK="true",
+        HSMAUDIT_HEC_ACK_TIMEOUT="30",  # longer than the invocation has left
+    )
+    docs = documents(10)
+    started = time.monotonic()
+    result = handler(subscription_event(*docs), FakeContext(remaining_ms=1500))
+    assert time.monotonic() - started < 1.5
+    assert (result["accepted"], result["spooled"]) == (0, 10)
+    (batch_id,) = LocalSpool(spool_dir).list()
+    assert "time budget ran out waiting for HEC to acknowledge" in LocalSpool(spool_dir).get(batch_id).reason
+    assert fault_hec.accepted == expected_lines(*docs)  # sent once, not resent
