@@ -245,3 +245,22 @@ def test_detection_tailer_turns_posted_events_into_alerts_on_the_dashboard(tmp_p
         tailer.stop()
         running.stop()
         store.close()
+
+
+def test_serve_on_a_taken_port_fails_with_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [HSMAUDIT, "serve", "--port", str(port), "--db", str(tmp_path / "x.sqlite3"), "--token", "t"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip()
+        == f"hsmaudit: cannot listen on 127.0.0.1:{port}: Address already in use; choose another --port"
+    )

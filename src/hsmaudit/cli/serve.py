@@ -49,6 +49,21 @@ def warn_if_exposed(host: str) -> None:
         )
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Fail with one line when the address is taken (uvicorn would log a traceback-like error)."""
+    import socket
+
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            fail(f"cannot listen on {host}:{port}: {error.strerror or error}; choose another --port")
+
+
 def register(app: typer.Typer) -> None:
     """Add `serve` to the app."""
 
@@ -98,6 +113,7 @@ def register(app: typer.Typer) -> None:
 
         secret, generated = resolve_token(token)
         warn_if_exposed(host)
+        check_port_free(host, port)
         mode = synchronous.strip().upper()
         if mode not in ("FULL", "NORMAL"):
             fail("--synchronous must be 'full' or 'normal'", 2)
