@@ -73,7 +73,6 @@ _INT_INDEXES: Final = tuple(
 _EVENT_ID: Final = FIELD_NAMES.index("event_id")
 _ENCODE: Final = msgspec.json.Encoder().encode
 _DECODE_JSON: Final = msgspec.json.Decoder().decode
-_LOOKUP_CHUNK: Final = 900
 _CHECKPOINT_INTERVAL: Final = 0.5
 _WAL_RESTART_PAGES: Final = 65_536  # 256 MiB of 4 KiB pages
 _RECENT_LIMIT_MAX: Final = 1000
@@ -294,17 +293,22 @@ class EventStore:
                 raise StoreError(f"store {self.path} is closed")
             try:
                 self._writer.execute("BEGIN IMMEDIATE")
-                ids = list(rows)
-                for start in range(0, len(ids), _LOOKUP_CHUNK):
-                    chunk = ids[start : start + _LOOKUP_CHUNK]
-                    marks = ",".join("?" * len(chunk))
-                    for (existing,) in self._writer.execute(
-                        f"SELECT event_id FROM events WHERE event_id IN ({marks})",
-                        chunk,
-                    ):
-                        del rows[existing]
+                # New rows get rowids above the current maximum (rows are never deleted), so when
+                # INSERT OR IGNORE skipped some repeats, the rows above it are exactly the new ones.
+                # The common case (nothing repeated) needs no lookup at all.
+                (last_rowid,) = self._writer.execute("SELECT coalesce(max(rowid), 0) FROM events").fetchone()
+                before = self._writer.total_changes
+                self._writer.executemany(INSERT_EVENT, rows.values())
+                inserted = self._writer.total_changes - before
+                if inserted != len(rows):
+                    new_ids = {
+                        event_id
+                        for (event_id,) in self._writer.execute(
+                            "SELECT event_id FROM events WHERE rowid > ?", (last_rowid,)
+                        )
+                    }
+                    rows = {event_id: row for event_id, row in rows.items() if event_id in new_ids}
                 if rows:
-                    self._writer.executemany(INSERT_EVENT, rows.values())
                     self._update_rollups([kept[event_id] for event_id in rows])
                 self._writer.execute("COMMIT")
             except sqlite3.Error as error:
