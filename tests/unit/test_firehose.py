@@ -65,14 +65,15 @@ def test_data_control_and_bad_records_get_their_results() -> None:
                 "multi", document(2, start=10), document(1, control=True), document(2, start=20), members=True
             ),
             {"recordId": "bad-base64", "data": "%%%"},
-            {"recordId": "bad-gzip", "data": base64.b64encode(b"plain").decode()},
+            {"recordId": "bad-gzip", "data": base64.b64encode(b"\x1f\x8bnot really gzip").decode()},
             record("bad-json", b'{"messageType": '),
+            {"recordId": "not-utf8", "data": base64.b64encode(b"\xff\xfe").decode()},
             {"recordId": "no-data"},
         ]
     }
     out = transform_records(event, encoder=EventEncoder(), spool=None)["records"]
     assert [r["recordId"] for r in out] == [r["recordId"] for r in event["records"]]
-    assert [r["result"] for r in out] == ["Ok", "Dropped", "Ok"] + ["ProcessingFailed"] * 4
+    assert [r["result"] for r in out] == ["Ok", "Dropped", "Ok"] + ["ProcessingFailed"] * 5
     first = decoded(out[0])
     assert [e["event"]["sequence_no"] for e in first] == [0, 1, 2]
     assert first[0]["event"]["user_name"] == "jöran"
@@ -167,3 +168,35 @@ def test_any_record_data_gets_an_answer_and_never_crashes_the_batch(datas: list[
     assert [r["recordId"] for r in out] == [r["recordId"] for r in records]
     assert all(r["result"] in ("Ok", "Dropped", "ProcessingFailed") for r in out)
     assert out[-1]["result"] == "Ok"
+
+
+def test_documents_firehose_already_decompressed_are_read_too() -> None:
+    # Firehose's CloudWatch Logs decompression hands over the JSON document itself
+    plain = {
+        "recordId": "plain",
+        "data": base64.b64encode(document(2, start=5) + document(1, start=9)).decode(),
+    }
+    (result,) = transform_records({"records": [plain]}, encoder=EventEncoder(), spool=None)["records"]
+    envelopes = decoded(result)
+    assert [e["event"]["sequence_no"] for e in envelopes] == [5, 6, 9]
+    assert {e["host"] for e in envelopes} == {"hsm-fh"}
+
+
+def test_extracted_messages_become_events_without_cluster_or_hsm() -> None:
+    # Firehose's message extraction hands over one log message per record, nothing else
+    text = RECORD.format(seq=3)
+    extracted = [
+        {"recordId": "text", "data": base64.b64encode(text.encode()).decode()},
+        {"recordId": "junk", "data": base64.b64encode(b"not an audit record").decode()},
+    ]
+    out = transform_records({"records": extracted}, encoder=EventEncoder(), spool=None)["records"]
+    assert [r["result"] for r in out] == ["Ok", "Ok"]
+    (event,) = decoded(out[0])
+    assert (event["event"]["sequence_no"], event["event"]["raw"], event["event"]["cluster_id"]) == (
+        3,
+        text,
+        None,
+    )
+    assert "host" not in event and "source" not in event
+    (junk,) = decoded(out[1])
+    assert junk["event"]["parse_error"] and junk["event"]["raw"] == "not an audit record"

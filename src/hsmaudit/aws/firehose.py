@@ -11,7 +11,8 @@ Facts (`shared/reference/cloudhsm-audit-format.md` §11.2): every input recordId
 prefix with their raw data (kept, not lost); request and response are each limited to 6 MB.
 
 Outcomes per record:
-- DATA_MESSAGE(s) -> `Ok` with the envelopes (multi-document and multi-member gzip safe);
+- DATA_MESSAGE(s) -> `Ok` with the envelopes (multi-document and multi-member gzip safe; also
+  when Firehose already decompressed them, or extracted single messages: `record_messages`);
 - only CONTROL_MESSAGEs -> `Dropped` (CloudWatch's health check, never an event);
 - undecodable (bad base64, gzip, JSON, wrong shape) -> `ProcessingFailed`, logged with the reason;
 - over the 6 MB response budget -> its envelopes are written to the spool (when configured) and
@@ -23,6 +24,7 @@ Outcomes per record:
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import logging
 from collections.abc import Mapping
@@ -33,9 +35,9 @@ from hsmaudit.aws.metrics import InvocationMetrics, emit
 from hsmaudit.aws.runtime import get_runtime
 from hsmaudit.sinks.hec import EventEncoder
 from hsmaudit.sinks.spool import Spool, SpoolBatch
-from hsmaudit.sources.cloudwatch import decode_documents, gunzip_base64, log_messages
+from hsmaudit.sources.cloudwatch import decode_documents, gunzip, log_messages
 from hsmaudit.sources.errors import SourceDecodeError
-from hsmaudit.sources.message import parse_log_message
+from hsmaudit.sources.message import LogMessage, parse_log_message
 
 logger = logging.getLogger("hsmaudit.aws.firehose")
 
@@ -45,6 +47,7 @@ RESPONSE_LIMIT: Final = 6 * 1024 * 1024
 """Lambda's synchronous response payload limit (bytes)."""
 RESPONSE_BUDGET: Final = RESPONSE_LIMIT - 64 * 1024
 """What we let the response grow to: the limit minus room for JSON framing we do not count."""
+GZIP_MAGIC: Final = b"\x1f\x8b"
 _RECORD_OVERHEAD: Final = 64  # {"recordId":"","result":"ProcessingFailed","data":""}, + commas
 
 
@@ -69,26 +72,63 @@ class FirehoseRecordResult:
         return _RECORD_OVERHEAD + len(self.record_id) + (len(self.data) if self.data is not None else 0)
 
 
+def record_messages(data: Any, *, name: str) -> tuple[list[LogMessage], int]:
+    """One Firehose record's data -> (log messages, control messages).
+
+    Three shapes, told apart by content (cloudhsm-audit-format.md §11.1):
+    - gzip (magic `1f 8b`): CloudWatch's compressed subscription document(s), the default;
+    - a JSON subscription document: Firehose's own CloudWatch Logs *decompression* is on (then the
+      response is only ~3x the input instead of 20-80x, see docs/forwarder.md);
+    - anything else: Firehose's *message extraction* is on, the data is one log message with no
+      log group or stream (so no cluster or HSM id).
+
+    Raises `SourceDecodeError` for data that is not base64, bad gzip, a gzip'd non-document, or
+    not UTF-8.
+    """
+    if not isinstance(data, str):
+        raise SourceDecodeError(f"{name}: no base64 `data`")
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise SourceDecodeError(f"{name}: not valid base64 ({error})") from None
+    if raw[:2] == GZIP_MAGIC:
+        documents = decode_documents(gunzip(raw, name=name), name=name)
+    else:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise SourceDecodeError(
+                f"{name}: not UTF-8 text ({error.reason} at byte {error.start})"
+            ) from None
+        try:
+            documents = decode_documents(raw, name=name) if '"messageType"' in text else []
+        except SourceDecodeError:
+            documents = []
+        if not documents:
+            return [LogMessage(text)], 0
+    messages: list[LogMessage] = []
+    control = 0
+    for document in documents:
+        if document.is_control:
+            control += 1
+            continue
+        messages.extend(log_messages(document))
+    return messages, control
+
+
 def transform_record(data: Any, *, encoder: EventEncoder, name: str) -> tuple[list[bytes], int, int]:
     """One Firehose record's data -> (HEC lines, control messages, parse errors).
 
     Raises `SourceDecodeError` for data that cannot be decoded.
     """
-    if not isinstance(data, str):
-        raise SourceDecodeError(f"{name}: no base64 `data`")
-    documents = decode_documents(gunzip_base64(data, name=name), name=name)
+    messages, control = record_messages(data, name=name)
     lines: list[bytes] = []
-    control = 0
     parse_errors = 0
-    for document in documents:
-        if document.is_control:
-            control += 1
-            continue
-        for message in log_messages(document):
-            event = parse_log_message(message)
-            if event.parse_error is not None:
-                parse_errors += 1
-            lines.append(encoder.line(event))
+    for message in messages:
+        event = parse_log_message(message)
+        if event.parse_error is not None:
+            parse_errors += 1
+        lines.append(encoder.line(event))
     return lines, control, parse_errors
 
 
