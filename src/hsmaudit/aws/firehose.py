@@ -78,7 +78,7 @@ def record_messages(data: Any, *, name: str) -> tuple[list[LogMessage], int]:
     Three shapes, told apart by content (cloudhsm-audit-format.md §11.1):
     - gzip (magic `1f 8b`): CloudWatch's compressed subscription document(s), the default;
     - a JSON subscription document: Firehose's own CloudWatch Logs *decompression* is on (then the
-      response is only ~3x the input instead of 20-80x, see docs/forwarder.md);
+      response is only ~4x the input instead of 20-80x, see docs/forwarder.md);
     - anything else: Firehose's *message extraction* is on, the data is one log message with no
       log group or stream (so no cluster or HSM id).
 
