@@ -457,9 +457,9 @@ def test_the_packaged_forwarder_works_with_the_environment_the_template_sets(
         "aws_access_key_id": "testing",
         "aws_secret_access_key": "testing",  # moto's fake credentials
     }
-    secret_arn = boto3.client("secretsmanager", **clients).create_secret(
-        Name=f"hsmaudit/test-{tmp_path.name}/hec-token", SecretString=json.dumps({"hec_token": TOKEN})
-    )["ARN"]
+    secrets = boto3.client("secretsmanager", **clients)
+    # Created empty, as the stack creates it (HecTokenSecretArn not given).
+    secret_arn = secrets.create_secret(Name=f"hsmaudit/test-{tmp_path.name}/hec-token")["ARN"]
     bucket = f"hsmaudit-spool-{abs(hash(tmp_path)) % 10**8}"
     s3 = boto3.client("s3", **clients)
     s3.create_bucket(Bucket=bucket)
@@ -509,17 +509,27 @@ def test_the_packaged_forwarder_works_with_the_environment_the_template_sets(
         result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
         return result
 
-    # WHEN HEC is up: the token comes from the secret and every record arrives
-    invoke(sink.url)
+    def spooled() -> list[str]:
+        return [item["Key"] for item in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+
+    prefix = environment_from_template["HSMAUDIT_SPOOL_PREFIX"]
+    expected = payloads["expected_records"]
+
+    # WHEN deliveries arrive before anyone put the token: spooled under the role's prefix, not lost
+    assert invoke(sink.url)["spooled"] == expected
+    assert len(spooled()) == 1 and spooled()[0].startswith(prefix)
+    assert not sink.kept.exists() or not sink.kept.read_text().strip()
+
+    # WHEN the token is put as the README says ({"hec_token": ...}): every record arrives
+    secrets.put_secret_value(SecretId=secret_arn, SecretString=json.dumps({"hec_token": TOKEN}))
+    assert invoke(sink.url)["accepted"] == expected
     kept = [json.loads(line) for line in sink.kept.read_text().splitlines()]
-    assert len(kept) == payloads["expected_records"]
+    assert len(kept) == expected
 
     # WHEN HEC is down: every record is spooled under the prefix the role may write
-    invoke("http://127.0.0.1:9")  # discard port: connection refused
-    prefix = environment_from_template["HSMAUDIT_SPOOL_PREFIX"]
-    listed = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
-    assert listed, "nothing was spooled"
-    assert all(item["Key"].startswith(prefix) for item in listed)
+    assert invoke("http://127.0.0.1:9")["spooled"] == expected  # discard port: connection refused
+    assert len(spooled()) == 2
+    assert all(key.startswith(prefix) for key in spooled())
 
     # AND the Firehose transformation works with just the variables the template gives it
     transform_environment = _template_environment(scenario="firehose-defaults", function="TransformFunction")
