@@ -55,10 +55,10 @@ from hsmaudit.store.schema import (
     INSERT_EVENT,
     JSON_FIELDS,
     ROLLUP_BUCKET_USECS,
+    ROLLUP_FROM_NEW_ROWS,
     SCHEMA,
     SCHEMA_VERSION,
-    UPSERT_ROLLUP,
-    UPSERT_STREAM,
+    STREAMS_FROM_NEW_ROWS,
 )
 
 Synchronous = Literal["FULL", "NORMAL"]
@@ -128,14 +128,6 @@ def alert_id(alert: Alert) -> str:
     if not alert.event_ids:
         basis += "|" + (alert.time or "") + "|" + _ENCODE(alert.details).decode()
     return hashlib.blake2b(basis.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-
-
-def _key(value: str | None) -> str:
-    return "" if value is None else value
-
-
-def _success_key(value: bool | None) -> int:
-    return -1 if value is None else int(value)
 
 
 class EventStore:
@@ -279,13 +271,9 @@ class EventStore:
         returns, the commit is on disk (WAL, synchronous=FULL).
         """
         rows: dict[str, tuple[Any, ...]] = {}
-        kept: dict[str, HsmEvent] = {}
         for event in events:
             row = _event_row(event)
-            event_id = row[_EVENT_ID]
-            if event_id not in rows:
-                rows[event_id] = row
-                kept[event_id] = event
+            rows.setdefault(row[_EVENT_ID], row)
         if not rows:
             return 0
         with self._write_lock:
@@ -293,70 +281,21 @@ class EventStore:
                 raise StoreError(f"store {self.path} is closed")
             try:
                 self._writer.execute("BEGIN IMMEDIATE")
-                # New rows get rowids above the current maximum (rows are never deleted), so when
-                # INSERT OR IGNORE skipped some repeats, the rows above it are exactly the new ones.
-                # The common case (nothing repeated) needs no lookup at all.
+                # New rows get rowids above the current maximum (rows are never deleted): the
+                # rollups are computed in SQL from exactly those rows, so repeats that INSERT OR
+                # IGNORE skipped are never counted.
                 (last_rowid,) = self._writer.execute("SELECT coalesce(max(rowid), 0) FROM events").fetchone()
                 before = self._writer.total_changes
                 self._writer.executemany(INSERT_EVENT, rows.values())
                 inserted = self._writer.total_changes - before
-                if inserted != len(rows):
-                    new_ids = {
-                        event_id
-                        for (event_id,) in self._writer.execute(
-                            "SELECT event_id FROM events WHERE rowid > ?", (last_rowid,)
-                        )
-                    }
-                    rows = {event_id: row for event_id, row in rows.items() if event_id in new_ids}
-                if rows:
-                    self._update_rollups([kept[event_id] for event_id in rows])
+                if inserted:
+                    self._writer.execute(ROLLUP_FROM_NEW_ROWS, (last_rowid,))
+                    self._writer.execute(STREAMS_FROM_NEW_ROWS, (last_rowid,))
                 self._writer.execute("COMMIT")
             except sqlite3.Error as error:
                 self._rollback()
                 raise StoreError(f"cannot write to store {self.path}: {error}") from error
-        return len(rows)
-
-    def _update_rollups(self, events: list[HsmEvent]) -> None:
-        counts: Counter[tuple[Any, ...]] = Counter()
-        last: dict[tuple[Any, ...], int] = {}
-        streams: dict[tuple[str, str, int], list[int | None]] = {}
-        for event in events:
-            usecs = event.usecs
-            key = (
-                -1 if usecs is None else usecs // ROLLUP_BUCKET_USECS,
-                _key(event.cluster_id),
-                _key(event.hsm_id),
-                _key(event.log_type),
-                _key(event.opcode),
-                _key(event.user_type),
-                _success_key(event.success),
-                0 if event.parse_error is None else 1,
-            )
-            counts[key] += 1
-            if usecs is not None and usecs > last.get(key, -1):
-                last[key] = usecs
-            if (
-                event.hsm_id is not None
-                and event.sequence_no is not None
-                and event.reboot_counter is not None
-            ):
-                skey = (_key(event.cluster_id), event.hsm_id, event.reboot_counter)
-                seq = event.sequence_no
-                state = streams.get(skey)
-                if state is None:
-                    streams[skey] = [1, seq, seq, usecs, usecs]
-                else:
-                    state[0] = (state[0] or 0) + 1
-                    state[1] = min(state[1] or 0, seq)
-                    state[2] = max(state[2] or 0, seq)
-                    if usecs is not None:
-                        state[3] = usecs if state[3] is None else min(state[3], usecs)
-                        state[4] = usecs if state[4] is None else max(state[4], usecs)
-        self._writer.executemany(
-            UPSERT_ROLLUP, [(*key, count, last.get(key)) for key, count in counts.items()]
-        )
-        if streams:
-            self._writer.executemany(UPSERT_STREAM, [(*key, *state) for key, state in streams.items()])
+        return inserted
 
     def add_alerts(self, alerts: Iterable[Alert]) -> int:
         """Store alerts; returns how many were new (the same rule on the same events is stored once)."""

@@ -8,9 +8,10 @@ booleans 0/1) and `event_id` UNIQUE; table `alerts` has the contract §4 fields 
 Two rollup tables keep the dashboard fast at a million events (`benchmarks/collector_bench.py`):
 `event_rollup` counts events per hour and per (cluster, HSM, log type, opcode, user type,
 success, parse error), and `hsm_streams` keeps sequence-number range, count and last-seen per HSM stream.
-Both are maintained by `EventStore.add_events` in the same transaction as the events, so they are
-never out of step. Absent values are '' (and success -1) in rollup keys: SQLite treats NULLs as
-distinct in a primary key, which would defeat the upsert.
+Both are maintained by `EventStore.add_events` in the same transaction as the events (in SQL,
+from the rows just inserted), so they are never out of step. Absent values are '' (and success
+-1) in rollup keys: SQLite treats NULLs as distinct in a primary key, which would defeat the
+upsert.
 """
 
 from __future__ import annotations
@@ -120,24 +121,41 @@ _COLUMN_LIST: Final = ", ".join(name for name, _ in EVENT_COLUMNS)
 _PLACEHOLDERS: Final = ", ".join("?" for _ in EVENT_COLUMNS)
 INSERT_EVENT: Final = f"INSERT OR IGNORE INTO events ({_COLUMN_LIST}) VALUES ({_PLACEHOLDERS})"  # noqa: S608
 
-UPSERT_ROLLUP: Final = """INSERT INTO event_rollup
+INSERT_ALERT: Final = (
+    "INSERT OR IGNORE INTO alerts (alert_id, rule, title, severity, time, cluster_id, hsm_id, user_name,"
+    " event_ids, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+# Rollups from the rows a transaction just inserted (rowid above the previous maximum), in SQL:
+# no per-event Python work on the ingest path. Bucket: floor(usecs / 1 h) for integer times, -1
+# for records without one (and for out-of-range times kept as text).
+ROLLUP_FROM_NEW_ROWS: Final = f"""INSERT INTO event_rollup
   (bucket, cluster_id, hsm_id, log_type, opcode, user_type, success, parse_error, n, last_usecs)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+SELECT
+  CASE WHEN typeof(usecs) != 'integer' THEN -1
+       WHEN usecs >= 0 THEN usecs / {ROLLUP_BUCKET_USECS}
+       ELSE -((-usecs + {ROLLUP_BUCKET_USECS - 1}) / {ROLLUP_BUCKET_USECS}) END,
+  coalesce(cluster_id, ''), coalesce(hsm_id, ''), coalesce(log_type, ''), coalesce(opcode, ''),
+  coalesce(user_type, ''), coalesce(success, -1), parse_error IS NOT NULL,
+  count(*), max(CASE WHEN typeof(usecs) = 'integer' THEN usecs END)
+FROM events WHERE rowid > ?
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
 ON CONFLICT (bucket, cluster_id, hsm_id, log_type, opcode, user_type, success, parse_error) DO UPDATE SET
   n = n + excluded.n,
-  last_usecs = max(coalesce(last_usecs, excluded.last_usecs), coalesce(excluded.last_usecs, last_usecs))"""
+  last_usecs = max(coalesce(last_usecs, excluded.last_usecs), coalesce(excluded.last_usecs, last_usecs))"""  # noqa: S608
 
-UPSERT_STREAM: Final = """INSERT INTO hsm_streams
+STREAMS_FROM_NEW_ROWS: Final = """INSERT INTO hsm_streams
   (cluster_id, hsm_id, reboot_counter, n, min_sequence_no, max_sequence_no, first_usecs, last_usecs)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+SELECT coalesce(cluster_id, ''), hsm_id, reboot_counter, count(*), min(sequence_no), max(sequence_no),
+  min(CASE WHEN typeof(usecs) = 'integer' THEN usecs END),
+  max(CASE WHEN typeof(usecs) = 'integer' THEN usecs END)
+FROM events
+WHERE rowid > ? AND hsm_id IS NOT NULL
+  AND typeof(sequence_no) = 'integer' AND typeof(reboot_counter) = 'integer'
+GROUP BY 1, 2, 3
 ON CONFLICT (cluster_id, hsm_id, reboot_counter) DO UPDATE SET
   n = n + excluded.n,
   min_sequence_no = min(min_sequence_no, excluded.min_sequence_no),
   max_sequence_no = max(max_sequence_no, excluded.max_sequence_no),
   first_usecs = min(coalesce(first_usecs, excluded.first_usecs), coalesce(excluded.first_usecs, first_usecs)),
   last_usecs = max(coalesce(last_usecs, excluded.last_usecs), coalesce(excluded.last_usecs, last_usecs))"""
-
-INSERT_ALERT: Final = (
-    "INSERT OR IGNORE INTO alerts (alert_id, rule, title, severity, time, cluster_id, hsm_id, user_name,"
-    " event_ids, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
