@@ -242,3 +242,37 @@ def test_filter_times_accept_iso_and_epoch(text: str, usecs: int) -> None:
 def test_unreadable_filter_time_is_a_filter_error() -> None:
     with pytest.raises(FilterError, match="since"):
         EventFilter.from_params({"since": "yesterday-ish"})
+
+
+def test_hostile_times_and_sequence_numbers_do_not_break_the_rollups(tmp_path: Path) -> None:
+    odd = [
+        HsmEvent(
+            event_id="huge",
+            usecs=2**70,
+            sequence_no=2**70,
+            reboot_counter=1,
+            hsm_id="hsm-a",
+            opcode="CN_LOGIN",
+        ),
+        HsmEvent(
+            event_id="negative",
+            usecs=-5_000_000_000,
+            sequence_no=3,
+            reboot_counter=1,
+            hsm_id="hsm-a",
+            opcode="CN_LOGIN",
+        ),
+        HsmEvent(event_id="none", opcode="CN_LOGIN"),
+    ]
+    with EventStore(tmp_path / "s.db") as store:
+        assert store.add_events(odd) == 3
+        summary = store.summary()
+        assert summary.total_events == 3
+        assert summary.by_opcode == {"CN_LOGIN": 3}
+        assert store.summary(EventFilter(until_usecs=0)).total_events == 1
+        assert [s.records for s in store.stream_status()] == [1]
+        assert {e.event_id: e.usecs for _, e in store.iter_events()} == {
+            "huge": 2**70,
+            "negative": -5_000_000_000,
+            "none": None,
+        }
