@@ -13,7 +13,8 @@ The zip holds exactly what the two Lambda entry points need, nothing else:
 Reproducible: entries sorted, every timestamp `SOURCE_DATE_EPOCH` (default 1980-01-01, the zip
 epoch), fixed permissions, and no bytecode unless asked for (`pip --no-compile`; `--compile` adds
 hash-based pycs made by an interpreter of the target version, see `compile_bytecode`), so two
-builds of the same tree and pins give the same bytes and the same sha256.
+builds of the same tree and pins give the same bytes and the same sha256 (given the same zlib;
+`contents_sha256` does not depend on the compressor at all).
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ class PackageResult:
     runtime: str
     modules: tuple[str, ...]
     bytecode: bool = False
+    contents_sha256: str = ""
 
 
 # --- which hsmaudit code goes in -------------------------------------------------------------
@@ -321,6 +323,20 @@ def _zip_time(epoch: int) -> tuple[int, int, int, int, int, int]:
     return (t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec - t.tm_sec % 2)
 
 
+def contents_digest(entries: dict[str, Path]) -> str:
+    """sha256 over every archive name and its file's sha256, in name order.
+
+    The zip's own sha256 also depends on the deflate implementation (zlib and zlib-ng compress the
+    same bytes differently); this one does not, so two machines can compare what they packaged.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(entries):
+        digest.update(name.encode())
+        digest.update(b"\0")
+        digest.update(hashlib.sha256(entries[name].read_bytes()).digest())
+    return digest.hexdigest()
+
+
 def write_zip(entries: dict[str, Path], output: Path, *, epoch: int) -> int:
     """Write `entries` (archive name -> file) deterministically; returns the number of files.
 
@@ -415,6 +431,7 @@ def build_lambda_zip(
         if compile_with is not None:
             entries.update(compile_bytecode(entries, Path(staging), compile_with))
         count = write_zip(entries, output, epoch=epoch)
+        contents = contents_digest(entries)
     digest = hashlib.sha256(output.read_bytes()).hexdigest()
     return PackageResult(
         path=str(output),
@@ -426,6 +443,7 @@ def build_lambda_zip(
         runtime=f"python{python_version}",
         modules=tuple(modules),
         bytecode=compile_with is not None,
+        contents_sha256=contents,
     )
 
 
