@@ -24,6 +24,7 @@ from typing import Any, Final, Literal
 
 # -- environment variable names (the shared list in the team's preamble; docs/configuration.md)
 HSMAUDIT_CONFIG: Final = "HSMAUDIT_CONFIG"
+HSMAUDIT_DB: Final = "HSMAUDIT_DB"  # local store file of serve/demo (`--db`); not a forwarder setting
 HSMAUDIT_HEC_URL: Final = "HSMAUDIT_HEC_URL"
 HSMAUDIT_HEC_TOKEN: Final = "HSMAUDIT_HEC_TOKEN"  # noqa: S105 - a variable name, not a secret
 HSMAUDIT_HEC_TOKEN_SECRET_ARN: Final = "HSMAUDIT_HEC_TOKEN_SECRET_ARN"  # noqa: S105 - a variable name, not a secret

@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING, Any, Final
 import typer
 
 from hsmaudit.cli.output import fail, stderr_console, stdout_console
-from hsmaudit.cli.serve import HSMAUDIT_DB, warn_if_exposed
+from hsmaudit.cli.serve import warn_if_exposed
 from hsmaudit.cli.simulate import parse_start
 from hsmaudit.config import (
+    HSMAUDIT_DB,
     HSMAUDIT_HEC_ACK,
     HSMAUDIT_HEC_ACK_POLL_INTERVAL,
     HSMAUDIT_HEC_TOKEN,

@@ -15,11 +15,9 @@ from typing import Final
 import typer
 
 from hsmaudit.cli.output import fail, one_line_errors, stderr_console
-from hsmaudit.config import HSMAUDIT_HEC_TOKEN
+from hsmaudit.config import HSMAUDIT_DB, HSMAUDIT_HEC_TOKEN
 
 DEFAULT_DB: Final = Path(".hsmaudit") / "hsmaudit.sqlite3"
-HSMAUDIT_DB: Final = "HSMAUDIT_DB"
-"""Environment variable naming the local store file (`--db`)."""
 
 DB_HELP: Final = f"SQLite store file (created if missing). Env: {HSMAUDIT_DB}."
 
