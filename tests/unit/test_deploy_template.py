@@ -362,3 +362,31 @@ def test_samconfig_grants_the_capabilities_the_template_needs() -> None:
     assert roles and not any(
         "RoleName" in role["Properties"] for _, role in roles
     )  # else CAPABILITY_NAMED_IAM
+
+
+@pytest.mark.parametrize("branch", [1, 2], ids=["lambda", "firehose"])
+def test_the_dashboard_is_valid_json_and_shows_metrics_that_exist(branch: int) -> None:
+    from hsmaudit.aws import metrics
+
+    dashboard = load_template()["Resources"]["PipelineDashboard"]["Properties"]["DashboardBody"]
+    body = dashboard["Fn::If"][branch]["Fn::Sub"]
+    # ${Name} and ${Name.Attr} are CloudFormation's; everything else must be literal JSON.
+    references = set(re.findall(r"\$\{([A-Za-z0-9:.]+)\}", body))
+    assert references <= {
+        "AWS::Region", "MetricsNamespace", "ForwarderFunction", "FailedInvocationQueue.QueueName",
+        "DeliveryStream", "TransformFunction",
+    }  # fmt: skip
+    widgets = json.loads(re.sub(r"\$\{[A-Za-z0-9:.]+\}", "x", body))["widgets"]
+    assert widgets
+    checked = 0
+    for widget in widgets:
+        namespace = None
+        for metric in widget["properties"]["metrics"]:
+            names = [item for item in metric if isinstance(item, str)]
+            if not names or names[0] == "...":  # an expression, or the previous metric again
+                continue
+            namespace = namespace if names[0] == "." else names[0]  # "." repeats the row above
+            if namespace == "x":  # ${MetricsNamespace}: the forwarder's EMF metrics
+                assert names[1] in metrics._UNITS, names[1]
+                checked += 1
+    assert checked >= 3
