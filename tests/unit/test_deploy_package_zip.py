@@ -82,3 +82,34 @@ def test_imports_inside_functions_count_and_type_checking_ones_do_not() -> None:
     names = _names(source, "hsmaudit.sinks.spool")
     assert "hsmaudit.aws.s3spool" in names
     assert "hsmaudit.store" not in names
+
+
+def test_every_runtime_dependency_of_the_project_is_pinned_for_the_lambda() -> None:
+    # pyproject's `dependencies` are what the handlers may import besides the stdlib (style.md:
+    # heavy ones live in extras); each must be in deploy/requirements-lambda.txt, pinned with a
+    # hash, at a version pyproject accepts, or the zip would lack it.
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    root = Path(__file__).resolve().parents[2]
+    declared = [
+        Requirement(r)
+        for r in tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    ]
+    text = (root / "deploy" / "requirements-lambda.txt").read_text().replace("\\\n", " ")
+    pinned = {}
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        requirement = Requirement(line.split(" --hash", 1)[0].strip())
+        assert "--hash=sha256:" in line, f"{requirement.name} is not pinned by hash"
+        (specifier,) = requirement.specifier
+        assert specifier.operator == "==", f"{requirement.name} is not pinned to one version"
+        pinned[requirement.name.lower()] = specifier.version
+    for requirement in declared:
+        name = requirement.name.lower()
+        assert name in pinned, f"{name} is a runtime dependency but not in deploy/requirements-lambda.txt"
+        assert requirement.specifier.contains(pinned[name]), f"{name}=={pinned[name]} violates {requirement}"
+    assert not {"boto3", "botocore"} & set(pinned), "the Lambda runtime ships boto3"
