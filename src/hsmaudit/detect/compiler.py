@@ -467,23 +467,33 @@ def _spl_sequence_reset() -> str:
         " | sort 0 cluster_id stream _time sequence_no"
         " | streamstats current=f window=1 last(sequence_no) as previous_sequence_no"
         " last(reboot_counter) as previous_reboot_counter by cluster_id stream"
-        " | where sequence_no < previous_sequence_no AND reboot_counter <= previous_reboot_counter"
+        f" | where {_RESTART} OR reboot_counter < previous_reboot_counter"
         ' | eval rule="sequence-reset", alert_severity="critical"'
         " | table _time cluster_id hsm_id reboot_counter previous_reboot_counter previous_sequence_no"
         " sequence_no event_id rule alert_severity"
     )
 
 
+_RESTART: Final = "(sequence_no < previous_sequence_no AND reboot_counter <= previous_reboot_counter)"
+"""In time order, the numbering went back without a reboot: a restart (sequence-reset)."""
+
+
 def _spl_sequence_duplicate() -> str:
     # Identical id and content = a harmless re-delivery (the dedup search counts those); the same
-    # position with different content is tampering.
+    # position with different content is tampering. Positions re-used after a restart belong to
+    # a new numbering (an `epoch`, as the engine restarts its stream state): sequence-reset's.
     return (
         f'{MACRO} record_format="text" sequence_no=* reboot_counter=* | {_SEQUENCE_FIELDS}'
         ' | eval content=md5(usecs."|".coalesce(opcode, "")."|".coalesce(response_code, "")'
         '."|".coalesce(response, "")."|".coalesce(session_handle, "")."|".coalesce(user_name, "")'
         '."|".coalesce(user_type, "")."|".coalesce(key_handle, "")."|".coalesce(public_key_handle, ""))'
+        " | sort 0 cluster_id stream _time sequence_no"
+        " | streamstats current=f window=1 last(sequence_no) as previous_sequence_no"
+        " last(reboot_counter) as previous_reboot_counter by cluster_id stream"
+        f" | eval restart=if({_RESTART}, 1, 0)"
+        " | streamstats sum(restart) as epoch by cluster_id stream"
         " | stats dc(content) as variants values(event_id) as event_ids values(opcode) as opcodes"
-        " max(_time) as _time by cluster_id stream reboot_counter sequence_no"
+        " max(_time) as _time by cluster_id stream reboot_counter epoch sequence_no"
         " | where variants > 1"
         ' | eval rule="sequence-duplicate", alert_severity="critical"'
         " | table _time cluster_id stream reboot_counter sequence_no variants opcodes event_ids"
