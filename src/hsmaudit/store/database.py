@@ -99,6 +99,19 @@ def _event_row(event: HsmEvent) -> tuple[Any, ...]:
     return tuple(row)
 
 
+PreparedRows = dict[str, tuple[Any, ...]]
+"""`events` rows by `event_id` (repeats within the batch dropped), ready to insert."""
+
+
+def prepare_rows(events: Iterable[HsmEvent]) -> PreparedRows:
+    """Rows for `EventStore.add_rows`: pure Python, so callers can build them off the writer thread."""
+    rows: PreparedRows = {}
+    for event in events:
+        row = _event_row(event)
+        rows.setdefault(row[_EVENT_ID], row)
+    return rows
+
+
 def _event_from_row(row: Sequence[Any]) -> HsmEvent:
     data: dict[str, Any] = dict(zip(FIELD_NAMES, row, strict=True))
     for name in JSON_FIELDS:
@@ -270,10 +283,10 @@ class EventStore:
         One transaction: the events and the rollups commit together or not at all. When this
         returns, the commit is on disk (WAL, synchronous=FULL).
         """
-        rows: dict[str, tuple[Any, ...]] = {}
-        for event in events:
-            row = _event_row(event)
-            rows.setdefault(row[_EVENT_ID], row)
+        return self.add_rows(prepare_rows(events))
+
+    def add_rows(self, rows: PreparedRows) -> int:
+        """Store rows made by `prepare_rows` (the writer thread's half of `add_events`)."""
         if not rows:
             return 0
         with self._write_lock:

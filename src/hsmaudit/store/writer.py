@@ -14,13 +14,14 @@ import threading
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Final
 
+from hsmaudit.store.database import prepare_rows
 from hsmaudit.store.errors import StoreError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable
 
     from hsmaudit.records.event import HsmEvent
-    from hsmaudit.store.database import EventStore
+    from hsmaudit.store.database import EventStore, PreparedRows
 
 _STOP: Final = object()
 
@@ -31,18 +32,22 @@ class GroupCommitWriter:
     def __init__(self, store: EventStore, *, max_events: int = 5000) -> None:
         self.store = store
         self.max_events = max_events
-        self._queue: queue.SimpleQueue[tuple[Sequence[HsmEvent], Future[int]] | object] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[PreparedRows, Future[int]] | object] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="hsmaudit-store-writer", daemon=True)
         self._stopped = False
         self._thread.start()
 
-    def submit(self, events: Sequence[HsmEvent]) -> Future[int]:
-        """Queue a batch; the future resolves to the number of new events once they are committed."""
+    def submit(self, events: Iterable[HsmEvent]) -> Future[int]:
+        """Queue a batch; the future resolves to the number of new events once they are committed.
+
+        The rows are built here, in the caller's thread, so the writer thread (the bottleneck:
+        one SQLite writer) only runs SQL.
+        """
         future: Future[int] = Future()
         if self._stopped:
             future.set_exception(StoreError("the store writer is stopped"))
             return future
-        self._queue.put((events, future))
+        self._queue.put((prepare_rows(events), future))
         return future
 
     @property
@@ -77,13 +82,17 @@ class GroupCommitWriter:
                 size += len(more[0])  # type: ignore[index]
             self._commit(batch)  # type: ignore[arg-type]
 
-    def _commit(self, batch: list[tuple[Sequence[HsmEvent], Future[int]]]) -> None:
+    def _commit(self, batch: list[tuple[PreparedRows, Future[int]]]) -> None:
         # Events of one request may repeat another's: count "new" per request in order.
         try:
             if len(batch) == 1:
-                batch[0][1].set_result(self.store.add_events(batch[0][0]))
+                batch[0][1].set_result(self.store.add_rows(batch[0][0]))
                 return
-            added = self.store.add_events(event for events, _ in batch for event in events)
+            merged: PreparedRows = {}
+            for rows, _ in batch:
+                for event_id, row in rows.items():
+                    merged.setdefault(event_id, row)
+            added = self.store.add_rows(merged)
         except Exception as error:  # every waiter must hear about the failure
             for _, future in batch:
                 future.set_exception(error)
