@@ -104,3 +104,34 @@ def test_hsmaudit_hec_client_with_acks_delivers_every_event_as_is(
     assert (report.accepted, report.spooled_events, report.failed_events) == (len(events), 0, 0)
     assert report.requests >= len(events) // 50
     assert [event for _, event in store.iter_events()] == events
+
+
+def test_hsmaudit_simulate_piped_into_hsmaudit_send_lands_in_the_collector(
+    collector: tuple[RunningServer, EventStore],
+) -> None:
+    import os
+    import sys
+
+    server, store = collector
+    bin_dir = Path(sys.executable).parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HSMAUDIT_", "AWS_"))}
+    env.update({"HSMAUDIT_HEC_URL": server.url, "HSMAUDIT_HEC_TOKEN": TOKEN})
+    simulated = subprocess.run(
+        [str(bin_dir / "hsmaudit"), "simulate", "--seed", "5", "--scenario", "seed"],
+        capture_output=True,
+        check=True,
+        timeout=60,
+        env=env,
+    )
+    sent = subprocess.run(
+        [str(bin_dir / "hsmaudit"), "send", "-"],
+        input=simulated.stdout,
+        capture_output=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert sent.returncode == 0, sent.stderr.decode()
+    assert TOKEN not in (sent.stdout + sent.stderr).decode()
+    expected = {event.event_id for event in parsed_events(run_scenarios(["seed"], seed=5).records)}
+    assert {event.event_id for _, event in store.iter_events()} == expected
