@@ -166,6 +166,23 @@ def quorum() -> Scenario:
     )
 
 
+def critical_device_operations() -> Scenario:
+    cluster = Cluster()
+    new_hsm, old_hsm = cluster.hsms[2], cluster.hsms[0]
+    cluster.record(new_hsm, "CN_INIT_TOKEN")  # a new HSM's stream starts with initialisation: fine
+    cluster.record(new_hsm, "CN_INIT_DONE")
+    cluster.record(old_hsm, "CN_LOGOUT", user="u")
+    cluster.record(old_hsm, "CN_BACKUP_BEGIN")  # backups are routine
+    cluster.record(old_hsm, "CN_INIT_TOKEN")  # re-initialising an HSM with history is not
+    cluster.record(old_hsm, "CN_ZEROIZE", success=False)  # a failed zeroisation still counts
+    cluster.record(old_hsm, "CN_RESTORE_BEGIN")
+    return Scenario(
+        "zeroise, restore and re-initialise an HSM with history; a new HSM's initialisation is fine",
+        cluster.events,
+        [("hsm-critical-operation", old_hsm, None)] * 3,
+    )
+
+
 def unparsed() -> Scenario:
     cluster = Cluster()
     hsm = cluster.hsms[0]
@@ -301,6 +318,7 @@ SCENARIOS: list[Callable[[], Scenario]] = [
     user_management,
     key_operations,
     quorum,
+    critical_device_operations,
     unparsed,
     sequence_gap,
     reboot_is_not_a_gap,

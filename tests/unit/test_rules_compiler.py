@@ -36,6 +36,7 @@ SIGMA_RULE_IDS = {
     "key-exported",
     "quorum-changed",
     "unparsed-record",
+    "hsm-critical-operation",  # added beyond the contract's list ("more may be added")
 }
 CONTRACT_RULE_IDS = SIGMA_RULE_IDS | {"sequence-gap", "sequence-reset", "sequence-duplicate", "hsm-silent"}
 

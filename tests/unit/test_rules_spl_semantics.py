@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from hsmaudit.detect.engine import DetectionConfig, detect_events
+from hsmaudit.detect.ruleset import load_ruleset
 from hsmaudit.records.event import HsmEvent, event_to_dict
 
 from .test_detect_scenarios import SCENARIOS, Scenario
@@ -452,17 +453,7 @@ COMMANDS: dict[str, Callable[[list[Row], str], list[Row]]] = {
 # --- the comparison ------------------------------------------------------------------------------
 
 SEARCHES = {name.removeprefix("hsmaudit - "): values["search"] for name, values in stanzas().items()}
-SINGLE = [
-    "failed-login",
-    "crypto-officer-created",
-    "user-created",
-    "user-deleted",
-    "password-changed",
-    "key-deleted",
-    "key-exported",
-    "quorum-changed",
-    "unparsed-record",
-]
+SINGLE = [rule.id for rule in load_ruleset().rules]
 
 
 def python_alerts(scenario: Scenario) -> list[Any]:
