@@ -173,7 +173,8 @@ def forward_subscription(
             f"{report.failed_events} of {report.lines_in} events were neither accepted by HEC nor "
             f"spooled ({report.failed[0].reason}); configure HSMAUDIT_SPOOL_BUCKET. Failing so AWS retries."
         )
-    if not report.complete:  # an invariant, checked because silent loss is the one unacceptable bug
+    # An invariant, checked at run time because silent loss is the one unacceptable bug.
+    if not report.complete or report.lines_in != counts["events"]:
         raise DeliveryIncompleteError(f"delivery bookkeeping does not add up: {report.summary()}")
     logger.debug("hsmaudit: forwarded in %.1f ms", (time.perf_counter() - started) * 1000)
     return result
