@@ -43,7 +43,7 @@ from hsmaudit.config import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from hsmaudit.simulate.scenarios import Simulation
 
@@ -145,6 +145,39 @@ def stream_through_handler(simulation: Simulation, *, progress: bool) -> dict[st
     return dict(totals)
 
 
+LIVE_INTERVAL_SECONDS: Final = 5.0
+
+
+def stream_live_activity(simulation: Simulation, *, server_alive: Callable[[], bool]) -> None:
+    """Everyday work on the same cluster, now, every few seconds, through the handler (until Ctrl-C).
+
+    The HSM that went silent in the `hsm-silent` scenario stays silent, as it would.
+    """
+    from hsmaudit.aws.subscription import handler
+    from hsmaudit.simulate.cluster import CU
+    from hsmaudit.simulate.emit import subscription_events
+    from hsmaudit.simulate.scenarios import APP_USERS
+
+    sim = simulation.simulator
+    context = LambdaContext()
+    number = 0
+    while server_alive():
+        sim.clock = time.time_ns() // 1000  # HSM streams stay monotonic on their own
+        first = len(sim.records)
+        user = sim.rng.choice(APP_USERS)
+        serving = sim.login(user, CU)
+        if sim.rng.random() < 0.6:
+            sim.generate_key(serving)
+        else:
+            sim.share_key(serving)
+        sim.logout(user, CU, serving)
+        for payload in subscription_events(sorted(sim.records[first:], key=lambda r: (r.usecs, r.hsm_id))):
+            number += 1
+            context.aws_request_id = f"demo-live-{number}"
+            handler(payload, context)
+        time.sleep(LIVE_INTERVAL_SECONDS)
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -181,6 +214,11 @@ def register(app: typer.Typer) -> None:
             None,
             "--start",
             help="Time of the first record (ISO-8601 UTC); default: so that the last one is now.",
+        ),
+        live: bool = typer.Option(
+            True,
+            "--live/--no-live",
+            help="After the scenarios, keep simulating everyday work (not with --headless).",
         ),
     ) -> None:
         """Run the whole pipeline locally: simulated CloudHSM cluster -> real Lambda handler -> HEC
@@ -250,6 +288,9 @@ def register(app: typer.Typer) -> None:
             # SIGTERM (a service manager, `kill`) stops the demo as cleanly as Ctrl-C does.
             signal.signal(signal.SIGTERM, _interrupt)
             with contextlib.suppress(KeyboardInterrupt):
+                if live:
+                    with lambda_environment(server.url, token, spool_dir):
+                        stream_live_activity(simulation, server_alive=server.thread.is_alive)
                 while server.thread.is_alive():
                     server.thread.join(0.5)
         finally:
