@@ -121,3 +121,10 @@ def test_replay_from_s3(aws_env: str, fault_hec: FaultHec) -> None:
     assert done.returncode == 0, done.stderr
     assert Counter(fault_hec.accepted) == Counter(sent)
     assert len(list(S3Spool("replay-s3", "spool/").list())) == 1
+
+
+def test_list_as_a_table_for_people(tmp_path: Path) -> None:
+    fill(LocalSpool(tmp_path))
+    done = run(str(tmp_path), "--list", "--format", "table")
+    assert done.returncode == 0
+    assert "listed" in done.stdout and "HEC unavailable" in done.stdout and "not valid base64" in done.stdout

@@ -26,9 +26,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import typer
 
-from hsmaudit.cli.output import fail, one_line_errors
+from hsmaudit.cli.output import OutputFormat, fail, one_line_errors, stdout_console
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from hsmaudit.config import Settings
     from hsmaudit.sinks.hec import HecClient
     from hsmaudit.sinks.spool import Spool
@@ -150,6 +152,9 @@ def register(app: typer.Typer) -> None:
         budget: float = typer.Option(120.0, "--budget", help="Seconds allowed per batch, retries included."),
         limit: int | None = typer.Option(None, "--limit", help="Replay at most this many batches."),
         list_only: bool = typer.Option(False, "--list", help="Only list the spooled batches; send nothing."),
+        output: OutputFormat = typer.Option(
+            OutputFormat.jsonl, "--format", "-f", help="jsonl for machines, table for people."
+        ),
         config: Path | None = typer.Option(
             None,
             "--config",
@@ -158,9 +163,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Re-send spooled batches to Splunk HEC; each is deleted only once HEC accepted all of it.
 
-        Prints one JSON line per batch (status replayed, partial, kept, payload or listed) and a
-        summary on stderr. Safe to run again. Exits 1 if any batch is still spooled because HEC
-        did not take it; raw payloads that could not be decoded are listed and left for a person.
+        Prints one line per batch: replayed, partial, kept, payload or listed.
+        Safe to run again; run one replay per spool at a time.
+        Exits 1 if a batch stays spooled because HEC did not take it.
+        Raw payloads that could not be decoded are listed and left for a person.
         """
         from hsmaudit.config import ConfigError
         from hsmaudit.sinks.errors import SinkError
@@ -190,10 +196,33 @@ def register(app: typer.Typer) -> None:
                     outcomes = replay_spool(spool, client, budget=budget, limit=limit)
                 finally:
                     client.close()
-            for outcome in outcomes:
-                sys.stdout.write(outcome.as_json() + "\n")
-            sys.stdout.flush()
+            if output is OutputFormat.table:
+                stdout_console().print(outcomes_table(outcomes))
+            else:
+                for outcome in outcomes:
+                    sys.stdout.write(outcome.as_json() + "\n")
+                sys.stdout.flush()
             _summarise(outcomes, where, list_only=list_only)
+
+
+def outcomes_table(outcomes: list[BatchOutcome]) -> Table:
+    """The outcomes as a table for people."""
+    from rich.table import Table
+
+    table = Table(header_style="bold")
+    for column in ("batch", "status", "events", "accepted", "reason"):
+        table.add_column(column, overflow="fold")
+    styles = {"replayed": "green", "partial": "yellow", "kept": "red", "payload": "magenta", "listed": ""}
+    for outcome in outcomes:
+        table.add_row(
+            outcome.batch_id,
+            outcome.status,
+            str(outcome.events),
+            str(outcome.accepted),
+            outcome.reason,
+            style=styles[outcome.status],
+        )
+    return table
 
 
 def _summarise(outcomes: list[BatchOutcome], where: str, *, list_only: bool) -> None:
