@@ -7,6 +7,7 @@ scenarios declare.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -80,3 +81,56 @@ def test_unknown_scenario_fails_with_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().startswith("hsmaudit: unknown scenario")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_interactive_demo_keeps_streaming_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    import re
+    import signal
+    import time
+
+    import urllib3
+
+    db = tmp_path / "live.sqlite3"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HSMAUDIT_", "AWS_"))}
+    env.update({"COLUMNS": "200", "NO_COLOR": "1"})
+    process = subprocess.Popen(
+        [HSMAUDIT, "demo", "--db", str(db), "--port", "0", "--scenario", "seed", "--seed", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    try:
+        assert process.stderr is not None
+        url = None
+        deadline = time.monotonic() + 90
+        # The URL comes first; "Ctrl-C to stop" once the scenarios are streamed and checked.
+        while time.monotonic() < deadline:
+            line = process.stderr.readline()
+            match = re.search(r"dashboard (http://127\.0\.0\.1:\d+)/", line)
+            url = url or (match.group(1) if match else None)
+            if "Ctrl-C to stop" in line or not line:
+                break
+        assert url is not None, "the demo printed no dashboard URL"
+
+        def total() -> int:
+            response = urllib3.request("GET", url + "/api/summary", timeout=10)
+            return int(json.loads(response.data)["total_events"])
+
+        first = 0
+        while time.monotonic() < deadline and first == 0:
+            first = total()
+            time.sleep(0.2)
+        while time.monotonic() < deadline and total() <= first:
+            time.sleep(0.5)
+        assert total() > first, "no live activity after the scenarios"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    assert process.returncode == 0
+    with sqlite3.connect(db) as connection:
+        stored = connection.execute("SELECT count(*) FROM events").fetchone()[0]
+        errors = connection.execute("SELECT count(*) FROM events WHERE parse_error IS NOT NULL").fetchone()[0]
+    assert stored > first
+    assert errors == 0

@@ -232,6 +232,8 @@ def register(app: typer.Typer) -> None:
         from hsmaudit.store.errors import StoreError
 
         _quiet_logs()
+        # SIGTERM (a service manager, `kill`) stops the demo as cleanly as Ctrl-C does.
+        signal.signal(signal.SIGTERM, _interrupt)
         warn_if_exposed(host)
         console = stderr_console()
         try:
@@ -265,8 +267,11 @@ def register(app: typer.Typer) -> None:
                 f"of {sim.cluster_id}: " + ", ".join(simulation.scenarios),
                 highlight=False,
             )
-            with lambda_environment(server.url, token, spool_dir):
-                totals = stream_through_handler(simulation, progress=not headless)
+            try:
+                with lambda_environment(server.url, token, spool_dir):
+                    totals = stream_through_handler(simulation, progress=not headless)
+            except KeyboardInterrupt:
+                fail("interrupted while streaming the scenarios", 130)
             tailer.run_once(finalize=True)
             expected_ids = {event.event_id for event in parsed_events(simulation.records)}
             ok = _report(store, simulation, expected_ids, totals, server.url, headless=headless)
@@ -285,8 +290,6 @@ def register(app: typer.Typer) -> None:
                 highlight=False,
             )
             tailer.start()
-            # SIGTERM (a service manager, `kill`) stops the demo as cleanly as Ctrl-C does.
-            signal.signal(signal.SIGTERM, _interrupt)
             with contextlib.suppress(KeyboardInterrupt):
                 if live:
                     with lambda_environment(server.url, token, spool_dir):
