@@ -187,3 +187,16 @@ def test_https_hec_through_an_authenticating_connect_proxy(tls_hec: tuple[FaultH
         assert "407" in report.failed[0].reason and "wrong" not in report.failed[0].reason
     finally:
         proxy.close()
+
+
+def test_a_blocked_run_spools_in_bounded_pieces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hsmaudit.sinks.hec as hec_module
+
+    monkeypatch.setattr(hec_module, "HELD_BYTES_LIMIT", 2000)
+    hec = client("http://127.0.0.1:9", max_events=10, max_attempts=1)  # nothing listens on port 9
+    spool = LocalSpool(tmp_path)
+    report = hec.send_lines(lines(100), deadline=time.monotonic() + 5, spool=spool)
+    assert (report.accepted, report.spooled_events, report.requests) == (0, 100, 1)
+    sizes = [spool.get(b).count for b in spool.list()]
+    assert sum(sizes) == 100 and 1 < len(sizes) < 10  # a few pieces, not one per batch
+    assert sorted(line for b in spool.list() for line in spool.get(b).lines) == sorted(lines(100))

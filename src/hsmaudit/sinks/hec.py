@@ -68,8 +68,8 @@ TOKEN_CODES: Final = frozenset({1, 2, 3, 4, 21, 22})
 # 7: incorrect index. It carries an invalid-event-number, but every event of ours has the same
 # index, so the rest of the batch would fail the same way: spool it all at once.
 INDEX_CODE: Final = 7
-HELD_LINES_LIMIT: Final = 50_000
-"""Lines kept in memory for one spool write once a run is blocked (a batch file of a few MB)."""
+HELD_BYTES_LIMIT: Final = 8 * 1024 * 1024
+"""Bytes of lines kept in memory for one spool write once a run is blocked (bounded for 128 MB Lambdas)."""
 
 _STR_ENCODER: Final = msgspec.json.Encoder()
 _ANSWER_DECODER: Final = msgspec.json.Decoder()
@@ -312,6 +312,7 @@ class _Run:
     latencies_ms: list[float] = field(default_factory=list)
     pending: dict[int, _Pending] = field(default_factory=dict)
     held: list[bytes] = field(default_factory=list)
+    held_bytes: int = 0
 
     def report(self) -> DeliveryReport:
         return DeliveryReport(
@@ -592,7 +593,7 @@ class HecClient:
 
     def _flush_blocked(self, run: _Run) -> None:
         if run.held:
-            held, run.held = run.held, []
+            held, run.held, run.held_bytes = run.held, [], 0
             self._park(held, run.blocked or "HEC refused the run", run)
 
     def _block(self, run: _Run, reason: str) -> None:
@@ -617,7 +618,8 @@ class HecClient:
                     # Once HEC is known to refuse everything, the rest of the run goes to the spool
                     # as one batch rather than one write per batch (one S3 put, not dozens).
                     run.held.extend(lines)
-                    if len(run.held) >= HELD_LINES_LIMIT:
+                    run.held_bytes += sum(len(line) for line in lines)
+                    if run.held_bytes >= HELD_BYTES_LIMIT:
                         self._flush_blocked(run)
                     break
                 remaining = run.deadline - self._clock()
