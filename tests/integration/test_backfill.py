@@ -172,6 +172,25 @@ def test_hec_failing_half_way_stops_the_backfill_and_the_resume_fills_the_rest_o
     assert sorted(delivered_ids(hec_sink)) == sorted(expected_ids(moto, cluster))
 
 
+def test_a_refused_token_spools_the_history_and_replay_delivers_it_once(
+    moto: Moto, hec_sink: Any, tmp_path: Path
+) -> None:
+    # GIVEN a wrong token and a spool directory
+    cluster = make_cluster(moto, hsms=2, records=10)
+    spool = tmp_path / "spool"
+    env = hec_env(moto, hec_sink, HSMAUDIT_HEC_TOKEN="wrong-token", HSMAUDIT_SPOOL_DIR=str(spool))
+    args = [a for a in backfill_args(cluster, tmp_path / "cp.json") if a != "--json"]  # summary on stderr
+    result = run_cli(*args, env=env)
+    # THEN the backfill completes with everything spooled and says what to do next
+    assert result.returncode == 0, result.stderr
+    assert "went to the spool" in result.stderr and "hsmaudit replay" in result.stderr
+    assert delivered_ids(hec_sink) == []
+    # AND replay with the right token delivers every record exactly once
+    replay = run_cli("replay", str(spool), env=hec_env(moto, hec_sink))
+    assert replay.returncode == 0, replay.stderr
+    assert sorted(delivered_ids(hec_sink)) == sorted(expected_ids(moto, cluster))
+
+
 def test_throttling_slows_the_backfill_down_and_loses_nothing(
     moto: Moto, hec_sink: Any, tmp_path: Path
 ) -> None:

@@ -427,8 +427,16 @@ def print_summary(summary: BackfillSummary) -> None:
     console.print(
         f"{verdict}: {data['delivered']} events delivered to {summary.destination} in {summary.seconds:.1f}s "
         f"({data['events_per_second']:.0f}/s); {summary.aws_requests} CloudWatch Logs requests, "
-        f"{summary.throttled} throttled; checkpoint {summary.checkpoint}"
+        f"{summary.throttled} throttled; checkpoint {summary.checkpoint}",
+        highlight=False,
     )
+    if data["spooled"]:
+        console.print(
+            f"{data['spooled']} of them went to the spool because HEC did not take them: "
+            "fix HEC (hsmaudit doctor) and run 'hsmaudit replay'",
+            style="yellow",
+            highlight=False,
+        )
 
 
 def register(app: typer.Typer) -> None:
