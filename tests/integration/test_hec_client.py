@@ -15,7 +15,7 @@ import pytest
 from hsmaudit.sinks.hec import HecClient, StaticToken
 from hsmaudit.sinks.spool import LocalSpool
 
-from .conftest import TOKEN, FaultHec, SharedSink
+from .conftest import TOKEN, FaultHec, SharedSink, closed_port_url
 
 
 @pytest.fixture(autouse=True)
@@ -193,7 +193,7 @@ def test_a_blocked_run_spools_in_bounded_pieces(tmp_path: Path, monkeypatch: pyt
     import hsmaudit.sinks.hec as hec_module
 
     monkeypatch.setattr(hec_module, "HELD_BYTES_LIMIT", 2000)
-    hec = client("http://127.0.0.1:9", max_events=10, max_attempts=1)  # nothing listens on port 9
+    hec = client(closed_port_url(), max_events=10, max_attempts=1)
     spool = LocalSpool(tmp_path)
     report = hec.send_lines(lines(100), deadline=time.monotonic() + 5, spool=spool)
     assert (report.accepted, report.spooled_events, report.requests) == (0, 100, 1)
