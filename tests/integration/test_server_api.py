@@ -264,3 +264,29 @@ def test_serve_on_a_taken_port_fails_with_one_line(tmp_path: Path) -> None:
         result.stderr.strip()
         == f"hsmaudit: cannot listen on 127.0.0.1:{port}: Address already in use; choose another --port"
     )
+
+
+def test_a_foreign_host_header_is_refused_dns_rebinding(server: RunningServer) -> None:
+    for path in ("/", "/api/summary"):
+        response = urllib3.request("GET", server.url + path, headers={"Host": "attacker.example"}, timeout=10)
+        assert response.status == 400
+    for host in (f"127.0.0.1:{server.port}", f"localhost:{server.port}"):
+        assert (
+            urllib3.request("GET", server.url + "/api/summary", headers={"Host": host}, timeout=10).status
+            == 200
+        )
+
+
+@pytest.mark.parametrize(
+    ("bind", "expected"),
+    [
+        ("127.0.0.1", ("127.0.0.1", "localhost", "[::1]")),
+        ("127.0.0.2", ("127.0.0.1", "localhost", "[::1]", "127.0.0.2")),
+        ("::1", ("127.0.0.1", "localhost", "[::1]")),
+        ("0.0.0.0", ("*",)),
+    ],
+)
+def test_allowed_hosts_follow_the_bind_address(bind: str, expected: tuple[str, ...]) -> None:
+    from hsmaudit.server.app import allowed_hosts_for
+
+    assert allowed_hosts_for(bind) == expected

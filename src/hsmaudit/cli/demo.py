@@ -223,7 +223,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the whole pipeline locally: simulated CloudHSM cluster -> real Lambda handler -> HEC
         client -> local collector -> store -> detections -> dashboard."""
-        from hsmaudit.server.app import CollectorSettings, create_app
+        from hsmaudit.server.app import CollectorSettings, allowed_hosts_for, create_app
         from hsmaudit.server.detections import DetectionTailer
         from hsmaudit.server.hec import new_token
         from hsmaudit.server.run import start_in_thread
@@ -250,7 +250,7 @@ def register(app: typer.Typer) -> None:
         token = new_token() + secrets.token_hex(4)
         try:
             server = start_in_thread(
-                create_app(store, CollectorSettings(token=token)),
+                create_app(store, CollectorSettings(token=token), allowed_hosts=allowed_hosts_for(host)),
                 host,
                 0 if port is None and headless else (8088 if port is None else port),
             )

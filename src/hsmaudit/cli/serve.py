@@ -103,7 +103,7 @@ def register(app: typer.Typer) -> None:
         the numbers as JSON at /api/summary. Events are committed to the SQLite store before the
         collector answers success. Stop with Ctrl-C.
         """
-        from hsmaudit.server.app import CollectorSettings, create_app
+        from hsmaudit.server.app import CollectorSettings, allowed_hosts_for, create_app
         from hsmaudit.server.detections import DetectionTailer
         from hsmaudit.server.run import serve_forever
         from hsmaudit.store.database import EventStore
@@ -118,7 +118,9 @@ def register(app: typer.Typer) -> None:
         with one_line_errors(StoreError, OSError):
             store = EventStore(db, synchronous="FULL" if mode == "FULL" else "NORMAL")
         app_ = create_app(
-            store, CollectorSettings(token=secret, max_content_length=max_content_length, ack=ack)
+            store,
+            CollectorSettings(token=secret, max_content_length=max_content_length, ack=ack),
+            allowed_hosts=allowed_hosts_for(host),
         )
         tailer = DetectionTailer(store) if detect else None
         shown = f"[{host}]" if ":" in host else host

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -57,7 +59,7 @@ from hsmaudit.store.errors import StoreError
 from hsmaudit.store.writer import GroupCommitWriter
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
     from starlette.requests import Request
 
@@ -244,7 +246,24 @@ class Collector:
         ]
 
 
-def create_app(store: EventStore, settings: CollectorSettings) -> Starlette:
+LOOPBACK_HOSTS: Final[tuple[str, ...]] = ("127.0.0.1", "localhost", "[::1]")
+"""Host headers a loopback-bound server answers. Anything else is refused, so a web page whose
+name an attacker re-points at 127.0.0.1 (DNS rebinding) cannot read the dashboard."""
+
+
+def allowed_hosts_for(bind_host: str) -> tuple[str, ...]:
+    """The Host headers to accept when listening on `bind_host`: loopback names, or any when exposed."""
+    from hsmaudit.server.run import is_loopback
+
+    if not is_loopback(bind_host):
+        return ("*",)
+    shown = f"[{bind_host.strip('[]')}]" if ":" in bind_host else bind_host
+    return tuple(dict.fromkeys((*LOOPBACK_HOSTS, shown.lower())))
+
+
+def create_app(
+    store: EventStore, settings: CollectorSettings, *, allowed_hosts: Sequence[str] = LOOPBACK_HOSTS
+) -> Starlette:
     """The whole local server: HEC collector plus dashboard, over one store."""
     collector = Collector(store, settings)
 
@@ -263,6 +282,7 @@ def create_app(store: EventStore, settings: CollectorSettings) -> Starlette:
         routes=[*collector.routes(), *dashboard_routes(store)],
         exception_handlers={404: not_found},
         lifespan=lifespan,
+        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))],
     )
     app.state.collector = collector
     app.state.store = store
