@@ -435,6 +435,64 @@ def test_a_missing_permission_is_named_with_the_principal(moto: Moto) -> None:
     assert stderr.strip() == "hsmaudit: doctor found 1 problem (aws.permissions)"
 
 
+def create_forwarder(moto: Moto, name: str, environment: dict[str, str]) -> str:
+    """A Lambda function in moto standing for the deployed forwarder; returns its ARN."""
+    import io
+    import zipfile
+
+    role = moto.client("iam").create_role(
+        RoleName=f"{name}-role",
+        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+    )["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("hsmaudit/__init__.py", "")
+    function = moto.client("lambda").create_function(
+        FunctionName=name,
+        Runtime="python3.12",
+        Role=role,
+        Handler="hsmaudit.aws.subscription.handler",
+        Code={"ZipFile": code.getvalue()},
+        Environment={"Variables": environment},
+    )
+    arn: str = function["FunctionArn"]
+    return arn
+
+
+def test_doctor_checks_the_deployed_forwarder_with_its_own_settings(moto: Moto, hec_sink: Any) -> None:
+    # GIVEN a forwarder whose environment names the HEC (and, badly, holds the token itself),
+    # subscribed to the cluster's log group; locally, no HEC settings at all
+    name = f"hsmaudit-forwarder-{free_port()}"
+    arn = create_forwarder(moto, name, {"HSMAUDIT_HEC_URL": hec_sink.url, "HSMAUDIT_HEC_TOKEN": TOKEN})
+    cluster = make_cluster(moto, hsms=1, records=1)
+    moto.client("logs").put_subscription_filter(
+        logGroupName=cluster.log_group, filterName="hsmaudit", filterPattern="", destinationArn=arn
+    )
+    code, checks, stderr = doctor("--function", name, "--cluster", cluster.cluster_id, env=moto.env)
+    # THEN HEC is checked with the function's settings, the plain token is flagged, the role's
+    # permissions cannot be simulated by moto (skipped, with why), and the subscription matches
+    assert code == 0, (checks, stderr)
+    functions = by_check(checks, "aws.function")
+    assert functions[0]["status"] == "ok" and f"{name}-role" in functions[0]["summary"]
+    assert any("plain environment variable" in c["summary"] for c in functions if c["status"] == "warn")
+    assert f"the environment of {name}" in by_check(checks, "hec.config")[0]["summary"]
+    assert by_check(checks, "hec.token")[0]["status"] == "ok"
+    assert by_check(checks, "aws.permissions")[0]["status"] == "skip"
+    assert by_check(checks, "aws.subscription")[0]["status"] == "ok"
+    # AND a cluster subscribed to something else is named
+    other = make_cluster(moto, hsms=1, records=1)
+    subscribe(moto, other.log_group)
+    code, checks, _ = doctor("--function", name, "--cluster", other.cluster_id, "--skip-hec", env=moto.env)
+    assert code == 1
+    assert f"not to {arn}" in failed(checks)[0]["summary"]
+
+
+def test_a_missing_forwarder_function_is_named(moto: Moto) -> None:
+    code, checks, _ = doctor("--function", "no-such-function", "--skip-hec", "--skip-aws", env=moto.env)
+    assert code == 1
+    assert failed(checks)[0]["summary"] == "no Lambda function no-such-function in us-east-1"
+
+
 def set_moto_auth(moto: Moto, count: str) -> None:
     """moto's switch for IAM enforcement (`/moto-api/reset-auth`): 0 enforces it from now on."""
     request = urllib.request.Request(

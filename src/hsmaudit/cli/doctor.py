@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 
 import typer
 
-from hsmaudit.aws.checks import CheckResult
+from hsmaudit.aws.checks import CheckResult, FunctionInfo
 from hsmaudit.cli import delivery_options as opts
 from hsmaudit.cli.output import fail, stdout_console
 
@@ -51,7 +51,8 @@ DOCTOR_HELP: Final = (
     "HSMAUDIT_HEC_CA_BUNDLE), healthy, token known and enabled, indexer acknowledgement as "
     "configured, index allowed (one test event with sourcetype hsmaudit:doctor; --no-test-event "
     "skips it). AWS: credentials, each permission the pipeline needs, and a subscription filter on "
-    "each cluster's log group.\n\n"
+    "each cluster's log group. --function NAME checks the deployed forwarder instead of local "
+    "settings: its environment, its role's permissions, and that the subscriptions send to it.\n\n"
     "Prints one line per check (JSON lines with --json) and exits 1 if any check failed."
 )
 
@@ -78,8 +79,11 @@ _MARK: Final = {
 class HecProbe:
     """The HEC checks; each method returns its result and whether later checks can go on."""
 
-    def __init__(self, settings: Settings, *, timeout: float, test_event: bool) -> None:
+    def __init__(
+        self, settings: Settings, *, timeout: float, test_event: bool, source: str | None = None
+    ) -> None:
         self.settings = settings
+        self.source = source
         self.timeout = timeout
         self.test_event = test_event
         self.origin = ""
@@ -125,7 +129,7 @@ class HecProbe:
         self.scheme = parts.scheme
         self.host = parts.hostname or ""
         self.port = parts.port or (443 if self.scheme == "https" else 80)
-        origin = self.settings.origins.get("hec_url", "default")
+        origin = self.source or self.settings.origins.get("hec_url", "default")
         return CheckResult(
             "hec.config", "ok", f"HEC URL {self.origin}{self.event_path} (from {origin})"
         ), True
@@ -579,6 +583,23 @@ def aws_checks(
     yield from checks.subscriptions(groups, destination=destination)
 
 
+def function_checks(
+    name: str, *, region: str | None, profile: str | None
+) -> Iterator[CheckResult | FunctionInfo]:
+    """The forwarder's configuration: check results, then its `FunctionInfo` when it was read."""
+    from hsmaudit.aws.checks import AwsChecks, AwsSessionError, aws_clients
+
+    try:
+        clients, resolved_region = aws_clients(region=region, profile=profile)
+    except AwsSessionError as error:
+        yield CheckResult("aws.function", "fail", str(error), error.fix)
+        return
+    results, info = AwsChecks(clients, region=resolved_region).function(name)
+    yield from results
+    if info is not None:
+        yield info
+
+
 # --------------------------------------------------------------------------------------- command
 
 
@@ -611,6 +632,12 @@ def register(app: typer.Typer) -> None:
             "--destination",
             help="The subscription must send here (ARN or part of it, e.g. the function name).",
         ),
+        function: str | None = typer.Option(
+            None,
+            "--function",
+            help="The deployed forwarder Lambda (name or ARN): check HEC with its environment, its role's "
+            "permissions, and that the subscriptions send to it.",
+        ),
         principal_arn: str | None = typer.Option(
             None,
             "--principal-arn",
@@ -641,15 +668,43 @@ def register(app: typer.Typer) -> None:
         options = opts.DeliveryOptions(
             hec_url=hec_url, index=index, ack=ack, ca_bundle=ca_bundle, config=config
         )
-        try:
-            settings = opts.resolve_settings(options)
-        except ConfigError as error:
-            print_result(CheckResult("config", "fail", str(error)), as_json=as_json)
-            fail("doctor found 1 problem: the configuration")
-        opts.quiet_library_logs()
         failures: list[CheckResult] = []
+
+        def report(result: CheckResult) -> None:
+            print_result(result, as_json=as_json)
+            if result.status == "fail":
+                failures.append(result)
+
+        lambda_environment: dict[str, str] | None = None
+        if function:
+            info = None
+            for result in function_checks(function, region=region, profile=profile):
+                if isinstance(result, CheckResult):
+                    report(result)
+                else:
+                    info = result
+            if info is not None:
+                # The Lambda reads its environment only (config.py): check HEC with exactly that.
+                lambda_environment = {k: v for k, v in info.environment.items() if k.startswith("HSMAUDIT_")}
+                principal_arn = principal_arn or info.role_arn
+                destination = destination or info.arn
+        try:
+            if lambda_environment is not None:
+                from hsmaudit.config import load_settings
+
+                settings = load_settings(options.flags(), environ=lambda_environment)
+            else:
+                settings = opts.resolve_settings(options)
+        except ConfigError as error:
+            report(CheckResult("config", "fail", str(error)))
+            fail(f"doctor found {len(failures)} problem(s), the configuration among them")
+        opts.quiet_library_logs()
         results: list[Iterator[CheckResult]] = []
-        probe = HecProbe(settings, timeout=timeout, test_event=test_event)
+        source = None
+        if lambda_environment is not None:
+            # Checked from this machine: a Lambda in a VPC may reach (or not reach) HEC differently.
+            source = f"the environment of {function}, checked from this machine"
+        probe = HecProbe(settings, timeout=timeout, test_event=test_event, source=source)
         if not skip_hec:
             results.append(probe.run())
         if not skip_aws:
@@ -666,9 +721,7 @@ def register(app: typer.Typer) -> None:
         try:
             for group in results:
                 for result in group:
-                    print_result(result, as_json=as_json)
-                    if result.status == "fail":
-                        failures.append(result)
+                    report(result)
         finally:
             probe.close()
         if failures:
