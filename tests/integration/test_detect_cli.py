@@ -184,3 +184,13 @@ def test_a_file_that_is_not_sqlite_fails_with_one_line(tmp_path: Path) -> None:
     result = run("detect", "--db", str(path))
     assert result.returncode == 1
     assert len(result.stderr.decode().strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("output", ["cloudwatch", "events"])
+def test_simulated_cluster_piped_into_detect_fires_the_expected_rules(output: str) -> None:
+    from hsmaudit.simulate.scenarios import run_scenarios
+
+    simulated = run("simulate", "--seed", "4", "--format", output)
+    assert simulated.returncode == 0, simulated.stderr.decode()
+    alerts = alerts_of(run("detect", "-", stdin=simulated.stdout))
+    assert set(rule_counts(alerts)) == run_scenarios(seed=4).expected_rules
