@@ -237,3 +237,15 @@ def test_brute_force_sql_and_python_agree_on_random_streams(events: list[HsmEven
     sql = brute_force_alerts(database(events))
     key = lambda a: (a.cluster_id, (a.user_name or "").lower(), a.event_ids, a.details["failed_attempts"])  # noqa: E731
     assert sorted(map(key, sql)) == sorted(map(key, python))
+
+
+def test_store_detection_leaves_the_callers_transaction_alone() -> None:
+    connection = database(brute_force().events)
+    connection.execute("CREATE TABLE scratch (x)")
+    connection.commit()
+    connection.execute("INSERT INTO scratch VALUES (1)")
+    assert connection.in_transaction
+    assert brute_force_alerts(connection)
+    assert connection.in_transaction  # not committed behind the caller's back
+    connection.rollback()
+    assert connection.execute("SELECT count(*) FROM scratch").fetchone() == (0,)

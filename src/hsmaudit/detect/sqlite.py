@@ -147,7 +147,8 @@ def brute_force_alerts(connection: sqlite3.Connection, ruleset: RuleSet | None =
         return []
     _check_table(connection)
     try:
-        connection.executescript(generated_sql("failed-login-attempts"))
+        # One statement: execute() (executescript would COMMIT the caller's open transaction).
+        connection.execute(generated_sql("failed-login-attempts"))
         attempts = list(
             _rows(
                 connection,
