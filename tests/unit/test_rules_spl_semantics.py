@@ -526,3 +526,19 @@ def test_the_model_knows_splunk_precedence_and_nulls() -> None:
         {"e": None},
         {"e": 1},
     ]
+
+
+@pytest.mark.parametrize("build", SCENARIOS, ids=lambda f: f.__name__)
+def test_silence_search_finds_the_hsms_the_engine_does(
+    build: Callable[[], Scenario], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scenario = build()
+    # Splunk's now() is the search's wall clock: give it the engine's clock for this scenario.
+    clock = scenario.now_usecs or max((e.usecs or 0) for e in scenario.events)
+    monkeypatch.setitem(FUNCTIONS, "now", lambda: clock / 1_000_000)
+    monkeypatch.setitem(FUNCTIONS, "strftime", lambda value, _format: value)
+    rows = run_search(SEARCHES["hsm-silent"], scenario.events)
+    silent = sorted(
+        a.hsm_id for a in detect_events(scenario.events, now_usecs=clock) if a.rule == "hsm-silent"
+    )
+    assert sorted(row["hsm_id"] for row in rows) == silent
