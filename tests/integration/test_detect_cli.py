@@ -194,3 +194,10 @@ def test_simulated_cluster_piped_into_detect_fires_the_expected_rules(output: st
     assert simulated.returncode == 0, simulated.stderr.decode()
     alerts = alerts_of(run("detect", "-", stdin=simulated.stdout))
     assert set(rule_counts(alerts)) == run_scenarios(seed=4).expected_rules
+
+
+def test_cloudwatch_samples_non_audit_messages_alert_and_control_messages_do_not(samples_dir: Path) -> None:
+    envelope = alerts_of(run("detect", str(samples_dir / "cwl-aws-sample-envelope.json")))
+    assert envelope
+    assert {alert["rule"] for alert in envelope} == {"unparsed-record"}
+    assert alerts_of(run("detect", str(samples_dir / "cwl-control-message-decoded.json"))) == []
