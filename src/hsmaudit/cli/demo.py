@@ -300,7 +300,7 @@ def register(app: typer.Typer) -> None:
             tailer.stop()
             server.stop()
             store.close()
-            if not any(spool_dir.rglob("*.*")):
+            if not any(path.is_file() for path in spool_dir.rglob("*")):  # keep anything spooled
                 shutil.rmtree(spool_dir, ignore_errors=True)
 
 
