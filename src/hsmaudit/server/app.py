@@ -37,7 +37,6 @@ from hsmaudit.server.hec import (
     HEALTHY,
     INTERNAL_ERROR,
     INVALID_AUTHORIZATION,
-    INVALID_DATA_FORMAT,
     INVALID_TOKEN,
     NO_DATA,
     QUERY_STRING_AUTH_DISABLED,
@@ -289,4 +288,4 @@ def create_app(
     return app
 
 
-__all__ = ["INVALID_DATA_FORMAT", "Collector", "CollectorSettings", "create_app"]
+__all__ = ["LOOPBACK_HOSTS", "Collector", "CollectorSettings", "allowed_hosts_for", "create_app"]

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from hsmaudit.simulate.cluster import CO, CU, HOUR, MINUTE, SECOND, ClusterSimulator, SimRecord
+from hsmaudit.simulate.cluster import CO, CU, MINUTE, SECOND, ClusterSimulator, SimRecord
 
 APP_USERS: Final = ("app_user1", "payments_svc", "signer", "crypto_user")
 OFFICERS: Final = ("admin", "officer2")
@@ -202,4 +202,4 @@ def run_scenarios(
     return Simulation(sim, sim.sorted_records(), frozenset(expected), tuple(chosen))
 
 
-__all__ = ["DEMO_SCENARIOS", "HOUR", "SCENARIOS", "Scenario", "Simulation", "run_scenarios"]
+__all__ = ["APP_USERS", "DEMO_SCENARIOS", "SCENARIOS", "Scenario", "Simulation", "run_scenarios"]
