@@ -189,3 +189,32 @@ def test_tail_without_a_source_or_with_a_missing_store_explains(tmp_path: Path) 
     missing = run_cli("tail", "--db", str(tmp_path / "none.sqlite3"))
     assert missing.returncode == 1
     assert "no local store at" in missing.stderr
+
+
+def test_a_quiet_stream_is_noted_once_per_quiet_period() -> None:
+    import io
+
+    from rich.console import Console
+
+    from hsmaudit.cli.output import OutputFormat
+    from hsmaudit.cli.tail import show
+    from hsmaudit.records.parse import parse_message
+
+    # GIVEN an event, then polls with nothing new over 12 minutes, then another event and quiet again
+    times = iter([0.0, 0.0, 700.0, 760.0, 800.0, 900.0, 1600.0])
+    event = parse_message(record_text(0, 1, 1_700_000_000_000_000), log_group="/aws/cloudhsm/cluster-q")
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=200, no_color=True)
+    stream = [event, None, None, None, event, None]
+    shown = show(
+        stream,
+        output=OutputFormat.table,
+        engine=None,
+        console=console,
+        quiet_after=600,
+        clock=lambda: next(times),
+    )
+    # THEN each quiet period longer than 10 minutes is said once, and both events are shown
+    lines = buffer.getvalue().splitlines()
+    assert shown == 2
+    assert [line.startswith("-- no new audit records") for line in lines] == [False, True, False, True]

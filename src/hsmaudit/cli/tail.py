@@ -85,8 +85,11 @@ def poll_cloudwatch(
     streams: list[str] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     polls: int | None = None,
-) -> Iterator[HsmEvent]:
-    """Events of the log groups from `start_ms`, oldest first per poll, each shown once."""
+) -> Iterator[HsmEvent | None]:
+    """Events of the log groups from `start_ms`, oldest first per poll, each shown once.
+
+    With `follow`, a None after each poll lets the caller check for silence between polls.
+    """
     seen = SeenIds(lookback_ms)
     since = dict.fromkeys(log_groups, start_ms)
     count = 0
@@ -107,6 +110,7 @@ def poll_cloudwatch(
         count += 1
         if not follow or (polls is not None and count >= polls):
             return
+        yield None  # a poll ended: time for silence checks
         sleep(interval)
 
 
@@ -118,7 +122,7 @@ def follow_store(
     interval: float,
     cluster_id: str | None,
     sleep: Callable[[float], None] = time.sleep,
-) -> Iterator[HsmEvent]:
+) -> Iterator[HsmEvent | None]:
     """The last `lines` events of the store, then (with `follow`) every new one as it arrives."""
     from hsmaudit.store.database import EventStore
     from hsmaudit.store.query import EventFilter
@@ -140,6 +144,7 @@ def follow_store(
                     break
         yield from recent
         while follow:
+            yield None  # a poll ended: time for silence checks
             sleep(interval)
             for rowid, event in store.iter_events(filters, after_rowid=last_rowid):
                 last_rowid = rowid
@@ -200,30 +205,63 @@ def alert_line(alert: Alert) -> Text:
 
 
 def show(
-    events: Iterable[HsmEvent], *, output: OutputFormat, engine: DetectionEngine | None, console: Console
+    events: Iterable[HsmEvent | None],
+    *,
+    output: OutputFormat,
+    engine: DetectionEngine | None,
+    console: Console,
+    quiet_after: float = 0.0,
+    clock: Callable[[], float] = time.time,
 ) -> int:
-    """Print events (and alerts) as they come; returns how many events were shown."""
+    """Print events (and alerts) as they come; returns how many events were shown.
+
+    A None between polls is when silence is judged: the detections' `hsm-silent` check (with
+    `--alerts`) and, for people, one dim line once nothing has arrived for `quiet_after` seconds
+    (user-needs.md §1.15: a source going quiet is news too).
+    """
     shown = 0
     out = sys.stdout.buffer
+    last_seen = clock()
+    noted_quiet = False
+
+    def emit_alerts(alerts: list[Alert]) -> None:
+        for alert in alerts:
+            if output is OutputFormat.jsonl:
+                out.write(alert_to_json(alert) + b"\n")
+            else:
+                console.print(alert_line(alert), soft_wrap=True, highlight=False)
+        out.flush()
+
     for event in events:
+        if event is None:
+            now = clock()
+            if engine is not None:
+                emit_alerts(engine.check_silence(int(now * 1_000_000)))
+            if (
+                quiet_after
+                and not noted_quiet
+                and now - last_seen >= quiet_after
+                and output is OutputFormat.table
+            ):
+                since = time.strftime("%H:%M:%S", time.gmtime(last_seen))
+                console.print(
+                    f"-- no new audit records for {(now - last_seen) / 60:.0f} min (since {since} UTC)",
+                    style="dim",
+                )
+                noted_quiet = True
+            continue
+        last_seen = clock()
+        noted_quiet = False
         alerts = engine.process(event) if engine is not None else []
         if output is OutputFormat.jsonl:
             out.write(event_to_json(event) + b"\n")
-            for alert in alerts:
-                out.write(alert_to_json(alert) + b"\n")
             out.flush()
         else:
             console.print(event_line(event), soft_wrap=True, highlight=False)
-            for alert in alerts:
-                console.print(alert_line(alert), soft_wrap=True, highlight=False)
+        emit_alerts(alerts)
         shown += 1
     if engine is not None:
-        for alert in engine.finalize():
-            if output is OutputFormat.jsonl:
-                out.write(alert_to_json(alert) + b"\n")
-                out.flush()
-            else:
-                console.print(alert_line(alert), soft_wrap=True, highlight=False)
+        emit_alerts(engine.finalize())
     return shown
 
 
@@ -267,6 +305,12 @@ def register(app: typer.Typer) -> None:
         ),
         alerts: bool = typer.Option(
             False, "--alerts", help="Run the detections and show their alerts inline."
+        ),
+        quiet_notice: float = typer.Option(
+            10.0,
+            "--quiet-notice",
+            min=0,
+            help="With --follow: say so once nothing arrived for this many minutes (0: never).",
         ),
         output: OutputFormat = typer.Option(
             OutputFormat.table, "--format", help="table (coloured lines) for people, jsonl for machines."
@@ -324,6 +368,6 @@ def register(app: typer.Typer) -> None:
                         streams=streams or None,
                         polls=polls,
                     )
-                show(events, output=output, engine=engine, console=console)
+                show(events, output=output, engine=engine, console=console, quiet_after=quiet_notice * 60)
             except KeyboardInterrupt:
                 raise typer.Exit(0) from None
