@@ -276,3 +276,14 @@ def test_hostile_times_and_sequence_numbers_do_not_break_the_rollups(tmp_path: P
             "negative": -5_000_000_000,
             "none": None,
         }
+
+
+def test_a_store_made_before_a_field_was_added_gains_its_column(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    EventStore(db).close()
+    with sqlite3.connect(db) as connection:
+        connection.execute("ALTER TABLE events DROP COLUMN mechanism")  # as if made before the field existed
+    with EventStore(db) as store:
+        assert store.add_events(EVENTS[:5]) == 5
+        assert [event for _, event in store.iter_events()] == EVENTS[:5]
+    assert columns(db, "events")[-1] == "mechanism"

@@ -226,6 +226,12 @@ class EventStore:
                 self._writer.execute("BEGIN IMMEDIATE")
                 for statement in SCHEMA:
                     self._writer.execute(statement)
+                # Fields are added to HsmEvent freely (contracts.md §1): a store made by an older
+                # hsmaudit gets their columns, empty (NULL) for the events it already holds.
+                present = {row[1] for row in self._writer.execute("PRAGMA table_info(events)")}
+                for name, sql_type in EVENT_COLUMNS:
+                    if name not in present:
+                        self._writer.execute(f"ALTER TABLE events ADD COLUMN {name} {sql_type}")
                 self._writer.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 self._writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 self._writer.execute("COMMIT")
