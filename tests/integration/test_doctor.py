@@ -379,6 +379,34 @@ def test_aws_setup_with_a_subscription_passes(moto: Moto) -> None:
     assert arn in subscription["summary"]
 
 
+def test_the_token_secret_and_the_s3_spool_are_checked_like_the_pipeline_uses_them(
+    moto: Moto, hec_sink: Any
+) -> None:
+    # GIVEN the token in Secrets Manager and an S3 spool, as the deployed pipeline has them
+    cluster = make_cluster(moto, hsms=1, records=1)
+    subscribe(moto, cluster.log_group)
+    secret = moto.client("secretsmanager").create_secret(
+        Name=f"hec-{cluster.cluster_id}", SecretString=json.dumps({"token": TOKEN})
+    )["ARN"]
+    bucket = f"spool-{cluster.cluster_id}"
+    moto.client("s3").create_bucket(Bucket=bucket)
+    env = {
+        **moto.env,
+        "HSMAUDIT_HEC_URL": hec_sink.url,
+        "HSMAUDIT_HEC_TOKEN_SECRET_ARN": secret,
+        "HSMAUDIT_SPOOL_BUCKET": bucket,
+    }
+    code, checks, stderr = doctor("--cluster", cluster.cluster_id, env=env)
+    # THEN the token read from the secret is valid, and every permission was exercised
+    assert code == 0, (checks, stderr)
+    assert "(from Secrets Manager)" in by_check(checks, "hec.token")[0]["summary"]
+    allowed = {c["summary"].split()[0] for c in by_check(checks, "aws.permissions") if c["status"] == "ok"}
+    assert {"secretsmanager:GetSecretValue", "s3:PutObject", "s3:GetObject", "s3:DeleteObject"} <= allowed
+    # AND the write probe left nothing behind in the spool
+    assert moto.client("s3").list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+    assert TOKEN not in json.dumps(checks) + stderr
+
+
 def test_a_log_group_without_subscription_filter_is_named(moto: Moto) -> None:
     cluster = make_cluster(moto, hsms=1, records=1)
     code, checks, _ = doctor("--skip-hec", "--cluster", cluster.cluster_id, env=moto.env)
