@@ -53,7 +53,11 @@ def record_templates() -> list[str]:
 
 
 def renumber(text: str, sequence_no: int, usecs: int) -> str:
-    text = re.sub(r"usecs:\d+", f"usecs:{usecs}", text, count=1)
+    from hsmaudit.records.parse import format_times
+
+    # Rewrite the Time line whole: a text time that disagreed with usecs would be flagged in
+    # every event's `extra` and make the figures unrealistic.
+    text = re.sub(r"^Time: [^\n]*", f"Time: {format_times(usecs)[1]}, usecs:{usecs}", text, count=1)
     return re.sub(r"(Sequence No[ \t]*:[ \t]*)0x[0-9a-fA-F]+", rf"\g<1>0x{sequence_no:x}", text, count=1)
 
 
