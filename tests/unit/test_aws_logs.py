@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from botocore.exceptions import ClientError, NoCredentialsError
 from hypothesis import given
@@ -153,3 +155,16 @@ def test_a_filter_pattern_that_drops_records_is_a_warning() -> None:
         "/g", [{"destinationArn": "arn:aws:lambda:fn-hsmaudit", "filterPattern": ""}], "hsmaudit"
     )
     assert ok.status == "ok"
+
+
+@given(
+    moment=st.datetimes(
+        min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+    ).map(lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000))
+)
+def test_any_iso_time_round_trips_to_its_milliseconds(moment: datetime) -> None:
+    expected = int(moment.timestamp() * 1000)
+    assert parse_time_ms(moment.isoformat()) == expected
+    assert parse_time_ms(moment.isoformat().replace("+00:00", "Z")) == expected
+    if expected >= 10**11:  # 12+ digits: epoch ms (shorter numbers are refused as ambiguous)
+        assert parse_time_ms(str(expected)) == expected

@@ -39,8 +39,12 @@ def parse_time_ms(text: str, *, now_ms: int | None = None) -> int:
     if relative:
         amount = float(relative.group(1))
         return now - int(amount * _UNIT_SECONDS[relative.group(2).lower()] * 1000)
-    if value.isdigit() and len(value) >= 12:
-        return int(value)  # epoch milliseconds, as CloudWatch prints them
+    if value.isdigit():
+        if len(value) >= 12:
+            return int(value)  # epoch milliseconds, as CloudWatch prints them
+        raise TimeSpecError(
+            f"{text!r} is ambiguous (epoch seconds?): give epoch milliseconds (13 digits) or ISO-8601"
+        )
     try:
         parsed = datetime.fromisoformat(value.replace("z", "Z"))
     except ValueError:
