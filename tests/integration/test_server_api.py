@@ -290,3 +290,11 @@ def test_allowed_hosts_follow_the_bind_address(bind: str, expected: tuple[str, .
     from hsmaudit.server.app import allowed_hosts_for
 
     assert allowed_hosts_for(bind) == expected
+
+
+def test_page_reloads_itself_only_at_an_offered_interval(server: RunningServer) -> None:
+    _, html, _ = get(server, "/?refresh=10")
+    assert '<meta http-equiv="refresh" content="10">' in html
+    for bad in ("/?refresh=1", "/?refresh=abc", "/"):
+        _, html, _ = get(server, bad)
+        assert 'http-equiv="refresh"' not in html

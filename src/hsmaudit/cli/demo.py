@@ -285,8 +285,8 @@ def register(app: typer.Typer) -> None:
                     fail("the demo did not end as expected (see above)")
                 return
             console.print(
-                f"hsmaudit demo: open {server.url}/ ; HEC token for your own events: {token} ; "
-                "Ctrl-C to stop",
+                f"hsmaudit demo: open {server.url}/{'?refresh=5' if live else ''} ; "
+                f"HEC token for your own events: {token} ; Ctrl-C to stop",
                 highlight=False,
             )
             tailer.start()

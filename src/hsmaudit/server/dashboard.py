@@ -51,6 +51,17 @@ BAR_LIMIT: Final = 20
 EVENT_ROWS: Final = 100
 
 
+REFRESH_CHOICES: Final = (0, 5, 10, 30, 60)
+
+
+def refresh_seconds(value: str | None) -> int:
+    """`?refresh=N`: reload the page every N seconds (a meta refresh: no script), one of the choices."""
+    if value is None or not value.isdigit():
+        return 0
+    seconds = int(value)
+    return seconds if seconds in REFRESH_CHOICES else 0
+
+
 def bars(counts: dict[str, int], limit: int = BAR_LIMIT) -> list[dict[str, Any]]:
     """Rows of a horizontal bar chart: label, count, bar width in percent of the largest."""
     items = list(counts.items())[:limit]
@@ -89,7 +100,8 @@ def dashboard_routes(store: EventStore) -> list[Route]:
             html = template.render(error=str(error), filters=dict(request.query_params))
             return HTMLResponse(html, status_code=400, headers=SECURITY_HEADERS)
         data = await run_in_threadpool(_page_data, store, filters)
-        return HTMLResponse(template.render(error=None, **data), headers=SECURITY_HEADERS)
+        refresh = refresh_seconds(request.query_params.get("refresh"))
+        return HTMLResponse(template.render(error=None, refresh=refresh, **data), headers=SECURITY_HEADERS)
 
     def _filters(request: Request) -> EventFilter | JSONResponse:
         try:
