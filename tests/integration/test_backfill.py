@@ -120,6 +120,25 @@ def test_a_backfill_stopped_half_way_resumes_with_no_gap_and_no_duplicate(
     assert len(delivered_ids(hec_sink)) == cluster.total
 
 
+def test_plan_shows_each_streams_progress_without_reading_or_sending(
+    moto: Moto, hec_sink: Any, tmp_path: Path
+) -> None:
+    cluster = make_cluster(moto, hsms=2, records=10)
+    checkpoint = tmp_path / "cp.json"
+    env = hec_env(moto, hec_sink)
+    stopped = run_cli(
+        *backfill_args(cluster, checkpoint, "--page-size", "10", "--stop-after-pages", "1"), env=env
+    )
+    assert stopped.returncode == 130
+    sent = len(delivered_ids(hec_sink))
+    plan = run_cli(*backfill_args(cluster, checkpoint, "--plan"), env=env)
+    assert plan.returncode == 0, plan.stderr
+    rows = [json.loads(line) for line in plan.stdout.splitlines()]
+    assert sorted(row["stream"] for row in rows) == sorted(cluster.streams)
+    assert sorted((row["delivered"], row["complete"]) for row in rows) == [(0, False), (10, False)]
+    assert len(delivered_ids(hec_sink)) == sent  # a plan sends nothing
+
+
 def test_ctrl_c_finishes_the_page_in_flight_and_the_next_run_resumes(
     moto: Moto, hec_sink: Any, tmp_path: Path
 ) -> None:

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from rich.text import Text
 
     from hsmaudit.aws.logs import LogsReader, LogStreamInfo
+    from hsmaudit.records.event import HsmEvent
 
 DEFAULT_STATE_DIR: Final = Path(".hsmaudit")
 
@@ -508,6 +509,11 @@ def register(app: typer.Typer) -> None:
         raw: bool | None = opts.RAW,
         config: Path | None = opts.CONFIG,
         json_summary: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+        plan: bool = typer.Option(
+            False,
+            "--plan",
+            help="Only show the streams, their spans and the checkpoint's progress; read nothing.",
+        ),
         no_progress: bool = typer.Option(
             False, "--no-progress", help="No progress bars (stderr stays quiet)."
         ),
@@ -551,6 +557,15 @@ def register(app: typer.Typer) -> None:
             since=format_ms(job.since_ms),
             until=format_ms(job.until_ms),
         )
+        if plan:
+            from hsmaudit.cli.output import one_line_errors
+
+            with one_line_errors(LogsError):
+                reader = LogsReader(
+                    logs_client(region=region, profile=profile), rates={"GetLogEvents": max_rps}
+                )
+                show_plan(job, checkpoint_path, state, reader, streams=streams, as_json=json_summary)
+            return
         destination: Destination | None = None
         with opts.delivery_errors():
             destination = opts.open_destination(settings)
@@ -588,6 +603,74 @@ def register(app: typer.Typer) -> None:
         _report(summary, json_summary)
         if summary.interrupted:
             fail(f"{stop.reason}; run the same command to resume from {checkpoint_path}", 130)
+
+
+def show_plan(
+    job: BackfillJob,
+    checkpoint_path: Path,
+    state: Checkpoint,
+    reader: LogsReader,
+    *,
+    streams: Sequence[str],
+    as_json: bool,
+) -> None:
+    """What a run would read: each stream's span in the window and how far the checkpoint got."""
+    runner = Backfill(
+        reader, _NoDestination(), job=job, checkpoint_path=checkpoint_path, checkpoint=state, streams=streams
+    )
+    rows = []
+    for log_group, info in runner.plan():
+        position = state.position(log_group, info.name)
+        rows.append(
+            {
+                "log_group": log_group,
+                "stream": info.name,
+                "first_event": format_ms(info.first_event_ms) if info.first_event_ms is not None else None,
+                "last_event": format_ms(info.last_event_ms) if info.last_event_ms is not None else None,
+                "delivered": position.delivered,
+                "delivered_until": format_ms(position.timestamp) if position.timestamp is not None else None,
+                "complete": position.complete,
+            }
+        )
+    if as_json:
+        for row in rows:
+            sys.stdout.write(msgspec.json.encode(row).decode() + "\n")
+        return
+    from rich.table import Table
+
+    table = Table(
+        title=f"backfill plan {format_ms(job.since_ms)} .. {format_ms(job.until_ms)}", header_style="bold"
+    )
+    for column in (
+        "log group",
+        "stream",
+        "first event",
+        "last event",
+        "delivered",
+        "delivered until",
+        "done",
+    ):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            *(str(row[key] if row[key] is not None else "-") for key in list(row)[:6]),
+            "yes" if row["complete"] else "no",
+        )
+    stderr_console().print(table)
+    stderr_console().print(f"checkpoint {checkpoint_path}", highlight=False)
+
+
+class _NoDestination:
+    """Planning delivers nothing."""
+
+    description = "nothing (plan only)"
+    chunk_size: int | None = None
+
+    def deliver(self, events: Sequence[HsmEvent]) -> Delivered:
+        raise DeliveryError("a plan delivers nothing")
+
+    def close(self) -> None:
+        return
 
 
 def _report(summary: BackfillSummary, json_summary: bool) -> None:
