@@ -9,9 +9,11 @@ The flow, per cluster log group and per HSM stream (one at a time, oldest first)
    quota and backing off on ThrottlingException;
 2. each message is parsed (`sources.message.parse_log_message`, the Lambda's parser);
 3. events the checkpoint says were delivered are skipped (`sinks.checkpoint.StreamPosition`);
-4. the page goes to the destination (HEC via the Lambda's `HecClient` and spool, the local store,
-   or a JSON-lines file), which returns only when every event is kept;
-5. only then the checkpoint advances and is written atomically.
+4. the new events go to the destination (HEC via the Lambda's `HecClient` and spool, the local
+   store, or a JSON-lines file) one HEC request's worth at a time; `deliver` returns only when
+   every event of it is kept;
+5. only then the checkpoint advances and is written atomically, so a HEC failure half-way through
+   a page costs no duplicate on resume.
 
 An interruption (Ctrl-C, SIGTERM) finishes the page in flight, writes the checkpoint and exits
 130; the same command resumes with no gap and no duplicate.
@@ -62,7 +64,8 @@ BACKFILL_HELP: Final = (
     "Reads every HSM stream of each cluster's log group over [--since, --until) with GetLogEvents, "
     "paced below the CloudWatch Logs quota and slowing down whenever AWS throttles. Events go "
     "through the same HEC client and spool as the Lambda (or into --db / --out).\n\n"
-    "After every page that was kept, a checkpoint records how far each stream got. If the run stops "
+    "After every batch that was kept (accepted by HEC, spooled, stored or written), a checkpoint "
+    "records how far each stream got. If the run stops "
     "(Ctrl-C, a crash, a network failure), run the same command again: it resumes with no gap and "
     "no duplicate. Progress bars go to stderr; --json prints a summary on stdout."
 )
