@@ -121,3 +121,23 @@ def test_a_metrics_failure_never_fails_a_delivered_invocation(
     result = handler(subscription_event(subscription_document([record_text(1)])), FakeContext())
     assert result["accepted"] == 1
     assert "metrics not emitted (RuntimeError" in caplog.text
+
+
+def test_sequence_gaps_inside_a_delivery_are_counted(
+    fault_hec: FaultHec, lambda_env: Callable[..., None], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lambda_env(
+        HSMAUDIT_HEC_URL=fault_hec.url,
+        HSMAUDIT_HEC_TOKEN=TOKEN,
+        HSMAUDIT_SPOOL_DIR=str(tmp_path),
+        HSMAUDIT_METRICS="true",
+        HSMAUDIT_METRICS_NAMESPACE="hsmaudit-test",
+    )
+    # GIVEN one stream's records 0-2, 6 and 9 (3 + 2 missing), and a second document starting at 20
+    first = subscription_document([record_text(n) for n in (0, 1, 2, 6, 9)])
+    second = subscription_document([record_text(n) for n in (20, 21)])
+    handler(subscription_event(first, second), FakeContext())
+    (emf,) = emf_documents(capsys.readouterr().out)
+    # THEN five records are missing; the jump between documents is not counted (no shared order)
+    assert value(emf, "SequenceGaps") == 5
+    assert value(emf, "EventsSent") == 7

@@ -9,7 +9,7 @@ EMF document is written directly, so metrics never depend on an optional package
 
 Metric names (namespace `HSMAUDIT_METRICS_NAMESPACE`, dimension `service`):
 EventsIn, EventsSent, EventsSpooled, EventsFailed, Retries, ParseErrors, ControlMessages,
-BadPayloads, HecRequests, HecLatency (ms, one value per request), BatchBytes (bytes on the wire per
+BadPayloads, SequenceGaps (records missing between two of one delivery), HecRequests, HecLatency (ms, one value per request), BatchBytes (bytes on the wire per
 request), FirehoseRecordsOk/Dropped/Failed.
 """
 
@@ -33,6 +33,7 @@ _UNITS: Final[dict[str, Unit]] = {
     "ParseErrors": "Count",
     "ControlMessages": "Count",
     "BadPayloads": "Count",
+    "SequenceGaps": "Count",
     "HecRequests": "Count",
     "FirehoseRecordsOk": "Count",
     "FirehoseRecordsDropped": "Count",

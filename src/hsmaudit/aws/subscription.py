@@ -70,6 +70,32 @@ class ForwardResult:
         return out
 
 
+class SequenceWatch:
+    """Counts records missing between consecutive records of one delivered document.
+
+    One document holds one HSM stream in CloudWatch's order, and an HSM numbers its records with
+    no gaps (reference §3), so a jump inside a document is a lost or removed record: the
+    `SequenceGaps` metric, which the deploy template alarms on. Gaps across deliveries (state
+    per stream over time, out-of-order arrival) are the `sequence-gap` detection's job.
+    """
+
+    __slots__ = ("reboot", "sequence")
+
+    def __init__(self) -> None:
+        self.reboot: int | None = None
+        self.sequence: int | None = None
+
+    def missing_before(self, event: HsmEvent) -> int:
+        """How many sequence numbers were skipped just before `event` (0 when unknown)."""
+        if event.sequence_no is None or event.reboot_counter is None:
+            return 0
+        missing = 0
+        if event.reboot_counter == self.reboot and self.sequence is not None:
+            missing = max(0, event.sequence_no - self.sequence - 1)
+        self.reboot, self.sequence = event.reboot_counter, event.sequence_no
+        return missing
+
+
 def _document_metadata(documents: list[SubscriptionDocument], base: Mapping[str, str]) -> dict[str, str]:
     metadata = dict(base)
     data = [d for d in documents if not d.is_control]
@@ -130,16 +156,18 @@ def forward_subscription(
     # 2. filter
     control = sum(1 for document in documents if document.is_control)
     tally.add("ControlMessages", control)
-    counts = {"events": 0, "parse_errors": 0}
+    counts = {"events": 0, "parse_errors": 0, "sequence_gaps": 0}
 
     # 3. parse (lazily: events stream into batches)
     def events() -> Iterator[HsmEvent]:
         for document in documents:
+            last = SequenceWatch()
             for message in log_messages(document):
                 parsed = parse_log_message(message)
                 counts["events"] += 1
                 if parsed.parse_error is not None:
                     counts["parse_errors"] += 1
+                counts["sequence_gaps"] += last.missing_before(parsed)
                 yield parsed
 
     # 4. deliver
@@ -150,6 +178,7 @@ def forward_subscription(
     # 5. account
     tally.add("EventsIn", counts["events"])
     tally.add("ParseErrors", counts["parse_errors"])
+    tally.add("SequenceGaps", counts["sequence_gaps"])
     tally.add("EventsSent", report.accepted)
     tally.add("EventsSpooled", report.spooled_events)
     tally.add("EventsFailed", report.failed_events)
