@@ -255,6 +255,8 @@ class Backfill:
                 # through a page, what it accepted is already recorded and is not sent again.
                 size = self.destination.chunk_size or len(fresh) or 1
                 for begin in range(0, len(fresh), size):
+                    if self.stop.requested:
+                        break  # Ctrl-C: what was kept is checkpointed; the rest is read again later
                     chunk = fresh[begin : begin + size]
                     delivered = self.destination.deliver([event for _, event in chunk])
                     self._count(result, delivered)
