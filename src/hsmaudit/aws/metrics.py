@@ -9,8 +9,9 @@ EMF document is written directly, so metrics never depend on an optional package
 
 Metric names (namespace `HSMAUDIT_METRICS_NAMESPACE`, dimension `service`):
 EventsIn, EventsSent, EventsSpooled, EventsFailed, Retries, ParseErrors, ControlMessages,
-BadPayloads, SequenceGaps (records missing between two of one delivery), HecRequests, HecLatency (ms, one value per request), BatchBytes (bytes on the wire per
-request), FirehoseRecordsOk/Dropped/Failed.
+BadPayloads, SequenceGaps (records missing between two records of one delivery), HecRequests,
+HecLatency (ms, one value per request), BatchBytes (bytes on the wire per request),
+FirehoseRecordsOk/Dropped/Failed.
 """
 
 from __future__ import annotations
