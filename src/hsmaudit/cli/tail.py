@@ -174,7 +174,7 @@ def event_line(event: HsmEvent) -> Text:
         user = f"{user}->{event.target_user_name}"
     handle = event.key_handle if event.key_handle is not None else event.object_handle
     parts = [
-        (event.time or "?")[:26],
+        event.time or "?",
         event.hsm_id or "-",
         f"#{event.sequence_no}" if event.sequence_no is not None else "#-",
         event.opcode or "?",
