@@ -15,6 +15,7 @@ from typing import Any
 from hsmaudit.records.parse import parse_message
 
 from .test_cli_harness import (
+    BASE_MS,
     HSMAUDIT,
     Cluster,
     Moto,
@@ -257,6 +258,34 @@ def test_backfill_to_a_jsonl_file_and_only_the_named_streams(moto: Moto, tmp_pat
     assert len(events) == 6
     assert {e["hsm_id"] for e in events} == {stream}
     assert [e["sequence_no"] for e in events] == list(range(6))
+
+
+def test_the_clusters_certificate_stream_is_backfilled_with_the_hsm_streams(
+    moto: Moto, samples_dir: Path, tmp_path: Path
+) -> None:
+    # GIVEN a cluster whose log group also holds its certificate-storage stream (named after the
+    # cluster, JSON records: user-needs.md §2.1)
+    cluster = make_cluster(moto, hsms=1, records=3)
+    logs = moto.client("logs")
+    logs.create_log_stream(logGroupName=cluster.log_group, logStreamName=cluster.cluster_id)
+    records = [
+        (samples_dir / name).read_text().strip()
+        for name in sorted(p.name for p in samples_dir.glob("aws-certstore-*.txt"))
+    ]
+    logs.put_log_events(
+        logGroupName=cluster.log_group,
+        logStreamName=cluster.cluster_id,
+        logEvents=[{"timestamp": BASE_MS + 500 + i, "message": text} for i, text in enumerate(records)],
+    )
+    out = tmp_path / "events.jsonl"
+    result = run_cli(*backfill_args(cluster, tmp_path / "cp.json", "--out", str(out)), env=moto.env)
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    certificates = [e for e in events if e["record_format"] == "certificate"]
+    assert len(events) == 3 + len(records)
+    assert len(certificates) == len(records)
+    assert all(e.get("hsm_id") is None and e["cluster_id"] == cluster.cluster_id for e in certificates)
+    assert all(e.get("parse_error") is None for e in events)
 
 
 def test_a_missing_cluster_is_named_in_one_line(moto: Moto, tmp_path: Path) -> None:
