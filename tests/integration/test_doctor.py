@@ -153,11 +153,11 @@ class TlsHec:
     certificate: Path
 
 
-@pytest.fixture(scope="module")
-def tls_hec(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsHec]:
+def serve_tls(directory: Path, *, valid_for: datetime.timedelta) -> Iterator[TlsHec]:
     """The shared HEC sink behind HTTPS with a self-signed certificate for `localhost` only.
 
-    CN is Splunk's default `SplunkServerDefaultCert` (user-needs.md §1.6: the classic self-signed case).
+    CN is Splunk's default `SplunkServerDefaultCert` (user-needs.md §1.6: the classic self-signed
+    case). A negative `valid_for` makes a certificate that expired that long ago.
     """
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -166,18 +166,18 @@ def tls_hec(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsHec]:
 
     from .test_cli_harness import _load_hec_sink
 
-    directory = tmp_path_factory.mktemp("tls")
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "SplunkServerDefaultCert")])
     now = datetime.datetime.now(datetime.UTC)
+    not_after = now + valid_for
     certificate = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=2))
+        .not_valid_before(min(now, not_after) - datetime.timedelta(days=1))
+        .not_valid_after(not_after)
         .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
@@ -202,6 +202,12 @@ def tls_hec(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsHec]:
     yield TlsHec(f"https://localhost:{port}", f"https://127.0.0.1:{port}", cert_path)
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(scope="module")
+def tls_hec(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsHec]:
+    """HTTPS HEC with a self-signed certificate valid for two more days."""
+    yield from serve_tls(tmp_path_factory.mktemp("tls"), valid_for=datetime.timedelta(days=2))
 
 
 # ------------------------------------------------------------------------------------------ HEC tests
@@ -325,6 +331,18 @@ def test_a_certificate_for_another_name_is_named(tls_hec: TlsHec) -> None:
     assert code == 1
     (problem,) = failed(checks)
     assert "valid for localhost, not for 127.0.0.1" in problem["summary"]
+
+
+def test_an_expired_certificate_is_named(tmp_path: Path) -> None:
+    for server in serve_tls(tmp_path, valid_for=-datetime.timedelta(days=3)):
+        code, checks, _ = doctor(
+            "--skip-aws", "--hec-url", server.url_by_name, "--ca-bundle", str(server.certificate),
+            env={"HSMAUDIT_HEC_TOKEN": TOKEN},
+        )  # fmt: skip
+        assert code == 1
+        (problem,) = failed(checks)
+        assert problem["check"] == "hec.tls"
+        assert "has expired" in problem["summary"]
 
 
 def test_no_hec_url_is_named(tmp_path: Path) -> None:
