@@ -333,6 +333,18 @@ def test_a_certificate_for_another_name_is_named(tls_hec: TlsHec) -> None:
     assert "valid for localhost, not for 127.0.0.1" in problem["summary"]
 
 
+def test_verification_turned_off_is_a_warning_said_once(tls_hec: TlsHec) -> None:
+    code, checks, stderr = doctor(
+        "--skip-aws", "--hec-url", tls_hec.url_by_name,
+        env={"HSMAUDIT_HEC_TOKEN": TOKEN, "HSMAUDIT_HEC_VERIFY": "false"},
+    )  # fmt: skip
+    assert code == 0, (checks, stderr)
+    (tls,) = by_check(checks, "hec.tls")
+    assert tls["status"] == "warn" and "verification is OFF" in tls["summary"]
+    assert "HSMAUDIT_HEC_CA_BUNDLE" in (tls["fix"] or "")
+    assert stderr == ""  # no per-request InsecureRequestWarning noise
+
+
 def test_an_expired_certificate_is_named(tmp_path: Path) -> None:
     for server in serve_tls(tmp_path, valid_for=-datetime.timedelta(days=3)):
         code, checks, _ = doctor(

@@ -130,7 +130,12 @@ def open_destination(options: DeliveryOptions) -> Destination:
         return JsonlDestination(options.out, include_raw=settings.include_raw)
     quiet_library_logs()
     if not settings.hec_verify:
+        import urllib3
+
         from hsmaudit.cli.output import stderr_console
+
+        # Said once below, not once per request by urllib3.
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
         stderr_console().print(
             "hsmaudit: warning: TLS certificate verification of HEC is OFF (HSMAUDIT_HEC_VERIFY=false); "
