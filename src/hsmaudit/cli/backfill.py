@@ -59,6 +59,11 @@ if TYPE_CHECKING:
 
 DEFAULT_STATE_DIR: Final = Path(".hsmaudit")
 
+LAST_EVENT_SLACK_MS: Final = 24 * 3_600_000
+"""DescribeLogStreams' `lastEventTimestamp` is eventually consistent ("typically updates in less
+than an hour from ingestion, but in rare situations might take longer", CloudWatch Logs API
+reference): a stream is skipped as too old only when it ended a day before the window."""
+
 BACKFILL_HELP: Final = (
     "Load CloudHSM audit history from CloudWatch Logs into Splunk HEC, the local store or a file.\n\n"
     "Reads every HSM stream of each cluster's log group over [--since, --until) with GetLogEvents, "
@@ -191,7 +196,10 @@ class Backfill:
             for info in self.reader.describe_streams(log_group):
                 if self.only_streams and info.name not in self.only_streams:
                     continue
-                if info.last_event_ms is not None and info.last_event_ms < self.job.since_ms:
+                if (
+                    info.last_event_ms is not None
+                    and info.last_event_ms + LAST_EVENT_SLACK_MS < self.job.since_ms
+                ):
                     continue
                 if info.first_event_ms is not None and info.first_event_ms >= self.job.until_ms:
                     continue
