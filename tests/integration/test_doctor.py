@@ -579,3 +579,23 @@ def test_no_aws_region_is_named() -> None:
     code, checks, _ = doctor("--skip-hec", env={"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"})
     assert code == 1
     assert failed(checks)[0]["summary"] == "no AWS Region is configured"
+
+
+@pytest.mark.parametrize(
+    ("url", "status"),
+    [
+        ("https://http-inputs-acme.splunkcloud.com:443", "ok"),
+        ("https://http-inputs-acme.splunkcloud.com", "ok"),
+        ("https://acme.splunkcloud.com:8088", "warn"),
+        ("https://http-inputs-acme.splunkcloud.com:8088", "warn"),
+        ("https://splunk.internal.example.com:8088", "ok"),
+    ],
+)
+def test_a_splunk_cloud_url_of_the_wrong_shape_is_pointed_out(url: str, status: str) -> None:
+    from hsmaudit.cli.doctor import HecProbe
+    from hsmaudit.config import Settings
+
+    result, go_on = HecProbe(Settings(hec_url=url), timeout=1, test_event=False).config()
+    assert (result.status, go_on) == (status, True)
+    if status == "warn":
+        assert "http-inputs-<stack>.splunkcloud.com:443" in (result.fix or "")

@@ -130,9 +130,19 @@ class HecProbe:
         self.host = parts.hostname or ""
         self.port = parts.port or (443 if self.scheme == "https" else 80)
         origin = self.source or self.settings.origins.get("hec_url", "default")
-        return CheckResult(
-            "hec.config", "ok", f"HEC URL {self.origin}{self.event_path} (from {origin})"
-        ), True
+        summary = f"HEC URL {self.origin}{self.event_path} (from {origin})"
+        if self.host.endswith(".splunkcloud.com") and (
+            not self.host.startswith("http-inputs-") or self.port != 443 or self.scheme != "https"
+        ):
+            # user-needs.md §1.6: Splunk Cloud's HEC is https://http-inputs-<stack>.splunkcloud.com:443;
+            # clients hard-coding port 8088 or the web host miss it.
+            return CheckResult(
+                "hec.config",
+                "warn",
+                f"{summary} does not look like a Splunk Cloud HEC URL",
+                "Splunk Cloud's HEC is usually https://http-inputs-<stack>.splunkcloud.com:443",
+            ), True
+        return CheckResult("hec.config", "ok", summary), True
 
     # -- 2 -------------------------------------------------------------------------------------
     def reachable(self) -> tuple[CheckResult, bool]:
