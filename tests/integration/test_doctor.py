@@ -407,6 +407,19 @@ def test_aws_setup_with_a_subscription_passes(moto: Moto) -> None:
     (subscription,) = by_check(checks, "aws.subscription")
     assert subscription["status"] == "ok"
     assert arn in subscription["summary"]
+    assert by_check(checks, "aws.retention")[0]["summary"].endswith("keeps records forever")
+
+
+def test_a_retention_shorter_than_a_year_is_a_warning(moto: Moto) -> None:
+    cluster = make_cluster(moto, hsms=1, records=1)
+    subscribe(moto, cluster.log_group)
+    moto.client("logs").put_retention_policy(logGroupName=cluster.log_group, retentionInDays=90)
+    code, checks, _ = doctor("--skip-hec", "--cluster", cluster.cluster_id, env=moto.env)
+    assert code == 0  # Splunk may be where the year is kept: a warning, not a failure
+    (retention,) = by_check(checks, "aws.retention")
+    assert retention["status"] == "warn"
+    assert "keeps records 90 days only" in retention["summary"]
+    assert "PCI DSS v4 10.5.1" in (retention["fix"] or "")
 
 
 def test_the_token_secret_and_the_s3_spool_are_checked_like_the_pipeline_uses_them(

@@ -18,7 +18,8 @@ HEC (`shared/reference/splunk-hec-and-app.md` §1; user-needs.md §1.2, §1.5, �
 
 AWS (`hsmaudit.aws.checks`)
 8. `aws.credentials`, 9. `aws.permissions` (each one the pipeline needs), 10. `aws.subscription`
-   (a subscription filter on each cluster's log group).
+   (a subscription filter on each cluster's log group), 11. `aws.retention` (a warning below the
+   12 months PCI DSS v4 10.5.1 asks for). With `--function`, `aws.function` comes first.
 
 Every problem is one line saying what and what to do; the command exits 1 when any check fails.
 The token is never printed.
@@ -593,6 +594,7 @@ def aws_checks(
     )
     yield from checks.permissions(needed, principal_arn=principal_arn)
     yield from checks.subscriptions(groups, destination=destination)
+    yield from checks.retention(groups)
 
 
 def function_checks(
