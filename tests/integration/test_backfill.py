@@ -330,3 +330,16 @@ def test_backfill_without_hec_settings_says_how_to_set_them(moto: Moto, tmp_path
     assert result.returncode == 1
     assert "no HEC URL" in result.stderr
     assert "HSMAUDIT_HEC_URL" in result.stderr
+
+
+def test_several_clusters_in_one_job_each_arrive_once(moto: Moto, hec_sink: Any, tmp_path: Path) -> None:
+    first, second = make_cluster(moto, hsms=1, records=8), make_cluster(moto, hsms=2, records=5)
+    args = backfill_args(first, tmp_path / "cp.json", "--cluster", second.cluster_id, "--page-size", "3")
+    env = hec_env(moto, hec_sink)
+    stopped = run_cli(*args, "--stop-after-pages", "4", env=env)
+    assert stopped.returncode == 130, stopped.stderr
+    resumed = run_cli(*args, env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert {s["log_group"] for s in summary_of(resumed)["streams"]} == {first.log_group, second.log_group}
+    expected = expected_ids(moto, first) + expected_ids(moto, second)
+    assert sorted(delivered_ids(hec_sink)) == sorted(expected)
