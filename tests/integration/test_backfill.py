@@ -343,3 +343,25 @@ def test_several_clusters_in_one_job_each_arrive_once(moto: Moto, hec_sink: Any,
     assert {s["log_group"] for s in summary_of(resumed)["streams"]} == {first.log_group, second.log_group}
     expected = expected_ids(moto, first) + expected_ids(moto, second)
     assert sorted(delivered_ids(hec_sink)) == sorted(expected)
+
+
+def test_cloudwatch_unreachable_is_retried_then_named_in_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    result = run_cli(
+        "backfill", "--cluster", "cluster-unreachable", "--since", "1d", "--out", str(tmp_path / "o.jsonl"),
+        "--checkpoint", str(tmp_path / "cp.json"), "--no-progress", "--retry-base-delay", "0.01", env=env,
+    )  # fmt: skip
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("hsmaudit: DescribeLogStreams: cannot reach CloudWatch Logs")
+    assert "Traceback" not in result.stderr

@@ -185,7 +185,13 @@ class LogsReader:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
 
     def _call(self, operation: str, method: Callable[..., Any], /, **params: Any) -> Any:
-        from botocore.exceptions import ClientError, ConnectionError, NoCredentialsError
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            ConnectionError,
+            HTTPClientError,
+            NoCredentialsError,
+        )
 
         limiter = self.limiters.setdefault(operation, RateLimiter(2.0, sleep=self._sleep))
         attempt = 0
@@ -216,9 +222,12 @@ class LogsReader:
                 raise LogsAccessError(
                     f"{operation}: no AWS credentials found (set AWS_PROFILE, or run 'aws configure')"
                 ) from None
-            except ConnectionError as error:
+            except (ConnectionError, HTTPClientError) as error:
+                # Connection refused or reset, connect or read timeout: worth another attempt.
                 if attempt >= self.max_attempts:
                     raise LogsError(f"{operation}: cannot reach CloudWatch Logs ({error})") from None
+            except BotoCoreError as error:
+                raise LogsError(f"{operation}: {error}") from None
             else:
                 limiter.succeeded()
                 return response
