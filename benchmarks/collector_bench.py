@@ -231,7 +231,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ingest-events", type=int, default=200_000, help="events posted over HTTP per run")
     parser.add_argument("--batch", type=int, default=500)
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=8, help="connections of the second ingest phase")
     parser.add_argument(
         "--total", type=int, default=1_000_000, help="events in the store for the summary timing"
     )
