@@ -118,7 +118,9 @@ def _event_json(event: HsmEvent, include_raw: bool) -> bytes:
         # A lone surrogate (JSON "\ud800" in the input decodes to one) has no UTF-8 form; JSON's
         # \u escape keeps it exactly, so fall back to the stdlib's ASCII-escaping encoder.
         return json.dumps(
-            event_to_dict(event, include_raw=include_raw, compact=True), ensure_ascii=True, separators=(",", ":")
+            event_to_dict(event, include_raw=include_raw, compact=True),
+            ensure_ascii=True,
+            separators=(",", ":"),
         ).encode("ascii")
 
 
