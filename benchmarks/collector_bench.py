@@ -167,6 +167,15 @@ class Server:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def thread_cpu(self) -> dict[str, float]:
+        """CPU seconds per thread of the server (task id -> seconds), from /proc (Linux)."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        out = {}
+        for task in Path(f"/proc/{self.process.pid}/task").iterdir():
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            out[task.name] = (int(fields[11]) + int(fields[12])) / ticks
+        return out
+
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=60)
@@ -270,12 +279,22 @@ def main() -> None:
             bodies = []
         for concurrency, part in ((1, bodies[:half]), (args.concurrency, bodies[half:])) if bodies else ():
             cpu_before = server.cpu_seconds()
+            threads_before = server.thread_cpu()
             acked, elapsed = ingest(server.url, part, concurrency)
             cpu = server.cpu_seconds() - cpu_before
+            busy = sorted(
+                (seconds - threads_before.get(task, 0.0) for task, seconds in server.thread_cpu().items()),
+                reverse=True,
+            )
             print(
                 f"  durable ingest, {concurrency} connection(s): {acked / elapsed:,.0f} events/s acknowledged "
                 f"({acked:,} events in {elapsed:.2f} s, {len(part) / elapsed:.0f} requests/s); "
                 f"server used {cpu:.2f} CPU-s = {acked / cpu:,.0f} events per server CPU-second"
+            )
+            print(
+                "    busiest server threads (share of wall time): "
+                + ", ".join(f"{seconds / elapsed:.0%}" for seconds in busy[:3])
+                + "  (the store writer is the busiest)"
             )
     finally:
         server.stop()
