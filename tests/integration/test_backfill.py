@@ -228,6 +228,7 @@ def test_throttling_slows_the_backfill_down_and_loses_nothing(
     assert summary["throttled"] == proxy.throttled > 0
     assert summary["retries"] >= summary["throttled"]
     assert summary["backoff_seconds"] > 0
+    assert summary["lowest_rps"] < summary["max_rps"] == 200  # the pace was lowered
     assert sorted(delivered_ids(hec_sink)) == sorted(expected_ids(moto, cluster))
 
 

@@ -53,7 +53,7 @@ def test_throttling_halves_the_pace_and_successes_bring_it_back() -> None:
     assert limiter.rate == 2.0
     for _ in range(3):
         limiter.throttled()
-    assert limiter.rate == 1.0  # never below the floor
+    assert limiter.rate == limiter.lowest == 1.0  # never below the floor
     for _ in range(5 * 10):
         limiter.succeeded()
     assert limiter.rate == 8.0  # back to the configured pace, never above it

@@ -95,6 +95,7 @@ class RateLimiter:
             raise ValueError("rate must be positive")
         self.configured = rate
         self.rate = rate
+        self.lowest = rate
         self.minimum = min(minimum, rate)
         self.recover_after = recover_after
         self._clock = clock
@@ -127,6 +128,7 @@ class RateLimiter:
         """The service throttled a call: halve the pace."""
         with self._lock:
             self.rate = max(self.minimum, self.rate / 2)
+            self.lowest = min(self.lowest, self.rate)
             self._successes = 0
 
 

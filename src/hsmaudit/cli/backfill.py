@@ -117,6 +117,8 @@ class BackfillSummary:
     throttled: int = 0
     retries: int = 0
     backoff_seconds: float = 0.0
+    max_rps: float = 0.0
+    lowest_rps: float = 0.0  # the pace GetLogEvents was slowed down to after throttling
 
     def totals(self) -> dict[str, int]:
         keys = ("read", "skipped", "delivered", "accepted", "spooled", "duplicates", "parse_errors", "pages")
@@ -220,6 +222,10 @@ class Backfill:
             summary.throttled = stats.throttled
             summary.retries = stats.retries
             summary.backoff_seconds = round(stats.backoff_seconds, 3)
+            pace = self.reader.limiters.get("GetLogEvents")
+            if pace is not None:
+                summary.max_rps = pace.configured
+                summary.lowest_rps = round(pace.lowest, 3)
         summary.interrupted = self.stop.requested
         summary.complete = not self.stop.requested and all(result.complete for result in summary.streams)
         return summary
@@ -441,7 +447,9 @@ def print_summary(summary: BackfillSummary) -> None:
     console.print(
         f"{verdict}: {data['delivered']} events delivered to {summary.destination} in {summary.seconds:.1f}s "
         f"({data['events_per_second']:.0f}/s); {summary.aws_requests} CloudWatch Logs requests, "
-        f"{summary.throttled} throttled; checkpoint {summary.checkpoint}",
+        f"{summary.throttled} throttled"
+        + (f" (pace lowered to {summary.lowest_rps:g}/s)" if summary.lowest_rps < summary.max_rps else "")
+        + f"; checkpoint {summary.checkpoint}",
         highlight=False,
     )
     if data["spooled"]:
