@@ -366,3 +366,30 @@ def test_cloudwatch_unreachable_is_retried_then_named_in_one_line(tmp_path: Path
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("hsmaudit: DescribeLogStreams: cannot reach CloudWatch Logs")
     assert "Traceback" not in result.stderr
+
+
+def test_a_killed_backfill_into_the_store_resumes_with_every_record_once(moto: Moto, tmp_path: Path) -> None:
+    from hsmaudit.store.database import EventStore
+
+    # GIVEN a slow backfill into the local store, killed hard (SIGKILL: no chance to clean up)
+    cluster = make_cluster(moto, hsms=2, records=30)
+    checkpoint, db = tmp_path / "cp.json", tmp_path / "events.sqlite3"
+    args = backfill_args(cluster, checkpoint, "--db", str(db), "--page-size", "4")
+    args[args.index("--max-rps") + 1] = "3"
+    process = subprocess.Popen(
+        [HSMAUDIT, *args], env=clean_env(moto.env), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 30
+    while not checkpoint.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    process.kill()
+    process.communicate(timeout=30)
+    with EventStore(db) as store:
+        assert 0 < store.count_events() < cluster.total
+    # WHEN the same command runs again THEN the store holds every record exactly once
+    again = run_cli(*backfill_args(cluster, checkpoint, "--db", str(db), "--page-size", "4"), env=moto.env)
+    assert again.returncode == 0, again.stderr
+    with EventStore(db) as store:
+        ids = sorted(event.event_id or "" for _, event in store.iter_events())
+    assert ids == sorted(expected_ids(moto, cluster))
