@@ -12,18 +12,9 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from hsmaudit.aws.secrets import boto3_client
+from hsmaudit.aws.secrets import aws_error_code, boto3_client
 from hsmaudit.sinks.errors import SpoolError
 from hsmaudit.sinks.spool import SPOOL_SUFFIX, SpoolBatch, decode_batch, encode_batch
-
-
-def _code(error: Exception) -> str:
-    response = getattr(error, "response", None)
-    if isinstance(response, dict):
-        code = response.get("Error", {}).get("Code")
-        if isinstance(code, str):
-            return code
-    return type(error).__name__
 
 
 class S3Spool:
@@ -71,7 +62,7 @@ class S3Spool:
                 Bucket=self.bucket, Key=key, Body=encode_batch(batch), ContentType="application/gzip"
             )
         except Exception as error:  # boundary: botocore's error types are many
-            raise SpoolError(f"cannot write s3://{self.bucket}/{key} ({_code(error)})") from None
+            raise SpoolError(f"cannot write s3://{self.bucket}/{key} ({aws_error_code(error)})") from None
         return f"s3://{self.bucket}/{key}"
 
     def list(self) -> Iterator[str]:
@@ -86,7 +77,7 @@ class S3Spool:
                     if name.endswith(SPOOL_SUFFIX) and "/" not in name:
                         ids.append(name[: -len(SPOOL_SUFFIX)])
         except Exception as error:  # boundary
-            raise SpoolError(f"cannot list {self.location} ({_code(error)})") from None
+            raise SpoolError(f"cannot list {self.location} ({aws_error_code(error)})") from None
         return iter(sorted(ids))
 
     def get(self, batch_id: str) -> SpoolBatch:
@@ -95,7 +86,7 @@ class S3Spool:
         try:
             data = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except Exception as error:  # boundary
-            raise SpoolError(f"cannot read s3://{self.bucket}/{key} ({_code(error)})") from None
+            raise SpoolError(f"cannot read s3://{self.bucket}/{key} ({aws_error_code(error)})") from None
         return decode_batch(data, name=batch_id)
 
     def delete(self, batch_id: str) -> None:
@@ -104,4 +95,4 @@ class S3Spool:
         try:
             self.client.delete_object(Bucket=self.bucket, Key=key)
         except Exception as error:  # boundary
-            raise SpoolError(f"cannot delete s3://{self.bucket}/{key} ({_code(error)})") from None
+            raise SpoolError(f"cannot delete s3://{self.bucket}/{key} ({aws_error_code(error)})") from None

@@ -56,7 +56,8 @@ def token_from_secret(secret: str, *, name: str) -> str:
     return text
 
 
-def _aws_error_code(error: Exception) -> str:
+def aws_error_code(error: Exception) -> str:
+    """The AWS error code of a botocore error (`AccessDenied`, …), else the exception's class name."""
     response = getattr(error, "response", None)
     if isinstance(response, dict):
         code = response.get("Error", {}).get("Code")
@@ -103,7 +104,7 @@ class _CachedToken:
             raise
         except Exception as error:  # boundary: botocore raises many types; keep only the code
             raise HecTokenError(
-                f"cannot read the HEC token from {self.store} {self.name} ({_aws_error_code(error)})"
+                f"cannot read the HEC token from {self.store} {self.name} ({aws_error_code(error)})"
             ) from None
         self.fetches += 1
         self._value = value
