@@ -28,7 +28,7 @@ from hsmaudit.cli.output import (
     stdout_console,
     write_lines,
 )
-from hsmaudit.cli.parse import PATHS_HELP, input_paths, iter_events
+from hsmaudit.cli.parse import LOG_GROUP_OPTION, LOG_STREAM_OPTION, PATHS_HELP, input_paths, iter_events
 from hsmaudit.detect.errors import DetectError
 from hsmaudit.records.alert import Alert, alert_to_json
 from hsmaudit.sources.errors import SourceError
@@ -139,12 +139,8 @@ def register(app: typer.Typer) -> None:
         output: OutputFormat = typer.Option(
             OutputFormat.jsonl, "--format", "-f", help="jsonl for machines, table for people."
         ),
-        log_group: str | None = typer.Option(
-            None, "--log-group", help="Log group for inputs that do not carry one (gives cluster_id)."
-        ),
-        log_stream: str | None = typer.Option(
-            None, "--log-stream", help="Log stream for inputs that do not carry one (gives hsm_id)."
-        ),
+        log_group: str | None = LOG_GROUP_OPTION,
+        log_stream: str | None = LOG_STREAM_OPTION,
         silent_after: str = typer.Option(
             "1h", "--silent-after", help="hsm-silent: how long an HSM may go without a record (30m, 6h, 1d)."
         ),

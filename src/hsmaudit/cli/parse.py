@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -24,6 +24,12 @@ from hsmaudit.sources.message import LogMessage, parse_log_message
 if TYPE_CHECKING:
     from rich.table import Table
 
+LOG_GROUP_OPTION: Any = typer.Option(
+    None, "--log-group", help="Log group for inputs that do not carry one (gives cluster_id)."
+)
+LOG_STREAM_OPTION: Any = typer.Option(
+    None, "--log-stream", help="Log stream for inputs that do not carry one (gives hsm_id)."
+)
 PATHS_HELP = (
     "Files to read; '-' (or nothing, with data piped in) reads stdin. Raw record text, certificate "
     "JSON, CloudWatch subscription envelopes or decoded documents, 'aws logs filter-log-events' / "
@@ -84,12 +90,8 @@ def register(app: typer.Typer) -> None:
         output: OutputFormat = typer.Option(
             OutputFormat.jsonl, "--format", "-f", help="jsonl for machines, table for people."
         ),
-        log_group: str | None = typer.Option(
-            None, "--log-group", help="Log group for inputs that do not carry one (gives cluster_id)."
-        ),
-        log_stream: str | None = typer.Option(
-            None, "--log-stream", help="Log stream for inputs that do not carry one (gives hsm_id)."
-        ),
+        log_group: str | None = LOG_GROUP_OPTION,
+        log_stream: str | None = LOG_STREAM_OPTION,
         raw: bool = typer.Option(True, "--raw/--no-raw", help="Include each record's raw text."),
     ) -> None:
         """Parse CloudHSM audit records into normalised events (JSON lines, one per record)."""

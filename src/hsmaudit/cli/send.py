@@ -21,7 +21,7 @@ import typer
 from hsmaudit.cli import delivery_options as opts
 from hsmaudit.cli.destination import Delivered, DeliveryError
 from hsmaudit.cli.output import fail, stderr_console
-from hsmaudit.cli.parse import PATHS_HELP, input_paths, iter_events
+from hsmaudit.cli.parse import LOG_GROUP_OPTION, LOG_STREAM_OPTION, PATHS_HELP, input_paths, iter_events
 from hsmaudit.records.event import HsmEvent
 from hsmaudit.sources.errors import SourceError
 
@@ -50,12 +50,8 @@ def register(app: typer.Typer) -> None:
     @app.command("send", help=SEND_HELP)
     def send_command(
         paths: list[str] | None = typer.Argument(None, help=PATHS_HELP, show_default=False),
-        log_group: str | None = typer.Option(
-            None, "--log-group", help="Log group for inputs that do not carry one (gives cluster_id)."
-        ),
-        log_stream: str | None = typer.Option(
-            None, "--log-stream", help="Log stream for inputs that do not carry one (gives hsm_id)."
-        ),
+        log_group: str | None = LOG_GROUP_OPTION,
+        log_stream: str | None = LOG_STREAM_OPTION,
         db: Path | None = opts.DB,
         out: str | None = opts.OUT,
         hec_url: str | None = opts.HEC_URL,
