@@ -1,8 +1,9 @@
 """The subscription Lambda handler end to end: payloads -> parse -> HEC, on loopback.
 
 Runs the real `hsmaudit.aws.subscription.handler` (settings from the environment, the cached
-runtime, gzip, batching, metrics off) over N payloads x M records against the shared HEC sink
-(`<repo>/../shared/tools/hec_sink.py`) running in its own process, and prints:
+runtime, gzip, batching, metrics off) over N payloads x M records against the independent HEC
+sink (`tools/hec_sink.py` in the directory `HSMAUDIT_SHARED_DIR`, which CI lays beside the
+checkout; the benchmark says so and stops when it is absent) running in its own process, and prints:
 
 - events/s end to end (wall time of all handler calls), the handler's own CPU per event (what a
   Lambda pays; the rest of the wall time is the sink parsing JSON), and HEC requests;
@@ -12,7 +13,7 @@ runtime, gzip, batching, metrics off) over N payloads x M records against the sh
   and with Powertools' metrics module (imported on the first invocation, not at import);
 - the decode floor in the same run: base64 + gunzip + JSON + parse of the same payloads, no HEC.
 
-Records are the published CloudHSM audit records from `shared/data/samples` (every separator
+Records are the published CloudHSM audit records from `tests/data/samples` (every separator
 style and log type there), renumbered per HSM so each is distinct.
 
 Targets (issue 3): >= 100,000 events/s, <= 40 bytes/event on the wire, cold import <= 150 ms,
@@ -42,7 +43,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("HSMAUDIT_SHARED_DIR", REPO.parent / "shared"))
 SINK = SHARED / "tools" / "hec_sink.py"
-SAMPLES = SHARED / "data" / "samples"
+SAMPLES = REPO / "tests" / "data" / "samples"
 TOKEN = "bench-token"
 
 
@@ -102,6 +103,8 @@ sys.exit(module["main"](sys.argv[1:]))
 
 
 def start_sink(*, nodelay: bool) -> tuple[subprocess.Popen[bytes], str]:
+    if not SINK.is_file():
+        raise SystemExit(f"this benchmark needs the independent HEC sink at {SINK} (set HSMAUDIT_SHARED_DIR)")
     port_file = Path(tempfile.mkdtemp()) / "port"
     mode = "nodelay" if nodelay else "stock"
     process = subprocess.Popen(

@@ -5,7 +5,7 @@
   rendered by `render_text_record`;
 - `ThrottlingProxy`: a small HTTP proxy in front of moto that answers some requests with the
   `ThrottlingException` CloudWatch Logs sends when a quota is exceeded, and forwards the rest;
-- the shared HEC sink (`shared/tools/hec_sink.py`), started in-process on port 0.
+- the independent HEC sink (`../shared/tools/hec_sink.py`, optional), started in-process on port 0.
 
 Other test modules import the fixtures from here (`from .test_cli_harness import ...`).
 """
@@ -35,7 +35,7 @@ from moto.server import ThreadedMotoServer
 from hsmaudit.records.event import HsmEvent
 from hsmaudit.records.render import render_text_record
 
-from ..conftest import HEC_SINK
+from ..conftest import require_hec_sink
 
 HSMAUDIT = str(Path(sys.executable).with_name("hsmaudit"))
 REGION = "us-east-1"
@@ -303,8 +303,8 @@ class ThrottlingProxy:
 
 
 def _load_hec_sink() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("hec_sink", HEC_SINK)
-    assert spec is not None and spec.loader is not None, f"hec_sink.py not found at {HEC_SINK}"
+    spec = importlib.util.spec_from_file_location("hec_sink", require_hec_sink())
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules.setdefault("hec_sink", module)
     spec.loader.exec_module(module)

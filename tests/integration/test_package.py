@@ -29,7 +29,7 @@ import pytest
 
 from hsmaudit.cli.package import Arch, PackageError, build_lambda_zip, contents_digest, reachable_modules
 
-from ..conftest import HEC_SINK, REPO_ROOT, SAMPLES_DIR
+from ..conftest import REPO_ROOT, SAMPLES_DIR, require_hec_sink
 
 REQUIREMENTS = REPO_ROOT / "deploy" / "requirements-lambda.txt"
 LOG_GROUP = "/aws/cloudhsm/cluster-pkgtest01"
@@ -172,8 +172,8 @@ def _payloads() -> dict[str, Any]:
 
 
 def _load_hec_sink() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("hsmaudit_test_hec_sink", HEC_SINK)
-    assert spec is not None and spec.loader is not None, f"hec_sink.py not found at {HEC_SINK}"
+    spec = importlib.util.spec_from_file_location("hsmaudit_test_hec_sink", require_hec_sink())
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
