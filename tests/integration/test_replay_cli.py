@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -13,7 +14,7 @@ from typing import Any
 import boto3
 
 from hsmaudit.aws.s3spool import S3Spool
-from hsmaudit.sinks.spool import LocalSpool, Spool, SpoolBatch
+from hsmaudit.sinks.spool import SPOOL_SUFFIX, LocalSpool, Spool, SpoolBatch, decode_batch
 
 from .conftest import OTHER_TOKEN, TOKEN, FaultHec, closed_port_url
 
@@ -75,7 +76,7 @@ def test_replay_with_hec_down_keeps_everything_and_stops(tmp_path: Path) -> None
     assert list(spool.list()) == before
 
 
-def test_replay_of_a_partly_refused_batch_respools_only_the_refused_line(
+def test_replay_quarantines_the_line_hec_refuses_and_delivers_the_rest(
     fault_hec: FaultHec, tmp_path: Path
 ) -> None:
     spool = LocalSpool(tmp_path)
@@ -84,10 +85,61 @@ def test_replay_of_a_partly_refused_batch_respools_only_the_refused_line(
     done = run(str(tmp_path), "--hec-url", fault_hec.url)
     assert done.returncode == 1
     (outcome,) = outcomes(done)
-    assert (outcome["status"], outcome["accepted"]) == ("partial", 4)
+    assert (outcome["status"], outcome["accepted"], outcome["quarantined"]) == ("quarantined", 4, 1)
     assert fault_hec.accepted == [line(0), line(1), line(3), line(4)]
-    (remaining,) = spool.list()
-    assert remaining == outcome["new_batch_id"] and spool.get(remaining).lines == (line(2),)
+    assert list(spool.list()) == []
+    ((held, reason),) = spool.quarantined()
+    assert "rejected this event" in reason
+    assert decode_batch(
+        (tmp_path / "quarantine" / f"{held}{SPOOL_SUFFIX}").read_bytes(), name=held
+    ).lines == (line(2),)
+    again = run(str(tmp_path), "--hec-url", fault_hec.url)
+    assert again.returncode == 0 and outcomes(again) == [] and len(fault_hec.accepted) == 4
+
+
+def test_poison_truncated_and_tampered_batches_among_good_ones(fault_hec: FaultHec, tmp_path: Path) -> None:
+    """Every good batch is delivered once; the others are quarantined with a reason and shown."""
+    spool = LocalSpool(tmp_path)
+    good = []
+    for start in (0, 10, 20):
+        batch = SpoolBatch(lines=tuple(line(n) for n in range(start, start + 5)), reason="HEC unavailable")
+        spool.put(batch)
+        good.extend(batch.lines)
+    poison = SpoolBatch(lines=(line(100),), reason="HEC unavailable")
+    truncated = SpoolBatch(lines=(line(200), line(201)), reason="HEC unavailable")
+    tampered = SpoolBatch(lines=(line(300),), reason="HEC unavailable")
+    for batch in (poison, truncated, tampered):
+        spool.put(batch)
+    path = tmp_path / f"{truncated.batch_id}{SPOOL_SUFFIX}"
+    path.write_bytes(path.read_bytes()[:-9])
+    path = tmp_path / f"{tampered.batch_id}{SPOOL_SUFFIX}"
+    text = gzip.decompress(path.read_bytes()).replace(b'"n":300', b'"n":301')
+    path.write_bytes(gzip.compress(text))
+    fault_hec.poison = lambda envelope: envelope["event"]["n"] == 100
+
+    listed = run(str(tmp_path), "--list")
+    assert [o["status"] for o in outcomes(listed)] == ["listed"] * 4 + ["unreadable"] * 2
+    done = run(str(tmp_path), "--hec-url", fault_hec.url)
+    assert done.returncode == 1
+    statuses = {o["batch_id"]: o["status"] for o in outcomes(done)}
+    assert list(statuses.values()) == ["replayed"] * 3 + ["quarantined"] * 3
+    assert Counter(fault_hec.accepted) == Counter(good)  # never the altered line(301)
+    reasons = dict(spool.quarantined())
+    assert "digest" in reasons[tampered.batch_id]
+    assert "not readable" in reasons[truncated.batch_id]
+    assert "quarantined 3" in done.stderr
+    assert list(spool.list()) == []
+    again = run(str(tmp_path), "--hec-url", fault_hec.url)
+    assert again.returncode == 0 and Counter(fault_hec.accepted) == Counter(good)
+    listed = run(str(tmp_path), "--list")
+    assert [o["status"] for o in outcomes(listed)] == ["quarantined"] * 3
+
+
+def test_spool_files_are_private(tmp_path: Path) -> None:
+    spool = LocalSpool(tmp_path / "spool")
+    batch = SpoolBatch(lines=(line(1),), reason="x")
+    spool.put(batch)
+    assert (tmp_path / "spool" / f"{batch.batch_id}{SPOOL_SUFFIX}").stat().st_mode & 0o777 == 0o600
 
 
 def test_bad_token_keeps_the_batches(tmp_path: Path, fault_hec: FaultHec) -> None:
@@ -121,6 +173,21 @@ def test_replay_from_s3(aws_env: str, fault_hec: FaultHec) -> None:
     assert done.returncode == 0, done.stderr
     assert Counter(fault_hec.accepted) == Counter(sent)
     assert len(list(S3Spool("replay-s3", "spool/").list())) == 1
+
+
+def test_replay_from_s3_quarantines_a_tampered_batch(aws_env: str, fault_hec: FaultHec) -> None:
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="replay-q")
+    spool = S3Spool("replay-q", "spool/")
+    batch = SpoolBatch(lines=(line(1),), reason="x")
+    spool.put(batch)
+    key = f"spool/{batch.batch_id}{SPOOL_SUFFIX}"
+    body = gzip.decompress(s3.get_object(Bucket="replay-q", Key=key)["Body"].read())
+    s3.put_object(Bucket="replay-q", Key=key, Body=gzip.compress(body.replace(b'"n":1', b'"n":2')))
+    env = {key: os.environ[key] for key in os.environ if key.startswith("AWS_")}
+    done = run("s3://replay-q/spool/", "--hec-url", fault_hec.url, env=env)
+    assert [o["status"] for o in outcomes(done)] == ["quarantined"] and fault_hec.accepted == []
+    assert list(spool.list()) == [] and [b for b, _ in spool.quarantined()] == [batch.batch_id]
 
 
 def test_list_as_a_table_for_people(tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 Same batch format as `hsmaudit.sinks.spool.LocalSpool` (gzip'd header line + HEC lines), one
 object per batch under `<prefix><batch_id>.hsmspool.gz`; ids sort by time, so listing is oldest
-first. A put is a single `PutObject` (atomic in S3); a delete of a missing key succeeds, so
+first. Replay moves a batch it must not send to `<prefix>quarantine/<batch_id>.hsmspool.gz`
+(copy, then delete), with the reason in the object's metadata. A put is a single `PutObject`
+(atomic in S3); a delete of a missing key succeeds, so
 replay can be repeated. Errors become `SpoolError` with the bucket, key and AWS error code.
 """
 
@@ -10,11 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from hsmaudit.aws.secrets import aws_error_code, boto3_client
 from hsmaudit.sinks.errors import SpoolError
-from hsmaudit.sinks.spool import SPOOL_SUFFIX, SpoolBatch, decode_batch, encode_batch
+from hsmaudit.sinks.spool import QUARANTINE, SPOOL_SUFFIX, SpoolBatch, decode_batch, encode_batch
 
 
 class S3Spool:
@@ -96,3 +98,40 @@ class S3Spool:
             self.client.delete_object(Bucket=self.bucket, Key=key)
         except Exception as error:  # boundary
             raise SpoolError(f"cannot delete s3://{self.bucket}/{key} ({aws_error_code(error)})") from None
+
+    def quarantine(self, batch_id: str, reason: str) -> str:
+        """Copy the object under `quarantine/` with its reason as metadata, then delete the original."""
+        key = self._key(batch_id)
+        target = f"{self.prefix}{QUARANTINE}/{batch_id}{SPOOL_SUFFIX}"
+        try:
+            self.client.copy_object(
+                Bucket=self.bucket,
+                Key=target,
+                CopySource={"Bucket": self.bucket, "Key": key},
+                Metadata={"hsmaudit-reason": quote(reason[:1500], safe=" ")},
+                MetadataDirective="REPLACE",
+            )
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        except Exception as error:  # boundary
+            raise SpoolError(
+                f"cannot quarantine s3://{self.bucket}/{key} ({aws_error_code(error)})"
+            ) from None
+        return f"s3://{self.bucket}/{target}"
+
+    def quarantined(self) -> Iterator[tuple[str, str]]:
+        """Quarantined batch ids with their reasons (one HeadObject each)."""
+        folder = f"{self.prefix}{QUARANTINE}/"
+        found: list[tuple[str, str]] = []
+        try:
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=folder):
+                for item in page.get("Contents", []):
+                    name = item["Key"][len(folder) :]
+                    if not name.endswith(SPOOL_SUFFIX) or "/" in name:
+                        continue
+                    head = self.client.head_object(Bucket=self.bucket, Key=item["Key"])
+                    reason = unquote(head.get("Metadata", {}).get("hsmaudit-reason", ""))
+                    found.append((name[: -len(SPOOL_SUFFIX)], reason or "(no reason recorded)"))
+        except Exception as error:  # boundary
+            raise SpoolError(f"cannot list {self.location}{QUARANTINE}/ ({aws_error_code(error)})") from None
+        return iter(sorted(found))

@@ -8,6 +8,9 @@ have reached it the first time. Per batch:
 - some accepted, some refused -> the refused ones are written as a new batch (with the reason)
   *before* the original is deleted, so a crash in between can duplicate but never lose;
 - none accepted -> the batch stays as it is; if HEC is down or refuses the token, replay stops;
+- lines HEC refused as they are (a bad event, one event too large) cannot succeed on a retry:
+  they are written as a batch of their own and moved to the quarantine with HEC's reason;
+- a batch that cannot be read or fails its digest (truncated, altered) is quarantined unsent;
 - raw payloads (`kind: payload`, inputs that could not be decoded) are listed and left alone.
 
 Running it again is safe: a deleted batch is gone from the listing, and deleting twice is fine.
@@ -20,6 +23,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -35,7 +39,7 @@ if TYPE_CHECKING:
     from hsmaudit.sinks.hec import HecClient
     from hsmaudit.sinks.spool import Spool
 
-Status = Literal["replayed", "partial", "kept", "payload", "listed"]
+Status = Literal["replayed", "partial", "kept", "payload", "listed", "quarantined", "unreadable"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +52,8 @@ class BatchOutcome:
     accepted: int
     reason: str
     new_batch_id: str | None = None
+    quarantined: int = 0
+    """Lines (or, for an unreadable batch, 1) moved to the quarantine."""
 
     def as_json(self) -> str:
         """One JSON line, counts and ids only."""
@@ -59,6 +65,7 @@ class BatchOutcome:
                 "accepted": self.accepted,
                 "reason": self.reason,
                 "new_batch_id": self.new_batch_id,
+                "quarantined": self.quarantined,
             },
             ensure_ascii=False,
         )
@@ -68,9 +75,14 @@ def replay_batch(
     batch_id: str, *, spool: Spool, client: HecClient, budget: float
 ) -> tuple[BatchOutcome, bool]:
     """Replay one batch; returns its outcome and whether replay should go on to the next."""
+    from hsmaudit.sinks.errors import SpoolCorruptError
     from hsmaudit.sinks.spool import SpoolBatch
 
-    batch = spool.get(batch_id)
+    try:
+        batch = spool.get(batch_id)
+    except SpoolCorruptError as error:
+        spool.quarantine(batch_id, str(error))
+        return BatchOutcome(batch_id, "quarantined", 0, 0, str(error), quarantined=1), True
     if batch.kind != "hec":
         return BatchOutcome(batch_id, "payload", 1, 0, batch.reason), True
     report = client.send_lines(
@@ -79,41 +91,74 @@ def replay_batch(
     if not report.failed:
         spool.delete(batch_id)
         return BatchOutcome(batch_id, "replayed", len(batch.lines), report.accepted, batch.reason), True
-    reason = report.failed[0].reason
     go_on = report.blocked is None
-    if report.accepted == 0 and report.failed_events == len(batch.lines):
+    poison = [failed for failed in report.failed if not failed.retryable]
+    retry = [failed for failed in report.failed if failed.retryable]
+    reason = (retry or poison)[0].reason
+    if not poison and report.accepted == 0 and report.failed_events == len(batch.lines):
         return BatchOutcome(batch_id, "kept", len(batch.lines), 0, reason), go_on
-    rest = tuple(line for failed in report.failed for line in failed.lines)
-    remainder = SpoolBatch(lines=rest, reason=reason, metadata={**batch.metadata, "replayed_from": batch_id})
-    spool.put(remainder)  # first keep what is left, then drop the original: never lose a line
+    metadata = {**batch.metadata, "replayed_from": batch_id}
+    # First keep what is left (retryable lines in the spool, refused ones in the quarantine),
+    # then drop the original: a crash in between can duplicate, never lose.
+    new_id = None
+    if retry:
+        rest = tuple(line for failed in retry for line in failed.lines)
+        remainder = SpoolBatch(lines=rest, reason=reason, metadata=metadata)
+        spool.put(remainder)
+        new_id = remainder.batch_id
+    bad = 0
+    for failed in poison:
+        refused = SpoolBatch(lines=failed.lines, reason=failed.reason, metadata=metadata)
+        spool.put(refused)
+        spool.quarantine(refused.batch_id, failed.reason)
+        bad += len(failed.lines)
     spool.delete(batch_id)
-    return (
-        BatchOutcome(batch_id, "partial", len(batch.lines), report.accepted, reason, remainder.batch_id),
-        go_on,
+    status: Status = "partial" if retry else "quarantined"
+    outcome = BatchOutcome(
+        batch_id, status, len(batch.lines), report.accepted, reason, new_id, quarantined=bad
     )
+    return outcome, go_on
 
 
 def replay_spool(
-    spool: Spool, client: HecClient, *, budget: float = 120.0, limit: int | None = None
+    spool: Spool,
+    client: HecClient,
+    *,
+    budget: float = 120.0,
+    limit: int | None = None,
+    progress: Callable[[BatchOutcome], None] | None = None,
 ) -> list[BatchOutcome]:
-    """Replay every batch (oldest first), stopping when HEC is down or refuses the token."""
+    """Replay every batch (oldest first), stopping when HEC is down or refuses the token.
+
+    `progress` sees each outcome as soon as it is known (the CLI prints it then, not at the end).
+    """
     outcomes: list[BatchOutcome] = []
     for batch_id in spool.list():
         if limit is not None and len(outcomes) >= limit:
             break
         outcome, go_on = replay_batch(batch_id, spool=spool, client=client, budget=budget)
         outcomes.append(outcome)
+        if progress is not None:
+            progress(outcome)
         if not go_on:
             break
     return outcomes
 
 
 def list_spool(spool: Spool) -> list[BatchOutcome]:
-    """What is in the spool, without sending anything."""
+    """What is in the spool (and its quarantine), without sending or moving anything."""
+    from hsmaudit.sinks.errors import SpoolCorruptError
+
     outcomes = []
     for batch_id in spool.list():
-        batch = spool.get(batch_id)
+        try:
+            batch = spool.get(batch_id)
+        except SpoolCorruptError as error:
+            outcomes.append(BatchOutcome(batch_id, "unreadable", 0, 0, str(error)))
+            continue
         outcomes.append(BatchOutcome(batch_id, "listed", batch.count, 0, batch.reason))
+    for batch_id, reason in spool.quarantined():
+        outcomes.append(BatchOutcome(batch_id, "quarantined", 0, 0, reason))
     return outcomes
 
 
@@ -163,7 +208,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Re-send spooled batches to Splunk HEC; each is deleted only once HEC accepted all of it.
 
-        Prints one line per batch: replayed, partial, kept, payload or listed.
+        Prints one line per batch as it goes: replayed, partial, kept, quarantined, payload
+        (or, with --list, listed, unreadable and quarantined).
+        Batches that cannot be read, fail their digest, or hold events HEC refuses as they are
+        are moved to the spool's quarantine/ with the reason, and replay goes on.
         Safe to run again; run one replay per spool at a time.
         Exits 1 if a batch stays spooled because HEC did not take it.
         Raw payloads that could not be decoded are listed and left for a person.
@@ -186,22 +234,27 @@ def register(app: typer.Typer) -> None:
             from hsmaudit.sinks.spool import open_spool
 
             spool = open_spool(where)
+
+            def emit(outcome: BatchOutcome) -> None:
+                sys.stdout.write(outcome.as_json() + "\n")
+                sys.stdout.flush()
+
+            live = emit if output is not OutputFormat.table else None
             if list_only:
                 outcomes = list_spool(spool)
+                if live is not None:
+                    for outcome in outcomes:
+                        live(outcome)
             else:
                 from hsmaudit.aws.runtime import build_client
 
                 client = build_client(settings)
                 try:
-                    outcomes = replay_spool(spool, client, budget=budget, limit=limit)
+                    outcomes = replay_spool(spool, client, budget=budget, limit=limit, progress=live)
                 finally:
                     client.close()
             if output is OutputFormat.table:
                 stdout_console().print(outcomes_table(outcomes))
-            else:
-                for outcome in outcomes:
-                    sys.stdout.write(outcome.as_json() + "\n")
-                sys.stdout.flush()
             _summarise(outcomes, where, list_only=list_only)
 
 
@@ -212,7 +265,15 @@ def outcomes_table(outcomes: list[BatchOutcome]) -> Table:
     table = Table(header_style="bold")
     for column in ("batch", "status", "events", "accepted", "reason"):
         table.add_column(column, overflow="fold")
-    styles = {"replayed": "green", "partial": "yellow", "kept": "red", "payload": "magenta", "listed": ""}
+    styles = {
+        "replayed": "green",
+        "partial": "yellow",
+        "kept": "red",
+        "payload": "magenta",
+        "listed": "",
+        "quarantined": "red",
+        "unreadable": "red",
+    }
     for outcome in outcomes:
         table.add_row(
             outcome.batch_id,
@@ -231,12 +292,18 @@ def _summarise(outcomes: list[BatchOutcome], where: str, *, list_only: bool) -> 
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
     events = sum(o.accepted for o in outcomes)
     if list_only:
-        sys.stderr.write(f"hsmaudit: {len(outcomes)} batches in {where}\n")
+        waiting = len(outcomes) - counts.get("quarantined", 0)
+        sys.stderr.write(
+            f"hsmaudit: {waiting} batches in {where} ({counts.get('unreadable', 0)} unreadable); "
+            f"{counts.get('quarantined', 0)} in quarantine\n"
+        )
         return
+    held = sum(o.quarantined for o in outcomes)
     sys.stderr.write(
         f"hsmaudit: replayed {counts.get('replayed', 0)} batches ({events} events accepted) from {where}; "
         f"partial {counts.get('partial', 0)}, kept {counts.get('kept', 0)}, "
+        f"quarantined {counts.get('quarantined', 0)} ({held} items moved to quarantine), "
         f"raw payloads left {counts.get('payload', 0)}\n"
     )
-    if counts.get("kept", 0) or counts.get("partial", 0):
+    if counts.get("kept", 0) or counts.get("partial", 0) or held:
         raise typer.Exit(1)

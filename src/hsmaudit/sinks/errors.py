@@ -14,6 +14,7 @@ Tree (retry policy is "which classes are retryable", as in httpx/_exceptions.py)
     │   │                           before N were accepted, N is bad, after N were not read
     │   └── HecTooLargeError        413: split the batch and send the halves
     └── SpoolError                  a spool read or write failed (the invocation must fail)
+        └── SpoolCorruptError       a stored batch is truncated, not ours, or fails its digest
 
 Facts: `shared/reference/splunk-hec-and-app.md` §1.8 (status codes and retryability) and §1.9
 (partial failures). Messages carry status, HEC code and text, never the token or a payload.
@@ -88,3 +89,10 @@ class HecTooLargeError(HecError):
 
 class SpoolError(SinkError):
     """A spool operation failed; on the delivery path this must fail the invocation."""
+
+
+class SpoolCorruptError(SpoolError):
+    """A stored batch cannot be trusted: truncated, not a spool file, or its digest does not match.
+
+    Replay moves such a batch to the quarantine and goes on; it is never sent.
+    """

@@ -232,6 +232,9 @@ class FailedBatch:
 
     lines: tuple[bytes, ...]
     reason: str
+    retryable: bool = True
+    """False when HEC refused these exact lines (a bad event, one event too large): sending them
+    again cannot help, so replay quarantines them instead of keeping them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -581,12 +584,12 @@ class HecClient:
         self._flush_blocked(run)
         return run.report()
 
-    def _park(self, lines: list[bytes], reason: str, run: _Run) -> None:
+    def _park(self, lines: list[bytes], reason: str, run: _Run, *, retryable: bool = True) -> None:
         """Spool (or hand back) lines HEC did not take; the one place that decides their fate."""
         if not lines:
             return
         if run.spool is None:
-            run.failed.append(FailedBatch(tuple(lines), reason))
+            run.failed.append(FailedBatch(tuple(lines), reason, retryable))
             return
         batch = SpoolBatch(lines=tuple(lines), reason=reason, metadata=run.metadata)
         where = run.spool.put(batch)  # SpoolError propagates: the invocation must fail
@@ -638,7 +641,7 @@ class HecClient:
                         self._park(lines[bad:], reason, run)
                         self._block(run, reason)
                         break
-                    self._park([lines[bad]], f"HEC rejected this event ({error})", run)
+                    self._park([lines[bad]], f"HEC rejected this event ({error})", run, retryable=False)
                     lines, attempt = lines[bad + 1 :], 0
                     continue
                 except HecTokenError as error:
@@ -654,7 +657,9 @@ class HecClient:
                         middle = len(lines) // 2
                         todo.extend((lines[middle:], lines[:middle]))
                     else:
-                        self._park(lines, f"HEC refused a single event as too large ({error})", run)
+                        self._park(
+                            lines, f"HEC refused a single event as too large ({error})", run, retryable=False
+                        )
                     break
                 except HecRejectedError as error:
                     reason = f"HEC rejected the request ({error})"

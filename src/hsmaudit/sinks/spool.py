@@ -10,7 +10,12 @@ Payloads that could not even be decoded (bad base64/gzip/JSON) are spooled raw a
 `payload`, so a person can inspect them; replay reports them and leaves them in place.
 
 Storage format (the same for every back end): gzip of one JSON header line, then either the HEC
-lines separated by `\\n` (kind `hec`) or the raw payload bytes (kind `payload`). The three-method
+lines separated by `\\n` (kind `hec`) or the raw payload bytes (kind `payload`). The header carries
+`digest`, the SHA-256 of the body, and the count; `decode_batch` checks both, so a truncated,
+foreign or edited file raises `SpoolCorruptError` and replay moves it to the quarantine
+(`quarantine/` beside the batches) with its reason instead of sending it. The digest is unkeyed:
+it proves the file is what the writer wrote *unless* someone who can write the spool also
+recomputed it; against that, see docs/forwarder.md (S3 Object Lock / versioning). The three-method
 interface and a factory that imports only the chosen back end follow the Datadog Forwarder's
 `retry/base_storage.py`; unlike it, a stored batch is deleted only once *all* of it is accepted.
 """
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import importlib
 import os
 import secrets
@@ -31,12 +37,18 @@ from typing import Final, Literal, Protocol, runtime_checkable
 
 import msgspec
 
-from hsmaudit.sinks.errors import SpoolError
+from hsmaudit.sinks.errors import SpoolCorruptError, SpoolError
 
 SpoolKind = Literal["hec", "payload"]
 
-SPOOL_FORMAT: Final = "hsmaudit-spool/1"
+SPOOL_FORMAT: Final = "hsmaudit-spool/2"
+LEGACY_FORMAT: Final = "hsmaudit-spool/1"
+"""Written before batches carried a digest; still read (and replayed) so old spools drain."""
 SPOOL_SUFFIX: Final = ".hsmspool.gz"
+QUARANTINE: Final = "quarantine"
+"""Folder (or key prefix) beside the batches where replay moves batches it must not send."""
+MAX_BATCH_BYTES: Final = 256 * 1024 * 1024
+"""Decompressed size above which a stored batch is refused (no spool write comes near it)."""
 
 
 def new_batch_id() -> str:
@@ -81,10 +93,35 @@ class _Header(msgspec.Struct, frozen=True):
     created: str
     count: int
     metadata: dict[str, str] = msgspec.field(default_factory=dict)
+    digest: str = ""
 
 
 _HEADER_DECODER: Final = msgspec.json.Decoder(_Header)
 _ENCODER: Final = msgspec.json.Encoder()
+
+
+def body_digest(body: bytes) -> str:
+    """`sha256:<hex>` of a batch body, as stored in its header."""
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def _decompress(data: bytes) -> bytes:
+    """Gunzip with a cap, streaming, so a hostile file cannot take the machine's memory."""
+    out = bytearray()
+    view = data
+    while view:
+        inflater = zlib.decompressobj(wbits=31)
+        while view:
+            out += inflater.decompress(view, MAX_BATCH_BYTES + 1 - len(out))
+            if len(out) > MAX_BATCH_BYTES:
+                raise ValueError(f"more than {MAX_BATCH_BYTES} bytes decompressed")
+            view = inflater.unconsumed_tail
+            if inflater.eof:
+                break
+        if not inflater.eof:
+            raise EOFError("compressed file ended before the end-of-stream marker was reached")
+        view = inflater.unused_data
+    return bytes(out)
 
 
 def encode_batch(batch: SpoolBatch) -> bytes:
@@ -104,6 +141,7 @@ def encode_batch(batch: SpoolBatch) -> bytes:
         created=batch.created,
         count=batch.count,
         metadata=dict(batch.metadata),
+        digest=body_digest(body),
     )
     return gzip.compress(_ENCODER.encode(header) + b"\n" + body, compresslevel=6)
 
@@ -111,19 +149,24 @@ def encode_batch(batch: SpoolBatch) -> bytes:
 def decode_batch(data: bytes, *, name: str) -> SpoolBatch:
     """Read a serialised batch back; `SpoolError` names the batch when it is not one of ours."""
     try:
-        text = gzip.decompress(data)
+        text = _decompress(data)
         head, _, body = text.partition(b"\n")
         header = _HEADER_DECODER.decode(head)
-    except (OSError, EOFError, zlib.error, msgspec.DecodeError) as error:
-        raise SpoolError(f"spooled batch {name} is not readable ({error})") from None
-    if header.format != SPOOL_FORMAT:
-        raise SpoolError(f"spooled batch {name} has unknown format {header.format!r}")
+    except (ValueError, EOFError, zlib.error, msgspec.DecodeError) as error:
+        raise SpoolCorruptError(f"spooled batch {name} is not readable ({error})") from None
+    if header.format == SPOOL_FORMAT:
+        if header.digest != body_digest(body):
+            raise SpoolCorruptError(f"spooled batch {name} does not match its digest (altered or damaged)")
+    elif header.format != LEGACY_FORMAT:
+        raise SpoolCorruptError(f"spooled batch {name} has unknown format {header.format!r}")
     lines: tuple[bytes, ...] = ()
     payload = b""
     if header.kind == "hec":
         lines = tuple(body.split(b"\n")) if header.count else ()
         if len(lines) != header.count:
-            raise SpoolError(f"spooled batch {name} holds {len(lines)} lines, header says {header.count}")
+            raise SpoolCorruptError(
+                f"spooled batch {name} holds {len(lines)} lines, header says {header.count}"
+            )
     else:
         payload = body
     return SpoolBatch(
@@ -157,6 +200,14 @@ class Spool(Protocol):
         """Remove a batch; deleting one that is already gone is not an error (replay is repeatable)."""
         ...
 
+    def quarantine(self, batch_id: str, reason: str) -> str:
+        """Move a stored batch (readable or not) aside with its reason; returns where it went."""
+        ...
+
+    def quarantined(self) -> Iterator[tuple[str, str]]:
+        """(batch id, reason) of quarantined batches, oldest first."""
+        ...
+
     @property
     def location(self) -> str:
         """Where this spool lives, for people (a directory or `s3://bucket/prefix`)."""
@@ -186,7 +237,9 @@ class LocalSpool:
         tmp = self.directory / f".{batch.batch_id}.tmp"
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            with tmp.open("wb") as handle:
+            # 0600 from the start (not chmod after): spooled events are audit records.
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -224,6 +277,40 @@ class LocalSpool:
             self._path(batch_id).unlink(missing_ok=True)
         except OSError as error:
             raise SpoolError(f"cannot delete spooled batch {batch_id}: {error.strerror or error}") from None
+
+    def quarantine(self, batch_id: str, reason: str) -> str:
+        """Move the file to `quarantine/` and write its reason beside it (`<id>.reason`)."""
+        source = self._path(batch_id)
+        folder = self.directory / QUARANTINE
+        target = folder / source.name
+        try:
+            folder.mkdir(mode=0o700, exist_ok=True)
+            fd = os.open(folder / f"{batch_id}.reason", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as handle:
+                handle.write(reason + "\n")
+            source.replace(target)
+        except OSError as error:
+            raise SpoolError(
+                f"cannot quarantine spooled batch {batch_id}: {error.strerror or error}"
+            ) from None
+        return str(target)
+
+    def quarantined(self) -> Iterator[tuple[str, str]]:
+        """Quarantined batch ids with their reasons."""
+        folder = self.directory / QUARANTINE
+        try:
+            names = sorted(p.name for p in folder.iterdir() if p.name.endswith(SPOOL_SUFFIX))
+        except OSError:
+            return iter(())
+        found = []
+        for name in names:
+            batch_id = name[: -len(SPOOL_SUFFIX)]
+            try:
+                reason = (folder / f"{batch_id}.reason").read_text(encoding="utf-8", errors="replace").strip()
+            except OSError:
+                reason = "(no reason recorded)"
+            found.append((batch_id, reason))
+        return iter(found)
 
 
 def _open_s3(location: str) -> Spool:
