@@ -46,7 +46,21 @@ from hsmaudit.records.opcodes import (
 )
 from hsmaudit.records.parse import format_usecs
 from hsmaudit.store.errors import StoreError, StoreSchemaError
-from hsmaudit.store.query import EventFilter, FailedLogins, StreamStatus, Summary, UserCount
+from hsmaudit.store.query import (
+    EventFilter,
+    FailedLogins,
+    FilterError,
+    KeyLifecycle,
+    KeyStep,
+    NeighbourRow,
+    StoredAlert,
+    StreamStatus,
+    Summary,
+    Timeline,
+    TimelineLane,
+    UserCount,
+    parse_time,
+)
 from hsmaudit.store.schema import (
     APPLICATION_ID,
     BOOL_FIELDS,
@@ -77,6 +91,14 @@ _CHECKPOINT_INTERVAL: Final = 0.5
 _WAL_RESTART_PAGES: Final = 65_536  # 256 MiB of 4 KiB pages
 _RECENT_LIMIT_MAX: Final = 1000
 _BY_USER_LIMIT: Final = 25
+_ALERT_COLUMNS: Final = (
+    "alert_id, rule, title, severity, time, cluster_id, hsm_id, user_name, event_ids, details"
+)
+_MINUTE: Final = 60_000_000
+_TIMELINE_WIDTHS: Final = tuple(
+    m * _MINUTE for m in (1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080, 43200, 525600)
+)
+"""Round bucket widths of the timeline (1 minute … 1 year); from 1 h on, whole rollup buckets."""
 
 
 def _event_row(event: HsmEvent) -> tuple[Any, ...]:
@@ -125,6 +147,22 @@ def _event_from_row(row: Sequence[Any]) -> HsmEvent:
         if isinstance(data[name], str) and data[name].startswith(_BIG_INT_TAG):
             data[name] = int(data[name][len(_BIG_INT_TAG) :])
     return msgspec.convert(data, HsmEvent)
+
+
+def _stored_alert(row: Sequence[Any]) -> StoredAlert:
+    alert_id, rule, title, severity, time, cluster_id, hsm_id, user_name, event_ids, details = row
+    return StoredAlert(
+        alert_id=alert_id,
+        rule=rule,
+        title=title,
+        severity=severity,
+        time=time,
+        cluster_id=cluster_id,
+        hsm_id=hsm_id,
+        user_name=user_name,
+        event_ids=_DECODE_JSON(event_ids),
+        details=_DECODE_JSON(details),
+    )
 
 
 def alert_id(alert: Alert) -> str:
@@ -408,6 +446,296 @@ class EventStore:
             )
         return out
 
+    def alert_rows(
+        self, filters: EventFilter | None = None, *, limit: int = 25, offset: int = 0
+    ) -> list[StoredAlert]:
+        """One page of the alerts a filter covers (see `_alert_where`), newest first, with their ids."""
+        where, params = _alert_where(filters or EventFilter())
+        sql = (
+            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE {' AND '.join(where)} "
+            "ORDER BY time DESC, rowid DESC LIMIT ? OFFSET ?"
+        )
+        rows = self._reader().execute(sql, [*params, max(1, min(limit, _RECENT_LIMIT_MAX)), max(0, offset)])
+        return [_stored_alert(row) for row in rows]
+
+    def alert(self, alert_id: str) -> StoredAlert | None:
+        """The stored alert with this id, or None."""
+        row = (
+            self._reader()
+            .execute(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE alert_id = ?", (alert_id,))
+            .fetchone()
+        )
+        return None if row is None else _stored_alert(row)
+
+    def alerts_for_event(self, event_id: str) -> list[StoredAlert]:
+        """The alerts an event raised (or helped raise), newest first."""
+        sql = (
+            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE instr(event_ids, ?) > 0 AND EXISTS "
+            "(SELECT 1 FROM json_each(alerts.event_ids) WHERE value = ?) ORDER BY time DESC, rowid DESC"
+        )
+        return [_stored_alert(row) for row in self._reader().execute(sql, (event_id, event_id))]
+
+    def events_page(self, filters: EventFilter, *, limit: int = 50, offset: int = 0) -> list[HsmEvent]:
+        """One page of the events a filter covers, newest first (HSM time, then arrival)."""
+        where, params = _event_where(filters)
+        sql = (
+            f"SELECT {', '.join(FIELD_NAMES)} FROM events WHERE {' AND '.join(where)} "
+            "ORDER BY usecs DESC, rowid DESC LIMIT ? OFFSET ?"
+        )
+        rows = self._reader().execute(sql, [*params, max(1, min(limit, _RECENT_LIMIT_MAX)), max(0, offset)])
+        return [_event_from_row(row) for row in rows]
+
+    def event(self, event_id: str) -> HsmEvent | None:
+        """The stored event with this `event_id`, or None."""
+        row = (
+            self._reader()
+            .execute(f"SELECT {', '.join(FIELD_NAMES)} FROM events WHERE event_id = ?", (event_id,))
+            .fetchone()
+        )
+        return None if row is None else _event_from_row(row)
+
+    def events_by_id(self, event_ids: Sequence[str]) -> list[HsmEvent]:
+        """The stored events among `event_ids`, in HSM time order (ids not stored are left out)."""
+        ids = list(dict.fromkeys(event_ids))[:_RECENT_LIMIT_MAX]
+        if not ids:
+            return []
+        sql = (
+            f"SELECT {', '.join(FIELD_NAMES)} FROM events WHERE event_id IN (SELECT value FROM json_each(?)) "
+            "ORDER BY usecs, rowid"
+        )
+        return [_event_from_row(row) for row in self._reader().execute(sql, (_ENCODE(ids).decode(),))]
+
+    def session_user(self, event: HsmEvent) -> str | None:
+        """Who ran a command whose record names no user: the last successful login on the same
+        HSM and session handle before it (CloudHSM records a session's user only at login)."""
+        if event.user_name is not None:
+            return event.user_name
+        if event.hsm_id is None or event.session_handle is None or event.usecs is None:
+            return None
+        row = (
+            self._reader()
+            .execute(
+                "SELECT user_name FROM events INDEXED BY events_opcode_usecs WHERE opcode = 'CN_LOGIN' "
+                "AND success = 1 AND usecs <= ? AND hsm_id = ? AND session_handle = ? "
+                "ORDER BY usecs DESC LIMIT 1",
+                (event.usecs, event.hsm_id, event.session_handle),
+            )
+            .fetchone()
+        )
+        return None if row is None else row[0]
+
+    def sequence_neighbours(self, event: HsmEvent, around: int = 5) -> list[NeighbourRow]:
+        """`around` records before and after `event` in its HSM's sequence (same reboot epoch),
+        gaps and duplicates marked: where a record went missing or a forged twin sits shows here."""
+        if event.hsm_id is None or event.sequence_no is None or event.reboot_counter is None:
+            return []
+        select = (
+            "SELECT sequence_no, event_id, usecs, opcode, user_name, response FROM events "
+            "WHERE hsm_id = ? AND reboot_counter = ? AND coalesce(cluster_id, '') = ? AND sequence_no "
+        )
+        where = (event.hsm_id, event.reboot_counter, event.cluster_id or "", event.sequence_no)
+        connection = self._reader()
+        before = connection.execute(select + "< ? ORDER BY sequence_no DESC LIMIT ?", (*where, around))
+        rows = list(reversed(before.fetchall()))
+        rows += connection.execute(select + "= ? ORDER BY usecs, rowid", where).fetchall()
+        rows += connection.execute(
+            select + "> ? ORDER BY sequence_no, usecs LIMIT ?", (*where, around)
+        ).fetchall()
+        counts = Counter(row[0] for row in rows)
+        out: list[NeighbourRow] = []
+        previous: int | None = None
+        for sequence_no, event_id, usecs, opcode, user_name, response in rows:
+            if previous is not None and sequence_no > previous + 1:
+                out.append(NeighbourRow(sequence_no=previous + 1, missing=sequence_no - previous - 1))
+            out.append(
+                NeighbourRow(
+                    sequence_no=sequence_no,
+                    event_id=event_id,
+                    time=None if not isinstance(usecs, int) else format_usecs(usecs),
+                    opcode=opcode,
+                    user_name=user_name,
+                    response=response,
+                    duplicate=counts[sequence_no] > 1,
+                    current=event_id == event.event_id,
+                )
+            )
+            previous = sequence_no
+        return out
+
+    def timeline(self, filters: EventFilter | None = None, max_buckets: int = 60) -> Timeline | None:
+        """Events, failed logins and alerts per time bucket and HSM; None when nothing has a time.
+
+        The range is the filter's `since`/`until` where given, else the first and last matching
+        event. Buckets are a round width (1 min … 1 week). Whole hours come from `event_rollup`
+        when the buckets are whole hours, as in `summary`; finer buckets count `events` directly.
+        """
+        filters = filters or EventFilter()
+        connection = self._reader()
+        dims_where, dims_params = _dims_where(filters)
+        first, last = filters.since_usecs, filters.until_usecs
+        if first is None or last is None:
+            where = ["bucket >= 0", *dims_where]
+            lo_bucket, hi_usecs = connection.execute(
+                f"SELECT min(bucket), max(last_usecs) FROM event_rollup WHERE {' AND '.join(where)}",
+                dims_params,
+            ).fetchone()
+            if lo_bucket is None or hi_usecs is None:
+                return None
+            if first is None:
+                ev_where, ev_params = _event_where(filters)
+                (first,) = connection.execute(
+                    f"SELECT min(usecs) FROM events WHERE usecs >= ? AND {' AND '.join(ev_where)}",
+                    [lo_bucket * ROLLUP_BUCKET_USECS, *ev_params],
+                ).fetchone()
+                if first is None:
+                    return None
+            if last is None:
+                last = hi_usecs + 1
+        if last <= first:
+            return None
+        span = last - first
+        width = next((w for w in _TIMELINE_WIDTHS if span <= w * max_buckets), _TIMELINE_WIDTHS[-1])
+        start = first - first % width
+        buckets = min(max_buckets * 2, -(-(last - start) // width))
+        end = start + buckets * width
+        lanes: dict[str, list[list[int]]] = {}
+
+        def lane(hsm: str) -> list[list[int]]:
+            return lanes.setdefault(hsm, [[0] * buckets, [0] * buckets, [0] * buckets])
+
+        low = max(start, first)
+        high = min(end, last)
+        if (
+            width % ROLLUP_BUCKET_USECS == 0
+            and low % ROLLUP_BUCKET_USECS == 0
+            and high % ROLLUP_BUCKET_USECS == 0
+        ):
+            per = width // ROLLUP_BUCKET_USECS
+            sql = (
+                "SELECT (bucket - ?) / ?, hsm_id, sum(n), "
+                f"sum(CASE WHEN opcode = '{LOGIN_OPCODE}' AND success = 0 THEN n ELSE 0 END) "
+                "FROM event_rollup WHERE bucket >= ? AND bucket < ?"
+                + "".join(f" AND {w}" for w in dims_where)
+                + " GROUP BY 1, 2"
+            )
+            params: list[Any] = [
+                start // ROLLUP_BUCKET_USECS,
+                per,
+                low // ROLLUP_BUCKET_USECS,
+                high // ROLLUP_BUCKET_USECS,
+                *dims_params,
+            ]
+        else:
+            ev_where, ev_params = _event_where(filters)
+            sql = (
+                f"SELECT (usecs - ?) / ?, coalesce(hsm_id, ''), count(*), sum(opcode = '{LOGIN_OPCODE}' "
+                f"AND success = 0) FROM events WHERE usecs >= ? AND usecs < ? AND {' AND '.join(ev_where)}"
+                " GROUP BY 1, 2"
+            )
+            params = [start, width, low, high, *ev_params]
+        for index, hsm, n, failed in connection.execute(sql, params):
+            if 0 <= index < buckets:
+                counts = lane(hsm)
+                counts[0][index] += n
+                counts[1][index] += failed or 0
+        alert_where, alert_params = _alert_where(filters)
+        for hsm, time in connection.execute(
+            "SELECT coalesce(hsm_id, ''), time FROM alerts "
+            f"WHERE {' AND '.join(alert_where)} AND time IS NOT NULL",
+            alert_params,
+        ):
+            try:
+                usecs = parse_time(time, name="time")
+            except FilterError:
+                continue
+            index = (usecs - start) // width
+            if 0 <= index < buckets:
+                lane(hsm)[2][index] += 1
+        ordered = sorted(lanes.items(), key=lambda item: (item[0] == "", item[0]))
+        return Timeline(
+            start_usecs=start,
+            bucket_usecs=width,
+            buckets=buckets,
+            lanes=[
+                TimelineLane(hsm_id=hsm, events=counts[0], failed_logins=counts[1], alerts=counts[2])
+                for hsm, counts in ordered
+            ],
+        )
+
+    def key_lifecycles(
+        self, filters: EventFilter | None = None, *, limit: int = 10, offset: int = 0
+    ) -> tuple[int, list[KeyLifecycle]]:
+        """(how many key handles, one page of them): each key handle of a cluster seen in the
+        filtered events, most recently active first, with every step recorded for it."""
+        filters = filters or EventFilter()
+        where, params = _event_where(filters)
+        where.append("key_handle IS NOT NULL")
+        connection = self._reader()
+        grouped = (
+            f"SELECT coalesce(cluster_id, '') AS c, key_handle AS k, max(usecs) AS last FROM events "
+            f"WHERE {' AND '.join(where)} GROUP BY 1, 2"
+        )
+        (total,) = connection.execute(f"SELECT count(*) FROM ({grouped})", params).fetchone()
+        keys = connection.execute(
+            f"{grouped} ORDER BY last DESC, k DESC LIMIT ? OFFSET ?",
+            [*params, max(1, min(limit, _RECENT_LIMIT_MAX)), max(0, offset)],
+        ).fetchall()
+        out: list[KeyLifecycle] = []
+        for cluster, handle, _ in keys:
+            step_where = [*where, "coalesce(cluster_id, '') = ?", "key_handle = ?"]
+            events = [
+                _event_from_row(row)
+                for row in connection.execute(
+                    f"SELECT {', '.join(FIELD_NAMES)} FROM events WHERE {' AND '.join(step_where)} "
+                    "ORDER BY usecs, rowid",
+                    [*params, cluster, handle],
+                )
+            ]
+            steps = [
+                KeyStep(
+                    event_id=event.event_id or "",
+                    time=event.time,
+                    hsm_id=event.hsm_id,
+                    opcode=event.opcode,
+                    action=event.action,
+                    success=event.success,
+                    user_name=self.session_user(event),
+                    session_handle=event.session_handle,
+                )
+                for event in events
+            ]
+
+            def first(actions: frozenset[str], steps: list[KeyStep] = steps) -> KeyStep | None:
+                return next((s for s in steps if s.success and s.action in actions), None)
+
+            out.append(
+                KeyLifecycle(
+                    cluster_id=cluster or None,
+                    key_handle=handle
+                    if isinstance(handle, int)
+                    else int(str(handle).removeprefix(_BIG_INT_TAG)),
+                    public_key_handle=next(
+                        (e.public_key_handle for e in events if e.public_key_handle is not None), None
+                    ),
+                    events=len(events),
+                    first_time=events[0].time if events else None,
+                    last_time=events[-1].time if events else None,
+                    generated=first(frozenset({"generate", "import"})),
+                    shared=first(frozenset({"share"})),
+                    wrapped=first(frozenset({"export", "wrap"})),
+                    deleted=first(frozenset({"delete"})),
+                    synced_to=sorted(
+                        {
+                            s.hsm_id
+                            for s in steps
+                            if s.opcode == "CN_INSERT_MASKED_OBJECT_USER" and s.success and s.hsm_id
+                        }
+                    ),
+                    steps=steps,
+                )
+            )
+        return total, out
+
     def stream_status(self, filters: EventFilter | None = None) -> list[StreamStatus]:
         """Per-HSM sequence continuity and last-seen (narrowed by cluster and HSM only)."""
         filters = filters or EventFilter()
@@ -549,6 +877,18 @@ class EventStore:
         return dict(self._reader().execute(sql, params))
 
 
+def _dims_where(filters: EventFilter) -> tuple[list[str], list[Any]]:
+    """The filter's non-time conditions, on columns `events` and `event_rollup` share."""
+    where: list[str] = []
+    params: list[Any] = []
+    for name in ("cluster_id", "hsm_id", "log_type", "opcode"):
+        value = getattr(filters, name)
+        if value is not None:
+            where.append(f"{name} = ?")
+            params.append(value)
+    return where, params
+
+
 def _event_where(filters: EventFilter) -> tuple[list[str], list[Any]]:
     where = ["1 = 1"]
     params: list[Any] = []
@@ -567,20 +907,40 @@ def _event_where(filters: EventFilter) -> tuple[list[str], list[Any]]:
 
 
 def _alert_where(filters: EventFilter) -> tuple[list[str], list[Any]]:
+    """Alerts a filter covers: cluster and time from the alert, HSM, log type and opcode from
+    the events that raised it (an alert matches when one of its events does). A cluster-wide
+    alert (a brute force over several HSMs) shows under each HSM it touched."""
     where = ["1 = 1"]
     params: list[Any] = []
-    for name in ("cluster_id", "hsm_id"):
-        value = getattr(filters, name)
-        if value is not None:
-            where.append(f"{name} = ?")
-            params.append(value)
+    if filters.cluster_id is not None:
+        where.append("alerts.cluster_id = ?")
+        params.append(filters.cluster_id)
     # Alert times are contract ISO strings (fixed width, UTC), so text order is time order.
     if filters.since_usecs is not None:
-        where.append("time >= ?")
+        where.append("alerts.time >= ?")
         params.append(format_usecs(filters.since_usecs))
     if filters.until_usecs is not None:
-        where.append("time < ?")
+        where.append("alerts.time < ?")
         params.append(format_usecs(filters.until_usecs))
+    linked: list[str] = []
+    linked_params: list[Any] = []
+    for name in ("hsm_id", "log_type", "opcode"):
+        value = getattr(filters, name)
+        if value is not None:
+            linked.append(f"e.{name} = ?")
+            linked_params.append(value)
+    if linked:
+        exists = (
+            "EXISTS (SELECT 1 FROM json_each(alerts.event_ids) AS j JOIN events AS e "
+            f"ON e.event_id = j.value WHERE {' AND '.join(linked)})"
+        )
+        if filters.hsm_id is not None and filters.log_type is None and filters.opcode is None:
+            # Alerts without events (or whose events are gone) still belong to their HSM.
+            where.append(f"(alerts.hsm_id = ? OR {exists})")
+            params.extend([filters.hsm_id, *linked_params])
+        else:
+            where.append(exists)
+            params.extend(linked_params)
     return where, params
 
 

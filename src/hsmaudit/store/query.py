@@ -148,3 +148,128 @@ def summary_to_dict(summary: Summary) -> dict[str, Any]:
     """The summary as plain JSON-ready data (for the API and for templates)."""
     data: dict[str, Any] = msgspec.to_builtins(summary)
     return data
+
+
+# --- the dashboard's other views: alerts with ids, one event, the timeline, key lifecycles ------
+
+
+class StoredAlert(msgspec.Struct, frozen=True):
+    """An alert as the store keeps it: the contract §4 fields plus its `alert_id` (for links)."""
+
+    alert_id: str
+    rule: str
+    title: str
+    severity: str
+    time: str | None
+    cluster_id: str | None
+    hsm_id: str | None
+    user_name: str | None
+    event_ids: list[str]
+    details: dict[str, Any]
+
+
+class Page(msgspec.Struct, frozen=True):
+    """Which slice of a long list a view shows: 1-based `number`, `size` rows, of `total`."""
+
+    number: int
+    size: int
+    total: int
+
+    @property
+    def offset(self) -> int:
+        return (self.number - 1) * self.size
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.size))
+
+    @property
+    def first_row(self) -> int:
+        return 0 if self.total == 0 else self.offset + 1
+
+    @property
+    def last_row(self) -> int:
+        return min(self.total, self.offset + self.size)
+
+
+def page_number(value: str | None) -> int:
+    """`?page=N` (1-based); anything else is page 1, so a hand-edited URL never fails."""
+    if value is None or not value.isdigit():
+        return 1
+    return max(1, min(int(value), 1_000_000))
+
+
+class TimelineLane(msgspec.Struct, frozen=True):
+    """One row of the timeline: an HSM (or `""`: records with no HSM, e.g. cluster-level ones).
+
+    The three lists have one count per bucket of the `Timeline`.
+    """
+
+    hsm_id: str
+    events: list[int]
+    failed_logins: list[int]
+    alerts: list[int]
+
+
+class Timeline(msgspec.Struct, frozen=True):
+    """Events, failed logins and alerts per time bucket and lane, over the filter's time range.
+
+    `start_usecs + i * bucket_usecs` is bucket i's start; the range covers every matching event
+    with a time (records without one, e.g. some unparsed ones, cannot be placed).
+    """
+
+    start_usecs: int
+    bucket_usecs: int
+    buckets: int
+    lanes: list[TimelineLane]
+
+
+class NeighbourRow(msgspec.Struct, frozen=True):
+    """One line of an event's neighbourhood in its HSM's sequence: an event or a gap."""
+
+    sequence_no: int
+    event_id: str | None = None
+    time: str | None = None
+    opcode: str | None = None
+    user_name: str | None = None
+    response: str | None = None
+    missing: int = 0
+    """For a gap line: how many sequence numbers have no record (`sequence_no` is the first)."""
+    duplicate: bool = False
+    """Another stored record has the same sequence number in the same epoch."""
+    current: bool = False
+
+
+class KeyStep(msgspec.Struct, frozen=True):
+    """One thing done to a key: an audit event with a key handle."""
+
+    event_id: str
+    time: str | None
+    hsm_id: str | None
+    opcode: str | None
+    action: str | None
+    success: bool | None
+    user_name: str | None
+    """The record's user or, when it names none, the user logged in on that session of that HSM."""
+    session_handle: str | None
+
+
+class KeyLifecycle(msgspec.Struct, frozen=True):
+    """A key handle of a cluster and what happened to it, oldest first.
+
+    `generated`, `shared`, `wrapped`, `deleted` are the first successful step of each kind (None:
+    not seen in the store); `synced_to` the HSMs that received a masked copy.
+    """
+
+    cluster_id: str | None
+    key_handle: int
+    public_key_handle: int | None
+    events: int
+    first_time: str | None
+    last_time: str | None
+    generated: KeyStep | None
+    shared: KeyStep | None
+    wrapped: KeyStep | None
+    deleted: KeyStep | None
+    synced_to: list[str]
+    steps: list[KeyStep]
