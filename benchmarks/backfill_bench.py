@@ -1,7 +1,7 @@
 """Backfill throughput and checkpoint cost.
 
 (a) `hsmaudit backfill` through the console script, from moto (server mode, loopback) to the
-    shared HEC sink (loopback), for a cluster of H HSM streams with N records each; pacing set
+    independent HEC sink (loopback; optional, see tests/conftest.py), for a cluster of H HSM streams with N records each; pacing set
     high so the figure is hsmaudit's (and moto's) speed, not the quota's. Reported: events/s,
     CloudWatch Logs requests, pages, and events/s of the same run into a JSON-lines file.
 (b) with a throttling proxy answering every 3rd GetLogEvents with ThrottlingException: the

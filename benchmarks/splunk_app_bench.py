@@ -5,7 +5,7 @@
 (b) `splunk-appinspect inspect --mode precert` on the package (all checks), wall time, when
     `.venv-appinspect` exists.
 (c) bytes per JSON event as the forwarder sends it with nulls and compact (nulls left out), with
-    and without `raw`, over the shared samples: what one event costs in the index (_raw).
+    and without `raw`, over the published samples in tests/data/samples: what one event costs in the index (_raw).
 
 Usage: python benchmarks/splunk_app_bench.py [--builds 20]
 """
@@ -26,7 +26,7 @@ from hsmaudit.records.parse import parse_message
 from hsmaudit.splunk.package import build_app
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLES = REPO.parent / "shared" / "data" / "samples"
+SAMPLES = REPO / "tests" / "data" / "samples"
 
 
 def main() -> None:

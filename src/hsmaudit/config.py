@@ -55,7 +55,7 @@ HSMAUDIT_LOG_LEVEL: Final = "HSMAUDIT_LOG_LEVEL"
 
 DEFAULT_CONFIG_PATH: Final = "~/.config/hsmaudit/config.toml"
 MAX_BATCH_BYTES: Final = 5 * 1024 * 1024
-"""HEC's default per-event `maxEventSize` (splunk-hec-and-app.md §1.10); no request goes above it."""
+"""HEC's default per-event `maxEventSize` (splunk.md §1.10); no request goes above it."""
 
 Kind = Literal["str", "bool", "int", "float"]
 Origin = Literal["default", "file", "env", "flag"]

@@ -1,4 +1,4 @@
-"""The rules against real published CloudHSM records (`shared/data/samples`), and against typos.
+"""The rules against real published CloudHSM records (`tests/data/samples`), and against typos.
 
 Each sample is one record from the AWS documentation; every single-event rule must fire exactly on
 the records it is about and stay silent on the rest (masked-object sync, successful logins, key

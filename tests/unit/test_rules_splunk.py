@@ -1,6 +1,6 @@
 """The generated `savedsearches.conf`: what AppInspect checks, plus what it does not (SPL sanity).
 
-AppInspect requirements (`shared/reference/splunk-hec-and-app.md` §2.4, §3.1): per-stanza
+AppInspect requirements (`docs/reference/splunk.md` §2.4, §3.1): per-stanza
 `dispatch.earliest_time` (a `[default]` stanza is not honoured), `dispatch.latest_time`, a cron
 cadence of 5 minutes or slower, no real-time searches. AppInspect does not check SPL, so this
 module does: balanced quotes and parentheses, known commands only, every search starting from the

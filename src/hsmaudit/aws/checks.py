@@ -12,7 +12,7 @@ names the missing permission. Writes to an S3 spool are checked by writing, read
 one small probe object under the spool prefix.
 
 Facts: CloudHSM writes audit logs to `/aws/cloudhsm/<cluster-id>` (one stream per HSM); the
-subscription filter on that group is what feeds the Lambda or Firehose (user-needs.md §1.12); a
+subscription filter on that group is what feeds the Lambda or Firehose (operator-needs.md §1.12); a
 non-empty filter pattern drops records, which then show up as sequence gaps.
 """
 
@@ -485,7 +485,7 @@ class AwsChecks:
         """How long CloudWatch keeps each cluster's audit log (a warning below 12 months).
 
         PCI DSS v4 10.5.1 asks for 12 months of audit log history, 3 immediately available
-        (user-needs.md §2.4). Splunk may be where that is kept; CloudWatch's retention is also the
+        (operator-needs.md §2.4). Splunk may be where that is kept; CloudWatch's retention is also the
         limit of what `hsmaudit backfill` can still load.
         """
         results: list[CheckResult] = []

@@ -6,7 +6,7 @@ same `recordId`, a `result` and, for `Ok`, `data` = base64 of HEC event envelope
 §2, one per audit record, separated by newlines) for Firehose's Splunk destination (event
 endpoint). Firehose then delivers, waits for HEC acks and retries on its own.
 
-Facts (`shared/reference/cloudhsm-audit-format.md` §11.2): every input recordId must come back;
+Facts (`docs/reference/cloudhsm-records.md` §11.2): every input recordId must come back;
 `Ok`/`Dropped` are successes; `ProcessingFailed` records go to Firehose's S3 `processing-failed/`
 prefix with their raw data (kept, not lost); request and response are each limited to 6 MB.
 
@@ -75,7 +75,7 @@ class FirehoseRecordResult:
 def record_messages(data: Any, *, name: str) -> tuple[list[LogMessage], int]:
     """One Firehose record's data -> (log messages, control messages).
 
-    Three shapes, told apart by content (cloudhsm-audit-format.md §11.1):
+    Three shapes, told apart by content (cloudhsm-records.md §11.1):
     - gzip (magic `1f 8b`): CloudWatch's compressed subscription document(s), the default;
     - a JSON subscription document: Firehose's own CloudWatch Logs *decompression* is on (then the
       response is only ~4x the input instead of 20-80x, see docs/forwarder.md);

@@ -7,7 +7,7 @@ exponential backoff, lowering the pace each time it is throttled (multiplicative
 raising it slowly again after successes (additive increase), so a backfill shares the account's
 quota with the live pipeline instead of starving it.
 
-Quotas (CloudWatch Logs service quotas, per account and Region; user-needs.md §1.14):
+Quotas (CloudWatch Logs service quotas, per account and Region; operator-needs.md §1.14):
 GetLogEvents 25 TPS, FilterLogEvents 5 TPS, DescribeLogStreams 25 TPS, DescribeLogGroups 10 TPS,
 DescribeSubscriptionFilters 5 TPS. The defaults below stay well under them.
 

@@ -1,7 +1,7 @@
 """`hsmaudit backfill`: load CloudHSM audit history from CloudWatch Logs, resumably, within quota.
 
 A subscription only sees what happens after it is created; auditors ask about last quarter
-(user-needs.md §1.14, gap 5: no existing tool backfills with checkpoints and quota-safe pacing).
+(operator-needs.md §1.14, gap 5: no existing tool backfills with checkpoints and quota-safe pacing).
 
 The flow, per cluster log group and per HSM stream (one at a time, oldest first):
 

@@ -2,7 +2,7 @@
 
 Checks, each depending on the ones before it (a dead HEC makes its token uncheckable):
 
-HEC (`shared/reference/splunk-hec-and-app.md` §1; user-needs.md §1.2, §1.5, §1.6)
+HEC (`docs/reference/splunk.md` §1; operator-needs.md §1.2, §1.5, §1.6)
 1. `hec.config`     a HEC URL is configured (flags > HSMAUDIT_* > config file, like every command)
 2. `hec.reachable`  the host resolves and the port accepts a TCP connection
 3. `hec.tls`        the certificate verifies for the URL's name (self-signed Splunk default
@@ -135,7 +135,7 @@ class HecProbe:
         if self.host.endswith(".splunkcloud.com") and (
             not self.host.startswith("http-inputs-") or self.port != 443 or self.scheme != "https"
         ):
-            # user-needs.md §1.6: Splunk Cloud's HEC is https://http-inputs-<stack>.splunkcloud.com:443;
+            # operator-needs.md §1.6: Splunk Cloud's HEC is https://http-inputs-<stack>.splunkcloud.com:443;
             # clients hard-coding port 8088 or the web host miss it.
             return CheckResult(
                 "hec.config",

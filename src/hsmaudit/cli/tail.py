@@ -217,7 +217,7 @@ def show(
 
     A None between polls is when silence is judged: the detections' `hsm-silent` check (with
     `--alerts`) and, for people, one dim line once nothing has arrived for `quiet_after` seconds
-    (user-needs.md §1.15: a source going quiet is news too).
+    (operator-needs.md §1.15: a source going quiet is news too).
     """
     shown = 0
     out = sys.stdout.buffer

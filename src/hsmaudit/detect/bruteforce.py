@@ -1,7 +1,7 @@
 """Login brute force: failed logins per user and cluster in a sliding window, replicas counted once.
 
 A login is recorded by the HSM that served it and by every other HSM of the cluster shortly
-afterwards (`shared/reference/cloudhsm-audit-format.md` §1, §9), so one failed attempt can be N
+afterwards (`docs/reference/cloudhsm-records.md` §1, §9), so one failed attempt can be N
 records. The detector first folds those copies into *attempts*, then counts attempts per
 (cluster, user) in a sliding window (contracts.md §4: 5 or more within 10 minutes, sliding).
 

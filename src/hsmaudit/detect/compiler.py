@@ -14,11 +14,11 @@ any of them is stale.
   window functions) over that view;
 - `splunk/hsmaudit_app/default/savedsearches.conf`: pySigma Splunk backend for single-event rules;
   reviewed hand-written SPL for the brute force (the backend's `bin _time` fixed bins miss bursts
-  across a bin edge, `shared/reference/splunk-hec-and-app.md` §4.2) and the stateful detections.
+  across a bin edge, `docs/reference/splunk.md` §4.2) and the stateful detections.
 
 Phases follow pySigma's `Backend.convert_rule`: parse (collect every rule's errors), check fields
 against `FIELD_NAMES`, convert per target, render. Pipelines mutate rules in place
-(`splunk-hec-and-app.md` §4.4), so every conversion re-parses the YAML.
+(`splunk.md` §4.4), so every conversion re-parses the YAML.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Log integrity per HSM stream: `sequence-gap`, `sequence-reset`, `sequence-duplicate`.
 
-Facts (`shared/reference/cloudhsm-audit-format.md` §3, §9): `Sequence No` rises by one per record
+Facts (`docs/reference/cloudhsm-records.md` §3, §9): `Sequence No` rises by one per record
 and "there should be no gaps" within a stream; the `Reboot counter` rises on each reboot and the
 sequence may restart then (undocumented for AWS; Azure's same-vendor HSMs restart at zero), so
 ordering and gap checks work on (stream, reboot counter, sequence number). Delivery can reorder

@@ -1,8 +1,8 @@
 """`hsm-silent`: an HSM that was logging has sent nothing for a configurable time.
 
 PCI DSS v4 10.7.2 asks that failures of audit logging are detected and alerted
-(`shared/reference/user-needs.md` §2.4, §3 item 7). An HSM that is deleted or broken just stops
-its stream (`cloudhsm-audit-format.md` §8.3), so silence is the only signal.
+(`docs/reference/operator-needs.md` §2.4, §3 item 7). An HSM that is deleted or broken just stops
+its stream (`cloudhsm-records.md` §8.3), so silence is the only signal.
 
 The detector only remembers, per HSM, when it last logged (HSM time). It is evaluated against a
 clock the caller passes in (`check(now_usecs)`): the server passes wall-clock time; for a file or a

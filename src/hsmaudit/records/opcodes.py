@@ -1,6 +1,6 @@
 """Opcode, user-type and response tables: what each CloudHSM command means and how much it matters.
 
-Source: `shared/reference/cloudhsm-audit-format.md` §§4-6 (AWS "HSM audit log reference", 2018,
+Source: `docs/reference/cloudhsm-records.md` §§4-6 (AWS "HSM audit log reference", 2018,
 2023 and current tables). The severity column follows that reference's criticality judgement:
 C -> critical, H -> high, I -> info. Opcodes missing here are still accepted by the parser
 (category `other`, severity `info`): new firmware adds commands without telling anyone.

@@ -4,7 +4,7 @@ Sits at the head of every flow: sources hand it message text plus where it came 
 and stream), it returns a normalised event. It never raises on record content: whatever it cannot
 read is reported in `parse_error` with `raw` kept (contracts.md §1).
 
-Facts from `shared/reference/cloudhsm-audit-format.md`:
+Facts from `docs/reference/cloudhsm-records.md`:
 - §2.1: a record is a `Time:` line then `label<SEP>value` lines; `<SEP>` is ` : `, `: ` or TABs
   before `: `; split at the first separator only (the Response value has more colons).
 - §2.3: newer variants add or reorder lines, so parse into a label map, never by position.

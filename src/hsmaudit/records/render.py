@@ -1,6 +1,6 @@
 """Events -> CloudHSM record text: the inverse of the parser, for the simulator and the tests.
 
-The text follows `shared/reference/cloudhsm-audit-format.md` §2: a `Time:` line, the skeleton
+The text follows `docs/reference/cloudhsm-records.md` §2: a `Time:` line, the skeleton
 lines, then the detail lines of the log type, with one of the three separator spellings.
 """
 

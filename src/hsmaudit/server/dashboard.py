@@ -1,6 +1,6 @@
 """The dashboard: server-rendered pages and the JSON API behind them (contracts.md §5).
 
-Panels follow the AWS blog's seed dashboard (reference splunk-hec-and-app.md §5): total events,
+Panels follow the AWS blog's seed dashboard (reference splunk.md §5): total events,
 failed logins (CO/CU and by user), commands by opcode, key generation and key deletion, an event
 detail table; plus a timeline by HSM, paged alerts, key lifecycles, per-HSM sequence continuity
 and last-seen. Every panel reads the same `EventFilter`, and the page and `GET /api/summary` both

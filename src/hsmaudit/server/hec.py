@@ -1,6 +1,6 @@
 """The HEC wire protocol as the local collector speaks it: replies, envelopes, channels and acks.
 
-Facts from `shared/reference/splunk-hec-and-app.md` §1:
+Facts from `docs/reference/splunk.md` §1:
 - replies are `{"text": …, "code": N}` with the HTTP status of the §1.8 table; per-event
   rejections add `invalid-event-number` (0-based); events before it are accepted (§1.9);
 - a body is envelopes back to back (`{"event":…}{"event":…}`), whitespace allowed, no array (§1.4);

@@ -1,6 +1,6 @@
 """A simulated CloudHSM cluster: N HSMs writing audit records the way real ones do.
 
-Facts followed (`shared/reference/cloudhsm-audit-format.md`):
+Facts followed (`docs/reference/cloudhsm-records.md`):
 - §1: one log group `/aws/cloudhsm/<cluster>`, one stream per HSM named with the HSM id; a login
   is recorded by the serving HSM and then by every other HSM shortly after; a logout only by the
   serving HSM; a generated key is logged once (CN_GENERATE_KEY…) plus CN_EXTRACT_MASKED_OBJECT_USER

@@ -2,7 +2,7 @@
 
 - `subscription_events`: CloudWatch Logs subscription payloads, `{"awslogs": {"data": …}}` with
   `data` = base64(gzip(JSON document)), one document per stream and batch, as CloudWatch invokes
-  a Lambda (reference cloudhsm-audit-format.md §10);
+  a Lambda (reference cloudhsm-records.md §10);
 - `control_message_event`: the CONTROL_MESSAGE health check CloudWatch sends now and then (§10.3);
 - `raw_text`: record text back to back, as a file of records;
 - `parsed_events`: the `HsmEvent`s the parser makes of the records (what the store must hold).

@@ -1,6 +1,6 @@
 """Batching: HEC event lines -> requests capped by event count and uncompressed bytes.
 
-Facts: `shared/reference/splunk-hec-and-app.md` §1.4-§1.5 and §1.10. HEC takes envelopes back to
+Facts: `docs/reference/splunk.md` §1.4-§1.5 and §1.10. HEC takes envelopes back to
 back in one body; its limits apply to the *decompressed* body, so batches are sized by their
 uncompressed bytes (an OTel issue shows gzip'd batches slipping past client-side checks). Splunk's
 own collectors cap requests at 1-2 MiB; we default to 1 MiB and 500 events, never above 5 MiB.

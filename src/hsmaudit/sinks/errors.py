@@ -16,7 +16,7 @@ Tree (retry policy is "which classes are retryable", as in httpx/_exceptions.py)
     └── SpoolError                  a spool read or write failed (the invocation must fail)
         └── SpoolCorruptError       a stored batch is truncated, not ours, or fails its digest
 
-Facts: `shared/reference/splunk-hec-and-app.md` §1.8 (status codes and retryability) and §1.9
+Facts: `docs/reference/splunk.md` §1.8 (status codes and retryability) and §1.9
 (partial failures). Messages carry status, HEC code and text, never the token or a payload.
 """
 

@@ -5,7 +5,7 @@ already-built HEC lines; it batches, gzips and POSTs them to `/services/collecto
 line ends in exactly one of: accepted by HEC, written to the spool, or (when the spool write
 fails) an exception that fails the invocation so AWS retries it.
 
-Facts (`shared/reference/splunk-hec-and-app.md` §1):
+Facts (`docs/reference/splunk.md` §1):
 - §1.3/§2 of contracts.md: the envelope is `time` (seconds, microsecond precision from `usecs`),
   `host` (hsm_id, fallback log stream), `source` (log group), `sourcetype`, optional `index`, and
   the event object.

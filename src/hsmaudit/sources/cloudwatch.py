@@ -1,6 +1,6 @@
 """CloudWatch Logs subscription payloads -> log messages.
 
-Facts (`shared/reference/cloudhsm-audit-format.md` §§10-11):
+Facts (`docs/reference/cloudhsm-records.md` §§10-11):
 - Lambda gets `{"awslogs": {"data": base64(gzip(JSON))}}`; Firehose gets the same gzip'd JSON
   base64-encoded in `records[].data`. Decode as UTF-8 (Splunk's Node blueprint decodes ASCII and
   mangles non-ASCII user names).

@@ -3,7 +3,7 @@
 The app's sources ship as package data in `hsmaudit/splunk/hsmaudit_app/`. Building renders the
 few things that must follow the Python package (the version in app.conf and app.manifest, the
 opcode-derived blocks of props.conf) and packs the rest as is, following what AppInspect checks
-(splunk-hec-and-app.md §2.1, §3.1): exactly one top-level directory named after the app id, no
+(splunk.md §2.1, §3.1): exactly one top-level directory named after the app id, no
 hidden files, no `local/` or `local.meta`, no compiled Python, owner rw on files and rwx on
 directories. The tarball is reproducible: sorted entries, fixed owners, modes and times
 (`SOURCE_DATE_EPOCH` when set), so the same sources always give the same bytes.

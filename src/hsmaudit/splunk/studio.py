@@ -1,7 +1,7 @@
 """The Dashboard Studio view, derived from the Simple XML view so that both always show the same.
 
 The Simple XML dashboard (`hsmaudit_overview.xml`) is the primary one: AppInspect checks that
-format and every Splunk version renders it (splunk-hec-and-app.md §2.3). The Studio view
+format and every Splunk version renders it (splunk.md §2.3). The Studio view
 (`hsmaudit_overview_studio.xml`) is rendered from it: every base search becomes a `ds.search`,
 every post-process a `ds.chain` extending it, every panel a visualization in a grid row, every
 input a Studio input with the same token. Studio has no `|s` token filter for quoted values, so
