@@ -298,3 +298,60 @@ def test_page_reloads_itself_only_at_an_offered_interval(server: RunningServer) 
     for bad in ("/?refresh=1", "/?refresh=abc", "/"):
         _, html, _ = get(server, bad)
         assert 'http-equiv="refresh"' not in html
+
+
+# --- the dashboard's other views -----------------------------------------------------------
+
+
+def test_alerts_api_follows_the_event_filters_and_equals_the_summary(server: RunningServer) -> None:
+    for params in ("", "?opcode=CN_LOGIN", "?opcode=CN_GENERATE_KEY", "?log_type=MGMT_KEY_DETAILS_LOG"):
+        _, summary, _ = get(server, "/api/summary" + params)
+        _, alerts, _ = get(server, "/api/alerts" + params)
+        assert len(alerts) == sum(summary["alerts"].values())
+        counted: dict[str, int] = {}
+        for alert in alerts:
+            counted[alert["rule"]] = counted.get(alert["rule"], 0) + 1
+        assert counted == summary["alerts"]
+    _, logins, _ = get(server, "/api/alerts?opcode=CN_LOGIN")
+    assert {alert["rule"] for alert in logins} >= {"failed-login"}
+    assert "key-deleted" not in {alert["rule"] for alert in logins}
+    _, page, _ = get(server, "/api/alerts?limit=2&offset=1")
+    _, everything, _ = get(server, "/api/alerts")
+    assert [a["alert_id"] for a in page] == [a["alert_id"] for a in everything[1:3]]
+
+
+def test_event_and_alert_apis_link_each_other(server: RunningServer) -> None:
+    _, alerts, _ = get(server, "/api/alerts")
+    exported = next(alert for alert in alerts if alert["rule"] == "key-exported")
+    status, detail, _ = get(server, f"/api/alerts/{exported['alert_id']}")
+    assert status == 200
+    event_id = detail["events"][0]["event_id"]
+    assert event_id in exported["event_ids"]
+    status, event, _ = get(server, f"/api/events/{event_id}")
+    assert status == 200
+    assert event["event"]["opcode"] == "CN_WRAP_KEY"
+    assert exported["alert_id"] in {alert["alert_id"] for alert in event["alerts"]}
+    current = [row for row in event["neighbours"] if row["current"]]
+    assert [row["sequence_no"] for row in current] == [event["event"]["sequence_no"]]
+    assert event["session_user"]
+    status, missing, _ = get(server, "/api/events/nope")
+    assert status == 404
+    assert "error" in missing
+
+
+def test_timeline_api_counts_every_timed_event_and_failed_login(server: RunningServer) -> None:
+    _, summary, _ = get(server, "/api/summary?since=2000-01-01")
+    _, timeline, _ = get(server, "/api/timeline")
+    assert sum(sum(lane["events"]) for lane in timeline["lanes"]) == summary["total_events"]
+    assert sum(sum(lane["failed_logins"]) for lane in timeline["lanes"]) == summary["failed_logins"]["total"]
+    assert timeline["buckets"] <= 120
+    assert all(len(lane["events"]) == timeline["buckets"] for lane in timeline["lanes"])
+
+
+def test_keys_api_shows_each_key_handles_lifecycle(server: RunningServer) -> None:
+    _, keys, _ = get(server, "/api/keys?limit=1000")
+    assert keys["total"] == len(keys["keys"]) > 0
+    deleted = [key for key in keys["keys"] if key["deleted"]]
+    assert deleted
+    assert all(key["deleted"]["time"] for key in deleted)
+    assert any(key["generated"] and key["generated"]["user_name"] for key in keys["keys"])
