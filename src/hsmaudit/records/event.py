@@ -18,7 +18,7 @@ from typing import Any, Final, Literal
 
 import msgspec
 
-RecordFormat = Literal["text", "certificate"]
+RecordFormat = Literal["text", "certificate", "cloudtrail"]
 Outcome = Literal["success", "failure"]
 Severity = Literal["critical", "high", "medium", "info"]
 Category = Literal[

@@ -7,7 +7,10 @@ Shapes (contracts.md §3), recognised per document, so one file may mix JSON sha
   a subscription envelope `{"awslogs": {"data": ...}}`, a decoded subscription document
   (`messageType`), `aws logs filter-log-events`/`get-log-events` output (`events`), a
   certificate-storage record (`op_code`), a single CloudWatch log event (`message`), an
-  hsmaudit event (`record_format`/`event_id`, as `hsmaudit parse` prints), or a JSON string.
+  hsmaudit event (`record_format`/`event_id`, as `hsmaudit parse` prints), or a JSON string;
+- CloudTrail: a log file (`Records`, gzip'd as S3 holds it), an EventBridge "AWS API Call via
+  CloudTrail" event, `aws cloudtrail lookup-events` output (`Events`): CloudHSM calls become
+  `cloudtrail` events, other services' records are skipped and counted (records/cloudtrail.py).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any, Final
 
 import msgspec
 
+from hsmaudit.records.cloudtrail import cloudtrail_events, is_cloudtrail
 from hsmaudit.records.event import HsmEvent, event_from_dict
 from hsmaudit.sources.cloudwatch import (
     decode_subscription_event,
@@ -106,7 +110,10 @@ def _from_json(obj: Any, *, name: str, log_group: str | None, log_stream: str | 
         return
     if not isinstance(obj, dict):
         raise SourceDecodeError(f"{name}: a JSON {type(obj).__name__} is not an audit record or envelope")
-    if "awslogs" in obj:
+    if is_cloudtrail(obj):
+        # CloudTrail log file (`Records`), EventBridge API-call event, lookup-events (`Events`).
+        yield from cloudtrail_events(obj)
+    elif "awslogs" in obj:
         for document in decode_subscription_event(obj, name=name):
             yield from log_messages(document)
     elif "messageType" in obj:
