@@ -927,12 +927,13 @@ def _alert_where(filters: EventFilter) -> tuple[list[str], list[Any]]:
     for name in ("hsm_id", "log_type", "opcode"):
         value = getattr(filters, name)
         if value is not None:
-            linked.append(f"e.{name} = ?")
+            linked.append(f"+e.{name} = ?")  # "+": look events up by event_id, not by opcode
             linked_params.append(value)
     if linked:
         exists = (
-            "EXISTS (SELECT 1 FROM json_each(alerts.event_ids) AS j JOIN events AS e "
-            f"ON e.event_id = j.value WHERE {' AND '.join(linked)})"
+            # IN (json_each) makes SQLite look each id up in the unique event_id index.
+            "EXISTS (SELECT 1 FROM events AS e WHERE e.event_id IN "
+            f"(SELECT value FROM json_each(alerts.event_ids)) AND {' AND '.join(linked)})"
         )
         if filters.hsm_id is not None and filters.log_type is None and filters.opcode is None:
             # Alerts without events (or whose events are gone) still belong to their HSM.
