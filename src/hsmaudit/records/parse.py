@@ -32,9 +32,6 @@ CLOUDHSM_LOG_GROUP_PREFIX: Final = "/aws/cloudhsm/"
 
 NOT_A_RECORD: Final = "not a CloudHSM audit record"
 
-# Every line of a record, in one C-level pass: (label, value) for `label[ \t]*:[ \t]*value`
-# lines, or (_, _, text) for a line without a colon (garbage unless blank).
-_LINE: Final = re.compile(r"^[ \t]*(?:([^:\n]*?)[ \t]*:[ \t]*([^\n]*?)|([^\n]*?))[ \t\r]*$", re.MULTILINE)
 _TIME_TEXT: Final = re.compile(r"^(\d{2})/(\d{2})/(\d{2}) (\d{2}):(\d{2}):(\d{2})\.(\d{6})$")
 _USEC_VALUE: Final = re.compile(r"usecs?[ \t]*:[ \t]*(\d+)")
 # A text record whose lines were reordered still has its skeleton labels somewhere.
@@ -154,14 +151,46 @@ def parse_message(
     if origin is None:
         origin = _origin(log_group, log_stream)
     context = _Context(*origin, cwl_id or None, cwl_timestamp)
+    if not message.isascii():
+        try:
+            message.encode("utf-8")
+        except UnicodeEncodeError:
+            return _with_surrogates_escaped(message, context)
+    try:
+        return _classify(message, context)
+    except Exception as error:  # the parser is total: bad input is data, never a raise
+        return _unparsed(message, context, f"unreadable record ({type(error).__name__})")
+
+
+def _classify(message: str, context: _Context) -> HsmEvent:
+    """Pick the record format by its first characters and parse it."""
     if message.startswith("Time: "):
-        return _fast_text_event(message, context) or _parse_text_lines(message, context)
+        return _parse_text(message, context)
     stripped = message.lstrip()
     if stripped.startswith("Time") or _TEXT_RECORD_HINT.search(message):
         return _parse_text(message, context)
     if stripped.startswith("{"):
         return _parse_certificate(message, context)
     return _unparsed(message, context, NOT_A_RECORD if stripped else "empty message")
+
+
+SURROGATES_ESCAPED: Final = "lone surrogate(s) in the record, kept as \\uXXXX escapes"
+
+
+def _with_surrogates_escaped(message: str, context: _Context) -> HsmEvent:
+    """A record with lone surrogates (no UTF-8 form) is parsed with each one written `\\udXXX`.
+
+    The escapes keep the original reversibly visible in `raw` and every later stage (JSON, HEC,
+    SQLite) can encode the event; `parse_error` flags the record so it is never taken as clean.
+    """
+    escaped = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    try:
+        event = _classify(escaped, context)
+    except Exception as error:  # total, as above
+        event = _unparsed(escaped, context, f"unreadable record ({type(error).__name__})")
+    errors = (event.parse_error, SURROGATES_ESCAPED) if event.parse_error else (SURROGATES_ESCAPED,)
+    flagged = "; ".join(errors)
+    return msgspec.structs.replace(event, parse_error=flagged)
 
 
 _ORIGINS: dict[tuple[str | None, str | None], tuple[str | None, str | None, str | None, str | None]] = {}
@@ -213,7 +242,11 @@ def _unparsed(message: str, ctx: _Context, error: str) -> HsmEvent:
 
 
 def _parse_text(message: str, ctx: _Context) -> HsmEvent:
-    return _fast_text_event(message, ctx) or _parse_text_lines(message, ctx)
+    try:
+        fast = _fast_text_event(message, ctx)
+    except (ValueError, OverflowError):
+        fast = None  # e.g. a number past int()'s digit limit: the line path names the bad value
+    return fast or _parse_text_lines(message, ctx)
 
 
 class _Static(NamedTuple):
@@ -358,12 +391,16 @@ def _parse_text_lines(message: str, ctx: _Context) -> HsmEvent:
     values: dict[str, str] = {}
     extra: dict[str, str] | None = None
     errors: list[str] = []
-    for label, value, junk in _LINE.findall(text):
-        if junk:
-            errors.append(f"unrecognised line {junk[:40]!r}")
-            continue
-        if not label and not value:
+    for text_line in text.split("\n"):
+        # str methods, not a regex: linear in the line's length whatever its whitespace.
+        line = text_line.strip(" \t")
+        if not line:
             continue  # blank line
+        label, colon, value = line.partition(":")
+        if not colon:
+            errors.append(f"unrecognised line {line[:40]!r}")
+            continue
+        label, value = label.rstrip(" \t"), value.lstrip(" \t")
         key = _LABELS.get(label)
         if key is None:
             folded = _SPACES.sub(" ", label)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import gzip
 import json
 import zlib
 from collections.abc import Iterator
@@ -64,12 +63,50 @@ def gunzip_base64(data: str | bytes, *, name: str = "payload") -> bytes:
     return gunzip(compressed, name=name)
 
 
-def gunzip(compressed: bytes, *, name: str = "payload") -> bytes:
-    """Decompress gzip data, all members (Firehose concatenates them)."""
+MAX_DECOMPRESSED_BYTES: Final = 32 * 1024 * 1024
+"""Cap on what one payload may decompress to. CloudWatch Logs batches at most 1 MiB of log data
+per PutLogEvents call and a Lambda request is at most 6 MB, so a real subscription document is a
+few MiB at most even with JSON escaping; 32 MiB keeps a decoded payload far below half of the
+function's 512 MB while a compression bomb is refused after reading only that much."""
+_GZIP_CHUNK: Final = 64 * 1024
+
+
+def gunzip(compressed: bytes, *, name: str = "payload", limit: int = MAX_DECOMPRESSED_BYTES) -> bytes:
+    """Decompress gzip data, all members (Firehose concatenates them), within `limit` bytes.
+
+    Streams in 64 KiB input chunks, so memory is bounded by `limit` and many members cost linear
+    time (no copy of the rest of the buffer per member).
+    """
+    out = bytearray()
+    view = memoryview(compressed)
+    position, size = 0, len(view)
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    pending: bytes | memoryview = b""
+    in_member = False
     try:
-        return gzip.decompress(compressed)
-    except (OSError, EOFError, zlib.error) as error:
+        while True:
+            if not pending:
+                if position >= size:
+                    break
+                pending = view[position : position + _GZIP_CHUNK]
+                position += len(pending)
+            in_member = True
+            out += inflater.decompress(pending, limit + 1 - len(out))
+            if len(out) > limit:
+                raise SourceDecodeError(
+                    f"{name}: decompresses to more than {limit} bytes (refused as a compression bomb)"
+                )
+            if inflater.eof:
+                pending = inflater.unused_data  # at most one chunk
+                inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                in_member = False
+            else:
+                pending = inflater.unconsumed_tail
+    except zlib.error as error:
         raise SourceDecodeError(f"{name}: not valid gzip data ({error})") from None
+    if in_member:
+        raise SourceDecodeError(f"{name}: not valid gzip data (truncated)")
+    return bytes(out)
 
 
 def decode_documents(payload: bytes, *, name: str = "payload") -> list[SubscriptionDocument]:
@@ -78,7 +115,7 @@ def decode_documents(payload: bytes, *, name: str = "payload") -> list[Subscript
         return [_DOCUMENT_DECODER.decode(payload)]
     except msgspec.ValidationError as error:
         raise SourceDecodeError(f"{name}: not a CloudWatch Logs subscription document ({error})") from None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         pass  # several documents back to back, or not JSON at all: take the slow path
     return [document_from_object(obj, name=name) for obj in iter_json_documents(payload, name=name)]
 
@@ -87,7 +124,7 @@ def document_from_object(obj: Any, *, name: str = "payload") -> SubscriptionDocu
     """Validate an already-decoded JSON object as a subscription document."""
     try:
         return msgspec.convert(obj, SubscriptionDocument)
-    except msgspec.ValidationError as error:
+    except (msgspec.ValidationError, RecursionError, ValueError, TypeError) as error:
         raise SourceDecodeError(f"{name}: not a CloudWatch Logs subscription document ({error})") from None
 
 
@@ -117,6 +154,10 @@ def iter_json_spans(payload: bytes | str, *, name: str = "payload") -> Iterator[
             raise SourceDecodeError(
                 f"{name}: not valid JSON ({error.msg} at line {error.lineno} column {error.colno})"
             ) from None
+        except RecursionError:
+            raise SourceDecodeError(f"{name}: JSON nested too deeply") from None
+        except ValueError as error:  # e.g. an integer past int()'s digit limit
+            raise SourceDecodeError(f"{name}: not valid JSON ({error})") from None
         yield obj, text[start:position]
 
 
