@@ -2,8 +2,8 @@
 
 Runs the real `hsmaudit.aws.subscription.handler` (settings from the environment, the cached
 runtime, gzip, batching, metrics off) over N payloads x M records against the independent HEC
-sink (`tools/hec_sink.py` in the directory `HSMAUDIT_SHARED_DIR`, which CI lays beside the
-checkout; the benchmark says so and stops when it is absent) running in its own process, and prints:
+sink (an HEC sink script written by another team, named with `--sink PATH`; the benchmark stops
+with a clear message when the path is missing) running in its own process, and prints:
 
 - events/s end to end (wall time of all handler calls), the handler's own CPU per event (what a
   Lambda pays; the rest of the wall time is the sink parsing JSON), and HEC requests;
@@ -41,8 +41,6 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("HSMAUDIT_SHARED_DIR", REPO.parent / "shared"))
-SINK = SHARED / "tools" / "hec_sink.py"
 SAMPLES = REPO / "tests" / "data" / "samples"
 TOKEN = "bench-token"
 
@@ -102,9 +100,9 @@ sys.exit(module["main"](sys.argv[1:]))
 """
 
 
-def start_sink(*, nodelay: bool) -> tuple[subprocess.Popen[bytes], str]:
-    if not SINK.is_file():
-        raise SystemExit(f"this benchmark needs the independent HEC sink at {SINK} (set HSMAUDIT_SHARED_DIR)")
+def start_sink(sink: Path, *, nodelay: bool) -> tuple[subprocess.Popen[bytes], str]:
+    if not sink.is_file():
+        raise SystemExit(f"this benchmark needs an independent HEC sink script: --sink {sink} is not a file")
     port_file = Path(tempfile.mkdtemp()) / "port"
     mode = "nodelay" if nodelay else "stock"
     process = subprocess.Popen(
@@ -113,7 +111,7 @@ def start_sink(*, nodelay: bool) -> tuple[subprocess.Popen[bytes], str]:
             "-c",
             _SINK_RUNNER,
             mode,
-            str(SINK),
+            str(sink),
             "--port",
             "0",
             "--port-file",
@@ -170,6 +168,7 @@ def decode_floor(payloads: list[dict[str, Any]]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sink", type=Path, required=True, help="path of the independent HEC sink script")
     parser.add_argument("--payloads", type=int, default=200)
     parser.add_argument("--records", type=int, default=50)
     parser.add_argument("--no-raw", action="store_true", help="HSMAUDIT_INCLUDE_RAW=false")
@@ -183,7 +182,7 @@ def main() -> None:
 
     payloads = make_payloads(args.payloads, args.records)
     total = args.payloads * args.records
-    process, url = start_sink(nodelay=args.sink_nodelay)
+    process, url = start_sink(args.sink, nodelay=args.sink_nodelay)
     try:
         os.environ.update(
             HSMAUDIT_HEC_URL=url,
