@@ -7,6 +7,7 @@ count over the same events for arbitrary filters and time ranges.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -22,9 +23,10 @@ from hsmaudit.records.parse import parse_message
 from hsmaudit.simulate.emit import parsed_events
 from hsmaudit.simulate.scenarios import run_scenarios
 from hsmaudit.store.database import EventStore
-from hsmaudit.store.errors import StoreSchemaError
+from hsmaudit.store.errors import StoreDataError, StoreSchemaError
 from hsmaudit.store.query import EventFilter, FilterError, parse_time
 from hsmaudit.store.schema import ROLLUP_BUCKET_USECS
+from hsmaudit.store.writer import GroupCommitWriter
 
 EVENTS = list(parsed_events(run_scenarios(seed=5).records))
 
@@ -97,6 +99,58 @@ def test_event_without_id_gets_a_deterministic_one(tmp_path: Path) -> None:
     with EventStore(tmp_path / "s.db") as store:
         assert store.add_events([event]) == 1
         assert store.add_events([event]) == 0
+
+
+def test_a_write_that_fails_outside_sqlite_is_rolled_back_and_the_next_write_succeeds(
+    tmp_path: Path,
+) -> None:
+    # GIVEN an event with a lone surrogate (sqlite3 raises UnicodeEncodeError while binding it,
+    # not a sqlite3.Error) in the middle of a batch
+    poison = HsmEvent(event_id="poison", raw="bad \ud800 text", parse_error="x")
+    with EventStore(tmp_path / "s.db") as store:
+        # WHEN it is written, THEN the store says so in its own terms and keeps none of the batch
+        with pytest.raises(StoreDataError, match="UnicodeEncodeError"):
+            store.add_events([EVENTS[0], poison, EVENTS[1]])
+        assert store.count_events() == 0
+        # AND the next innocent writes (events and alerts) are not poisoned by an open transaction
+        assert store.add_events(EVENTS[:3]) == 3
+        alert = Alert(rule="failed-login", title="t", severity="high", time=None, event_ids=["a"])
+        assert store.add_alerts([alert]) == 1
+        with pytest.raises(StoreDataError):
+            store.add_alerts([Alert(rule="failed-login", title="\udfff", severity="high", time=None)])
+        assert store.add_alerts([Alert(rule="user-created", title="t", severity="info", time=None)]) == 1
+        assert store.count_events() == 3
+        assert store.summary().total_events == 3
+    with EventStore(tmp_path / "s.db") as reopened:
+        assert reopened.count_events() == 3
+
+
+def test_group_commit_keeps_the_good_requests_that_share_a_commit_with_a_poison_one(
+    tmp_path: Path,
+) -> None:
+    poison = HsmEvent(event_id="poison", raw="\ud800", parse_error="x")
+    with EventStore(tmp_path / "s.db") as store:
+        writer = GroupCommitWriter(store)
+        try:
+            # GIVEN three requests queued while the writer is busy, so they share one commit
+            with store._write_lock:
+                busy = writer.submit(EVENTS[20:21])
+                while writer._queue.qsize():  # the writer has taken `busy` and waits for the lock
+                    time.sleep(0.001)
+                futures = [
+                    writer.submit(EVENTS[:5]),
+                    writer.submit([poison]),
+                    writer.submit(EVENTS[5:9]),
+                ]
+            assert busy.result(timeout=30) == 1
+            # WHEN the merged commit fails on the poison row, THEN only that request fails
+            outcomes = [f.exception(timeout=30) or f.result() for f in futures]
+        finally:
+            writer.close()
+        assert outcomes[0] == 5
+        assert isinstance(outcomes[1], StoreDataError)
+        assert outcomes[2] == 4
+        assert store.count_events() == 10
 
 
 def test_a_foreign_sqlite_file_is_refused(tmp_path: Path) -> None:

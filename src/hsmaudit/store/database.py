@@ -45,7 +45,7 @@ from hsmaudit.records.opcodes import (
     USER_TYPE_ABBREVIATIONS,
 )
 from hsmaudit.records.parse import format_usecs
-from hsmaudit.store.errors import StoreError, StoreSchemaError
+from hsmaudit.store.errors import StoreDataError, StoreError, StoreSchemaError
 from hsmaudit.store.query import (
     EventFilter,
     FailedLogins,
@@ -260,8 +260,7 @@ class EventStore:
                     f"{self.path} has store schema {version}, newer than this hsmaudit's "
                     f"({SCHEMA_VERSION}); upgrade hsmaudit"
                 )
-            try:
-                self._writer.execute("BEGIN IMMEDIATE")
+            with self._transaction(f"cannot create the schema in {self.path}"):
                 for statement in SCHEMA:
                     self._writer.execute(statement)
                 # Fields are added to HsmEvent freely (contracts.md §1): a store made by an older
@@ -272,14 +271,36 @@ class EventStore:
                         self._writer.execute(f"ALTER TABLE events ADD COLUMN {name} {sql_type}")
                 self._writer.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 self._writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                self._writer.execute("COMMIT")
-            except sqlite3.Error as error:
-                self._rollback()
-                raise StoreError(f"cannot create the schema in {self.path}: {error}") from error
+
+    @contextlib.contextmanager
+    def _transaction(self, failure: str) -> Iterator[None]:
+        """`BEGIN IMMEDIATE` … `COMMIT` on the writer, rolled back on ANY exception.
+
+        Not only `sqlite3.Error`: binding a str with a lone surrogate raises UnicodeEncodeError,
+        an int beyond 64 bits OverflowError, and a KeyboardInterrupt can land anywhere. Without
+        the rollback the connection stays inside the failed transaction and the next, innocent
+        write fails with "cannot start a transaction within a transaction". Called with the
+        write lock held. `failure` starts the StoreError message.
+        """
+        try:
+            self._writer.execute("BEGIN IMMEDIATE")
+            yield
+            self._writer.execute("COMMIT")
+        except BaseException as error:
+            self._rollback()
+            if isinstance(error, sqlite3.Error):
+                raise StoreError(f"{failure}: {error}") from error
+            if isinstance(error, ValueError | TypeError | OverflowError):
+                raise StoreDataError(
+                    f"{failure}: a value cannot be stored ({type(error).__name__})"
+                ) from error
+            raise
 
     def _rollback(self) -> None:
-        if self._writer.in_transaction:
-            self._writer.execute("ROLLBACK")
+        """Roll back if a transaction is open; a failing ROLLBACK must not hide the first error."""
+        with contextlib.suppress(sqlite3.Error):
+            if self._writer.in_transaction:
+                self._writer.execute("ROLLBACK")
 
     def _checkpoint_loop(self) -> None:
         connection = self._connect()
@@ -336,8 +357,7 @@ class EventStore:
         with self._write_lock:
             if self._closed:
                 raise StoreError(f"store {self.path} is closed")
-            try:
-                self._writer.execute("BEGIN IMMEDIATE")
+            with self._transaction(f"cannot write to store {self.path}"):
                 # New rows get rowids above the current maximum (rows are never deleted): the
                 # rollups are computed in SQL from exactly those rows, so repeats that INSERT OR
                 # IGNORE skipped are never counted.
@@ -348,10 +368,6 @@ class EventStore:
                 if inserted:
                     self._writer.execute(ROLLUP_FROM_NEW_ROWS, (last_rowid,))
                     self._writer.execute(STREAMS_FROM_NEW_ROWS, (last_rowid,))
-                self._writer.execute("COMMIT")
-            except sqlite3.Error as error:
-                self._rollback()
-                raise StoreError(f"cannot write to store {self.path}: {error}") from error
         return inserted
 
     def add_alerts(self, alerts: Iterable[Alert]) -> int:
@@ -373,16 +389,10 @@ class EventStore:
         ]
         if not rows:
             return 0
-        with self._write_lock:
-            try:
-                self._writer.execute("BEGIN IMMEDIATE")
-                before = self._writer.total_changes
-                self._writer.executemany(INSERT_ALERT, rows)
-                added = self._writer.total_changes - before
-                self._writer.execute("COMMIT")
-            except sqlite3.Error as error:
-                self._rollback()
-                raise StoreError(f"cannot write alerts to store {self.path}: {error}") from error
+        with self._write_lock, self._transaction(f"cannot write alerts to store {self.path}"):
+            before = self._writer.total_changes
+            self._writer.executemany(INSERT_ALERT, rows)
+            added = self._writer.total_changes - before
         return added
 
     # --- reads ------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 ```
 StoreError               the local SQLite store cannot be opened, read or written
-└── StoreSchemaError     the file is not an hsmaudit store (or a newer schema version)
+├── StoreSchemaError     the file is not an hsmaudit store (or a newer schema version)
+└── StoreDataError       a value SQLite cannot bind (lone surrogate, >64-bit int): deterministic,
+                         retrying the same rows fails the same way; the transaction was rolled back
 ```
 """
 
@@ -15,3 +17,7 @@ class StoreError(Exception):
 
 class StoreSchemaError(StoreError):
     """The database file does not hold an hsmaudit store this version can use."""
+
+
+class StoreDataError(StoreError):
+    """The rows hold a value the store cannot write; the same rows fail again, so do not retry."""

@@ -15,7 +15,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Final
 
 from hsmaudit.store.database import prepare_rows
-from hsmaudit.store.errors import StoreError
+from hsmaudit.store.errors import StoreDataError, StoreError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -93,6 +93,15 @@ class GroupCommitWriter:
                 for event_id, row in rows.items():
                     merged.setdefault(event_id, row)
             added = self.store.add_rows(merged)
+        except StoreDataError:
+            # One request's rows cannot be stored (deterministic): commit each request on its
+            # own so that request alone fails and the others sharing the commit are kept.
+            for rows, future in batch:
+                try:
+                    future.set_result(self.store.add_rows(rows))
+                except Exception as error:
+                    future.set_exception(error)
+            return
         except Exception as error:  # every waiter must hear about the failure
             for _, future in batch:
                 future.set_exception(error)
