@@ -214,9 +214,13 @@ def test_studio_definition_is_valid_json_with_consistent_references() -> None:
         assert visual["type"].startswith("splunk."), name
         assert visual["dataSources"]["primary"] in sources, name
     layout = definition["layout"]
-    items = [block["item"] for block in layout["structure"]]
+    tabs = [tab["layoutId"] for tab in layout["tabs"]["items"]]
+    assert tabs == list(layout["layoutDefinitions"]), "every layout is a tab, in order"
+    items = [block["item"] for tab in tabs for block in layout["layoutDefinitions"][tab]["structure"]]
     assert sorted(items) == sorted(visuals), "every visualization is laid out exactly once"
+    assert all(layout["layoutDefinitions"][tab]["type"] in ("grid", "absolute") for tab in tabs)
     assert set(layout["globalInputs"]) == set(inputs)
+    token_defaults = definition["defaults"]["tokens"]["default"]
     defined: set[str] = set()
     for name, item in inputs.items():
         token = item["options"]["token"]
@@ -225,6 +229,7 @@ def test_studio_definition_is_valid_json_with_consistent_references() -> None:
             defined |= {f"{token}.earliest", f"{token}.latest"}
             continue
         assert item["type"] == "input.dropdown", name
+        assert token_defaults[token] == {"value": "*"} and "defaultValue" not in item["options"], name
         field = item["encoding"]["value"].removeprefix("primary.")
         assert item["encoding"]["label"] == item["encoding"]["value"]
         query = sources[item["dataSources"]["primary"]]["options"]["query"]
@@ -232,6 +237,41 @@ def test_studio_definition_is_valid_json_with_consistent_references() -> None:
         assert {"label": "All", "value": "*"} in item["options"]["items"]  # Studio drops "" values
     used = tokens_in(json.dumps(definition))
     assert used <= defined, f"undefined tokens {sorted(used - defined)}"
+
+
+def test_studio_has_the_submit_button_and_the_drilldowns_of_the_simple_xml_view() -> None:
+    root = parse(SIMPLE_XML)
+    fieldset = root.find("fieldset")
+    assert fieldset is not None
+    definition = studio_definition()
+    options = definition["layout"]["options"]
+    assert options["submitButton"] is (fieldset.get("submitButton") == "true")
+    assert options["submitOnDashboardLoad"] is (fieldset.get("autoRun") == "true")
+    simple = {
+        panel.findtext("title"): {(s.get("token") or "").removeprefix("form.") for s in panel.iter("set")}
+        for panel in root.iter("panel")
+        if panel.find(".//drilldown") is not None
+    }
+    studio = {
+        visual["title"]: {
+            token["token"]
+            for handler in visual["eventHandlers"]
+            for token in handler["options"]["tokens"]
+            if handler["type"] == "drilldown.setToken"
+        }
+        for visual in definition["visualizations"].values()
+        if "eventHandlers" in visual
+    }
+    assert studio == simple
+    bar = next(
+        v for v in definition["visualizations"].values() if v["title"].startswith("Commands by opcode")
+    )
+    assert bar["eventHandlers"] == [
+        {
+            "type": "drilldown.setToken",
+            "options": {"tokens": [{"token": "opcode_tok", "key": "row.opcode.value"}]},
+        }
+    ]
 
 
 def test_studio_searches_use_defined_macros_and_known_fields() -> None:
@@ -309,6 +349,18 @@ def test_the_studio_rendering_refuses_what_it_cannot_translate() -> None:
     assert searchless != text
     with pytest.raises(StudioError, match="has no search"):
         render_studio_view(searchless)
+    linked = re.sub(
+        r"<drilldown>.*?</drilldown>", "<drilldown><link>search?q=x</link></drilldown>", text, flags=re.S
+    )
+    assert linked != text
+    with pytest.raises(StudioError, match="only <set> drilldowns"):
+        render_studio_view(linked)
+    cell = text.replace(
+        '<set token="form.opcode_tok">$click.value$', '<set token="form.opcode_tok">$click.name2$'
+    )
+    assert cell != text
+    with pytest.raises(StudioError, match="is not"):
+        render_studio_view(cell)
 
 
 def test_post_processes_read_only_what_their_base_search_hands_on() -> None:

@@ -7,6 +7,12 @@ every post-process a `ds.chain` extending it, every panel a visualization in a g
 input a Studio input with the same token. Studio has no `|s` token filter for quoted values, so
 `$tok|s$` becomes `"$tok$"` (the dropdown values never contain quotes).
 
+The definition is in the current schema of `@splunk/dashboard-definition` (29.x): one tab whose
+layout sits under `layout.layoutDefinitions`, the inputs in `layout.globalInputs`, the Submit
+button of the Simple XML fieldset as `layout.options.submitButton`, dropdown defaults as
+`defaults.tokens`, and a chart's `<drilldown><set token=...>` as a `drilldown.setToken` event
+handler. `tests/integration/test_studio_schema.py` validates it with Splunk's own packages.
+
 The source tree keeps the rendered file so the app also works when installed from the source
 directory; the build renders it again and a test fails when it is stale.
 """
@@ -23,10 +29,13 @@ from hsmaudit.splunk.errors import StudioError
 SIMPLE_VIEW: Final = "default/data/ui/views/hsmaudit_overview.xml"
 STUDIO_VIEW: Final = "default/data/ui/views/hsmaudit_overview_studio.xml"
 
+LAYOUT_ID: Final = "layout_1"
 GRID_WIDTH: Final = 1200
 SINGLE_ROW_HEIGHT: Final = 160
 ROW_HEIGHT: Final = 330
 _QUOTED_TOKEN: Final = re.compile(r"\$([A-Za-z0-9_.]+)\|s\$")
+_CLICK_TOKEN: Final = re.compile(r"^\$(click\.value|row\.[A-Za-z0-9_]+)\$$")
+_BY_FIELDS: Final = re.compile(r"\bby\s+([A-Za-z0-9_]+)")
 _TIME_PARAMETERS: Final = {"earliest": "$time_tok.earliest$", "latest": "$time_tok.latest$"}
 
 
@@ -43,7 +52,8 @@ def _search_source(name: str, query: str) -> dict[str, Any]:
     }
 
 
-def _inputs(root: ET.Element, sources: dict[str, Any]) -> dict[str, Any]:
+def _inputs(root: ET.Element, sources: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """The Studio inputs; each dropdown's default goes to `defaults` (`defaults.tokens.default`)."""
     inputs: dict[str, Any] = {}
     fieldset = root.find("fieldset")
     for element in fieldset.findall("input") if fieldset is not None else []:
@@ -71,7 +81,6 @@ def _inputs(root: ET.Element, sources: dict[str, Any]) -> dict[str, Any]:
             "title": label,
             "options": {
                 "token": token,
-                "defaultValue": element.findtext("default") or "*",
                 # Studio drops items whose value is "": "All" is the "*" sentinel.
                 "items": [
                     {"label": c.text or "", "value": c.get("value", "")} for c in element.findall("choice")
@@ -82,11 +91,54 @@ def _inputs(root: ET.Element, sources: dict[str, Any]) -> dict[str, Any]:
         }
         if re.search(r"\$[a-z_]+_tok\|s\$", query):
             item["options"]["isCascadingInput"] = True
+        defaults[token] = {"value": element.findtext("default") or "*"}
         inputs[key] = item
     return inputs
 
 
-def _visualization(panel: ET.Element, source: str) -> dict[str, Any]:
+def _drilldown_key(value: str, query: str, panel: str) -> str:
+    """The Studio event key of a Simple XML drilldown value.
+
+    `$click.value$` on a chart is the clicked category, the first `by` field of the panel's
+    query (`row.<field>.value` in Studio); `$row.<field>$` is that field of the clicked row.
+    """
+    match = _CLICK_TOKEN.match(value.strip())
+    if match is None:
+        raise StudioError(f"panel {panel!r}: drilldown value {value!r} is not $click.value$ or $row.<field>$")
+    if match.group(1) == "click.value":
+        fields = _BY_FIELDS.findall(query)
+        if not fields:
+            raise StudioError(f"panel {panel!r}: $click.value$ needs a `by` field in the query")
+        return f"row.{fields[-1]}.value"
+    return f"{match.group(1)}.value"
+
+
+def _event_handlers(element: ET.Element, query: str, panel: str) -> list[dict[str, Any]]:
+    """`<drilldown><set token=...>` as one `drilldown.setToken` handler.
+
+    Simple XML sets the input's `form.` token and the submitted token so that the click applies
+    without pressing Submit; Studio has one token for both.
+    """
+    drilldown = element.find("drilldown")
+    if drilldown is None:
+        return []
+    tokens: dict[str, str] = {}
+    for child in drilldown:
+        if child.tag != "set":
+            raise StudioError(f"panel {panel!r}: only <set> drilldowns are rendered, not <{child.tag}>")
+        token = (child.get("token") or "").removeprefix("form.")
+        key = _drilldown_key(child.text or "", query, panel)
+        if tokens.setdefault(token, key) != key:
+            raise StudioError(f"panel {panel!r}: token {token} set to two different values")
+    return [
+        {
+            "type": "drilldown.setToken",
+            "options": {"tokens": [{"token": token, "key": key} for token, key in tokens.items()]},
+        }
+    ]
+
+
+def _visualization(panel: ET.Element, source: str, query: str) -> dict[str, Any]:
     element = next((child for child in panel if child.tag in ("single", "chart", "table")), None)
     if element is None:
         raise StudioError(f"panel {panel.findtext('title')!r}: no single, chart or table")
@@ -110,6 +162,9 @@ def _visualization(panel: ET.Element, source: str) -> dict[str, Any]:
         options["stackMode"] = "stacked"
     if options:
         visual["options"] = options
+    handlers = _event_handlers(element, query, visual["title"])
+    if handlers:
+        visual["eventHandlers"] = handlers
     return visual
 
 
@@ -120,7 +175,8 @@ def studio_definition(simple_xml: str) -> dict[str, Any]:
     for search in root.findall("search"):
         name = search.get("id") or ""
         sources["ds_" + name] = _search_source(name, search.findtext("query") or "")
-    inputs = _inputs(root, sources)
+    tokens: dict[str, Any] = {}
+    inputs = _inputs(root, sources, tokens)
     visuals: dict[str, Any] = {}
     structure: list[dict[str, Any]] = []
     y = number = 0
@@ -147,22 +203,30 @@ def studio_definition(simple_xml: str) -> dict[str, Any]:
             else:
                 sources[source] = _search_source(panel.findtext("title") or source, query)
             visual = f"viz_{number:02d}"
-            visuals[visual] = _visualization(panel, source)
+            visuals[visual] = _visualization(panel, source, query)
             position = {"x": column * width, "y": y, "w": width, "h": height}
             structure.append({"item": visual, "type": "block", "position": position})
         y += height
+    fieldset = root.find("fieldset")
+    submit = fieldset is not None and fieldset.get("submitButton") == "true"
+    auto_run = fieldset is None or fieldset.get("autoRun", "true") == "true"
     return {
         "title": (root.findtext("label") or "") + " (Dashboard Studio)",
         "description": root.findtext("description") or "",
         "inputs": inputs,
-        "defaults": {"dataSources": {"ds.search": {"options": {"queryParameters": dict(_TIME_PARAMETERS)}}}},
+        "defaults": {
+            "dataSources": {"ds.search": {"options": {"queryParameters": dict(_TIME_PARAMETERS)}}},
+            "tokens": {"default": tokens},
+        },
         "dataSources": sources,
         "visualizations": visuals,
         "layout": {
-            "type": "grid",
-            "options": {"width": GRID_WIDTH},
+            "options": {"submitButton": submit, "submitOnDashboardLoad": auto_run},
             "globalInputs": list(inputs),
-            "structure": structure,
+            "tabs": {"items": [{"layoutId": LAYOUT_ID, "label": "Overview"}]},
+            "layoutDefinitions": {
+                LAYOUT_ID: {"type": "grid", "options": {"width": GRID_WIDTH}, "structure": structure}
+            },
         },
     }
 
