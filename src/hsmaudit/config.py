@@ -149,6 +149,43 @@ _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off"})
 
 
+def masked_url(url: str) -> str:
+    """`url` safe to print: embedded credentials and query values become `***`.
+
+    `https://user:pass@hec:8088/x?token=t` -> `https://***@hec:8088/x?token=***`. HEC takes its
+    token in the Authorization header (docs/reference/splunk.md §1.2), so anything in the URL
+    itself would only leak into terminals and logs.
+    """
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    query = (
+        "&".join(
+            f"{name}=***" if sep else name
+            for name, sep, _ in (item.partition("=") for item in parts.query.split("&"))
+        )
+        if parts.query
+        else ""
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, "***" if parts.fragment else ""))
+
+
+def url_has_credentials(url: str) -> bool:
+    """True when `url` carries a user name or password before the host."""
+    from urllib.parse import urlsplit
+
+    try:
+        return "@" in urlsplit(url).netloc
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Resolved settings. Construct with `load_settings` (or directly in tests and the demo)."""
@@ -208,6 +245,8 @@ class Settings:
             value = getattr(self, spec.name)
             if spec.secret:
                 value = "<set>" if value else None
+            elif spec.name == "hec_url" and value:
+                value = masked_url(value)
             out[spec.name] = {"value": value, "from": self.origins.get(spec.name, "default")}
         return out
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pytest
 
@@ -612,3 +612,163 @@ def test_a_splunk_cloud_url_of_the_wrong_shape_is_pointed_out(url: str, status: 
     assert (result.status, go_on) == (status, True)
     if status == "warn":
         assert "http-inputs-<stack>.splunkcloud.com:443" in (result.fix or "")
+
+
+# ------------------------------------------------------------------ something that is not a HEC
+
+
+@dataclass
+class Impostor:
+    """A loopback server answering HTTP 200 with whatever it is told: a web page, a web app's JSON.
+
+    `answers` maps "GET health", "POST empty" (the token check's empty POST) and "POST event" (a
+    body) to (status, content type, body); anything not listed is answered with `default`.
+    """
+
+    default: tuple[int, str, bytes]
+    answers: dict[str, tuple[int, str, bytes]] = field(default_factory=dict)
+    requests: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        impostor = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def reply(self, key: str) -> None:
+                impostor.requests.append(key)
+                status, content_type, body = impostor.answers.get(key, impostor.default)
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                self.reply("GET health" if "/health" in self.path else "GET other")
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if "/ack" in self.path:
+                    return self.reply("POST ack")
+                return self.reply("POST event" if body.strip() else "POST empty")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+LOGIN_PAGE: Final = (
+    200,
+    "text/html; charset=utf-8",
+    b"<!doctype html><html><head><title>Sign in [bold]\x1b[31m</title></head><body>Login</body></html>",
+)
+WEB_APP_JSON: Final = (200, "application/json", b'{"status": "ok", "version": "2.1"}')
+SPLUNK_HEALTH: Final = (200, "application/json", b'{"text":"HEC is healthy","code":17}')
+SPLUNK_NO_DATA: Final = (400, "application/json", b'{"text":"No data","code":5}')
+
+
+@pytest.fixture
+def impostor() -> Iterator[Impostor]:
+    server = Impostor(default=LOGIN_PAGE)
+    yield server
+    server.stop()
+
+
+def test_an_html_page_answering_200_fails_health_and_token_with_the_reason(impostor: Impostor) -> None:
+    # GIVEN a web server answering every request with a 200 login page
+    code, checks, stderr = doctor("--skip-aws", "--hec-url", impostor.url, env={"HSMAUDIT_HEC_TOKEN": TOKEN})
+    # THEN doctor is not green: health and token fail and say what answered instead
+    assert code == 1, checks
+    health, token = by_check(checks, "hec.health")[0], by_check(checks, "hec.token")[0]
+    assert health["status"] == token["status"] == "fail"
+    for check in (health, token):
+        assert "HTTP 200 from /services/collector/" in check["summary"]
+        assert "is not a HEC answer (an HTML page" in check["summary"]
+        assert "Sign in" in check["summary"] and "\x1b" not in check["summary"]
+        assert "HSMAUDIT_HEC_URL" in check["fix"]
+    # AND nothing after the token check pretends to know more
+    assert {c["status"] for c in checks if c["check"] in ("hec.ack", "hec.index")} == {"skip"}
+    assert "hec.health, hec.token" in stderr
+
+
+def test_json_that_is_not_a_hec_reply_fails_health_and_token(impostor: Impostor) -> None:
+    impostor.default = WEB_APP_JSON
+    code, checks, _ = doctor("--skip-aws", "--hec-url", impostor.url, env={"HSMAUDIT_HEC_TOKEN": TOKEN})
+    assert code == 1
+    for name in ("hec.health", "hec.token"):
+        (check,) = by_check(checks, name)
+        assert check["status"] == "fail"
+        assert "a JSON object without HEC's code and text (status, version)" in check["summary"]
+
+
+def test_a_test_event_answered_by_something_else_fails_the_index_check(impostor: Impostor) -> None:
+    # GIVEN health and the empty POST answered as Splunk does, but the test event by a web page
+    impostor.answers = {"GET health": SPLUNK_HEALTH, "POST empty": SPLUNK_NO_DATA}
+    code, checks, _ = doctor("--skip-aws", "--hec-url", impostor.url, env={"HSMAUDIT_HEC_TOKEN": TOKEN})
+    assert code == 1
+    statuses = {c["check"]: c["status"] for c in checks}
+    assert statuses["hec.health"] == statuses["hec.token"] == "ok"
+    (index,) = by_check(checks, "hec.index")
+    assert index["status"] == "fail"
+    assert "HTTP 200 from /services/collector/event is not a HEC answer (an HTML page" in index["summary"]
+    assert "POST event" in impostor.requests
+
+
+def test_people_see_the_other_sides_text_literally_not_as_markup(impostor: Impostor) -> None:
+    result = run_cli(
+        "doctor", "--skip-aws", "--hec-url", impostor.url, "--timeout", "3", env={"HSMAUDIT_HEC_TOKEN": TOKEN}
+    )
+    assert result.returncode == 1
+    assert "Sign in [bold]?" in result.stdout  # the bracket text kept, the escape character replaced
+    assert "\x1b[31m" not in result.stdout
+
+
+CREDENTIALS = "s3cret-Passw0rd"
+
+
+def test_credentials_in_the_hec_url_are_never_printed(hec_sink: Any) -> None:
+    # GIVEN a HEC URL with a user name and password in it (and a token in the query string)
+    port = hec_sink.url.rsplit(":", 1)[1]
+    url = f"http://admin:{CREDENTIALS}@127.0.0.1:{port}/services/collector/event?token={CREDENTIALS}"
+    # WHEN doctor runs, as JSON lines, for people, from the flag and from the environment
+    code, checks, stderr = doctor("--skip-aws", "--hec-url", url, env={"HSMAUDIT_HEC_TOKEN": TOKEN})
+    people = run_cli(
+        "doctor", "--skip-aws", "--timeout", "3", env={"HSMAUDIT_HEC_TOKEN": TOKEN, "HSMAUDIT_HEC_URL": url}
+    )
+    # THEN the checks still run against the host, and the secret appears nowhere
+    assert code == 0, checks
+    (config,) = by_check(checks, "hec.config")
+    assert config["status"] == "warn"
+    assert f"HEC URL http://***@127.0.0.1:{port}/services/collector/event (from flag)" in config["summary"]
+    assert "carries a user name or password" in config["summary"]
+    assert by_check(checks, "hec.index")[0]["status"] == "ok"
+    for text in (json.dumps(checks), stderr, people.stdout, people.stderr):
+        assert CREDENTIALS not in text and "admin" not in text
+    assert "***@127.0.0.1" in people.stdout
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"ftp://admin:{CREDENTIALS}@127.0.0.1:8088",  # unusable scheme: the error quotes the URL
+        f"http://admin:{CREDENTIALS}@127.0.0.1:99999",  # unusable port
+        f"http://admin:{CREDENTIALS}@127.0.0.1:{{free}}",  # nothing listening
+    ],
+)
+def test_credentials_are_masked_when_the_url_is_wrong_too(url: str) -> None:
+    url = url.replace("{free}", str(free_port()))
+    code, checks, stderr = doctor("--skip-aws", "--hec-url", url, env={"HSMAUDIT_HEC_TOKEN": TOKEN})
+    assert code == 1
+    assert CREDENTIALS not in json.dumps(checks) + stderr

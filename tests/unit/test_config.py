@@ -153,3 +153,27 @@ def test_docs_table_lists_every_setting_with_its_env_var_and_default() -> None:
         if default:
             assert f"`{default}`" in row, (spec.name, default)
     assert "`HSMAUDIT_CONFIG`" in text
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "https://user:pa55@hec.example.com:8088/services/collector",
+            "https://***@hec.example.com:8088/services/collector",
+        ),
+        ("https://hec.example.com/x?token=abc&debug", "https://hec.example.com/x?token=***&debug"),
+        ("https://:pw@[::1]:8088", "https://***@[::1]:8088"),
+        ("http://127.0.0.1:8088", "http://127.0.0.1:8088"),
+    ],
+)
+def test_masked_url_hides_credentials_and_query_values(url: str, shown: str) -> None:
+    from hsmaudit.config import masked_url, url_has_credentials
+
+    assert masked_url(url) == shown
+    assert url_has_credentials(url) == ("@" in url)
+
+
+def test_describe_masks_credentials_in_the_hec_url() -> None:
+    settings = Settings(hec_url="https://user:pa55@hec.example.com:8088")
+    assert "pa55" not in str(settings.describe())

@@ -10,6 +10,11 @@ HEC (`docs/reference/splunk.md` §1; operator-needs.md §1.2, §1.5, §1.6)
 4. `hec.health`     `GET /services/collector/health` answers code 17
 5. `hec.token`      an empty POST is answered "No data" (code 5): the token is known and enabled,
                     and nothing was indexed; codes 4 / 1 say unknown / disabled
+
+An answer that is not HEC's (a JSON object with an integer `code`) fails health, token and test
+event even with HTTP 200: an HTML login page or a web server's JSON is not a collector, and the
+forwarder would spool everything there. The URL is printed with any embedded user name,
+password or query value masked (`https://***@host`).
 6. `hec.ack`        `POST /services/collector/ack` answers code 14 when the token has indexer
                     acknowledgement off; compared with HSMAUDIT_HEC_ACK
 7. `hec.index`      one test event (sourcetype `hsmaudit:doctor`, outside the `hsmaudit_events`
@@ -28,11 +33,13 @@ The token is never printed.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import ssl
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
@@ -42,6 +49,7 @@ import typer
 from hsmaudit.aws.checks import CheckResult, FunctionInfo
 from hsmaudit.cli import delivery_options as opts
 from hsmaudit.cli.output import fail, stdout_console
+from hsmaudit.config import masked_url, url_has_credentials
 
 if TYPE_CHECKING:
     from hsmaudit.config import Settings
@@ -66,6 +74,17 @@ _EXPIRED: Final = 10
 _NOT_YET_VALID: Final = 9
 _HOSTNAME_MISMATCH: Final = frozenset({62, 64})
 
+_MAX_ANSWER: Final = 64 * 1024
+"""Bytes of an answer doctor reads: a HEC reply is tiny, whatever answers instead may not be."""
+
+_TITLE: Final = re.compile(rb"<title[^>]*>([^<]{0,200})", re.IGNORECASE)
+_UNPRINTABLE: Final = re.compile(r"[^\x20-\x7e\u00a0-\ud7ff\ue000-\ufffd]")
+
+NOT_HEC_FIX: Final = (
+    "point HSMAUDIT_HEC_URL at Splunk's HTTP Event Collector (port 8088 by default; Splunk Cloud: "
+    "https://http-inputs-<stack>.splunkcloud.com), not at a web page, login portal or proxy"
+)
+
 _MARK: Final = {
     "ok": ("✔", "green"),
     "fail": ("✘", "bold red"),
@@ -75,6 +94,71 @@ _MARK: Final = {
 
 
 # ------------------------------------------------------------------------------------------- HEC
+
+
+def shown(text: object, limit: int = 120) -> str:
+    """Text from the other side, safe for one terminal line: control characters out, bounded."""
+    value = _UNPRINTABLE.sub("?", str(text))
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+@dataclass(frozen=True, slots=True)
+class HecAnswer:
+    """What came back: the HTTP status, the JSON object (None when the body is not one) and,
+    when it is not a HEC reply, what it is instead (for the one-line reason)."""
+
+    status: int
+    body: dict[str, Any] | None
+    content_type: str
+    data: bytes
+
+    @property
+    def code(self) -> int | None:
+        """HEC's `code`, None when there is none (or it is not an integer)."""
+        code = (self.body or {}).get("code")
+        return code if isinstance(code, int) and not isinstance(code, bool) else None
+
+    @property
+    def text(self) -> str:
+        return shown((self.body or {}).get("text", ""))
+
+    @property
+    def is_hec(self) -> bool:
+        """A HEC reply: a JSON object with an integer `code` (and `text`), or the ack map (§1.7)."""
+        if self.body is None:
+            return False
+        if self.code is not None and isinstance(self.body.get("text", ""), str):
+            return True
+        return isinstance(self.body.get("acks"), dict)
+
+    def what(self) -> str:
+        """What the body is, for a reply that is not HEC's: `an HTML page ("Sign in")`, …"""
+        data = self.data.lstrip()
+        kind = self.content_type.split(";")[0].strip().lower()
+        if not data:
+            return "an empty body"
+        if kind in ("text/html", "application/xhtml+xml") or data[:1] == b"<":
+            title = _TITLE.search(data)
+            named = f' ("{shown(title.group(1).decode("utf-8", "replace").strip(), 60)}")' if title else ""
+            return f"an HTML page{named}"
+        if self.body is not None:
+            keys = ", ".join(shown(key, 20) for key in list(self.body)[:4]) or "no keys"
+            return f"a JSON object without HEC's code and text ({keys})"
+        try:
+            json.loads(self.data)
+        except ValueError:
+            return f"a {shown(kind, 40) or 'body'} that is not JSON"
+        return "JSON that is not an object"
+
+    def not_hec(self, check: str, path: str) -> CheckResult:
+        """The failure for an answer that is not HEC's, HTTP 200 included."""
+        return CheckResult(
+            check,
+            "fail",
+            f"HTTP {self.status} from {path} is not a HEC answer ({self.what()}): the URL points at "
+            "something else, and the forwarder would spool every event there",
+            NOT_HEC_FIX,
+        )
 
 
 class HecProbe:
@@ -124,14 +208,24 @@ class HecProbe:
             ), False
         try:
             self.origin, self.event_path, self.ack_path = event_url(url)
+            parts = urlsplit(self.origin)
+            self.port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError as error:
-            return CheckResult("hec.config", "fail", f"the HEC URL {url!r} is not usable", str(error)), False
-        parts = urlsplit(self.origin)
+            return CheckResult(
+                "hec.config", "fail", f"the HEC URL {masked_url(url)!r} is not usable", str(error)
+            ), False
         self.scheme = parts.scheme
         self.host = parts.hostname or ""
-        self.port = parts.port or (443 if self.scheme == "https" else 80)
         origin = self.source or self.settings.origins.get("hec_url", "default")
-        summary = f"HEC URL {self.origin}{self.event_path} (from {origin})"
+        summary = f"HEC URL {masked_url(self.origin + self.event_path)} (from {origin})"
+        if url_has_credentials(url):
+            # Never printed (masked above): HEC authenticates with the token header only.
+            return CheckResult(
+                "hec.config",
+                "warn",
+                f"{summary} carries a user name or password, which HEC ignores and logs may keep",
+                "remove them from the URL; the token goes in a secret (HSMAUDIT_HEC_TOKEN_SECRET_ARN)",
+            ), True
         if self.host.endswith(".splunkcloud.com") and (
             not self.host.startswith("http-inputs-") or self.port != 443 or self.scheme != "https"
         ):
@@ -319,9 +413,8 @@ class HecProbe:
         return subject, names
 
     # -- HTTP helpers --------------------------------------------------------------------------
-    def _request(
-        self, method: str, path: str, body: bytes | None, headers: dict[str, str]
-    ) -> tuple[int, dict[str, Any]]:
+    def _request(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> HecAnswer:
+        """One request, no retries, no redirects; at most `_MAX_ANSWER` bytes of the answer read."""
         import urllib3
 
         if self._pool is None:
@@ -336,12 +429,28 @@ class HecProbe:
                     # hec.tls already says verification is off, once; not a warning per request.
                     urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
             self._pool = urllib3.connection_from_url(self.origin, **options)
-        response = self._pool.urlopen(method, path, body=body, headers=headers, redirect=False, retries=False)
+        response = self._pool.urlopen(
+            method, path, body=body, headers=headers, redirect=False, retries=False, preload_content=False
+        )
         try:
-            answer = json.loads(response.data or b"{}")
+            data: bytes = response.read(_MAX_ANSWER + 1)
+        except BaseException:
+            response.close()
+            raise
+        if len(data) > _MAX_ANSWER:
+            response.close()  # the rest is not read: drop this connection, keep the pool
+        else:
+            response.release_conn()
+        try:
+            value = json.loads(data) if len(data) <= _MAX_ANSWER else None
         except ValueError:
-            answer = {}
-        return int(response.status), answer if isinstance(answer, dict) else {}
+            value = None
+        return HecAnswer(
+            status=int(response.status),
+            body=value if isinstance(value, dict) else None,
+            content_type=response.headers.get("content-type", ""),
+            data=data[:_MAX_ANSWER],
+        )
 
     def _headers(self, *, channel: bool = True) -> dict[str, str]:
         import uuid
@@ -368,16 +477,17 @@ class HecProbe:
         import urllib3
 
         base = self.event_path.split("/services/collector")[0]
+        path = f"{base}/services/collector/health"
         try:
-            status, answer = self._request(
-                "GET", f"{base}/services/collector/health", None, self._headers(channel=False)
-            )
+            answer = self._request("GET", path, None, self._headers(channel=False))
         except urllib3.exceptions.HTTPError as error:
             return self._http_failure("hec.health", error)
-        code = answer.get("code")
-        text = answer.get("text", "")
-        if status == 200 and code in (17, None):
+        status, code, text = answer.status, answer.code, answer.text
+        if status == 200 and code == 17:
             return CheckResult("hec.health", "ok", "HEC reports itself healthy"), True
+        if status == 200 or (status < 400 and not answer.is_hec):
+            # Splunk answers {"text":"HEC is healthy","code":17}; a 200 without it is not HEC.
+            return answer.not_hec("hec.health", path), True
         if status == 503:
             return CheckResult(
                 "hec.health",
@@ -412,12 +522,14 @@ class HecProbe:
         ]
         try:
             # An empty body: a known, enabled token gets "No data" (code 5) and nothing is indexed.
-            status, answer = self._request("POST", self.event_path, b"", self._headers())
+            answer = self._request("POST", self.event_path, b"", self._headers())
         except urllib3.exceptions.HTTPError as error:
             return self._http_failure("hec.token", error)
-        code = answer.get("code")
-        text = answer.get("text", "")
-        if code in (5, 10, 12, 13, 0) or (status == 200 and code is None):
+        status, code, text = answer.status, answer.code, answer.text
+        if not answer.is_hec and (status < 400 or status in (401, 403)):
+            # A login page's 200 (or 401/403) says nothing about the HEC token.
+            return answer.not_hec("hec.token", self.event_path), False
+        if code in (5, 10, 12, 13, 0):
             return CheckResult("hec.token", "ok", f"the HEC token (from {source}) is valid and enabled"), True
         if code in {1, 22}:
             return CheckResult(
@@ -443,19 +555,21 @@ class HecProbe:
         import urllib3
 
         try:
-            status, answer = self._request("POST", self.ack_path, b'{"acks":[0]}', self._headers())
+            answer = self._request("POST", self.ack_path, b'{"acks":[0]}', self._headers())
         except urllib3.exceptions.HTTPError as error:
             return self._http_failure("hec.ack", error)
         wanted = self.settings.hec_ack
-        if answer.get("code") == 14:
+        status = answer.status
+        if answer.code == 14:
             self.token_has_ack = False
-        elif status == 200 and isinstance(answer.get("acks"), dict):
+        elif status == 200 and isinstance((answer.body or {}).get("acks"), dict):
             self.token_has_ack = True
         else:
+            what = "" if answer.is_hec else f", {answer.what()}"
             return CheckResult(
                 "hec.ack",
                 "warn",
-                f"cannot tell whether the token uses indexer acknowledgement (HTTP {status})",
+                f"cannot tell whether the token uses indexer acknowledgement (HTTP {status}{what})",
                 None
                 if not wanted
                 else "HSMAUDIT_HEC_ACK is on: if sending fails with HEC code 14, turn it off",
@@ -498,14 +612,14 @@ class HecProbe:
         if index:
             envelope["index"] = index
         try:
-            status, answer = self._request(
-                "POST", self.event_path, json.dumps(envelope).encode(), self._headers()
-            )
+            answer = self._request("POST", self.event_path, json.dumps(envelope).encode(), self._headers())
         except urllib3.exceptions.HTTPError as error:
             return self._http_failure("hec.index", error)
-        code = answer.get("code")
-        text = answer.get("text", "")
-        if status == 200 and code in (0, None):
+        status, code, text = answer.status, answer.code, answer.text
+        if not answer.is_hec:
+            # Only {"text":"Success","code":0} says the event was taken (§1.8).
+            return answer.not_hec("hec.index", self.event_path), True
+        if status == 200 and code == 0:
             return CheckResult(
                 "hec.index", "ok", f"HEC accepted a test event into {where} (sourcetype {DOCTOR_SOURCETYPE})"
             ), True
@@ -624,9 +738,14 @@ def print_result(result: CheckResult, *, as_json: bool) -> None:
         sys.stdout.write(json.dumps(line) + "\n")
         sys.stdout.flush()
         return
+    from rich.markup import escape
+
     mark, style = _MARK[result.status]
     console = stdout_console()
-    console.print(f"[{style}]{mark} {result.check:<16}[/] {result.line()}", highlight=False, soft_wrap=True)
+    # escape(): a line may quote the other side's text, and "[...]" in it is not our markup.
+    console.print(
+        f"[{style}]{mark} {result.check:<16}[/] {escape(result.line())}", highlight=False, soft_wrap=True
+    )
 
 
 def register(app: typer.Typer) -> None:
