@@ -23,6 +23,7 @@ SPL_COMMANDS: Final = frozenset(
         "search", "where", "eval", "stats", "eventstats", "streamstats", "timechart", "chart", "table", "fields",
         "sort", "dedup", "fillnull", "mvexpand", "bin", "bucket", "head", "tail", "top", "rare", "rename", "convert",
         "fieldformat", "tstats", "lookup", "inputlookup", "rex", "spath", "append", "join", "transaction",
+        "accum",
     }
 )  # fmt: skip
 SPL_FUNCTIONS: Final = frozenset(

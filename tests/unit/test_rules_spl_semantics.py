@@ -39,7 +39,10 @@ def splunk_row(event: HsmEvent) -> Row:
             continue
         row[name] = ("true" if value else "false") if isinstance(value, bool) else value
     row["_time"] = (event.usecs or 0) / 1_000_000
+    row["_indextime"] = row["_time"]
+    row["_raw"] = event.raw
     row["host"] = event.hsm_id or event.log_stream
+    row["source"] = event.log_group
     return row
 
 
@@ -93,6 +96,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "isnotnull": lambda value: value is not None,
     "md5": lambda value: hashlib.md5(str(value).encode()).hexdigest(),
     "true": lambda: True,
+    "null": lambda: None,
 }
 BINDING = {
     "OR": 1,
@@ -163,6 +167,8 @@ class ExpressionParser:
             if text == "case":
                 pairs = list(zip(arguments[::2], arguments[1::2], strict=True))
                 return lambda row: next((value(row) for test, value in pairs if test(row)), None)
+            if text not in FUNCTIONS:
+                raise AssertionError(f"eval function {text}() is not modelled")
             function = FUNCTIONS[text]
             return lambda row: function(*(argument(row) for argument in arguments))
         return lambda row: row.get(text)
@@ -290,14 +296,17 @@ def matches(value: Any, pattern: str) -> bool:
 # --- commands -------------------------------------------------------------------------------------
 
 
-def run_search(spl: str, events: list[HsmEvent]) -> list[Row]:
+def run_search(spl: str, events: list[HsmEvent] | list[Row]) -> list[Row]:
+    """Run a search over events (parsed events, or rows as Splunk shows them, e.g. with _indextime)."""
     segments = split_pipes(spl)
     base = segments[0].replace("`hsmaudit_events`", "").strip()
     match = base_matcher(base)
-    rows = [splunk_row(event) for event in events]
+    rows = [splunk_row(event) if isinstance(event, HsmEvent) else dict(event) for event in events]
     rows = sorted((row for row in rows if match(row)), key=lambda row: -row["_time"])  # newest first
     for segment in segments[1:]:
         command, _, rest = segment.strip().partition(" ")
+        if command not in COMMANDS:
+            raise AssertionError(f"SPL command {command!r} is not modelled")
         rows = COMMANDS[command](rows, rest)
     return rows
 
@@ -367,9 +376,20 @@ def sort_rows(rows: list[Row], rest: str) -> list[Row]:
 AGGREGATION = re.compile(r"(\w+)(?:\((\w+)\))?\s+as\s+(\w+)")
 
 
+MAX_STREAM_WINDOW = 10_000
+"""limits.conf [stats] max_stream_window: the largest window, and the silent cap without one."""
+
+
 def streamstats(rows: list[Row], rest: str) -> list[Row]:
     options = dict(re.findall(r"\b(current|window|time_window)=(\S+)", rest))
     rest = re.sub(r"\b(current|window|time_window)=\S+", "", rest)
+    # Without window/time_window Splunk silently stops at max_stream_window events: refuse that.
+    assert "window" in options or "time_window" in options, f"streamstats without a window: {rest}"
+    assert 0 < int(options.get("window", "1")) <= MAX_STREAM_WINDOW, options
+    if "time_window" in options:
+        assert re.fullmatch(r"\d+s", options["time_window"]), options  # the only span form modelled
+        times = [row["_time"] for row in rows]
+        assert times in (sorted(times), sorted(times, reverse=True)), "time_window needs time-sorted input"
     aggregations_text, _, by = rest.partition(" by ")
     aggregations = AGGREGATION.findall(aggregations_text)
     group_fields = by.split()
@@ -435,12 +455,28 @@ def stats(rows: list[Row], rest: str) -> list[Row]:
     return out
 
 
+def accum(rows: list[Row], rest: str) -> list[Row]:
+    """`accum x [as y]`: a running total in result order; a row without a number keeps no total."""
+    match = re.fullmatch(r"\s*(\w+)(?:\s+as\s+(\w+))?\s*", rest)
+    assert match, f"accum {rest!r} is not modelled"
+    source, target = match.group(1), match.group(2) or match.group(1)
+    total = 0.0
+    for row in rows:
+        value = number(row.get(source))
+        if value is None:
+            continue
+        total += value
+        row[target] = total
+    return rows
+
+
 def table(rows: list[Row], rest: str) -> list[Row]:
     fields = rest.split()
     return [{f: row.get(f) for f in fields} for row in rows]
 
 
 COMMANDS: dict[str, Callable[[list[Row], str], list[Row]]] = {
+    "accum": accum,
     "dedup": dedup,
     "eval": evaluate,
     "where": where,

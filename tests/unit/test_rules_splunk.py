@@ -23,9 +23,32 @@ from hsmaudit.records.event import FIELD_NAMES
 
 CONF = PACKAGE_ROOT / SAVEDSEARCHES
 SPLUNK_FIELDS = {"_time", "_indextime", "_raw", "host", "source", "sourcetype", "index"}
-KNOWN_COMMANDS = {"search", "dedup", "eval", "table", "sort", "streamstats", "stats", "where", "fields"}
+KNOWN_COMMANDS = {
+    "search",
+    "dedup",
+    "eval",
+    "table",
+    "sort",
+    "streamstats",
+    "stats",
+    "where",
+    "fields",
+    "accum",
+}
 STATS_FUNCTIONS = {"count", "dc", "values", "last", "latest", "min", "max", "sum", "first", "earliest"}
-EVAL_FUNCTIONS = {"case", "if", "isnull", "isnotnull", "coalesce", "lower", "md5", "now", "strftime", "true"}
+EVAL_FUNCTIONS = {
+    "case",
+    "if",
+    "isnull",
+    "isnotnull",
+    "coalesce",
+    "lower",
+    "md5",
+    "now",
+    "strftime",
+    "true",
+    "null",
+}
 KEYWORDS = {"AND", "OR", "NOT", "IN", "by", "as", "true", "false", "null"}
 REQUIRED_ALERT_KEYS = {
     "search",
@@ -116,6 +139,10 @@ def check_fields(spl: str) -> tuple[set[str], set[str]]:
             use(by.split())
         elif command in {"table", "dedup", "fields"}:
             use([name for name in re.split(r"[\s,]+", rest) if name and name != "-"])
+        elif command == "accum":
+            source, _, target = rest.partition(" as ")
+            use([source.strip()])
+            defined.add(target.strip() or source.strip())
         elif command == "sort":
             use([name.lstrip("+-") for name in rest.split() if not name.isdigit()])
         assert all(value for value in options.values())
@@ -196,7 +223,9 @@ def test_brute_force_uses_a_sliding_window_not_fixed_bins() -> None:
 def test_single_event_searches_count_each_record_once_and_late_records_too() -> None:
     for name, values in stanzas().items():
         if "dispatch.index_earliest" in values:
-            assert "| dedup keepempty=true event_id |" in values["search"], name
+            assert "| eval alert_key=coalesce(event_id, md5(_raw)) | dedup alert_key |" in values["search"], (
+                name
+            )
             assert values["dispatch.index_latest"] == "-1m@m"
 
 

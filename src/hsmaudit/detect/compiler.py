@@ -389,15 +389,27 @@ class _Stanza:
     index_window: tuple[str, str] | None
     suppress_fields: str
     suppress_period: str
+    allow_skew: str = "20%"
+
+
+ALERT_KEY: Final = "eval alert_key=coalesce(event_id, md5(_raw))"
+"""SPL: one key per audit record on every sourcetype. JSON and lean events carry `event_id` (lean as
+an indexed field); raw text sent any other way (`aws:cloudwatch:cloudhsm`, `aws:cloudhsm:audit:text`
+without fields) has none, and the record text itself is the record's identity (its sequence number,
+reboot counter and time are in it)."""
+
+MAX_STREAM_WINDOW: Final = 10_000
+"""limits.conf `[stats] max_stream_window` default: the largest `streamstats window=` Splunk accepts,
+and the silent cap of a streamstats without `window`/`time_window` (limits.conf.spec)."""
 
 
 def _single_stanza(entry: dict[str, Any], spl: str) -> _Stanza:
     fields = (
         "_time cluster_id hsm_id user_name user_type opcode response_code response key_handle"
-        " sequence_no event_id"
+        " sequence_no event_id alert_key"
     )
     search = (
-        f"{MACRO} ({spl}) | dedup keepempty=true event_id | {_severity_eval(entry['severity'])} "
+        f"{MACRO} ({spl}) | {ALERT_KEY} | dedup alert_key | {_severity_eval(entry['severity'])} "
         f'| eval rule="{entry["id"]}" | table {fields} rule alert_severity'
     )
     return _Stanza(
@@ -412,7 +424,7 @@ def _single_stanza(entry: dict[str, Any], spl: str) -> _Stanza:
         earliest="-7d@d",
         latest="now",
         index_window=("-6m@m", "-1m@m"),
-        suppress_fields="event_id",
+        suppress_fields="alert_key",
         suppress_period="1h",
     )
 
@@ -422,23 +434,29 @@ def _spl_brute_force(correlation: dict[str, Any], failed_login_spl: str) -> str:
     # NULLs folded as in the SQLite view (a null `by` field would drop the event from streamstats).
     key = "cluster_key user_key user_type_key response_key"
     return (
-        f"{MACRO} ({failed_login_spl}) | dedup keepempty=true event_id"
+        f"{MACRO} ({failed_login_spl}) | {ALERT_KEY} | dedup alert_key"
         ' | eval cluster_key=coalesce(cluster_id, ""), user_key=lower(coalesce(user_name, "")),'
         ' user_type_key=coalesce(user_type, ""), response_key=coalesce(response_code, -1),'
         " hsm_key=coalesce(hsm_id, host)"
-        " | sort 0 _time event_id"
+        " | sort 0 _time alert_key"
         # Fold each failed login's per-HSM copies into one attempt (hsmaudit.detect.bruteforce).
+        # A burst is named by the time of its first record (carried forward with last(), which
+        # skips nulls) rather than numbered by a running sum: both need a window, and when a burst
+        # outgrows it every record counts as its own attempt (more attempts, never fewer).
         f" | streamstats current=f window=1 last(_time) as previous_time by {key}"
-        f" | eval new_burst=if(isnull(previous_time) OR _time - previous_time > {window}, 1, 0)"
-        f" | streamstats sum(new_burst) as burst by {key}"
-        f" | streamstats count as rank_on_hsm by {key} burst hsm_key"
+        f" | eval burst_start=if(isnull(previous_time) OR _time - previous_time > {window}, _time, null())"
+        f" | streamstats window={MAX_STREAM_WINDOW} last(burst_start) as burst by {key}"
+        " | eval burst=coalesce(burst, _time)"
+        # Past the window the rank stops at its size: the count is then far above the threshold.
+        f" | streamstats window={MAX_STREAM_WINDOW} count as rank_on_hsm by {key} burst hsm_key"
         f" | dedup {key} burst rank_on_hsm"
         # Sliding window (not `bin _time`: fixed bins miss a burst across a bin edge).
         f" | streamstats time_window={correlation['timespan_seconds']}s count as failed_attempts"
         " values(event_id) as event_ids values(hsm_key) as hsms by cluster_key user_key"
         f" | where failed_attempts >= {correlation['threshold']}"
         f' | eval rule="{correlation["id"]}", alert_severity="{correlation["severity"]}"'
-        " | table _time cluster_id user_name user_type failed_attempts hsms event_ids rule alert_severity"
+        " | table _time cluster_id user_name user_type failed_attempts hsms event_ids cluster_key user_key"
+        " rule alert_severity"
     )
 
 
@@ -448,14 +466,14 @@ _SEQUENCE_FIELDS: Final = "eval stream=coalesce(hsm_id, host)"
 def _spl_sequence_gap() -> str:
     return (
         f'{MACRO} record_format="text" sequence_no=* reboot_counter=*'
-        f" | dedup keepempty=true event_id | {_SEQUENCE_FIELDS}"
+        f" | {ALERT_KEY} | dedup alert_key | {_SEQUENCE_FIELDS}"
         " | sort 0 cluster_id stream reboot_counter sequence_no"
         " | streamstats current=f window=1 last(sequence_no) as previous_sequence_no"
         " by cluster_id stream reboot_counter"
         " | where sequence_no > previous_sequence_no + 1"
         " | eval missing=sequence_no - previous_sequence_no - 1,"
         ' rule="sequence-gap", alert_severity="critical"'
-        " | table _time cluster_id hsm_id reboot_counter previous_sequence_no sequence_no missing"
+        " | table _time cluster_id hsm_id stream reboot_counter previous_sequence_no sequence_no missing"
         " event_id rule alert_severity"
     )
 
@@ -463,14 +481,14 @@ def _spl_sequence_gap() -> str:
 def _spl_sequence_reset() -> str:
     return (
         f'{MACRO} record_format="text" sequence_no=* reboot_counter=*'
-        f" | dedup keepempty=true event_id | {_SEQUENCE_FIELDS}"
+        f" | {ALERT_KEY} | dedup alert_key | {_SEQUENCE_FIELDS}"
         " | sort 0 cluster_id stream _time sequence_no"
         " | streamstats current=f window=1 last(sequence_no) as previous_sequence_no"
         " last(reboot_counter) as previous_reboot_counter by cluster_id stream"
         f" | where {_RESTART} OR reboot_counter < previous_reboot_counter"
         ' | eval rule="sequence-reset", alert_severity="critical"'
-        " | table _time cluster_id hsm_id reboot_counter previous_reboot_counter previous_sequence_no"
-        " sequence_no event_id rule alert_severity"
+        " | table _time cluster_id hsm_id stream reboot_counter previous_reboot_counter"
+        " previous_sequence_no sequence_no event_id rule alert_severity"
     )
 
 
@@ -491,7 +509,10 @@ def _spl_sequence_duplicate() -> str:
         " | streamstats current=f window=1 last(sequence_no) as previous_sequence_no"
         " last(reboot_counter) as previous_reboot_counter by cluster_id stream"
         f" | eval restart=if({_RESTART}, 1, 0)"
-        " | streamstats sum(restart) as epoch by cluster_id stream"
+        # A running count of restarts in (stream, time) order; `accum` has no window cap, unlike
+        # a streamstats sum, which stops at max_stream_window records. Sorted by stream, the
+        # count differs between the numberings of one stream.
+        " | accum restart as epoch"
         " | stats dc(content) as variants values(event_id) as event_ids values(opcode) as opcodes"
         " max(_time) as _time by cluster_id stream reboot_counter epoch sequence_no"
         " | where variants > 1"
@@ -508,9 +529,11 @@ def _spl_hsm_silent() -> str:
         " | stats latest(_time) as last_seen count as records by cluster_id hsm_id"
         " | eval silent_seconds=now() - last_seen"
         f" | where silent_seconds >= {seconds}"
+        # last_seen is epoch seconds (UTC); strftime renders in the search user's time zone, so
+        # the text carries its offset (%z) instead of a "Z" that would mislabel local time.
         ' | eval rule="hsm-silent", alert_severity="high",'
-        ' last_seen_time=strftime(last_seen, "%Y-%m-%dT%H:%M:%SZ")'
-        " | table cluster_id hsm_id last_seen_time silent_seconds records rule alert_severity"
+        ' last_seen_time=strftime(last_seen, "%Y-%m-%dT%H:%M:%S%z")'
+        " | table cluster_id hsm_id last_seen last_seen_time silent_seconds records rule alert_severity"
     )
 
 
@@ -522,6 +545,11 @@ def _spl_duplicates() -> str:
         " | where copies > 1"
         " | table event_id hsm_id copies first_indexed last_indexed"
     )
+
+
+_POSITION: Final = "cluster_id,stream,reboot_counter,sequence_no"
+"""Throttle key of the sequence checks: one finding per position of one HSM stream (the stream is
+`coalesce(hsm_id, host)`, so it exists when a sender gave no hsm_id)."""
 
 
 def _stateful_stanzas(entries: dict[str, dict[str, Any]]) -> list[_Stanza]:
@@ -544,13 +572,33 @@ def _stateful_stanzas(entries: dict[str, dict[str, Any]]) -> list[_Stanza]:
         return _Stanza(**values)
 
     return [
-        stanza("sequence-gap", _spl_sequence_gap(), suppress_fields="cluster_id,hsm_id,sequence_no"),
-        stanza("sequence-reset", _spl_sequence_reset(), suppress_fields="cluster_id,hsm_id,sequence_no"),
-        stanza(
-            "sequence-duplicate", _spl_sequence_duplicate(), suppress_fields="cluster_id,stream,sequence_no"
-        ),
+        stanza("sequence-gap", _spl_sequence_gap(), suppress_fields=_POSITION),
+        stanza("sequence-reset", _spl_sequence_reset(), suppress_fields=_POSITION),
+        stanza("sequence-duplicate", _spl_sequence_duplicate(), suppress_fields=_POSITION),
         stanza("hsm-silent", _spl_hsm_silent(), cron="*/30 * * * *", earliest="-7d@d"),
     ]
+
+
+def final_fields(spl: str) -> list[str]:
+    """The result fields of a search that ends in `table`/`fields` (quotes respected); else []."""
+    segments = re.split(r'\|(?=(?:[^"]*"[^"]*")*[^"]*$)', spl)
+    last = segments[-1].strip()
+    command, _, rest = last.partition(" ")
+    if command not in {"table", "fields"} or rest.startswith("-"):
+        return []
+    return [name for name in re.split(r"[\s,]+", rest.removeprefix("+").strip()) if name]
+
+
+def _check_throttle(stanza: _Stanza) -> None:
+    """Splunk builds the per-result throttle key from the result's fields: a field the search does
+    not return is empty in every result, so one alert would mute every other (Alerting Manual,
+    "Throttle alerts"). Refuse such a stanza at compile time."""
+    returned = set(final_fields(stanza.search))
+    missing = [f for f in stanza.suppress_fields.split(",") if f.strip() not in returned]
+    if missing:
+        raise RuleError(
+            f"throttle fields {missing} are not in the search's final fields", rule=stanza.rule_id
+        )
 
 
 def _render_stanza(stanza: _Stanza, *, alert: bool = True) -> str:
@@ -561,6 +609,12 @@ def _render_stanza(stanza: _Stanza, *, alert: bool = True) -> str:
         "disabled = 0",
         "enableSched = 1",
         f"cron_schedule = {stanza.cron}",
+        # Continuous scheduling: a delayed run is run late, never skipped, so the index-time
+        # windows of consecutive runs tile without a hole (savedsearches.conf.spec).
+        "realtime_schedule = 0",
+        # Spread the start within a fifth of the period; the time range stays the scheduled one
+        # (allow_data_time_skew defaults to false), so the windows still tile.
+        f"allow_skew = {stanza.allow_skew}",
         f"dispatch.earliest_time = {stanza.earliest}",
         f"dispatch.latest_time = {stanza.latest}",
     ]
@@ -570,6 +624,7 @@ def _render_stanza(stanza: _Stanza, *, alert: bool = True) -> str:
             f"dispatch.index_latest = {stanza.index_window[1]}",
         ]
     if alert:
+        _check_throttle(stanza)
         lines += [
             "counttype = number of events",
             "relation = greater than",

@@ -1,0 +1,173 @@
+"""The app's alerts as Splunk's scheduler runs them: settings, windows, throttling, streamstats bounds.
+
+`splunk_scheduler.py` models the scheduler strictly (settings outside savedsearches.conf.spec or
+outside the model are refused); `test_rules_spl_semantics.run_search` executes the SPL. Together
+they run each alert on its schedule over indexed events, so throttling is tested as Splunk applies
+it: per result, keyed by the result's own values of `alert.suppress.fields`.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from hsmaudit.records.event import HsmEvent
+
+from .splunk_scheduler import Scheduler, SchedulerModelError, check_stanza, cron_times, relative_time
+from .test_detect_builder import MINUTE, SECOND, START, Cluster
+from .test_rules_spl_semantics import MAX_STREAM_WINDOW, run_search, split_pipes, splunk_row
+from .test_rules_splunk import stanzas
+
+STANZAS = stanzas()
+ALERTS = {name: values for name, values in STANZAS.items() if "alert.suppress" in values}
+INDEXING_LAG = 20.0  # seconds between an HSM writing a record and Splunk indexing it
+
+
+def rows(
+    events: list[HsmEvent], *, lag: float = INDEXING_LAG, event_ids: bool = True
+) -> list[dict[str, object]]:
+    """Events as indexed: `_indextime` some seconds after the HSM time; optionally no event_id
+    (raw text from the published recipe, which has none)."""
+    out = []
+    for event in events:
+        row = splunk_row(event)
+        row["_indextime"] = row["_time"] + lag
+        if not event_ids:
+            row.pop("event_id", None)
+        out.append(row)
+    return out
+
+
+def final_fields(spl: str) -> set[str]:
+    """The fields of the search's last command, which must be `table` or `fields`."""
+    last = split_pipes(spl)[-1].strip()
+    command, _, rest = last.partition(" ")
+    assert command in {"table", "fields"} and not rest.startswith("-"), f"ends in {last[:40]!r}"
+    return set(re.split(r"[\s,]+", rest.strip()))
+
+
+@pytest.mark.parametrize("name", STANZAS, ids=str)
+def test_every_stanza_uses_only_settings_of_the_spec_that_the_model_implements(name: str) -> None:
+    check_stanza(STANZAS[name])
+
+
+def test_the_model_refuses_what_it_does_not_implement() -> None:
+    good = dict(STANZAS["hsmaudit - key-deleted"])
+    for key, value in [
+        ("alert.supress.fields", "alert_key"),  # a typo Splunk would ignore silently
+        ("action.email", "1"),
+        ("allow_skew", "5"),  # the timescale is required
+        ("dispatch.earliest_time", "rt-5m"),
+        ("counttype", "custom"),
+    ]:
+        with pytest.raises(SchedulerModelError):
+            check_stanza({**good, key: value})
+    with pytest.raises(SchedulerModelError, match="skip runs"):
+        Scheduler({**good, "realtime_schedule": "1"}, run_search)
+    with pytest.raises(SchedulerModelError, match=r"needs alert\.suppress\.fields"):
+        check_stanza({**good, "alert.suppress.fields": ""})
+    with pytest.raises(AssertionError, match="not modelled"):
+        run_search("`hsmaudit_events` opcode=CN_LOGIN | mvexpand event_ids", [])
+    with pytest.raises(AssertionError, match="without a window"):
+        run_search("`hsmaudit_events` opcode=CN_LOGIN | streamstats count as n by user_name", [])
+    with pytest.raises(AssertionError):
+        run_search("`hsmaudit_events` opcode=CN_LOGIN | streamstats window=20000 count as n by user_name", [])
+
+
+def test_the_models_time_arithmetic() -> None:
+    noon = 1_764_158_400.0  # 2025-11-26T12:00:00Z
+    assert relative_time("-6m@m", noon + 30) == noon - 360
+    assert relative_time("-24h@h", noon + 90) == noon - 86400
+    assert relative_time("now", noon) == noon
+    assert cron_times("*/5 * * * *", noon, noon + 900) == [noon, noon + 300, noon + 600]
+    assert cron_times("17 * * * *", noon, noon + 3600) == [noon + 17 * 60]
+
+
+@pytest.mark.parametrize("name", STANZAS, ids=str)
+def test_continuous_scheduling_and_a_skew_on_every_scheduled_search(name: str) -> None:
+    values = STANZAS[name]
+    assert values["enableSched"] == "1"
+    assert values["realtime_schedule"] == "0"  # never skip a run: index-time windows must tile
+    assert re.fullmatch(r"[1-9]\d?%", values["allow_skew"]), values["allow_skew"]
+    assert values.get("allow_data_time_skew", "false") == "false"
+
+
+@pytest.mark.parametrize("name", ALERTS, ids=str)
+def test_throttle_fields_are_in_the_alerts_final_fields(name: str) -> None:
+    values = ALERTS[name]
+    assert values["alert.digest_mode"] == "0"
+    throttle = {field.strip() for field in values["alert.suppress.fields"].split(",")}
+    assert throttle <= final_fields(values["search"]), throttle - final_fields(values["search"])
+
+
+@pytest.mark.parametrize("name", STANZAS, ids=str)
+def test_every_streamstats_has_an_explicit_bounded_window(name: str) -> None:
+    for segment in split_pipes(STANZAS[name]["search"]):
+        command, _, rest = segment.strip().partition(" ")
+        if command != "streamstats":
+            continue
+        window = re.search(r"\bwindow=(\d+)", rest)
+        assert window or re.search(r"\btime_window=\d+[smhd]", rest), segment
+        if window:
+            assert 0 < int(window.group(1)) <= MAX_STREAM_WINDOW, segment
+
+
+def _brute_forces(events: list[HsmEvent], settings: dict[str, str]) -> list[tuple[str, str]]:
+    scheduler = Scheduler(settings, run_search)
+    fired = scheduler.run_between(START / 1e6, START / 1e6 + 45 * 60, rows(events))
+    return sorted((str(f.result.get("cluster_id")), str(f.result.get("user_name"))) for f in fired)
+
+
+def _two_attacks() -> list[HsmEvent]:
+    """Alice and Bob both guessed five times, interleaved, on one 3-HSM cluster; Bob again on another."""
+    cluster, other = Cluster(), Cluster(cluster_id="cluster-other0000001")
+    for _ in range(5):
+        cluster.login("alice", success=False)
+        cluster.advance(20 * SECOND)
+        cluster.login("bob", success=False)
+        cluster.advance(20 * SECOND)
+        other.login("bob", success=False)
+        other.advance(40 * SECOND)
+    return sorted(cluster.events + other.events, key=lambda e: e.usecs or 0)
+
+
+def test_one_users_brute_force_does_not_mute_anothers() -> None:
+    settings = STANZAS["hsmaudit - login-brute-force"]
+    assert _brute_forces(_two_attacks(), settings) == [
+        ("cluster-other0000001", "bob"),
+        ("cluster-testabc1234", "alice"),
+        ("cluster-testabc1234", "bob"),
+    ]
+
+
+def test_the_model_reproduces_the_muting_of_a_throttle_field_the_search_drops() -> None:
+    # The shipped search before this fix ended in a table without cluster_key and user_key:
+    # every result's throttle key was empty, so the first brute force muted all others for 30 min.
+    settings = dict(STANZAS["hsmaudit - login-brute-force"])
+    settings["search"] = settings["search"].replace(" cluster_key user_key rule", " rule")
+    assert len(_brute_forces(_two_attacks(), settings)) == 1
+
+
+def test_a_sustained_brute_force_alerts_once_per_throttle_period() -> None:
+    cluster = Cluster()
+    for _ in range(60):  # one guess every 30 s for 30 minutes
+        cluster.login("mallory", success=False)
+        cluster.advance(30 * SECOND)
+    fired = _brute_forces(cluster.events, STANZAS["hsmaudit - login-brute-force"])
+    assert fired == [("cluster-testabc1234", "mallory")] * 2  # at ~2.5 min and 30 min later
+
+
+def test_raw_text_without_event_id_has_a_per_record_key() -> None:
+    # Recipe data (aws:cloudwatch:cloudhsm) carries no event_id. Two deletions must be two alerts,
+    # and the same record delivered twice one alert.
+    cluster = Cluster()
+    first = cluster.record(cluster.hsms[0], "CN_DESTROY_OBJECT", key=11)
+    cluster.advance(MINUTE)
+    second = cluster.record(cluster.hsms[0], "CN_DESTROY_OBJECT", key=12)
+    indexed = rows([first, second, first], event_ids=False)
+    indexed[2]["_indextime"] += 400  # the re-delivery lands in the next run's index window
+    scheduler = Scheduler(STANZAS["hsmaudit - key-deleted"], run_search)
+    fired = scheduler.run_between(START / 1e6, START / 1e6 + 30 * 60, indexed)
+    assert sorted(f.result["key_handle"] for f in fired) == [11, 12]
+    assert all(f.result["alert_key"] for f in fired)
