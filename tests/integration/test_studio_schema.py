@@ -8,6 +8,9 @@ tests/interop/node/package-lock.json and installed by `scripts/setup` (`npm ci`)
 
 The broken definitions prove the check can fail: the legacy single-`layout` form (what the view
 was before) and a wrong option type are reported, under the paths Splunk's schema names.
+
+Token values resolved by Studio's own `replaceTokens` (`@splunk/dashboard-utils`) show that no
+value set through an input, a click or a URL becomes SPL: it arrives as one quoted literal.
 """
 
 from __future__ import annotations
@@ -30,15 +33,16 @@ PACKAGES = ("@splunk/dashboard-definition", "@splunk/dashboard-inputs", "@splunk
             "@splunk/visualization-schemas")  # fmt: skip
 
 
-def validate(definitions: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The validator's report for `definitions` (name -> definition)."""
+def validate(definitions: dict[str, dict[str, Any]], tokens: dict[str, str] | None = None) -> dict[str, Any]:
+    """The validator's report for `definitions` (name -> definition), queries resolved with `tokens`."""
     node = shutil.which("node")
     if node is None or not all((NODE_DIR / "node_modules" / name).is_dir() for name in PACKAGES):
         pytest.fail("node and tests/interop/node/node_modules are needed: run scripts/setup (npm ci)")
     result = subprocess.run(
         [node, str(NODE_DIR / "validate-studio.js")],
-        input=json.dumps({"definitions": definitions}), capture_output=True, text=True, timeout=120,
-        check=False, cwd=NODE_DIR,
+        input=json.dumps({"definitions": definitions, "tokens": tokens}), capture_output=True, text=True,
+        timeout=120,
+            check=False, cwd=NODE_DIR,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     report: dict[str, Any] = json.loads(result.stdout)
@@ -64,13 +68,29 @@ def legacy_layout(definition: dict[str, Any]) -> dict[str, Any]:
     return legacy
 
 
+HOSTILE = 'x" OR index=* | delete | search "\\'
+
+
+def hostile_tokens(definition: dict[str, Any]) -> dict[str, str]:
+    """A hostile value in every dropdown token, as a crafted URL or a clicked value could set it."""
+    tokens = {
+        item["options"]["token"]: HOSTILE
+        for item in definition["inputs"].values()
+        if item["type"] == "input.dropdown"
+    }
+    return tokens | {"time_tok.earliest": "-24h@h", "time_tok.latest": "now"}
+
+
 @pytest.fixture(scope="module")
 def report() -> dict[str, Any]:
     shipped = shipped_definition()
     wrong_option = copy.deepcopy(shipped)
     single = next(v for v in wrong_option["visualizations"].values() if v["type"] == "splunk.singlevalue")
     single.setdefault("options", {})["underLabel"] = 5
-    return validate({"shipped": shipped, "legacy": legacy_layout(shipped), "wrong_option": wrong_option})
+    return validate(
+        {"shipped": shipped, "legacy": legacy_layout(shipped), "wrong_option": wrong_option},
+        hostile_tokens(shipped),
+    )
 
 
 def test_the_validator_uses_splunks_29x_packages_and_their_types(report: dict[str, Any]) -> None:
@@ -100,3 +120,16 @@ def test_a_visualization_option_of_the_wrong_type_is_rejected(report: dict[str, 
     assert result["count"] > 0
     assert all(error["path"].startswith("/visualizations/") for error in result["errors"]), result["errors"]
     assert any(error["path"].endswith("/options/underLabel") for error in result["errors"])
+
+
+def test_studio_resolves_every_filter_token_to_one_quoted_literal(report: dict[str, Any]) -> None:
+    # GIVEN a hostile value in every dropdown token, resolved by Studio's own token replacement
+    queries = report["results"]["shipped"]["queries"]
+    # THEN each value is one JSON-quoted literal (quotes and backslash escaped), never bare SPL
+    quoted = json.dumps(HOSTILE)
+    used = 0
+    for name, query in queries.items():
+        assert "$" not in query.replace("$$", ""), f"{name}: unresolved token in {query[:80]}"
+        used += query.count(quoted)
+        assert HOSTILE not in query.replace(quoted, ""), f"{name}: the value is not quoted: {query[:120]}"
+    assert used >= 4, "every dropdown token is used"

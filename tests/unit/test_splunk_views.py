@@ -70,6 +70,70 @@ def test_simple_xml_is_version_1_1_form_with_inputs() -> None:
         assert option.get("name") != "displayRowNumbers"
 
 
+FILTERS = {"time_tok": "time", "cluster_tok": "dropdown", "hsm_tok": "dropdown", "log_type_tok": "dropdown",
+           "opcode_tok": "dropdown"}  # fmt: skip
+# Drilldowns: panel title -> token -> the click value it takes.
+DRILLDOWNS = {
+    "Commands by opcode (click a bar to filter)": {"opcode_tok": "$click.value$"},
+    "Events by log type": {"log_type_tok": "$click.value$"},
+    "Last event per HSM (pipeline health)": {"cluster_tok": "$row.cluster_id$", "hsm_tok": "$row.hsm_id$"},
+}
+
+
+def test_simple_xml_has_a_submit_button_and_the_five_filters() -> None:
+    root = parse(SIMPLE_XML)
+    fieldset = root.find("fieldset")
+    assert fieldset is not None
+    assert fieldset.get("submitButton") == "true" and fieldset.get("autoRun") == "true"
+    inputs = {i.get("token"): i for i in fieldset.findall("input")}
+    assert {token: i.get("type") for token, i in inputs.items()} == FILTERS
+    for token, element in inputs.items():
+        # searchWhenChanged="true" would run on every change and make the Submit button moot
+        assert element.get("searchWhenChanged") != "true", token
+        assert element.findtext("label"), token
+    # a cascading list follows the input as changed (form.*), before Submit
+    assert "$form.cluster_tok|s$" in (inputs["hsm_tok"].findtext("search/query") or "")
+    assert "$form.log_type_tok|s$" in (inputs["opcode_tok"].findtext("search/query") or "")
+
+
+def test_drilldowns_set_the_filter_and_its_submitted_token_from_a_field_the_panel_shows() -> None:
+    root = parse(SIMPLE_XML)
+    found = {}
+    for panel in root.iter("panel"):
+        drilldown = panel.find(".//drilldown")
+        if drilldown is None:
+            continue
+        title = panel.findtext("title") or ""
+        sets = {s.get("token"): (s.text or "").strip() for s in drilldown.findall("set")}
+        tokens = {t.removeprefix("form."): v for t, v in sets.items()}
+        for token, value in tokens.items():
+            # the input shows the value and the searches run with it at once, without Submit
+            assert sets.get(f"form.{token}") == value and sets.get(token) == value, (title, token)
+        found[title] = tokens
+        element = next(c for c in panel if c.tag in ("chart", "table"))
+        option = "charting.drilldown" if element.tag == "chart" else "drilldown"
+        assert element.findtext(f"option[@name='{option}']") in ("all", "row", "cell"), title
+        query = element.findtext("search/query") or ""
+        for value in tokens.values():
+            field = value.strip("$").removeprefix("row.")
+            if value == "$click.value$":
+                field = re.findall(r"\bby\s+(\w+)", query)[-1]
+            assert re.search(rf"\b{field}\b", query), (title, field)
+    assert found == DRILLDOWNS
+
+
+def test_every_token_in_a_search_is_quoted_so_no_value_becomes_spl() -> None:
+    # Drilldowns and URLs (?form.opcode_tok=...) set tokens to any text; |s quotes and escapes it.
+    root = parse(SIMPLE_XML)
+    for search in root.iter("search"):
+        query = search.findtext("query") or ""
+        for match in _TOKEN.findall(query.replace("$$", "")):
+            assert match.endswith("|s"), f"${match}$ unquoted in {query[:80]}"
+        for bound in ("earliest", "latest"):
+            text = search.findtext(bound)
+            assert text is None or text == f"$time_tok.{bound}$"
+
+
 def test_every_token_a_panel_uses_is_defined_by_an_input_and_every_input_is_used() -> None:
     root = parse(SIMPLE_XML)
     defined = simple_defined_tokens(root)
@@ -287,12 +351,13 @@ def test_studio_searches_use_defined_macros_and_known_fields() -> None:
 
 
 def _normalise(query: str) -> str:
-    return re.sub(r'"\$([^$|]+)\$"', r"$\1|s$", query.strip().removeprefix("| "))
+    return query.strip().removeprefix("| ")
 
 
 def test_studio_shows_the_same_panels_and_searches_as_the_simple_xml_view() -> None:
     root = parse(SIMPLE_XML)
-    simple = {(title, query.strip()) for title, query, _ in _panel_searches(root)}
+    # Studio has one token per input: the Simple XML `form.` copy is the same token there.
+    simple = {(title, query.strip().replace("$form.", "$")) for title, query, _ in _panel_searches(root)}
     definition = studio_definition()
     sources = definition["dataSources"]
     studio = set()

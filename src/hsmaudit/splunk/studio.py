@@ -4,8 +4,10 @@ The Simple XML dashboard (`hsmaudit_overview.xml`) is the primary one: AppInspec
 format and every Splunk version renders it (splunk.md §2.3). The Studio view
 (`hsmaudit_overview_studio.xml`) is rendered from it: every base search becomes a `ds.search`,
 every post-process a `ds.chain` extending it, every panel a visualization in a grid row, every
-input a Studio input with the same token. Studio has no `|s` token filter for quoted values, so
-`$tok|s$` becomes `"$tok$"` (the dropdown values never contain quotes).
+input a Studio input with the same token. Queries keep the `$tok|s$` filter: Studio's `s` filter
+quotes the value and escapes its quotes and backslashes (`@splunk/dashboard-utils`, JSON string
+quoting), as Simple XML's does, so no token value (a crafted URL's, a clicked one's) becomes SPL.
+Studio has one token per input, no `form.` copy, so `$form.tok$` becomes `$tok$`.
 
 The definition is in the current schema of `@splunk/dashboard-definition` (29.x): one tab whose
 layout sits under `layout.layoutDefinitions`, the inputs in `layout.globalInputs`, the Submit
@@ -33,15 +35,14 @@ LAYOUT_ID: Final = "layout_1"
 GRID_WIDTH: Final = 1200
 SINGLE_ROW_HEIGHT: Final = 160
 ROW_HEIGHT: Final = 330
-_QUOTED_TOKEN: Final = re.compile(r"\$([A-Za-z0-9_.]+)\|s\$")
 _CLICK_TOKEN: Final = re.compile(r"^\$(click\.value|row\.[A-Za-z0-9_]+)\$$")
 _BY_FIELDS: Final = re.compile(r"\bby\s+([A-Za-z0-9_]+)")
 _TIME_PARAMETERS: Final = {"earliest": "$time_tok.earliest$", "latest": "$time_tok.latest$"}
 
 
 def studio_query(query: str) -> str:
-    """A Simple XML query as Studio needs it: `$tok|s$` -> `"$tok$"`."""
-    return _QUOTED_TOKEN.sub(r'"$\1$"', query.strip())
+    """A Simple XML query as Studio needs it: the input's own token for its `form.` copy."""
+    return query.strip().replace("$form.", "$")
 
 
 def _search_source(name: str, query: str) -> dict[str, Any]:
@@ -89,7 +90,7 @@ def _inputs(root: ET.Element, sources: dict[str, Any], defaults: dict[str, Any])
             "encoding": {"label": f"primary.{field}", "value": f"primary.{field}"},
             "dataSources": {"primary": source},
         }
-        if re.search(r"\$[a-z_]+_tok\|s\$", query):
+        if re.search(r"\$[a-z_]+_tok\|s\$", studio_query(query)):
             item["options"]["isCascadingInput"] = True
         defaults[token] = {"value": element.findtext("default") or "*"}
         inputs[key] = item

@@ -3,9 +3,13 @@
 // schemas of the real inputs (@splunk/dashboard-inputs), data sources (@splunk/datasources) and
 // visualizations (@splunk/visualization-schemas), checked with Ajv (the validator the schema is
 // written for: it uses Ajv's `nullable`).
-// Input (stdin, JSON): {"definitions": {"<name>": <definition object>, ...}}
+// With "tokens", every data source query is also resolved the way Studio resolves it before a
+// search runs (replaceTokens of @splunk/dashboard-utils, with its token filters such as |s).
+// Input (stdin, JSON): {"definitions": {"<name>": <definition object>, ...},
+//                       "tokens": {"<token>": "<value>", ...}}            (tokens optional)
 // Output (stdout, JSON): {"packages": {name: version}, "types": {...},
-//                         "results": {"<name>": {"count": n, "errors": [{path, message, params}]}}}
+//                         "results": {"<name>": {"count": n, "errors": [{path, message, params}],
+//                                                "queries": {"<data source id>": "<resolved query>"}}}}
 "use strict";
 
 // The input and data-source packages pull in React components that need a DOM, and the search
@@ -14,6 +18,7 @@ require("global-jsdom/register");
 window.ace = require("ace-builds/src-min-noconflict/ace");
 
 const Ajv = require("ajv");
+const { replaceTokens } = require("@splunk/dashboard-utils");
 const { createComponentDict, createSchemaBasedOnDicts } = require("@splunk/dashboard-definition");
 const inputs = require("@splunk/dashboard-inputs");
 const datasources = require("@splunk/datasources");
@@ -67,10 +72,17 @@ process.stdin.on("end", () => {
       path: e.instancePath, keyword: e.keyword, message: e.message, params: e.params,
     }));
     results[name] = { count: errors.length, errors };
+    if (job.tokens) {
+      results[name].queries = {};
+      for (const [id, source] of Object.entries(definition.dataSources || {})) {
+        const query = (source.options || {}).query || "";
+        results[name].queries[id] = replaceTokens({ value: query, tokens: { default: job.tokens } });
+      }
+    }
   }
   const packages = {};
   for (const name of ["@splunk/dashboard-definition", "@splunk/dashboard-inputs", "@splunk/datasources",
-    "@splunk/visualization-schemas", "ajv"]) {
+    "@splunk/visualization-schemas", "@splunk/dashboard-utils", "ajv"]) {
     packages[name] = version(name);
   }
   const types = {
