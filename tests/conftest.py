@@ -46,19 +46,24 @@ def hec_sink_script() -> Path:
     return require_hec_sink()
 
 
-# Fixtures through which a test reads the sample records or the optional independent sink.
-_OUTSIDE_DATA_FIXTURES = frozenset({"samples_dir", "hec_sink", "hec_sink_script", "start_sink", "sink"})
+# Fixtures through which a test reads the sample records, delivers to our own loopback HEC (the
+# delivery tests, which once needed the independent sink) or cross-checks against the
+# independent sink.
+_STANDALONE_FIXTURES = frozenset(
+    {"samples_dir", "loopback_hec", "start_hec", "hec_sink", "hec_sink_script", "start_sink", "sink"}
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """`HSMAUDIT_STANDALONE_SUBSET=1`: keep only the tests that use sample data or the
-    independent sink. `.ci/run` runs that subset once more in a copy of the checkout with
-    nothing beside it, which proves a fresh clone needs nothing outside the repository."""
+    """`HSMAUDIT_STANDALONE_SUBSET=1`: keep only the tests that use sample data, deliver to a
+    loopback HEC or cross-check against the independent sink. `.ci/run` runs that subset once
+    more in a copy of the checkout with nothing beside it, which proves a fresh clone needs
+    nothing outside the repository: only the cross-checks skip there."""
     if os.environ.get("HSMAUDIT_STANDALONE_SUBSET") != "1":
         return
     kept, dropped = [], []
     for item in items:
-        uses = _OUTSIDE_DATA_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        uses = _STANDALONE_FIXTURES.intersection(getattr(item, "fixturenames", ()))
         (kept if uses else dropped).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)

@@ -1,12 +1,14 @@
-"""Loopback servers for the forwarder's integration tests.
+"""Loopback servers for the integration tests.
 
-- the independent HEC sink (`<repo>/../shared/tools/hec_sink.py`, optional: tests using it skip
-  when it is absent), in-process on 127.0.0.1:0, with its
-  own fault options (every Nth request fails, the first N fail, latency, a required token);
-- `FaultHec`: a small HEC of our own for the faults the shared sink does not make (429 with
-  Retry-After, slow answers past the client's timeout, connection resets, `invalid-event-number`
-  mid-batch, acks that never or only later arrive). It records the exact bytes of every line it
-  accepted, so tests can count events and compare them byte for byte;
+- `FaultHec`: the HEC of our own every delivery test runs against. It answers as HEC does (token
+  required, gzip, channels and acks, health) and makes the faults tests need: every Nth request
+  or the first N fail, latency, 429 with Retry-After, slow answers past the client's timeout,
+  connection resets, `invalid-event-number` mid-batch, acks that never or only later arrive. It
+  records the exact bytes of every line it accepted, so tests count events and compare them byte
+  for byte, and keeps the counters tests assert on (`stats()`);
+- the independent HEC sink (`<repo>/../shared/tools/hec_sink.py`, optional: CI lays it beside
+  the checkout), in-process on 127.0.0.1:0: a few tests cross-check against it and skip with one
+  line when it is absent (`start_hec` runs a test against both);
 - moto in server mode on 127.0.0.1:0 for S3, Secrets Manager and SSM, reached through
   `AWS_ENDPOINT_URL` with fake credentials;
 - helpers to build CloudWatch subscription payloads and a fake Lambda context.
@@ -26,6 +28,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -204,10 +207,29 @@ class FaultHec:
     `("status", http, body, headers)`. `poison` makes the server behave as HEC does for a bad
     event: accept the events before it, answer 400 with `invalid-event-number`. `ack` is
     `"instant"`, `"never"` or an int (polls before an ackId is reported indexed).
+
+    `fail_every`/`fail_first` answer every Nth or the first N event POSTs with `fail_status`
+    (503: "Server is busy", code 9, retryable) after reading them, as a busy indexer does;
+    `latency` delays every event POST's answer by that many seconds. The attributes may change
+    while the server runs.
     """
 
-    def __init__(self, *, token: str = TOKEN, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        token: str = TOKEN,
+        ssl_context: ssl.SSLContext | None = None,
+        fail_every: int = 0,
+        fail_first: int = 0,
+        fail_status: int = 503,
+        latency: float = 0.0,
+    ) -> None:
         self.token = token
+        self.fail_every = fail_every
+        self.fail_first = fail_first
+        self.fail_status = fail_status
+        self.latency = latency
+        self.counters: Counter[str] = Counter()
         self.script: list[Action] = []
         self.default: Action = "ok"
         self.poison: Callable[[dict[str, Any]], bool] | None = None
@@ -226,8 +248,21 @@ class FaultHec:
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True  # see start_sink: no 40 ms delayed-ACK stalls
 
+            def setup(self) -> None:
+                super().setup()
+                with fault.lock:
+                    fault.counters["connections"] += 1
+
             def log_message(self, format: str, *args: Any) -> None:
                 pass
+
+            def do_GET(self) -> None:
+                if self.path.startswith("/services/collector/health"):
+                    self._answer(200, {"text": "HEC is healthy", "code": 17})
+                else:
+                    self._answer(
+                        404, {"text": "The requested URL was not found on this server.", "code": 404}
+                    )
 
             def _answer(
                 self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
@@ -243,20 +278,32 @@ class FaultHec:
 
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if self.headers.get("Authorization") != f"Splunk {fault.token}":
+                is_ack = self.path.startswith("/services/collector/ack")
+                if not is_ack:
+                    with fault.lock:  # every event POST counts, refused ones too (as in the sink)
+                        fault.requests += 1
+                authorization = self.headers.get("Authorization")
+                if not authorization:
+                    self._answer(401, {"text": "Token is required", "code": 2})
+                    return
+                if authorization != f"Splunk {fault.token}":
+                    with fault.lock:
+                        fault.counters["auth_failures"] += 1
                     self._answer(403, {"text": "Invalid token", "code": 4})
                     return
                 channel = self.headers.get("X-Splunk-Request-Channel")
-                if self.path.startswith("/services/collector/ack"):
+                if is_ack:
                     self._answer(200, {"acks": fault._ack_answer(json.loads(raw)["acks"])})
                     return
-                body = gzip.decompress(raw) if self.headers.get("Content-Encoding") == "gzip" else raw
+                gzipped = self.headers.get("Content-Encoding") == "gzip"
+                body = gzip.decompress(raw) if gzipped else raw
+                if not body.strip():
+                    self._answer(400, {"text": "No data", "code": 5})
+                    return
                 lines = body.split(b"\n")
-                with fault.lock:
-                    fault.requests += 1
-                    if channel:
-                        fault.channels.add(channel)
-                    action = fault.script.pop(0) if fault.script else fault.default
+                action = fault._next_action(channel, gzipped=gzipped)
+                if fault.latency:
+                    time.sleep(fault.latency)
                 if action == "reset":
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     self.close_connection = True
@@ -279,12 +326,17 @@ class FaultHec:
                                 400, {"text": "Invalid data format", "code": 6, "invalid-event-number": index}
                             )
                             return
+                problem = fault._invalid_event(lines)
+                if problem is not None:
+                    self._answer(400, problem)
+                    return
                 answer: dict[str, Any] = {"text": "Success", "code": 0}
                 with fault.lock:
                     fault.accepted.extend(lines)
                     if channel:
                         answer["ackId"] = fault._next_ack
                         fault._next_ack += 1
+                        fault.counters["acks_issued"] += 1
                 self._answer(200, answer)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -298,6 +350,36 @@ class FaultHec:
         )
         self.thread.start()
         self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
+
+    def _next_action(self, channel: str | None, *, gzipped: bool) -> Action:
+        """The scripted answer to this event POST; an injected failure first when one is due."""
+        with self.lock:
+            self.counters["gzip_requests"] += gzipped
+            if channel:
+                self.channels.add(channel)
+            action = self.script.pop(0) if self.script else self.default
+            due = (self.fail_first and self.requests <= self.fail_first) or (
+                self.fail_every and self.requests % self.fail_every == 0
+            )
+            if not due:
+                return action
+            self.counters["injected_failures"] += 1
+        text, code = ("Server is busy", 9) if self.fail_status == 503 else ("Internal server error", 8)
+        return ("status", self.fail_status, {"text": text, "code": code}, {})
+
+    @staticmethod
+    def _invalid_event(lines: list[bytes]) -> dict[str, Any] | None:
+        """HEC's 400 answer for the first line that is not an event object, or None."""
+        for index, line in enumerate(lines):
+            try:
+                event = json.loads(line)
+            except ValueError:
+                return {"text": "Invalid data format", "code": 6, "invalid-event-number": index}
+            if not isinstance(event, dict) or "event" not in event:
+                return {"text": "Event field is required", "code": 12, "invalid-event-number": index}
+            if event["event"] in (None, ""):
+                return {"text": "Event field cannot be blank", "code": 13, "invalid-event-number": index}
+        return None
 
     def _ack_answer(self, ids: list[int]) -> dict[str, bool]:
         with self.lock:
@@ -319,6 +401,19 @@ class FaultHec:
         with self.lock:
             return [json.loads(line) for line in self.accepted]
 
+    def stats(self) -> dict[str, int]:
+        """The counters tests assert on, named as the independent sink names them."""
+        with self.lock:
+            return {
+                "connections": self.counters["connections"],
+                "requests": self.requests,
+                "events": len(self.accepted),
+                "gzip_requests": self.counters["gzip_requests"],
+                "injected_failures": self.counters["injected_failures"],
+                "auth_failures": self.counters["auth_failures"],
+                "acks_issued": self.counters["acks_issued"],
+            }
+
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
@@ -330,6 +425,41 @@ def fault_hec() -> Iterator[FaultHec]:
     server = FaultHec()
     yield server
     server.stop()
+
+
+CLI_TOKEN = "test-token"
+"""The token the CLI tests' HEC accepts (not a secret; tests assert it is never printed)."""
+
+
+@pytest.fixture
+def loopback_hec() -> Iterator[FaultHec]:
+    """Our HEC on 127.0.0.1:0 accepting `test-token`: the HEC the CLI tests deliver to."""
+    server = FaultHec(token=CLI_TOKEN)
+    yield server
+    server.stop()
+
+
+HecServer = FaultHec | SharedSink
+"""Either HEC: both have `url`, `stats()` (same counter names) and `events()`."""
+
+
+@pytest.fixture(params=["loopback", "independent"])
+def start_hec(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., HecServer]]:
+    """Start an HEC with fault options (`fail_every`, `fail_first`, `fail_status`, `token`):
+    our `FaultHec`, then once more the independent sink as a cross-check (skipped when absent)."""
+    if request.param == "independent":
+        yield request.getfixturevalue("start_sink")
+        return
+    running: list[FaultHec] = []
+
+    def start(**options: Any) -> FaultHec:
+        server = FaultHec(**options)
+        running.append(server)
+        return server
+
+    yield start
+    for server in running:
+        server.stop()
 
 
 def tls_files(directory: Path) -> tuple[Path, Path, Path]:

@@ -1,4 +1,5 @@
-"""`hsmaudit backfill` through the real console script, against moto on loopback and the HEC sink.
+"""`hsmaudit backfill` through the real console script, against moto and our HEC on loopback
+(and once more against the independent sink, when it is there).
 
 Every test checks delivery by event id: each record of the cluster arrives exactly once.
 """
@@ -14,6 +15,7 @@ from typing import Any
 
 from hsmaudit.records.parse import parse_message
 
+from .conftest import FaultHec
 from .test_cli_harness import (
     BASE_MS,
     HSMAUDIT,
@@ -45,8 +47,8 @@ def expected_ids(moto: Moto, cluster: Cluster) -> list[str]:
     return ids
 
 
-def hec_env(moto: Moto, sink: Any, **extra: str) -> dict[str, str]:
-    return {**moto.env, "HSMAUDIT_HEC_URL": sink.url, "HSMAUDIT_HEC_TOKEN": "test-token", **extra}
+def hec_env(moto: Moto, url: str, **extra: str) -> dict[str, str]:
+    return {**moto.env, "HSMAUDIT_HEC_URL": url, "HSMAUDIT_HEC_TOKEN": "test-token", **extra}
 
 
 def backfill_args(cluster: Cluster, checkpoint: Path, *more: str) -> list[str]:
@@ -70,41 +72,53 @@ def summary_of(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def delivered_ids(sink: Any) -> list[str]:
-    return [envelope["event"]["event_id"] for envelope in kept_events(sink)]
+def delivered_ids(hec: FaultHec) -> list[str]:
+    return [envelope["event"]["event_id"] for envelope in hec.events()]
 
 
-def test_backfill_sends_every_record_of_every_hsm_to_hec_once(
-    moto: Moto, hec_sink: Any, tmp_path: Path
-) -> None:
+def backfill_a_cluster(moto: Moto, url: str, tmp_path: Path) -> tuple[Cluster, list[str]]:
+    """Backfill a new 3-HSM cluster to the HEC at `url`; returns it and its expected event ids."""
     cluster = make_cluster(moto, hsms=3, records=20)
-    result = run_cli(*backfill_args(cluster, tmp_path / "cp.json"), env=hec_env(moto, hec_sink))
+    result = run_cli(*backfill_args(cluster, tmp_path / "cp.json"), env=hec_env(moto, url))
     assert result.returncode == 0, result.stderr
     summary = summary_of(result)
     assert summary["complete"] is True
     assert summary["delivered"] == summary["accepted"] == cluster.total
-    assert sorted(delivered_ids(hec_sink)) == sorted(expected_ids(moto, cluster))
-    envelopes = kept_events(hec_sink)
+    return cluster, sorted(expected_ids(moto, cluster))
+
+
+def test_backfill_sends_every_record_of_every_hsm_to_hec_once(
+    moto: Moto, loopback_hec: FaultHec, tmp_path: Path
+) -> None:
+    cluster, expected = backfill_a_cluster(moto, loopback_hec.url, tmp_path)
+    assert sorted(delivered_ids(loopback_hec)) == expected
+    envelopes = loopback_hec.events()
     # contracts.md §2: host is the HSM, source the log group, the default sourcetype
     assert {e["host"] for e in envelopes} == set(cluster.streams)
     assert {e["source"] for e in envelopes} == {cluster.log_group}
     assert {e["sourcetype"] for e in envelopes} == {"aws:cloudhsm:audit"}
 
 
+def test_the_independent_sink_takes_what_backfill_delivers(moto: Moto, hec_sink: Any, tmp_path: Path) -> None:
+    """Cross-check: an HEC written by another team accepts the same requests (skips without it)."""
+    _, expected = backfill_a_cluster(moto, hec_sink.url, tmp_path)
+    assert sorted(envelope["event"]["event_id"] for envelope in kept_events(hec_sink)) == expected
+
+
 def test_a_backfill_stopped_half_way_resumes_with_no_gap_and_no_duplicate(
-    moto: Moto, hec_sink: Any, tmp_path: Path
+    moto: Moto, loopback_hec: FaultHec, tmp_path: Path
 ) -> None:
     # GIVEN pages of 5 records, where records 4|5, 9|10, ... share a millisecond across pages
     cluster = make_cluster(moto, hsms=2, records=23, same_ms_every=5)
     checkpoint = tmp_path / "cp.json"
-    env = hec_env(moto, hec_sink)
+    env = hec_env(moto, loopback_hec.url)
     # WHEN the run stops after 3 pages
     first = run_cli(
         *backfill_args(cluster, checkpoint, "--page-size", "5", "--stop-after-pages", "3"), env=env
     )
     assert first.returncode == 130, first.stderr
     assert "run the same command to resume" in first.stderr.splitlines()[-1]
-    partial = delivered_ids(hec_sink)
+    partial = delivered_ids(loopback_hec)
     assert 0 < len(partial) < cluster.total
     # THEN the same command delivers the rest, and every record arrived exactly once
     second = run_cli(*backfill_args(cluster, checkpoint, "--page-size", "5"), env=env)
@@ -113,39 +127,39 @@ def test_a_backfill_stopped_half_way_resumes_with_no_gap_and_no_duplicate(
     assert summary["complete"] is True
     assert summary["delivered"] == cluster.total - len(partial)
     assert summary["skipped"] > 0  # the boundary millisecond was read again and skipped
-    assert sorted(delivered_ids(hec_sink)) == sorted(expected_ids(moto, cluster))
+    assert sorted(delivered_ids(loopback_hec)) == sorted(expected_ids(moto, cluster))
     # AND a third run finds nothing left to do
     third = run_cli(*backfill_args(cluster, checkpoint, "--page-size", "5"), env=env)
     assert third.returncode == 0, third.stderr
     assert summary_of(third)["delivered"] == 0
-    assert len(delivered_ids(hec_sink)) == cluster.total
+    assert len(delivered_ids(loopback_hec)) == cluster.total
 
 
 def test_plan_shows_each_streams_progress_without_reading_or_sending(
-    moto: Moto, hec_sink: Any, tmp_path: Path
+    moto: Moto, loopback_hec: FaultHec, tmp_path: Path
 ) -> None:
     cluster = make_cluster(moto, hsms=2, records=10)
     checkpoint = tmp_path / "cp.json"
-    env = hec_env(moto, hec_sink)
+    env = hec_env(moto, loopback_hec.url)
     stopped = run_cli(
         *backfill_args(cluster, checkpoint, "--page-size", "10", "--stop-after-pages", "1"), env=env
     )
     assert stopped.returncode == 130
-    sent = len(delivered_ids(hec_sink))
+    sent = len(delivered_ids(loopback_hec))
     plan = run_cli(*backfill_args(cluster, checkpoint, "--plan"), env=env)
     assert plan.returncode == 0, plan.stderr
     rows = [json.loads(line) for line in plan.stdout.splitlines()]
     assert sorted(row["stream"] for row in rows) == sorted(cluster.streams)
     assert sorted((row["delivered"], row["complete"]) for row in rows) == [(0, False), (10, False)]
-    assert len(delivered_ids(hec_sink)) == sent  # a plan sends nothing
+    assert len(delivered_ids(loopback_hec)) == sent  # a plan sends nothing
 
 
 def test_ctrl_c_finishes_the_page_in_flight_and_the_next_run_resumes(
-    moto: Moto, hec_sink: Any, tmp_path: Path
+    moto: Moto, loopback_hec: FaultHec, tmp_path: Path
 ) -> None:
     cluster = make_cluster(moto, hsms=2, records=40)
     checkpoint = tmp_path / "cp.json"
-    env = hec_env(moto, hec_sink)
+    env = hec_env(moto, loopback_hec.url)
     # GIVEN a slow backfill (2 pages a second) running in the background
     args = backfill_args(cluster, checkpoint, "--page-size", "4")
     args[args.index("--max-rps") + 1] = "2"
@@ -161,63 +175,63 @@ def test_ctrl_c_finishes_the_page_in_flight_and_the_next_run_resumes(
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr.splitlines()[-1]
-    assert 0 < len(delivered_ids(hec_sink)) < cluster.total
+    assert 0 < len(delivered_ids(loopback_hec)) < cluster.total
     # THEN the same command delivers the rest exactly once
     again = run_cli(*backfill_args(cluster, checkpoint, "--page-size", "4"), env=env)
     assert again.returncode == 0, again.stderr
-    assert sorted(delivered_ids(hec_sink)) == sorted(expected_ids(moto, cluster))
+    assert sorted(delivered_ids(loopback_hec)) == sorted(expected_ids(moto, cluster))
 
 
 def test_hec_failing_half_way_stops_the_backfill_and_the_resume_fills_the_rest_once(
-    moto: Moto, hec_sink: Any, tmp_path: Path
+    moto: Moto, loopback_hec: FaultHec, tmp_path: Path
 ) -> None:
     # GIVEN HEC requests of 4 events, pages of 10, and a HEC whose 3rd request fails (no retry)
     cluster = make_cluster(moto, hsms=2, records=20)
     checkpoint = tmp_path / "cp.json"
-    env = hec_env(moto, hec_sink, HSMAUDIT_BATCH_MAX_EVENTS="4", HSMAUDIT_HEC_MAX_ATTEMPTS="1")
-    hec_sink.server.opts.fail_every = 3
+    env = hec_env(moto, loopback_hec.url, HSMAUDIT_BATCH_MAX_EVENTS="4", HSMAUDIT_HEC_MAX_ATTEMPTS="1")
+    loopback_hec.fail_every = 3
     first = run_cli(*backfill_args(cluster, checkpoint, "--page-size", "10"), env=env)
     # THEN the run stops with one line that says where the progress is kept
     assert first.returncode == 1
     last = first.stderr.strip().splitlines()[-1]
     assert last.startswith("hsmaudit: HEC did not take 2 of 2 events")
     assert f"progress so far is in {checkpoint}" in last
-    accepted = delivered_ids(hec_sink)
+    accepted = delivered_ids(loopback_hec)
     assert len(accepted) == 8  # two requests of 4 in the middle of the first page, each checkpointed
     # WHEN HEC is healthy again and the same command runs
-    hec_sink.server.opts.fail_every = 0
+    loopback_hec.fail_every = 0
     second = run_cli(*backfill_args(cluster, checkpoint, "--page-size", "10"), env=env)
     assert second.returncode == 0, second.stderr
     # THEN every record arrived exactly once
-    assert sorted(delivered_ids(hec_sink)) == sorted(expected_ids(moto, cluster))
+    assert sorted(delivered_ids(loopback_hec)) == sorted(expected_ids(moto, cluster))
 
 
 def test_a_refused_token_spools_the_history_and_replay_delivers_it_once(
-    moto: Moto, hec_sink: Any, tmp_path: Path
+    moto: Moto, loopback_hec: FaultHec, tmp_path: Path
 ) -> None:
     # GIVEN a wrong token and a spool directory
     cluster = make_cluster(moto, hsms=2, records=10)
     spool = tmp_path / "spool"
-    env = hec_env(moto, hec_sink, HSMAUDIT_HEC_TOKEN="wrong-token", HSMAUDIT_SPOOL_DIR=str(spool))
+    env = hec_env(moto, loopback_hec.url, HSMAUDIT_HEC_TOKEN="wrong-token", HSMAUDIT_SPOOL_DIR=str(spool))
     args = [a for a in backfill_args(cluster, tmp_path / "cp.json") if a != "--json"]  # summary on stderr
     result = run_cli(*args, env=env)
     # THEN the backfill completes with everything spooled and says what to do next
     assert result.returncode == 0, result.stderr
     assert "went to the spool" in result.stderr and "hsmaudit replay" in result.stderr
-    assert delivered_ids(hec_sink) == []
+    assert delivered_ids(loopback_hec) == []
     # AND replay with the right token delivers every record exactly once
-    replay = run_cli("replay", str(spool), env=hec_env(moto, hec_sink))
+    replay = run_cli("replay", str(spool), env=hec_env(moto, loopback_hec.url))
     assert replay.returncode == 0, replay.stderr
-    assert sorted(delivered_ids(hec_sink)) == sorted(expected_ids(moto, cluster))
+    assert sorted(delivered_ids(loopback_hec)) == sorted(expected_ids(moto, cluster))
 
 
 def test_throttling_slows_the_backfill_down_and_loses_nothing(
-    moto: Moto, hec_sink: Any, tmp_path: Path
+    moto: Moto, loopback_hec: FaultHec, tmp_path: Path
 ) -> None:
     cluster = make_cluster(moto, hsms=2, records=30)
     # GIVEN CloudWatch Logs that throttles every third GetLogEvents call
     with ThrottlingProxy(moto.url, every=3) as proxy:
-        env = hec_env(moto, hec_sink, AWS_ENDPOINT_URL=proxy.url)
+        env = hec_env(moto, loopback_hec.url, AWS_ENDPOINT_URL=proxy.url)
         result = run_cli(
             *backfill_args(cluster, tmp_path / "cp.json", "--page-size", "6", "--retry-base-delay", "0.02"),
             env=env,
@@ -229,7 +243,7 @@ def test_throttling_slows_the_backfill_down_and_loses_nothing(
     assert summary["retries"] >= summary["throttled"]
     assert summary["backoff_seconds"] > 0
     assert summary["lowest_rps"] < summary["max_rps"] == 200  # the pace was lowered
-    assert sorted(delivered_ids(hec_sink)) == sorted(expected_ids(moto, cluster))
+    assert sorted(delivered_ids(loopback_hec)) == sorted(expected_ids(moto, cluster))
 
 
 def test_backfill_into_the_local_store_counts_each_record_once(moto: Moto, tmp_path: Path) -> None:
@@ -333,17 +347,19 @@ def test_backfill_without_hec_settings_says_how_to_set_them(moto: Moto, tmp_path
     assert "HSMAUDIT_HEC_URL" in result.stderr
 
 
-def test_several_clusters_in_one_job_each_arrive_once(moto: Moto, hec_sink: Any, tmp_path: Path) -> None:
+def test_several_clusters_in_one_job_each_arrive_once(
+    moto: Moto, loopback_hec: FaultHec, tmp_path: Path
+) -> None:
     first, second = make_cluster(moto, hsms=1, records=8), make_cluster(moto, hsms=2, records=5)
     args = backfill_args(first, tmp_path / "cp.json", "--cluster", second.cluster_id, "--page-size", "3")
-    env = hec_env(moto, hec_sink)
+    env = hec_env(moto, loopback_hec.url)
     stopped = run_cli(*args, "--stop-after-pages", "4", env=env)
     assert stopped.returncode == 130, stopped.stderr
     resumed = run_cli(*args, env=env)
     assert resumed.returncode == 0, resumed.stderr
     assert {s["log_group"] for s in summary_of(resumed)["streams"]} == {first.log_group, second.log_group}
     expected = expected_ids(moto, first) + expected_ids(moto, second)
-    assert sorted(delivered_ids(hec_sink)) == sorted(expected)
+    assert sorted(delivered_ids(loopback_hec)) == sorted(expected)
 
 
 def test_cloudwatch_unreachable_is_retried_then_named_in_one_line(tmp_path: Path) -> None:

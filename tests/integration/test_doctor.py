@@ -22,6 +22,7 @@ from typing import Any, Final
 
 import pytest
 
+from .conftest import FaultHec
 from .test_cli_harness import Moto, hec_sink, make_cluster, moto, run_cli
 
 __all__ = ["hec_sink", "moto"]  # fixtures used by name
@@ -154,7 +155,7 @@ class TlsHec:
 
 
 def serve_tls(directory: Path, *, valid_for: datetime.timedelta) -> Iterator[TlsHec]:
-    """The shared HEC sink behind HTTPS with a self-signed certificate for `localhost` only.
+    """Our HEC behind HTTPS with a self-signed certificate for `localhost` only.
 
     CN is Splunk's default `SplunkServerDefaultCert` (user-needs.md §1.6: the classic self-signed
     case). A negative `valid_for` makes a certificate that expired that long ago.
@@ -163,8 +164,6 @@ def serve_tls(directory: Path, *, valid_for: datetime.timedelta) -> Iterator[Tls
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
-
-    from .test_cli_harness import _load_hec_sink
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "SplunkServerDefaultCert")])
@@ -190,18 +189,12 @@ def serve_tls(directory: Path, *, valid_for: datetime.timedelta) -> Iterator[Tls
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
     )
-    module = _load_hec_sink()
-    options = module.build_parser().parse_args(["--port", "0", "--token", TOKEN])
-    server = module.SinkServer(("127.0.0.1", 0), module.Handler, options)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_path, key_path)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    port = server.server_address[1]
+    server = FaultHec(token=TOKEN, ssl_context=context)
+    port = server.server.server_address[1]
     yield TlsHec(f"https://localhost:{port}", f"https://127.0.0.1:{port}", cert_path)
-    server.shutdown()
-    server.server_close()
+    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -213,16 +206,25 @@ def tls_hec(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsHec]:
 # ------------------------------------------------------------------------------------------ HEC tests
 
 
-def test_a_working_hec_passes_every_check(hec_sink: Any) -> None:
-    code, checks, stderr = doctor("--skip-aws", "--hec-url", hec_sink.url, env={"HSMAUDIT_HEC_TOKEN": TOKEN})
+def check_a_working_hec(hec: FaultHec | Any) -> None:
+    code, checks, stderr = doctor("--skip-aws", "--hec-url", hec.url, env={"HSMAUDIT_HEC_TOKEN": TOKEN})
     assert code == 0, (checks, stderr)
     statuses = {c["check"]: c["status"] for c in checks}
     assert statuses["hec.reachable"] == statuses["hec.token"] == statuses["hec.index"] == "ok"
     assert statuses["hec.health"] == "ok"
-    # the sink reports every ackId as indexed, i.e. acknowledgement on; hsmaudit has it off: a warning
+    # the HEC reports every ackId as indexed, i.e. acknowledgement on; hsmaudit has it off: a warning
     assert statuses["hec.ack"] == "warn"
-    assert hec_sink.stats()["events"] == 1  # exactly one test event
+    assert hec.stats()["events"] == 1  # exactly one test event
     assert TOKEN not in json.dumps(checks) + stderr
+
+
+def test_a_working_hec_passes_every_check(loopback_hec: FaultHec) -> None:
+    check_a_working_hec(loopback_hec)
+
+
+def test_the_independent_sink_passes_every_check(hec_sink: Any) -> None:
+    """Cross-check: doctor's probes against an HEC written by another team (skips without it)."""
+    check_a_working_hec(hec_sink)
 
 
 def test_hec_down_is_named_in_one_line() -> None:
@@ -237,9 +239,9 @@ def test_hec_down_is_named_in_one_line() -> None:
     assert stderr.strip() == "hsmaudit: doctor found 1 problem (hec.reachable)"
 
 
-def test_a_wrong_token_is_named_without_showing_it(hec_sink: Any) -> None:
+def test_a_wrong_token_is_named_without_showing_it(loopback_hec: FaultHec) -> None:
     code, checks, stderr = doctor(
-        "--skip-aws", "--hec-url", hec_sink.url, env={"HSMAUDIT_HEC_TOKEN": "not-the-token-123"}
+        "--skip-aws", "--hec-url", loopback_hec.url, env={"HSMAUDIT_HEC_TOKEN": "not-the-token-123"}
     )
     assert code == 1
     (problem,) = failed(checks)
@@ -363,7 +365,7 @@ def test_no_hec_url_is_named(tmp_path: Path) -> None:
     assert failed(checks)[0]["summary"] == "no HEC URL is configured"
 
 
-def test_people_get_one_line_per_check(hec_sink: Any) -> None:
+def test_people_get_one_line_per_check() -> None:
     result = run_cli(
         "doctor",
         "--skip-aws",
@@ -423,7 +425,7 @@ def test_a_retention_shorter_than_a_year_is_a_warning(moto: Moto) -> None:
 
 
 def test_the_token_secret_and_the_s3_spool_are_checked_like_the_pipeline_uses_them(
-    moto: Moto, hec_sink: Any
+    moto: Moto, loopback_hec: FaultHec
 ) -> None:
     # GIVEN the token in Secrets Manager and an S3 spool, as the deployed pipeline has them
     cluster = make_cluster(moto, hsms=1, records=1)
@@ -435,7 +437,7 @@ def test_the_token_secret_and_the_s3_spool_are_checked_like_the_pipeline_uses_th
     moto.client("s3").create_bucket(Bucket=bucket)
     env = {
         **moto.env,
-        "HSMAUDIT_HEC_URL": hec_sink.url,
+        "HSMAUDIT_HEC_URL": loopback_hec.url,
         "HSMAUDIT_HEC_TOKEN_SECRET_ARN": secret,
         "HSMAUDIT_SPOOL_BUCKET": bucket,
     }
@@ -530,11 +532,13 @@ def create_forwarder(moto: Moto, name: str, environment: dict[str, str]) -> str:
     return arn
 
 
-def test_doctor_checks_the_deployed_forwarder_with_its_own_settings(moto: Moto, hec_sink: Any) -> None:
+def test_doctor_checks_the_deployed_forwarder_with_its_own_settings(
+    moto: Moto, loopback_hec: FaultHec
+) -> None:
     # GIVEN a forwarder whose environment names the HEC (and, badly, holds the token itself),
     # subscribed to the cluster's log group; locally, no HEC settings at all
     name = f"hsmaudit-forwarder-{free_port()}"
-    arn = create_forwarder(moto, name, {"HSMAUDIT_HEC_URL": hec_sink.url, "HSMAUDIT_HEC_TOKEN": TOKEN})
+    arn = create_forwarder(moto, name, {"HSMAUDIT_HEC_URL": loopback_hec.url, "HSMAUDIT_HEC_TOKEN": TOKEN})
     cluster = make_cluster(moto, hsms=1, records=1)
     moto.client("logs").put_subscription_filter(
         logGroupName=cluster.log_group, filterName="hsmaudit", filterPattern="", destinationArn=arn

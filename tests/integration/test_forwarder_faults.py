@@ -2,6 +2,8 @@
 
 For every fault, every input event ends up accepted by HEC or in the spool (counted, never
 guessed), and after `replay` every event is in the sink exactly as it was built, byte for byte.
+The tests through `start_hec` run against our HEC and once more against the independent sink
+(a cross-check that skips when it is absent).
 Timeouts and backoffs are shortened (conftest.FAST_SETTINGS) so the matrix runs in seconds.
 """
 
@@ -31,7 +33,7 @@ from .conftest import (
     TOKEN,
     FakeContext,
     FaultHec,
-    SharedSink,
+    HecServer,
     closed_port_url,
     control_document,
     record_text,
@@ -70,7 +72,7 @@ def replay_to(url: str, spool_dir: Path, token: str = TOKEN) -> None:
     assert list(LocalSpool(spool_dir).list()) == []
 
 
-def sink_counter(sink: SharedSink) -> Counter[str]:
+def sink_counter(sink: HecServer) -> Counter[str]:
     """Each accepted envelope, canonicalised, with how often the sink got it."""
     return Counter(json.dumps(e, sort_keys=True, ensure_ascii=False) for e in sink.events())
 
@@ -98,14 +100,14 @@ def documents(count: int, *, per_stream: int = 400) -> list[dict[str, Any]]:
     ],
 )
 def test_server_errors_are_retried_until_every_event_is_accepted_once(
-    start_sink: Callable[..., SharedSink],
+    start_hec: Callable[..., HecServer],
     lambda_env: Callable[..., None],
     tmp_path: Path,
     options: dict[str, Any],
     retries_at_least: int,
 ) -> None:
     # GIVEN a sink that fails some requests, and 1,000 events in batches of 100
-    sink = start_sink(**options)
+    sink = start_hec(**options)
     lambda_env(
         HSMAUDIT_HEC_URL=sink.url,
         HSMAUDIT_HEC_TOKEN=TOKEN,
@@ -193,12 +195,12 @@ def test_invalid_event_mid_batch_is_spooled_alone_and_the_rest_is_sent_once(
 
 
 def test_bad_token_spools_everything_at_once_with_one_log_line(
-    start_sink: Callable[..., SharedSink],
+    start_hec: Callable[..., HecServer],
     lambda_env: Callable[..., None],
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    sink = start_sink()
+    sink = start_hec()
     spool_dir = tmp_path / "spool"
     lambda_env(
         HSMAUDIT_HEC_URL=sink.url,
@@ -220,7 +222,7 @@ def test_bad_token_spools_everything_at_once_with_one_log_line(
 
 
 def test_hec_down_for_the_whole_invocation_spools_everything_in_bounded_time(
-    start_sink: Callable[..., SharedSink], lambda_env: Callable[..., None], tmp_path: Path
+    start_hec: Callable[..., HecServer], lambda_env: Callable[..., None], tmp_path: Path
 ) -> None:
     spool_dir = tmp_path / "spool"
     lambda_env(
@@ -236,7 +238,7 @@ def test_hec_down_for_the_whole_invocation_spools_everything_in_bounded_time(
     # THEN one batch was tried max_attempts times, the rest spooled without hammering a dead HEC
     assert (result["accepted"], result["spooled"], result["retries"]) == (0, 800, 3)
     assert sorted(spooled(spool_dir)) == sorted(expected_lines(*docs))
-    sink = start_sink()
+    sink = start_hec()
     replay_to(sink.url, spool_dir)
     assert sink_counter(sink) == canonical(expected_lines(*docs))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ import pytest
 from hsmaudit.sinks.hec import HecClient, StaticToken
 from hsmaudit.sinks.spool import LocalSpool
 
-from .conftest import TOKEN, FaultHec, SharedSink, closed_port_url
+from .conftest import TOKEN, FaultHec, HecServer, closed_port_url
 
 
 @pytest.fixture(autouse=True)
@@ -35,8 +35,10 @@ def client(url: str, **options: object) -> HecClient:
     return HecClient(url, StaticToken(TOKEN), **{**defaults, **options})  # type: ignore[arg-type]
 
 
-def test_one_keep_alive_connection_gzip_and_one_channel_across_sends(start_sink: object) -> None:
-    sink: SharedSink = start_sink()  # type: ignore[operator]
+def test_one_keep_alive_connection_gzip_and_one_channel_across_sends(
+    start_hec: Callable[..., HecServer],
+) -> None:
+    sink = start_hec()
     hec = client(sink.url, max_events=10)
     for round_ in range(3):
         report = hec.send_lines(lines(25, round_ * 25), deadline=time.monotonic() + 5)

@@ -5,7 +5,7 @@ path as the arm64 / 3.14 build the template deploys (only `--arch` and `--python
 so it can be run here: unzipped into an empty directory, imported from a virtual environment made
 `--without-pip` (standard library only, like the Lambda runtime minus its boto3), with PYTHONPATH
 pointing at the unzipped code, as Lambda's /var/task. The handler then forwards real CloudHSM
-records to the shared HEC sink on 127.0.0.1, and the events are counted where they arrive.
+records to our HEC on 127.0.0.1, and the events are counted where they arrive.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
-import importlib.util
 import json
 import os
 import platform
@@ -22,19 +21,19 @@ import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from hsmaudit.cli.package import Arch, PackageError, build_lambda_zip, contents_digest, reachable_modules
 
-from ..conftest import REPO_ROOT, SAMPLES_DIR, require_hec_sink
+from ..conftest import REPO_ROOT, SAMPLES_DIR
+from .conftest import FaultHec
 
 REQUIREMENTS = REPO_ROOT / "deploy" / "requirements-lambda.txt"
 LOG_GROUP = "/aws/cloudhsm/cluster-pkgtest01"
 LOG_STREAM = "hsm-pkgtest01"
-TOKEN = "package-test-token"  # the local sink's token, not a secret
+TOKEN = "package-test-token"  # the loopback HEC's token, not a secret
 NEVER_IN_THE_ZIP = ("typer", "rich", "click", "starlette", "uvicorn", "sigma", "yaml", "boto3", "botocore",
                     "aws_lambda_powertools", "hsmaudit/cli", "hsmaudit/server", "hsmaudit/splunk")  # fmt: skip
 
@@ -171,24 +170,16 @@ def _payloads() -> dict[str, Any]:
     }
 
 
-def _load_hec_sink() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("hsmaudit_test_hec_sink", require_hec_sink())
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture
-def sink(tmp_path: Path) -> Iterator[Any]:
-    running = _load_hec_sink().start_sink(port=0, token=TOKEN, keep_events=str(tmp_path / "kept.jsonl"))
-    running.kept = tmp_path / "kept.jsonl"
-    yield running
-    running.stop()
+def loopback_hec() -> Iterator[FaultHec]:
+    """Our HEC on 127.0.0.1:0 with this module's token."""
+    server = FaultHec(token=TOKEN)
+    yield server
+    server.stop()
 
 
 def test_the_packaged_handlers_run_in_a_clean_environment_and_deliver_to_hec(
-    built: tuple[Path, Path, Any], sink: Any, tmp_path: Path
+    built: tuple[Path, Path, Any], loopback_hec: FaultHec, tmp_path: Path
 ) -> None:
     # GIVEN the zip unzipped as Lambda's /var/task and a venv with nothing but the stdlib
     first, _, _ = built
@@ -205,7 +196,7 @@ def test_the_packaged_handlers_run_in_a_clean_environment_and_deliver_to_hec(
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PYTHONPATH": str(task),
         "PYTHONNOUSERSITE": "1",
-        "HSMAUDIT_HEC_URL": sink.url,
+        "HSMAUDIT_HEC_URL": loopback_hec.url,
         "HSMAUDIT_HEC_TOKEN": TOKEN,
         "HSMAUDIT_SPOOL_DIR": str(tmp_path / "spool"),
     }
@@ -224,7 +215,7 @@ def test_the_packaged_handlers_run_in_a_clean_environment_and_deliver_to_hec(
     output = json.loads(completed.stdout.strip().splitlines()[-1])
 
     # THEN every record arrived at HEC as one event, with the HSM as host and the group as source
-    kept = [json.loads(line) for line in sink.kept.read_text().splitlines()]
+    kept = loopback_hec.events()
     from_cloudhsm = [e for e in kept if e["source"] == LOG_GROUP]
     assert len(from_cloudhsm) == payloads["expected_records"]
     assert {e["host"] for e in from_cloudhsm} == {LOG_STREAM}
@@ -452,7 +443,7 @@ else:
 
 
 def test_the_packaged_forwarder_works_with_the_environment_the_template_sets(
-    built: tuple[Path, Path, Any], sink: Any, tmp_path: Path, moto_url: str
+    built: tuple[Path, Path, Any], loopback_hec: FaultHec, tmp_path: Path, moto_url: str
 ) -> None:
     import boto3
 
@@ -498,7 +489,7 @@ def test_the_packaged_forwarder_works_with_the_environment_the_template_sets(
             "AWS_CONFIG_FILE": "/dev/null",
             "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
             # The template's variables; the one substitution (in `invoke`): the stack's https HEC
-            # is the loopback sink here.
+            # is the loopback HEC here.
             **function_environment,
         }
         completed = subprocess.run(
@@ -522,15 +513,14 @@ def test_the_packaged_forwarder_works_with_the_environment_the_template_sets(
     expected = payloads["expected_records"]
 
     # WHEN deliveries arrive before anyone put the token: spooled under the role's prefix, not lost
-    assert invoke(sink.url)["spooled"] == expected
+    assert invoke(loopback_hec.url)["spooled"] == expected
     assert len(spooled()) == 1 and spooled()[0].startswith(prefix)
-    assert not sink.kept.exists() or not sink.kept.read_text().strip()
+    assert loopback_hec.events() == []
 
     # WHEN the token is put as the README says ({"hec_token": ...}): every record arrives
     secrets.put_secret_value(SecretId=secret_arn, SecretString=json.dumps({"hec_token": TOKEN}))
-    assert invoke(sink.url)["accepted"] == expected
-    kept = [json.loads(line) for line in sink.kept.read_text().splitlines()]
-    assert len(kept) == expected
+    assert invoke(loopback_hec.url)["accepted"] == expected
+    assert len(loopback_hec.events()) == expected
 
     # WHEN HEC is down: every record is spooled under the prefix the role may write
     assert invoke("http://127.0.0.1:9")["spooled"] == expected  # discard port: connection refused

@@ -1,4 +1,5 @@
-"""`hsmaudit send` through the real console script, against the shared HEC sink on loopback."""
+"""`hsmaudit send` through the real console script, against our HEC on loopback (and once more
+against the independent sink, when it is there)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from .conftest import FaultHec
 from .test_cli_harness import hec_sink, kept_events, record_text, run_cli
 
 __all__ = ["hec_sink"]  # fixture used by name
@@ -25,37 +27,52 @@ def free_port() -> int:
     return port
 
 
-def test_send_delivers_every_sample_record_to_hec(samples_dir: Path, hec_sink: Any) -> None:
+def send_samples(samples_dir: Path, url: str) -> list[str]:
+    """`send` every sample record to the HEC at `url`; returns the sample paths."""
     paths = sample_paths(samples_dir)
     result = run_cli(
         "send", *paths, "--log-group", LOG_GROUP, "--log-stream", "hsm-abc", "--json",
-        env={"HSMAUDIT_HEC_URL": hec_sink.url, "HSMAUDIT_HEC_TOKEN": "test-token"},
+        env={"HSMAUDIT_HEC_URL": url, "HSMAUDIT_HEC_TOKEN": "test-token"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["events"] == summary["accepted"] == len(paths)
-    envelopes = kept_events(hec_sink)
+    # the token is never echoed
+    assert "test-token" not in result.stdout + result.stderr
+    return paths
+
+
+def check_sample_envelopes(envelopes: list[dict[str, Any]], paths: list[str]) -> None:
     assert len(envelopes) == len(paths)
     assert {e["source"] for e in envelopes} == {LOG_GROUP}
     assert all(e["event"]["cluster_id"] == "cluster-sendtest1" for e in envelopes)
     assert all(e["event"]["raw"] for e in envelopes)
-    # the token is never echoed
-    assert "test-token" not in result.stdout + result.stderr
 
 
-def test_send_reads_stdin(hec_sink: Any) -> None:
+def test_send_delivers_every_sample_record_to_hec(samples_dir: Path, loopback_hec: FaultHec) -> None:
+    paths = send_samples(samples_dir, loopback_hec.url)
+    check_sample_envelopes(loopback_hec.events(), paths)
+
+
+def test_the_independent_sink_takes_what_send_delivers(samples_dir: Path, hec_sink: Any) -> None:
+    """Cross-check: an HEC written by another team accepts the same requests (skips without it)."""
+    paths = send_samples(samples_dir, hec_sink.url)
+    check_sample_envelopes(kept_events(hec_sink), paths)
+
+
+def test_send_reads_stdin(loopback_hec: FaultHec) -> None:
     text = "\n".join(record_text(0, seq, 1_700_000_000_000_000 + seq) for seq in range(4))
     result = run_cli(
-        "send", "-", "--log-group", LOG_GROUP, "--hec-url", hec_sink.url,
+        "send", "-", "--log-group", LOG_GROUP, "--hec-url", loopback_hec.url,
         env={"HSMAUDIT_HEC_TOKEN": "test-token"}, stdin=text.encode(),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert [e["event"]["sequence_no"] for e in kept_events(hec_sink)] == [0, 1, 2, 3]
+    assert [e["event"]["sequence_no"] for e in loopback_hec.events()] == [0, 1, 2, 3]
     assert result.stderr.startswith("sent 4 events to HEC")
 
 
 def test_flags_beat_environment_beat_the_config_file(
-    samples_dir: Path, hec_sink: Any, tmp_path: Path
+    samples_dir: Path, loopback_hec: FaultHec, tmp_path: Path
 ) -> None:
     # GIVEN a config file naming a dead HEC, an index and a sourcetype; the environment overriding
     # the URL and the sourcetype; and a flag overriding the sourcetype again
@@ -65,13 +82,13 @@ def test_flags_beat_environment_beat_the_config_file(
     )
     env = {
         "HSMAUDIT_CONFIG": str(config),
-        "HSMAUDIT_HEC_URL": hec_sink.url,
+        "HSMAUDIT_HEC_URL": loopback_hec.url,
         "HSMAUDIT_HEC_TOKEN": "test-token",
     }
     env["HSMAUDIT_HEC_SOURCETYPE"] = "from:env"
     result = run_cli("send", sample_paths(samples_dir)[0], "--sourcetype", "from:flag", env=env)
     assert result.returncode == 0, result.stderr
-    (envelope,) = kept_events(hec_sink)
+    (envelope,) = loopback_hec.events()
     # THEN each setting comes from the highest source that sets it
     assert envelope["sourcetype"] == "from:flag"  # flag > env > file
     assert envelope["index"] == "from_file"  # only the file sets it
@@ -80,7 +97,7 @@ def test_flags_beat_environment_beat_the_config_file(
     other.write_text('hec_index = "from_flag_file"\n')
     again = run_cli("send", sample_paths(samples_dir)[0], "--config", str(other), env=env)
     assert again.returncode == 0, again.stderr
-    assert kept_events(hec_sink)[-1]["index"] == "from_flag_file"
+    assert loopback_hec.events()[-1]["index"] == "from_flag_file"
 
 
 def test_hec_down_with_a_spool_keeps_every_event_for_replay(samples_dir: Path, tmp_path: Path) -> None:
@@ -115,10 +132,10 @@ def test_hec_down_without_a_spool_fails_in_one_line(samples_dir: Path) -> None:
     assert "HSMAUDIT_SPOOL_DIR" in lines[0]
 
 
-def test_a_wrong_token_is_named_and_never_shown(samples_dir: Path, hec_sink: Any) -> None:
+def test_a_wrong_token_is_named_and_never_shown(samples_dir: Path, loopback_hec: FaultHec) -> None:
     result = run_cli(
         "send", sample_paths(samples_dir)[0],
-        env={"HSMAUDIT_HEC_URL": hec_sink.url, "HSMAUDIT_HEC_TOKEN": "wrong-secret-value"},
+        env={"HSMAUDIT_HEC_URL": loopback_hec.url, "HSMAUDIT_HEC_TOKEN": "wrong-secret-value"},
     )  # fmt: skip
     assert result.returncode == 1
     assert "token" in result.stderr
