@@ -432,15 +432,15 @@ def test_wrong_password_and_unknown_user_both_count_towards_brute_force() -> Non
 
 
 def test_forgery_with_the_same_identity_fields_is_caught_on_the_stream() -> None:
-    # Same HSM, reboot counter, sequence number and usecs -> same event_id, other content. A store
-    # keyed on event_id keeps only the first copy, so only the live stream can see this one.
+    # Same HSM, reboot counter, sequence number and usecs, other content: event_id hashes the
+    # content too, so the twin is another event (the store keeps both) and a duplicate position.
     cluster = Cluster()
     hsm = cluster.hsms[0]
     first = cluster.record(hsm, "CN_LOGOUT", user="u")
     forged = cluster.make(hsm, "CN_WRAP_KEY", key=5, sequence=first.sequence_no, at=first.usecs)
-    assert forged.event_id == first.event_id
+    assert forged.event_id != first.event_id
     alerts = list(detect_events([first, forged]))
-    assert [a.rule for a in alerts] == ["sequence-duplicate"]
+    assert [a.rule for a in alerts] == ["sequence-duplicate", "key-exported"]
     assert alerts[0].event_ids == [first.event_id, forged.event_id]
 
 

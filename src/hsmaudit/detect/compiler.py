@@ -497,14 +497,14 @@ _RESTART: Final = "(sequence_no < previous_sequence_no AND reboot_counter <= pre
 
 
 def _spl_sequence_duplicate() -> str:
-    # Identical id and content = a harmless re-delivery (the dedup search counts those); the same
-    # position with different content is tampering. Positions re-used after a restart belong to
-    # a new numbering (an `epoch`, as the engine restarts its stream state): sequence-reset's.
+    # event_id hashes the record's content (contracts.md §1): `dedup` on it removes exact
+    # re-deliveries only, so two keys left at one position are two different records (a forged
+    # twin); raw text without an id keys on its text (`ALERT_KEY`). Positions re-used after a
+    # restart belong to a new numbering (an `epoch`, as the engine restarts its stream state):
+    # sequence-reset's.
     return (
-        f'{MACRO} record_format="text" sequence_no=* reboot_counter=* | {_SEQUENCE_FIELDS}'
-        ' | eval content=md5(usecs."|".coalesce(opcode, "")."|".coalesce(response_code, "")'
-        '."|".coalesce(response, "")."|".coalesce(session_handle, "")."|".coalesce(user_name, "")'
-        '."|".coalesce(user_type, "")."|".coalesce(key_handle, "")."|".coalesce(public_key_handle, ""))'
+        f'{MACRO} record_format="text" sequence_no=* reboot_counter=*'
+        f" | {ALERT_KEY} | dedup alert_key | {_SEQUENCE_FIELDS}"
         " | sort 0 cluster_id stream _time sequence_no"
         " | streamstats current=f window=1 last(sequence_no) as previous_sequence_no"
         " last(reboot_counter) as previous_reboot_counter by cluster_id stream"
@@ -513,7 +513,7 @@ def _spl_sequence_duplicate() -> str:
         # a streamstats sum, which stops at max_stream_window records. Sorted by stream, the
         # count differs between the numberings of one stream.
         " | accum restart as epoch"
-        " | stats dc(content) as variants values(event_id) as event_ids values(opcode) as opcodes"
+        " | stats dc(alert_key) as variants values(event_id) as event_ids values(opcode) as opcodes"
         " max(_time) as _time by cluster_id stream reboot_counter epoch sequence_no"
         " | where variants > 1"
         ' | eval rule="sequence-duplicate", alert_severity="critical"'

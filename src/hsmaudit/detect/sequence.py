@@ -71,6 +71,8 @@ class _Stream:
     pending: dict[int, _Seen] = field(default_factory=dict)
     recent: dict[int, _Seen] = field(default_factory=dict)
     gaps: list[tuple[int, int]] = field(default_factory=list)
+    twins: dict[int, list[_Seen]] = field(default_factory=dict)
+    """Other versions of a position already reported as duplicates (so their redeliveries are quiet)."""
 
 
 @dataclass(slots=True)
@@ -181,9 +183,14 @@ class SequenceDetector:
         if known is not None and known.event_id == seen.event_id and known.digest == seen.digest:
             self.stats.redeliveries += 1
             return []
+        twins = stream.twins.get(seq) if known is not None and stream.twins else None
+        if twins and any(t.event_id == seen.event_id and t.digest == seen.digest for t in twins):
+            self.stats.redeliveries += 1  # a redelivery of a twin already reported
+            return []
         # A used position on a record newer than anything seen is a restart (reset, below);
         # on an older record it is a second version of history (duplicate).
         if known is not None and not (seq < stream.expected and usecs > stream.max_usecs):
+            self._remember_twin(stream, seq, seen)
             return [
                 self._alert(
                     DUPLICATE,
@@ -257,9 +264,17 @@ class SequenceDetector:
         stream.pending.clear()
         stream.recent.clear()
         stream.gaps.clear()
+        stream.twins.clear()
         stream.recent[seq] = seen
         stream.last = seen
         stream.max_usecs = max(stream.max_usecs, seen.usecs)
+
+    def _remember_twin(self, stream: _Stream, seq: int, seen: _Seen) -> None:
+        twins = stream.twins
+        twins.setdefault(seq, []).append(seen)
+        if len(twins) > self._memory:  # bounded like `recent`: forget the oldest positions
+            for old in sorted(twins)[: len(twins) - self._memory]:
+                del twins[old]
 
     def _accept(self, stream: _Stream, seq: int, seen: _Seen) -> None:
         recent = stream.recent

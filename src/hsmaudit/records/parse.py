@@ -21,7 +21,14 @@ from typing import Any, Final, NamedTuple
 import msgspec
 
 from hsmaudit.records.event import SEVERITY_RANK, Category, HsmEvent, Outcome, Severity
-from hsmaudit.records.identity import certificate_event_id, text_event_id, unparsed_event_id
+from hsmaudit.records.identity import (
+    certificate_event_id,
+    json_content,
+    lines_content,
+    text_content,
+    text_event_id,
+    unparsed_event_id,
+)
 from hsmaudit.records.opcodes import (
     CRYPTO_OFFICER_TYPES,
     TIME_INFO_LOG_TYPE,
@@ -82,6 +89,8 @@ _LABELS: Final[dict[str, str]] = {
     "host time": "host_time",
     "propagation delay": "propagation_delay",
 }
+_KEY_ORDER: Final = tuple(dict.fromkeys(_LABELS.values()))
+"""Field names in `_LABELS` order: the order of `identity.text_content` (the fast path follows it)."""
 _REQUIRED: Final = (
     "time",
     "sequence_no",
@@ -348,6 +357,16 @@ def _fast_text_event(message: str, ctx: _Context) -> HsmEvent | None:
     except (OverflowError, ValueError, OSError):
         return None
     outcome, category, action, severity = static.derived_later if sequence_no else static.derived_first
+    # identity.text_content of the same record as the line path sees it (a property test holds them equal).
+    content = (
+        f"time={time_text}, usecs:{usecs_text}\nsequence_no={sequence}\nreboot_counter={reboot}"
+        f"\ncommand_type={command}\nopcode={opcode}\nsession_handle={session}\nresponse={response}"
+        f"\nlog_type={log_type}"
+    )
+    if user is not None:
+        content += f"\nuser_name={user}\nuser_type={user_type}"
+    elif key is not None:
+        content += f"\nkey_handle={key}\npublic_key_handle={public}"
     return HsmEvent(
         time=iso,
         usecs=usecs,
@@ -375,7 +394,7 @@ def _fast_text_event(message: str, ctx: _Context) -> HsmEvent | None:
         category=category,
         action=action,
         severity=severity,
-        event_id=text_event_id(ctx.cluster_id, ctx.hsm_id, reboot_counter, sequence_no, usecs),
+        event_id=text_event_id(ctx.cluster_id, ctx.hsm_id, reboot_counter, sequence_no, usecs, content),
         log_group=ctx.log_group,
         log_stream=ctx.log_stream,
         cwl_id=ctx.cwl_id,
@@ -438,11 +457,20 @@ def _parse_text_lines(message: str, ctx: _Context) -> HsmEvent:
         if usecs is not None:
             fields["usecs"] = usecs
             errors.append("Time line has no usecs; time taken from its text")
-    return _text_event(message, ctx, fields, extra, errors)
+    if errors:
+        content = lines_content(text)
+    else:
+        content = text_content({key: values[key] for key in _KEY_ORDER if key in values}, extra)
+    return _text_event(message, ctx, fields, extra, errors, content)
 
 
 def _text_event(
-    message: str, ctx: _Context, fields: dict[str, Any], extra: dict[str, str] | None, errors: list[str]
+    message: str,
+    ctx: _Context,
+    fields: dict[str, Any],
+    extra: dict[str, str] | None,
+    errors: list[str],
+    content: str,
 ) -> HsmEvent:
     """Finish a text record: time, outcome, category, severity and id from the converted fields."""
     # Time: usecs is authoritative (§3); the text form must agree or the disagreement is flagged.
@@ -477,7 +505,7 @@ def _text_event(
         parse_error is not None,
     )
     if parse_error is None or (usecs is not None and sequence_no is not None and reboot_counter is not None):
-        event_id = text_event_id(ctx.cluster_id, ctx.hsm_id, reboot_counter, sequence_no, usecs)
+        event_id = text_event_id(ctx.cluster_id, ctx.hsm_id, reboot_counter, sequence_no, usecs, content)
     else:
         event_id = unparsed_event_id(ctx.cluster_id, ctx.log_stream, ctx.cwl_id, message)
     return HsmEvent(
@@ -866,7 +894,7 @@ def _parse_certificate(message: str, ctx: _Context) -> HsmEvent:
         category="certificate",
         action=info.action,
         severity=severity,
-        event_id=certificate_event_id(ctx.cluster_id, ctx.log_stream, opcode, handle, usecs, response),
+        event_id=certificate_event_id(ctx.cluster_id, ctx.log_stream, json_content(document)),
         log_group=ctx.log_group,
         log_stream=ctx.log_stream,
         cwl_id=ctx.cwl_id,

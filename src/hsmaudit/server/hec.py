@@ -30,7 +30,7 @@ from typing import Any, Final
 import msgspec
 
 from hsmaudit.records.event import HsmEvent
-from hsmaudit.records.identity import text_event_id, unparsed_event_id
+from hsmaudit.records.identity import fields_content, text_event_id, unparsed_event_id
 from hsmaudit.records.parse import cluster_id_from_log_group, hsm_id_from_log_stream, parse_message
 
 # code -> (text, HTTP status): Splunk's "Troubleshoot HTTP Event Collector" table (reference §1.8).
@@ -312,7 +312,12 @@ def envelope_event(envelope: Envelope) -> HsmEvent:
                 cluster_id=cluster_id,
                 hsm_id=hsm_id,
                 event_id=text_event_id(
-                    cluster_id, hsm_id, event.reboot_counter, event.sequence_no, event.usecs
+                    cluster_id,
+                    hsm_id,
+                    event.reboot_counter,
+                    event.sequence_no,
+                    event.usecs,
+                    fields_content(event),
                 ),
             )
         message = value.get("message") if isinstance(value, dict) else None
