@@ -39,7 +39,7 @@ SPL_WORDS: Final = frozenset(
         "by", "as", "and", "or", "not", "in", "over", "value", "span", "current", "window", "keepempty",
         "consecutive", "limit", "f", "t", "true", "false", "duration", "sortby", "time_window", "global",
         "allnum", "reset_before", "useother", "usenull", "bins", "desc", "asc", "num", "str", "ip", "auto",
-        "outputnew", "output", "prefix", "suffix",
+        "outputnew", "output", "prefix", "suffix", "type", "inner",
     }
 )  # fmt: skip
 

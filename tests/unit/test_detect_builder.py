@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Final
 
+from hsmaudit.records.cloudtrail import cloudtrail_event
 from hsmaudit.records.event import HsmEvent
 from hsmaudit.records.parse import parse_message
 from hsmaudit.records.render import Separator, render_text_record
@@ -201,6 +203,43 @@ class Cluster:
             self.record(
                 other, "CN_INSERT_MASKED_OBJECT_USER", at=self.clock + 200_000 * (offset + 1), key=handle
             )
+
+    def api_call(
+        self,
+        name: str,
+        parameters: dict[str, object] | None = None,
+        *,
+        error: str | None = None,
+        role: str = "Admin",
+        session: str = "mallory",
+    ) -> HsmEvent:
+        """A CloudHSM API call as CloudTrail records it (record contents reference), at the clock."""
+        self.clock += SECOND
+        seconds, micros = divmod(self.clock, SECOND)
+        record: dict[str, object] = {
+            "eventVersion": "1.08",
+            "userIdentity": {
+                "type": "AssumedRole",
+                "arn": f"arn:aws:sts::111122223333:assumed-role/{role}/{session}",
+                "accountId": "111122223333",
+            },
+            "eventTime": datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "eventSource": "cloudhsm.amazonaws.com",
+            "eventName": name,
+            "awsRegion": "us-east-1",
+            "sourceIPAddress": "203.0.113.7",
+            "requestParameters": {"clusterId": self.cluster_id, **(parameters or {})},
+            "responseElements": None,
+            "eventID": f"{name}-{self.clock:x}",
+            "eventType": "AwsApiCall",
+            "recipientAccountId": "111122223333",
+        }
+        if error is not None:
+            record["errorCode"] = error
+            record["errorMessage"] = "User is not authorized to perform this operation"
+        event = cloudtrail_event(record)
+        self.events.append(event)
+        return event
 
     def reboot_hsm(self, hsm: int) -> None:
         """The HSM reboots: its reboot counter rises and (as Azure's firmware does) its sequence restarts."""

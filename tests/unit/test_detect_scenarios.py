@@ -307,6 +307,69 @@ def normal_operations() -> Scenario:
     return Scenario("a day of normal operations on a 3-HSM cluster", normal_day().events, [])
 
 
+DELETER = "Admin/mallory"
+
+
+def control_plane_deletions() -> Scenario:
+    cluster = Cluster()
+    cluster.advance(2 * 60 * MINUTE)  # the HSM was drained long ago
+    cluster.api_call("DescribeClusters")  # nearest negatives: reads and growth
+    cluster.api_call("CreateHsm", {"availabilityZone": "us-east-1a"})
+    cluster.api_call("DeleteHsm", {"hsmId": "hsm-cccc3333"})
+    cluster.api_call("DeleteCluster", error="AccessDeniedException")  # an attempt counts
+    return Scenario(
+        "an HSM deleted and a refused cluster deletion: one alert each, the HSM was drained",
+        cluster.events,
+        [("hsm-or-cluster-deleted", "hsm-cccc3333", DELETER), ("hsm-or-cluster-deleted", None, DELETER)],
+    )
+
+
+def backups_and_initialisation() -> Scenario:
+    cluster = Cluster()
+    cluster.api_call("DeleteBackup", {"backupId": "backup-rtq2dwi2gq6"})
+    cluster.api_call("ModifyCluster", {"backupRetentionPolicy": {"type": "DAYS", "value": "7"}})
+    cluster.api_call("ModifyBackupAttributes", {"backupId": "backup-rtq2dwi2gq6", "neverExpires": False})
+    cluster.api_call(
+        "CopyBackupToRegion", {"backupId": "backup-rtq2dwi2gq6", "destinationRegion": "eu-west-1"}
+    )
+    cluster.api_call("RestoreBackup", {"backupId": "backup-rtq2dwi2gq6"})
+    cluster.api_call("CreateCluster", {"hsmType": "hsm1.medium", "sourceBackupId": "backup-rtq2dwi2gq6"})
+    cluster.api_call("CreateCluster", {"hsmType": "hsm1.medium"})  # nearest negative: a new, empty cluster
+    cluster.api_call("InitializeCluster", {"signedCert": "-----BEGIN CERTIFICATE-----"})
+    cluster.api_call("DescribeBackups")
+    return Scenario(
+        "backup deleted, retention changed twice, copied, restored, cloned; cluster initialised",
+        cluster.events,
+        [
+            *[("backup-deleted-or-retention-changed", None, DELETER)] * 3,
+            *[("backup-restored-or-copied", None, DELETER)] * 3,
+            ("cluster-initialised", None, DELETER),
+        ],
+    )
+
+
+def hsm_removed_while_active() -> Scenario:
+    cluster = Cluster()
+    cluster.login("app")
+    cluster.advance(2 * MINUTE)
+    cluster.api_call("DeleteHsm", {"hsmId": "hsm-aaaa1111"})
+    return Scenario(
+        "an HSM deleted two minutes after it logged a login",
+        cluster.events,
+        [
+            ("hsm-or-cluster-deleted", "hsm-aaaa1111", DELETER),
+            ("hsm-removed-while-active", "hsm-aaaa1111", DELETER),
+        ],
+    )
+
+
+def hsm_removed_while_active_read_first() -> Scenario:
+    scenario = hsm_removed_while_active()
+    calls = [e for e in scenario.events if e.record_format == "cloudtrail"]
+    records = [e for e in scenario.events if e.record_format != "cloudtrail"]
+    return Scenario("the CloudTrail file read before the HSM streams", calls + records, scenario.expected)
+
+
 SCENARIOS: list[Callable[[], Scenario]] = [
     failed_login_replicated,
     successful_login,
@@ -329,6 +392,10 @@ SCENARIOS: list[Callable[[], Scenario]] = [
     quiet_cluster_with_clock,
     quiet_cluster_without_clock,
     normal_operations,
+    control_plane_deletions,
+    backups_and_initialisation,
+    hsm_removed_while_active,
+    hsm_removed_while_active_read_first,
 ]
 
 

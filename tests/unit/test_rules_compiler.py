@@ -38,7 +38,17 @@ SIGMA_RULE_IDS = {
     "unparsed-record",
     "hsm-critical-operation",  # added beyond the contract's list ("more may be added")
 }
-CONTRACT_RULE_IDS = SIGMA_RULE_IDS | {"sequence-gap", "sequence-reset", "sequence-duplicate", "hsm-silent"}
+CLOUDTRAIL_RULE_IDS = {
+    "hsm-or-cluster-deleted",
+    "backup-deleted-or-retention-changed",
+    "backup-restored-or-copied",
+    "cluster-initialised",
+}
+CONTRACT_RULE_IDS = (
+    SIGMA_RULE_IDS
+    | CLOUDTRAIL_RULE_IDS
+    | {"sequence-gap", "sequence-reset", "sequence-duplicate", "hsm-silent", "hsm-removed-while-active"}
+)
 
 
 def documents() -> list[tuple[str, dict[str, Any]]]:
@@ -51,7 +61,7 @@ def test_generated_files_are_current() -> None:
 
 
 def test_every_contract_rule_id_ships_and_sigma_covers_the_expressible_ones() -> None:
-    assert {source.rule_id for source in rule_sources()} == SIGMA_RULE_IDS
+    assert {source.rule_id for source in rule_sources()} == SIGMA_RULE_IDS | CLOUDTRAIL_RULE_IDS
     assert set(load_ruleset().rule_ids) == CONTRACT_RULE_IDS
 
 
@@ -64,7 +74,8 @@ def test_rule_has_the_metadata_people_need(rule_id: str, document: dict[str, Any
     assert document["status"] == "stable"
     assert any(tag.startswith("attack.t") for tag in document["tags"])
     if "correlation" not in document:
-        assert document["logsource"] == {"product": "aws", "service": "cloudhsm"}
+        service = "cloudtrail" if rule_id in CLOUDTRAIL_RULE_IDS else "cloudhsm"
+        assert document["logsource"] == {"product": "aws", "service": service}
 
 
 def test_rule_uuids_and_titles_are_unique() -> None:

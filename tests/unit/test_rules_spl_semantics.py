@@ -13,16 +13,20 @@ force, the same positions fire the sequence checks.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from addonfactory_splunk_conf_parser_lib import TABConfigParser
 
+from hsmaudit.detect.compiler import PACKAGE_ROOT
 from hsmaudit.detect.engine import DetectionConfig, detect_events
 from hsmaudit.detect.ruleset import load_ruleset
 from hsmaudit.records.event import HsmEvent, event_to_dict
 
+from .test_detect_builder import Cluster
 from .test_detect_scenarios import SCENARIOS, Scenario
 from .test_rules_splunk import stanzas
 
@@ -69,7 +73,7 @@ def compare(left: Any, op: str, right: Any) -> bool:
 # --- tokens -------------------------------------------------------------------------------------
 
 TOKEN = re.compile(
-    r'\s*(?:(?P<str>"(?:[^"\\]|\\.)*")|(?P<num>\d+(?:\.\d+)?)|(?P<op>>=|<=|==|!=|[=<>(),.+\-*])|(?P<word>[A-Za-z_*][\w*]*))'
+    r'\s*(?:(?P<str>"(?:[^"\\]|\\.)*")|(?P<field>\'[^\']+\')|(?P<num>\d+(?:\.\d+)?)|(?P<op>>=|<=|==|!=|[=<>(),.+\-*])|(?P<word>[A-Za-z_*][\w*]*))'
 )
 
 
@@ -94,6 +98,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "lower": lambda value: None if value is None else str(value).lower(),
     "isnull": lambda value: value is None,
     "isnotnull": lambda value: value is not None,
+    "in": lambda value, *options: value is not None and value in options,
     "md5": lambda value: hashlib.md5(str(value).encode()).hexdigest(),
     "true": lambda: True,
     "null": lambda: None,
@@ -143,6 +148,9 @@ class ExpressionParser:
         if kind == "num":
             literal = float(text)
             return lambda row: literal
+        if kind == "field":  # eval's 'quoted.field.name' (names with dots, as KV_MODE=json makes)
+            name = text[1:-1]
+            return lambda row: row.get(name)
         if text == "(":
             inner = self.parse()
             assert self.take()[1] == ")"
@@ -296,27 +304,75 @@ def matches(value: Any, pattern: str) -> bool:
 # --- commands -------------------------------------------------------------------------------------
 
 
+def flatten(value: Any, prefix: str = "") -> Row:
+    """A JSON object as KV_MODE=json shows it: nested keys joined with dots, JSON null absent."""
+    row: Row = {}
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            row.update(flatten(inner, f"{prefix}{key}."))
+    elif value is not None and not isinstance(value, list):
+        row[prefix[:-1]] = ("true" if value else "false") if isinstance(value, bool) else value
+    return row
+
+
+def cloudtrail_row(event: HsmEvent) -> Row:
+    """A CloudHSM CloudTrail record as the Splunk Add-on for AWS indexes it (aws:cloudtrail)."""
+    row = flatten(json.loads(event.raw or "{}"))
+    row.update({"_time": (event.usecs or 0) / 1_000_000, "sourcetype": "aws:cloudtrail", "index": "main"})
+    return row
+
+
+def macro_definition(name: str) -> str:
+    parser = TABConfigParser()
+    parser.read(str(PACKAGE_ROOT / "splunk/hsmaudit_app/default/macros.conf"))
+    return str(parser.get(name, "definition"))
+
+
 def run_search(spl: str, events: list[HsmEvent] | list[Row]) -> list[Row]:
     """Run a search over events (parsed events, or rows as Splunk shows them, e.g. with _indextime)."""
+    if spl.startswith("`hsmaudit_cloudtrail`"):
+        spl = macro_definition("hsmaudit_cloudtrail") + spl.removeprefix("`hsmaudit_cloudtrail`")
+        rows = [
+            cloudtrail_row(event)
+            for event in events
+            if isinstance(event, HsmEvent) and event.record_format == "cloudtrail"
+        ]
+    else:
+        spl = spl.replace("`hsmaudit_events`", "")
+        rows = [splunk_row(event) if isinstance(event, HsmEvent) else dict(event) for event in events]
     segments = split_pipes(spl)
-    base = segments[0].replace("`hsmaudit_events`", "").strip()
-    match = base_matcher(base)
-    rows = [splunk_row(event) if isinstance(event, HsmEvent) else dict(event) for event in events]
+    match = base_matcher(segments[0].strip())
     rows = sorted((row for row in rows if match(row)), key=lambda row: -row["_time"])  # newest first
     for segment in segments[1:]:
         command, _, rest = segment.strip().partition(" ")
+        if command == "join":
+            rows = join(rows, rest, events)
+            continue
         if command not in COMMANDS:
             raise AssertionError(f"SPL command {command!r} is not modelled")
         rows = COMMANDS[command](rows, rest)
     return rows
 
 
+def join(rows: list[Row], rest: str, events: list[HsmEvent] | list[Row]) -> list[Row]:
+    """`join type=inner FIELD [search ...]`: the subsearch's fields overwrite (Splunk's default)."""
+    options, _, subsearch = rest.partition("[")
+    assert subsearch.endswith("]") and subsearch.startswith("search "), rest
+    words = options.split()
+    assert words[0] == "type=inner" and len(words) == 2, "the model joins inner on one field"
+    field = words[1]
+    right = {row.get(field): row for row in run_search(subsearch[len("search ") : -1], events)}
+    return [{**row, **right[row[field]]} for row in rows if row.get(field) in right]
+
+
 def split_pipes(spl: str) -> list[str]:
-    parts, current, quoted = [], "", False
+    parts, current, quoted, depth = [], "", False, 0
     for char in spl:
         if char == '"':
             quoted = not quoted
-        if char == "|" and not quoted:
+        if not quoted:
+            depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "|" and not quoted and depth == 0:
             parts.append(current)
             current = ""
         else:
@@ -477,6 +533,7 @@ def table(rows: list[Row], rest: str) -> list[Row]:
 
 COMMANDS: dict[str, Callable[[list[Row], str], list[Row]]] = {
     "accum": accum,
+    "search": lambda rows, rest: [row for row in rows if base_matcher(rest)(row)],
     "dedup": dedup,
     "eval": evaluate,
     "where": where,
@@ -501,14 +558,16 @@ def python_alerts(scenario: Scenario) -> list[Any]:
 def test_single_event_searches_select_the_records_the_engine_alerts_on(build: Callable[[], Scenario]) -> None:
     scenario = build()
     alerts = python_alerts(scenario)
+    # In Splunk a CloudTrail event's id is CloudTrail's own eventID (the add-on's _raw is not ours).
+    splunk_id = {e.event_id: (e.extra or {}).get("eventID", e.event_id) for e in scenario.events}
     for rule in SINGLE:
         rows = run_search(SEARCHES[rule], scenario.events)
         assert sorted(row["event_id"] for row in rows) == sorted(
-            a.event_ids[0] for a in alerts if a.rule == rule
+            splunk_id[a.event_ids[0]] for a in alerts if a.rule == rule
         ), rule
         for row in rows:
             assert row["rule"] == rule
-        severities = {a.event_ids[0]: a.severity for a in alerts if a.rule == rule}
+        severities = {splunk_id[a.event_ids[0]]: a.severity for a in alerts if a.rule == rule}
         assert {row["event_id"]: row["alert_severity"] for row in rows} == severities, rule
 
 
@@ -578,3 +637,47 @@ def test_silence_search_finds_the_hsms_the_engine_does(
         a.hsm_id for a in detect_events(scenario.events, now_usecs=clock) if a.rule == "hsm-silent"
     )
     assert sorted(row["hsm_id"] for row in rows) == silent
+
+
+@pytest.mark.parametrize("build", SCENARIOS, ids=lambda f: f.__name__)
+def test_removed_while_active_search_finds_the_deletions_the_engine_does(
+    build: Callable[[], Scenario],
+) -> None:
+    scenario = build()
+    splunk_id = {e.event_id: (e.extra or {}).get("eventID") for e in scenario.events}
+    rows = run_search(SEARCHES["hsm-removed-while-active"], scenario.events)
+    python = [a for a in python_alerts(scenario) if a.rule == "hsm-removed-while-active"]
+    assert sorted((row["hsm_id"], row["deletion_event_id"]) for row in rows) == sorted(
+        (a.hsm_id, splunk_id[a.event_ids[0]]) for a in python
+    )
+    for row, alert in zip(rows, python, strict=False):
+        assert (
+            row["seconds_from_last_record_to_deletion"]
+            == alert.details["seconds_from_last_record_to_deletion"]
+        )
+
+
+def test_cloudtrail_macro_maps_every_action_as_the_parser_does() -> None:
+    from hsmaudit.records.cloudtrail import ACTIONS
+
+    cluster = Cluster()
+    events = [cluster.api_call(name) for name in ACTIONS]
+    events.append(cluster.api_call("CreateCluster", {"sourceBackupId": "backup-1"}))
+    events.append(cluster.api_call("DeleteHsm", {"hsmId": "hsm-x"}, error="AccessDeniedException"))
+    rows = {row["event_id"]: row for row in run_search("`hsmaudit_cloudtrail`", events)}
+    assert len(rows) == len(events)
+    for event in events:
+        row = rows[(event.extra or {})["eventID"]]
+        for name in (
+            "opcode",
+            "category",
+            "action",
+            "severity",
+            "outcome",
+            "cluster_id",
+            "hsm_id",
+            "response",
+        ):
+            assert row.get(name) == getattr(event, name), (event.opcode, name)
+        assert row["success"] == ("true" if event.success else "false")
+        assert row["user_name"].endswith(event.user_name.split("/")[-1])  # type: ignore[union-attr]

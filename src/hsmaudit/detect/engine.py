@@ -2,8 +2,8 @@
 
 Everything that watches events composes here: the single-event Sigma rules (compiled once,
 `ruleset.py`), the login brute force (`bruteforce.py`), log integrity per HSM stream
-(`sequence.py`) and HSM silence (`silence.py`). The CLI (`hsmaudit detect`), the local collector
-and the demo call it:
+(`sequence.py`), HSM silence (`silence.py`) and HSMs deleted while logging
+(`control_plane.py`). The CLI (`hsmaudit detect`), the local collector and the demo call it:
 
     engine = DetectionEngine()
     for event in events:
@@ -28,6 +28,8 @@ from hsmaudit.detect.bruteforce import (
     BruteForceSettings,
     LoginBruteForceDetector,
 )
+from hsmaudit.detect.control_plane import RULE_ID as REMOVED_WHILE_ACTIVE
+from hsmaudit.detect.control_plane import HsmRemovedWhileActiveDetector
 from hsmaudit.detect.ruleset import RuleSet, load_ruleset
 from hsmaudit.detect.sequence import DEFAULT_REORDER_WINDOW_USECS, SequenceDetector, SequenceSettings
 from hsmaudit.detect.silence import DEFAULT_SILENT_AFTER_USECS, SilenceDetector
@@ -121,6 +123,15 @@ class DetectionEngine:
                 severity=silent.severity if silent else "high",
             )
         )
+        removed = self.ruleset.stateful.get(REMOVED_WHILE_ACTIVE)
+        self._removed = (
+            None
+            if REMOVED_WHILE_ACTIVE in disabled
+            else HsmRemovedWhileActiveDetector(
+                title=removed.title if removed else "CloudHSM HSM deleted while its audit stream was active",
+                severity=removed.severity if removed else "critical",
+            )
+        )
         self._recent = _RecentIds(self.config.seen_ids)
         self._login_window = self.config.login_reorder_window_usecs
         self.stats = EngineStats()
@@ -135,6 +146,8 @@ class DetectionEngine:
             return self._count(alerts) if alerts else alerts
         if self._silence is not None:
             self._silence.note(event)
+        if self._removed is not None:
+            self._removed.process(event)
         brute_force = self._brute_force
         if brute_force is not None:
             held = brute_force._pending  # release held attempts only once one is due (cheap test)
@@ -159,6 +172,8 @@ class DetectionEngine:
                 alerts += self._brute_force.advance(now_usecs)
             if self._sequence is not None:
                 alerts += self._sequence.advance(now_usecs)
+            if self._removed is not None:
+                alerts += self._removed.advance(now_usecs)
         if self._silence is not None:
             alerts += self._silence.check(now_usecs)
         return self._count(alerts)
@@ -177,6 +192,8 @@ class DetectionEngine:
             alerts += self._brute_force.finalize()
         if self._sequence is not None:
             alerts += self._sequence.finalize()
+        if self._removed is not None:
+            alerts += self._removed.finalize()
         if self._silence is not None:
             alerts += self._silence.finalize(now_usecs)
         return self._count(alerts)

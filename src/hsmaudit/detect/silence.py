@@ -59,8 +59,8 @@ class SilenceDetector:
 
     def note(self, event: HsmEvent) -> None:
         """Record that the event's HSM logged (records without an HSM id or time are ignored)."""
-        if event.hsm_id is None or event.usecs is None:
-            return
+        if event.hsm_id is None or event.usecs is None or event.record_format == "cloudtrail":
+            return  # a CloudTrail call about an HSM is not the HSM logging
         usecs = event.usecs
         hsm = self._hsms.get(event.hsm_id)  # HSM ids are unique across clusters
         if hsm is None:

@@ -8,8 +8,8 @@ only reads it, through a plain `sqlite3.Connection`, so `detect` stays independe
 - `login-brute-force` creates the attempts view (`failed-login-attempts.sql`) and runs pySigma's
   sliding-window correlation over it, then keeps the rising edges (the first window of a burst
   that reaches the threshold), which is exactly when the Python detector fires;
-- `sequence-*` and `hsm-silent` need per-stream order and memory, so the rows are streamed
-  through the same Python detectors the engine uses.
+- `sequence-*`, `hsm-silent` and `hsm-removed-while-active` need per-stream order and memory,
+  so the rows are streamed through the same Python detectors the engine uses.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import msgspec
 import msgspec.inspect
 
 from hsmaudit.detect.bruteforce import RULE_ID as BRUTE_FORCE
+from hsmaudit.detect.control_plane import HsmRemovedWhileActiveDetector
 from hsmaudit.detect.engine import DetectionConfig
 from hsmaudit.detect.errors import DetectStoreError
 from hsmaudit.detect.ruleset import RuleSet, load_ruleset
@@ -272,11 +273,14 @@ def detect_store(
     titles = {rule_id: rule.title for rule_id, rule in ruleset.stateful.items()}
     sequence = SequenceDetector(SequenceSettings(reorder_window_usecs=config.reorder_window_usecs), titles)
     silence = SilenceDetector(config.silent_after_usecs)
+    removed = HsmRemovedWhileActiveDetector()
     stateful: list[Alert] = []
     for event in iter_store_events(connection, columns=STATEFUL_COLUMNS):
         stateful += sequence.process(event)
         silence.process(event)
+        removed.process(event)
     stateful += sequence.finalize()
+    stateful += removed.finalize()
     stateful += silence.finalize(now_usecs)
     alerts += [alert for alert in stateful if alert.rule not in disabled]
     return alerts

@@ -118,6 +118,8 @@ def cloudtrail_event(record: dict[str, Any]) -> HsmEvent:
         )
     category, action, severity = ACTIONS.get(name, ("other", _snake(name), "info"))
     params = record.get("requestParameters") if isinstance(record.get("requestParameters"), dict) else {}
+    if name == "CreateCluster" and isinstance(params, dict) and isinstance(params.get("sourceBackupId"), str):
+        action, severity = "cluster_create_from_backup", "high"  # every key of the backup, in a new cluster
     response = record.get("responseElements") if isinstance(record.get("responseElements"), dict) else {}
     error_code = record.get("errorCode")
     failed = isinstance(error_code, str) and bool(error_code)
