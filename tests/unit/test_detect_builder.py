@@ -215,7 +215,7 @@ class Cluster:
     ) -> HsmEvent:
         """A CloudHSM API call as CloudTrail records it (record contents reference), at the clock."""
         self.clock += SECOND
-        seconds, micros = divmod(self.clock, SECOND)
+        seconds = self.clock // SECOND
         record: dict[str, object] = {
             "eventVersion": "1.08",
             "userIdentity": {
