@@ -79,10 +79,16 @@ def register(app: typer.Typer) -> None:
             show_default=False,
         ),
         max_content_length: int = typer.Option(
-            100 * 1024 * 1024,
+            32 * 1024 * 1024,
             "--max-content-length",
             min=1024,
             help="Largest request body (decompressed), bytes.",
+        ),
+        max_concurrent_decodes: int = typer.Option(
+            2,
+            "--max-concurrent-decodes",
+            min=1,
+            help="Requests decompressed and decoded at once (worker threads); others wait.",
         ),
         ack: bool = typer.Option(
             True, "--ack/--no-ack", help="Indexer acknowledgement for requests with a channel."
@@ -119,7 +125,12 @@ def register(app: typer.Typer) -> None:
             store = EventStore(db, synchronous="FULL" if mode == "FULL" else "NORMAL")
         app_ = create_app(
             store,
-            CollectorSettings(token=secret, max_content_length=max_content_length, ack=ack),
+            CollectorSettings(
+                token=secret,
+                max_content_length=max_content_length,
+                ack=ack,
+                max_concurrent_decodes=max_concurrent_decodes,
+            ),
             allowed_hosts=allowed_hosts_for(host),
         )
         tailer = DetectionTailer(store) if detect else None

@@ -7,6 +7,10 @@ run this app under uvicorn (`server/run.py`).
 
 Security defaults: the token is compared in constant time and never logged; query-string tokens
 are refused (reference §1.2: tokens in URLs get logged); every page string is escaped.
+
+Hostile senders: decompression, decoding, parsing and row building run in worker threads, at most
+`max_concurrent_decodes` at once (each holds up to `max_content_length` decompressed bytes), so
+the event loop keeps answering other clients while one sends a bomb or a 5 MB whitespace line.
 """
 
 from __future__ import annotations
@@ -15,11 +19,15 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import functools
 import hmac
 import logging
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+import anyio
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -37,6 +45,7 @@ from hsmaudit.server.hec import (
     HEALTHY,
     INTERNAL_ERROR,
     INVALID_AUTHORIZATION,
+    INVALID_DATA_FORMAT,
     INVALID_TOKEN,
     NO_DATA,
     QUERY_STRING_AUTH_DISABLED,
@@ -49,12 +58,12 @@ from hsmaudit.server.hec import (
     decode_ack_request,
     decode_body,
     decode_envelopes,
-    envelope_event,
+    envelope_events,
     reply_body,
     reply_status,
 )
 from hsmaudit.sources.files import split_records
-from hsmaudit.store.errors import StoreError
+from hsmaudit.store.errors import StoreDataError, StoreError
 from hsmaudit.store.writer import GroupCommitWriter
 
 if TYPE_CHECKING:
@@ -68,6 +77,8 @@ LOG: Final = logging.getLogger("hsmaudit.server")
 
 CHANNEL_HEADER: Final = "x-splunk-request-channel"
 
+_T = TypeVar("_T")
+
 
 @dataclass(frozen=True, slots=True)
 class CollectorSettings:
@@ -78,9 +89,25 @@ class CollectorSettings:
     max_event_size: int = DEFAULT_MAX_EVENT_SIZE
     ack: bool = True
     """Indexer acknowledgement: a request with a channel gets an `ackId` (reference §1.7)."""
+    max_concurrent_decodes: int = 2
+    """Requests decompressed and decoded at once (the rest wait their turn): bounds memory to about
+    this many times 3 x `max_content_length`, and CPU to this many threads (2 cores by default)."""
 
     def __repr__(self) -> str:  # never show the token in a traceback or a log line
-        return f"CollectorSettings(max_content_length={self.max_content_length}, ack={self.ack})"
+        return (
+            f"CollectorSettings(max_content_length={self.max_content_length}, ack={self.ack}, "
+            f"max_concurrent_decodes={self.max_concurrent_decodes})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Decoded:
+    """A request body turned into events off the event loop: what to store, what to report."""
+
+    events: list[HsmEvent]
+    error: HecRequestError | None
+    stored: Future[int] | None
+    """The writer's future for `events` (rows built in the worker thread); None when empty."""
 
 
 def _reply(code: int, **extra: Any) -> JSONResponse:
@@ -100,6 +127,7 @@ class Collector:
         self.writer = GroupCommitWriter(store)
         self.acks = AckRegistry()
         self._token = settings.token.encode("utf-8")
+        self._decodes = anyio.CapacityLimiter(max(1, settings.max_concurrent_decodes))
 
     def close(self) -> None:
         """Commit what is queued and stop the writer thread."""
@@ -129,7 +157,8 @@ class Collector:
         if not hmac.compare_digest(presented, self._token):
             raise HecRequestError(INVALID_TOKEN)
 
-    async def _body(self, request: Request) -> bytes:
+    async def _received(self, request: Request) -> bytes:
+        """The body as sent (maybe gzip), at most `max_content_length` bytes of it."""
         limit = self.settings.max_content_length
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -141,14 +170,69 @@ class Collector:
             if size > limit:
                 raise PayloadTooLargeError(size, limit)
             chunks.append(chunk)
-        return decode_body(b"".join(chunks), request.headers.get("content-encoding"), limit=limit)
+        return b"".join(chunks)
+
+    async def _body(self, request: Request) -> bytes:
+        """The decompressed body (inflated off the event loop, within the decode limiter)."""
+        received = await self._received(request)
+        encoding = request.headers.get("content-encoding")
+        limit = self.settings.max_content_length
+        return await self._offload(functools.partial(decode_body, received, encoding, limit=limit))
+
+    async def _offload(self, work: Callable[[], _T]) -> _T:
+        """Run CPU work in a worker thread, at most `max_concurrent_decodes` at a time."""
+        return await anyio.to_thread.run_sync(work, limiter=self._decodes)
 
     def _channel(self, request: Request) -> str | None:
         return check_channel(request.headers.get(CHANNEL_HEADER) or request.query_params.get("channel"))
 
-    async def _store(self, events: list[HsmEvent]) -> None:
-        if events:
-            await asyncio.wrap_future(self.writer.submit(events))
+    async def _store(self, decoded: _Decoded) -> HecRequestError | None:
+        """Wait for the commit of the decoded events; the error to report, if any.
+
+        Events the store cannot hold (StoreDataError: deterministic) are found by storing the
+        events one at a time, so the ones before the bad one are kept and it is reported at its
+        number, as HEC does for bad data (§1.9).
+        """
+        if decoded.stored is None:
+            return decoded.error
+        try:
+            await asyncio.wrap_future(decoded.stored)
+        except StoreDataError:
+            for index, event in enumerate(decoded.events):
+                try:
+                    await asyncio.wrap_future(self.writer.submit([event]))
+                except StoreDataError:
+                    LOG.warning("HEC event %d cannot be stored; answered as bad data", index)
+                    return HecRequestError(INVALID_DATA_FORMAT, index)
+        return decoded.error
+
+    def _decode_events(self, received: bytes, encoding: str | None) -> _Decoded:
+        """Worker thread: inflate, decode the envelopes, parse the events, build the store rows."""
+        body = decode_body(received, encoding, limit=self.settings.max_content_length)
+        envelopes, error = decode_envelopes(body, max_event_size=self.settings.max_event_size)
+        del body
+        events, event_error = envelope_events(envelopes)
+        # Events before a bad one are accepted (reference §1.9): the first problem is reported.
+        first = event_error if event_error is not None else error
+        return _Decoded(events, first, self.writer.submit(events) if events else None)
+
+    def _decode_raw(
+        self, received: bytes, encoding: str | None, source: str | None, host: str | None
+    ) -> _Decoded:
+        """Worker thread: the raw endpoint's body as record text, parsed and queued for the store."""
+        body = decode_body(received, encoding, limit=self.settings.max_content_length)
+        # Invalid UTF-8 is kept reversibly: surrogateescape makes each bad byte a lone surrogate,
+        # which the parser writes as a \udcXX escape and flags (records/parse.py).
+        text = body.decode("utf-8", "surrogateescape")
+        if not text.strip():
+            raise HecRequestError(NO_DATA)
+        if text.lstrip().startswith("{"):
+            # Certificate-storage records are one JSON object per line (reference §8.1).
+            records = [line for line in text.splitlines() if line.strip()]
+        else:
+            records = list(split_records(text))
+        events = [parse_message(record, log_group=source, log_stream=host) for record in records]
+        return _Decoded(events, None, self.writer.submit(events) if events else None)
 
     async def _guarded(self, request: Request, work: Callable[[Request], Awaitable[Response]]) -> Response:
         try:
@@ -157,6 +241,9 @@ class Collector:
             return _error_reply(error)
         except PayloadTooLargeError as error:
             return JSONResponse(error.body(), status_code=413)
+        except StoreDataError as error:  # deterministic: a retry fails the same way
+            LOG.warning("store refused the request's data: %s", error)
+            return _reply(INVALID_DATA_FORMAT)
         except StoreError as error:
             LOG.error("store write failed: %s", error)
             return _reply(INTERNAL_ERROR)
@@ -173,10 +260,12 @@ class Collector:
     async def _event(self, request: Request) -> Response:
         self._authorize(request)
         channel = self._channel(request)
-        body = await self._body(request)
-        envelopes, error = decode_envelopes(body, max_event_size=self.settings.max_event_size)
+        received = await self._received(request)
+        encoding = request.headers.get("content-encoding")
+        decoded = await self._offload(functools.partial(self._decode_events, received, encoding))
+        del received
         # Events before a bad one are accepted (reference §1.9): store them, then report it.
-        await self._store([envelope_event(envelope) for envelope in envelopes])
+        error = await self._store(decoded)
         if error is not None:
             return _error_reply(error)
         return self._success(channel)
@@ -188,18 +277,16 @@ class Collector:
     async def _raw(self, request: Request) -> Response:
         self._authorize(request)
         channel = self._channel(request)
-        body = await self._body(request)
-        text = body.decode("utf-8", "replace")
-        if not text.strip():
-            raise HecRequestError(NO_DATA)
+        received = await self._received(request)
+        encoding = request.headers.get("content-encoding")
         source = request.query_params.get("source") or None
         host = request.query_params.get("host") or None
-        if text.lstrip().startswith("{"):
-            # Certificate-storage records are one JSON object per line (reference §8.1).
-            records = [line for line in text.splitlines() if line.strip()]
-        else:
-            records = list(split_records(text))
-        await self._store([parse_message(record, log_group=source, log_stream=host) for record in records])
+        decoded = await self._offload(functools.partial(self._decode_raw, received, encoding, source, host))
+        del received
+        error = await self._store(decoded)
+        if error is not None:
+            # No event numbers on /raw: the request as a whole is bad data.
+            return _error_reply(HecRequestError(error.code))
         return self._success(channel)
 
     def _success(self, channel: str | None) -> JSONResponse:
