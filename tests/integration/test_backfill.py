@@ -215,9 +215,10 @@ def test_a_refused_token_spools_the_history_and_replay_delivers_it_once(
     env = hec_env(moto, loopback_hec.url, HSMAUDIT_HEC_TOKEN="wrong-token", HSMAUDIT_SPOOL_DIR=str(spool))
     args = [a for a in backfill_args(cluster, tmp_path / "cp.json") if a != "--json"]  # summary on stderr
     result = run_cli(*args, env=env)
-    # THEN the backfill completes with everything spooled and says what to do next
-    assert result.returncode == 0, result.stderr
-    assert "went to the spool" in result.stderr and "hsmaudit replay" in result.stderr
+    # THEN the backfill reads everything into the spool, says why and what to do next, exit 1
+    assert result.returncode == 1, result.stderr
+    assert "20 spooled: HEC refused the token" in result.stderr
+    assert f"hsmaudit replay {spool}" in result.stderr
     assert delivered_ids(loopback_hec) == []
     # AND replay with the right token delivers every record exactly once
     replay = run_cli("replay", str(spool), env=hec_env(moto, loopback_hec.url))

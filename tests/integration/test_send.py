@@ -110,9 +110,12 @@ def test_hec_down_with_a_spool_keeps_every_event_for_replay(samples_dir: Path, t
             "HSMAUDIT_HEC_MAX_ATTEMPTS": "1",
         },
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    # kept, not delivered: exit 1, with the reason in the summary
+    assert result.returncode == 1, result.stderr
     summary = json.loads(result.stdout)
     assert summary["spooled"] == summary["events"] == len(sample_paths(samples_dir))
+    assert [r["events"] for r in summary["spooled_reasons"]] == [summary["spooled"]]
+    assert "connection refused" in summary["spooled_reasons"][0]["reason"]
     assert list(spool.iterdir())
 
 

@@ -175,9 +175,11 @@ def needed_permissions(
 class AwsSessionError(Exception):
     """No usable AWS session (unknown profile, no Region); `fix` says what to do."""
 
-    def __init__(self, message: str, fix: str) -> None:
+    def __init__(self, message: str, fix: str, *, check: str = "aws.credentials") -> None:
         super().__init__(message)
         self.fix = fix
+        self.check = check
+        """The doctor check this problem belongs to (a missing Region is not a credentials problem)."""
 
 
 def aws_clients(*, region: str | None, profile: str | None) -> tuple[ClientFactory, str]:
@@ -190,14 +192,16 @@ def aws_clients(*, region: str | None, profile: str | None) -> tuple[ClientFacto
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError
 
+    from hsmaudit.aws.region import NO_REGION_FIX, resolve_region
+
     try:
-        session = boto3.session.Session(profile_name=profile, region_name=region)
+        session = boto3.session.Session(profile_name=profile, region_name=resolve_region(region))
     except BotoCoreError as error:
         raise AwsSessionError(
             f"the AWS session cannot start ({error})", "check --profile / AWS_PROFILE"
         ) from None
     if not session.region_name:
-        raise AwsSessionError("no AWS Region is configured", "give --region or set AWS_REGION")
+        raise AwsSessionError("no AWS Region is configured", NO_REGION_FIX, check="aws.region")
     config = Config(
         retries={"total_max_attempts": 2, "mode": "standard"}, connect_timeout=10, read_timeout=20
     )

@@ -385,6 +385,8 @@ def logs_client(
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, NoRegionError
 
+    from hsmaudit.aws.region import NO_REGION_FIX, resolve_region
+
     config = Config(
         retries={"total_max_attempts": 1, "mode": "standard"},
         connect_timeout=10,
@@ -392,9 +394,9 @@ def logs_client(
         user_agent_extra="hsmaudit",
     )
     try:
-        session = boto3.session.Session(profile_name=profile, region_name=region)
+        session = boto3.session.Session(profile_name=profile, region_name=resolve_region(region))
         return session.client("logs", endpoint_url=endpoint_url, config=config)
     except NoRegionError:
-        raise LogsError("no AWS Region: give --region or set AWS_REGION") from None
+        raise LogsError(f"no AWS Region: {NO_REGION_FIX}") from None
     except BotoCoreError as error:  # e.g. ProfileNotFound
         raise LogsAccessError(f"AWS session: {error}") from None

@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from hsmaudit.config import ConfigError, Settings, load_settings
@@ -43,8 +44,12 @@ def token_provider(settings: Settings) -> TokenProvider:
         return SsmToken(settings.hec_token_ssm_parameter, ttl=settings.hec_token_ttl)
     if settings.hec_token:
         return StaticToken(settings.hec_token)
+    # No --token flag on purpose (a flag shows in `ps` and shell history), so the message names
+    # every way there is: the variable for local use, the two secret stores for AWS.
     raise ConfigError(
-        "no HEC token configured: set HSMAUDIT_HEC_TOKEN_SECRET_ARN or HSMAUDIT_HEC_TOKEN_SSM_PARAMETER"
+        "no HEC token configured: set HSMAUDIT_HEC_TOKEN (local use), or keep it in a secret store "
+        "and set HSMAUDIT_HEC_TOKEN_SECRET_ARN (Secrets Manager) or HSMAUDIT_HEC_TOKEN_SSM_PARAMETER "
+        "(SSM); the config file's hec_token_secret_arn / hec_token_ssm_parameter work too"
     )
 
 
@@ -52,6 +57,8 @@ def build_client(settings: Settings, token: TokenProvider | None = None) -> HecC
     """An `HecClient` from settings (raises `ConfigError` when the URL or token is missing)."""
     if not settings.hec_url:
         raise ConfigError("no HEC URL configured: set HSMAUDIT_HEC_URL")
+    if settings.hec_ca_bundle:
+        check_ca_bundle(settings.hec_ca_bundle)
     try:
         return HecClient(
             settings.hec_url,
@@ -74,6 +81,26 @@ def build_client(settings: Settings, token: TokenProvider | None = None) -> HecC
         )
     except ValueError as error:
         raise ConfigError(str(error)) from None
+
+
+def check_ca_bundle(path: str) -> None:
+    """A CA bundle that is missing or holds no certificate is configuration, said at once.
+
+    Left to urllib3, it surfaces at the first connection as a TLS failure and is retried like a
+    network fault, once per attempt and batch, with a reason that hides the typo.
+    """
+    import ssl
+
+    fix = "give the PEM file of the CA that signed HEC's certificate (--ca-bundle / HSMAUDIT_HEC_CA_BUNDLE)"
+    file = Path(path).expanduser()
+    if not file.is_file():
+        what = "is a directory" if file.is_dir() else "does not exist"
+        raise ConfigError(f"the HEC CA bundle {path} {what}: {fix}")
+    try:
+        ssl.create_default_context(cafile=str(file))
+    except (ssl.SSLError, OSError, ValueError) as error:
+        reason = getattr(error, "reason", None) or type(error).__name__
+        raise ConfigError(f"the HEC CA bundle {path} holds no usable certificate ({reason}): {fix}") from None
 
 
 def build_runtime(settings: Settings, *, need_client: bool = True) -> Runtime:

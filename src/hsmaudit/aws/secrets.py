@@ -25,13 +25,16 @@ TOKEN_KEYS: Final = ("token", "hec_token", "HEC_TOKEN", "splunk_hec_token")
 def boto3_client(service: str) -> Any:
     """A boto3 client with short timeouts (a hung secret store must not eat the invocation).
 
-    Region and endpoint come from the usual AWS environment (`AWS_REGION`, `AWS_ENDPOINT_URL`).
+    The Region comes from `aws.region.resolve_region` (`AWS_REGION` too, which boto3 alone would
+    ignore), the endpoint from the usual AWS environment (`AWS_ENDPOINT_URL`).
     """
     import boto3
     from botocore.config import Config
 
+    from hsmaudit.aws.region import resolve_region
+
     config = Config(connect_timeout=3, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"})
-    return boto3.client(service, config=config)  # type: ignore[call-overload]
+    return boto3.client(service, region_name=resolve_region(), config=config)  # type: ignore[call-overload]
 
 
 def token_from_secret(secret: str, *, name: str) -> str:

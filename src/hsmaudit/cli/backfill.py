@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 import typer
 
-from hsmaudit.cli.destination import Delivered, DeliveryError, Destination
+from hsmaudit.cli.destination import Delivered, DeliveryError, Destination, destination_spool, spool_lines
 from hsmaudit.cli.output import fail, stderr_console
 from hsmaudit.cli.timespec import TimeSpecError, format_ms, parse_time_ms
 from hsmaudit.records.parse import cluster_id_from_log_group
@@ -119,6 +119,9 @@ class BackfillSummary:
     backoff_seconds: float = 0.0
     max_rps: float = 0.0
     lowest_rps: float = 0.0  # the pace GetLogEvents was slowed down to after throttling
+    spooled_reasons: dict[str, int] = field(default_factory=dict)
+    """Why events went to the spool instead of HEC: reason -> events."""
+    spool: str | None = None
 
     def totals(self) -> dict[str, int]:
         keys = ("read", "skipped", "delivered", "accepted", "spooled", "duplicates", "parse_errors", "pages")
@@ -190,6 +193,7 @@ class Backfill:
         self.stop = stop or StopFlag()
         self._clock = clock
         self._pages = 0
+        self.reasons: dict[str, int] = {}
 
     def plan(self) -> list[tuple[str, LogStreamInfo]]:
         """Every (log group, stream) to read, skipping streams with no events in the window."""
@@ -226,6 +230,7 @@ class Backfill:
             if pace is not None:
                 summary.max_rps = pace.configured
                 summary.lowest_rps = round(pace.lowest, 3)
+        summary.spooled_reasons = dict(self.reasons)
         summary.interrupted = self.stop.requested
         summary.complete = not self.stop.requested and all(result.complete for result in summary.streams)
         return summary
@@ -274,6 +279,8 @@ class Backfill:
                     chunk = fresh[begin : begin + size]
                     delivered = self.destination.deliver([event for _, event in chunk])
                     self._count(result, delivered)
+                    for reason, count in delivered.reasons.items():
+                        self.reasons[reason] = self.reasons.get(reason, 0) + count
                     position = position.advance((stamp, event.event_id or "") for stamp, event in chunk)
                     self._save(log_group, info.name, position)
                     delivered_total = position.delivered
@@ -452,13 +459,9 @@ def print_summary(summary: BackfillSummary) -> None:
         + f"; checkpoint {summary.checkpoint}",
         highlight=False,
     )
-    if data["spooled"]:
-        console.print(
-            f"{data['spooled']} of them went to the spool because HEC did not take them: "
-            "fix HEC (hsmaudit doctor) and run 'hsmaudit replay'",
-            style="yellow",
-            highlight=False,
-        )
+    kept = Delivered(spooled=data["spooled"], reasons=summary.spooled_reasons)
+    for line in spool_lines(kept, summary.spool):
+        console.print(line, style="yellow", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -591,6 +594,7 @@ def register(app: typer.Typer) -> None:
         with opts.delivery_errors():
             destination = opts.open_destination(settings)
             summary.destination = destination.description
+            summary.spool = destination_spool(destination)
             try:
                 reader = LogsReader(
                     logs_client(region=region, profile=profile),
@@ -624,6 +628,9 @@ def register(app: typer.Typer) -> None:
         _report(summary, json_summary)
         if summary.interrupted:
             fail(f"{stop.reason}; run the same command to resume from {checkpoint_path}", 130)
+        if summary.totals()["spooled"]:
+            # The window is done (the checkpoint says so) but not in Splunk: not a success.
+            raise typer.Exit(1)
 
 
 def show_plan(

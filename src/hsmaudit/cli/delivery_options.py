@@ -25,7 +25,9 @@ if TYPE_CHECKING:
     from hsmaudit.config import Settings
     from hsmaudit.sinks.hec import HecClient, TokenProvider
 
-REGION: Any = typer.Option(None, "--region", help="AWS Region (default: AWS_REGION / your profile's).")
+REGION: Any = typer.Option(
+    None, "--region", help="AWS Region (default: AWS_REGION, else AWS_DEFAULT_REGION, else your profile's)."
+)
 PROFILE: Any = typer.Option(None, "--profile", help="AWS profile from ~/.aws/config (default: AWS_PROFILE).")
 DB: Any = typer.Option(
     None, "--db", help="Write into this local SQLite store instead of HEC (created if missing)."
@@ -149,7 +151,19 @@ def open_destination(options: DeliveryOptions) -> Destination:
         from hsmaudit.sinks.spool import open_spool
 
         spool = open_spool(settings.spool_location)
-    return HecDestination(client, spool=spool)
+    return HecDestination(client, spool=spool, on_block=say_blocked)
+
+
+def say_blocked(reason: str) -> None:
+    """The circuit breaker opened: say so when it happens, not only in the final summary."""
+    from hsmaudit.cli.output import stderr_console
+
+    stderr_console().print(
+        f"hsmaudit: {reason}. Not retrying: the rest of this run goes straight to the spool",
+        style="yellow",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def quiet_library_logs() -> None:

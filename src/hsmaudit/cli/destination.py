@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Protocol
 
@@ -36,12 +36,39 @@ class Delivered:
     accepted: int = 0
     spooled: int = 0
     duplicates: int = 0  # the store already had them (same event_id)
+    reasons: dict[str, int] = field(default_factory=dict)
+    """Why events went to the spool: reason -> events (a summary prints one line per reason)."""
 
     def add(self, other: Delivered) -> None:
         self.events += other.events
         self.accepted += other.accepted
         self.spooled += other.spooled
         self.duplicates += other.duplicates
+        for reason, count in other.reasons.items():
+            self.reasons[reason] = self.reasons.get(reason, 0) + count
+
+
+def destination_spool(destination: object) -> str | None:
+    """The spool location of a HEC destination (None for the others, or without a spool)."""
+    spool = getattr(destination, "spool", None)
+    location = getattr(spool, "location", None)
+    return str(location) if location is not None else None
+
+
+def spool_lines(delivered: Delivered, location: str | None) -> list[str]:
+    """One line per reason events went to the spool, largest first, and what to do next."""
+    if not delivered.spooled:
+        return []
+    lines = [
+        f"  {count} spooled: {reason}"
+        for reason, count in sorted(delivered.reasons.items(), key=lambda item: -item[1])
+    ]
+    where = f" {location}" if location else ""
+    lines.append(
+        f"{delivered.spooled} events are in the spool{where}, not in Splunk: fix HEC "
+        f"('hsmaudit doctor'), then run 'hsmaudit replay{where}'"
+    )
+    return lines
 
 
 class Destination(Protocol):
@@ -61,11 +88,25 @@ class Destination(Protocol):
 
 
 class HecDestination:
-    """Splunk HEC through `HecClient`; what HEC refuses goes to the spool when one is configured."""
+    """Splunk HEC through `HecClient`; what HEC refuses goes to the spool when one is configured.
 
-    def __init__(self, client: HecClient, *, spool: Spool | None, budget_seconds: float = 300.0) -> None:
+    A circuit breaker spans the whole run: once one delivery finds HEC down (every attempt of a
+    batch failed) or refusing the token, later deliveries send nothing and spool at once with
+    that reason; `on_block` is told once, so the operator hears it when it happens.
+    """
+
+    def __init__(
+        self,
+        client: HecClient,
+        *,
+        spool: Spool | None,
+        budget_seconds: float = 300.0,
+        on_block: Callable[[str], None] | None = None,
+    ) -> None:
         self.client = client
         self.spool = spool
+        self.blocked: str | None = None
+        self.on_block = on_block
         # One HEC request: HEC accepts or refuses it whole (bar invalid-event-number, whose
         # accepted prefix is then re-sent at most once).
         self.chunk_size: int | None = client.max_events
@@ -83,16 +124,26 @@ class HecDestination:
             deadline=time.monotonic() + self.budget_seconds,
             spool=self.spool,
             metadata={"origin": "hsmaudit-cli"},
+            blocked=self.blocked,
         )
         self.requests += report.requests
         self.retries += report.retries
+        if report.blocked is not None and self.blocked is None:
+            self.blocked = report.blocked
+            if self.on_block is not None and self.spool is not None:
+                self.on_block(self.blocked)
         if report.failed:
             reason = report.failed[0].reason
             raise DeliveryError(
                 f"HEC did not take {report.failed_events} of {len(events)} events ({reason}); "
                 "configure a spool (HSMAUDIT_SPOOL_DIR) to keep them, or fix HEC and run again"
             )
-        return Delivered(events=len(events), accepted=report.accepted, spooled=report.spooled_events)
+        reasons: dict[str, int] = {}
+        for batch in report.spooled:
+            reasons[batch.reason] = reasons.get(batch.reason, 0) + batch.count
+        return Delivered(
+            events=len(events), accepted=report.accepted, spooled=report.spooled_events, reasons=reasons
+        )
 
     def close(self) -> None:
         self.client.close()

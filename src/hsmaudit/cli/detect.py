@@ -28,7 +28,14 @@ from hsmaudit.cli.output import (
     stdout_console,
     write_lines,
 )
-from hsmaudit.cli.parse import LOG_GROUP_OPTION, LOG_STREAM_OPTION, PATHS_HELP, input_paths, iter_events
+from hsmaudit.cli.parse import (
+    LOG_GROUP_OPTION,
+    LOG_STREAM_OPTION,
+    PATHS_HELP,
+    fail_on_empty,
+    input_paths,
+    iter_events,
+)
 from hsmaudit.detect.errors import DetectError
 from hsmaudit.records.alert import Alert, alert_to_json
 from hsmaudit.sources.errors import SourceError
@@ -164,6 +171,7 @@ def register(app: typer.Typer) -> None:
             now_usecs = parse_now_usecs(now)
         except ValueError as error:
             fail(str(error), 2)
+        empty: list[str] = []
         with one_line_errors(SourceError, DetectError, msgspec.ValidationError, sqlite3.Error):
             events_seen: int | None = None
             if db is not None:
@@ -174,7 +182,9 @@ def register(app: typer.Typer) -> None:
                 from hsmaudit.detect.engine import DetectionEngine, detect_events
 
                 engine = DetectionEngine(config)
-                events = iter_events(input_paths(paths), log_group=log_group, log_stream=log_stream)
+                events = iter_events(
+                    input_paths(paths), log_group=log_group, log_stream=log_stream, empty=empty
+                )
                 alerts = detect_events(events, now_usecs=now_usecs, engine=engine)
             if output is OutputFormat.table or summary:
                 alerts = list(alerts)
@@ -187,6 +197,7 @@ def register(app: typer.Typer) -> None:
             if summary:
                 assert isinstance(alerts, list)
                 _summary(alerts, events_seen)
+        fail_on_empty(empty)
 
     rules_app = typer.Typer(
         name="rules",

@@ -661,12 +661,17 @@ def aws_checks(
     """Credentials, permissions, subscriptions; later checks are skipped when credentials fail."""
     from hsmaudit.aws.checks import AwsChecks, AwsSessionError, aws_clients, error_kind, needed_permissions
     from hsmaudit.aws.logs import log_group_for_cluster
+    from hsmaudit.aws.region import region_source
 
     try:
         clients, resolved_region = aws_clients(region=region, profile=profile)
     except AwsSessionError as error:
-        yield CheckResult("aws.credentials", "fail", str(error), error.fix)
+        yield CheckResult(error.check, "fail", str(error), error.fix)
+        later = ("aws.credentials", "aws.permissions", "aws.subscription")
+        for name in later[later.index(error.check) + 1 :] if error.check in later else later:
+            yield CheckResult(name, "skip", f"not checked: {error.check} failed")
         return
+    yield CheckResult("aws.region", "ok", f"AWS Region {resolved_region} (from {region_source(region)})")
     checks = AwsChecks(clients, region=resolved_region)
     credentials = checks.credentials()
     yield credentials

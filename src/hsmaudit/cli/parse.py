@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -18,7 +19,7 @@ from hsmaudit.cli.output import (
 )
 from hsmaudit.records.event import HsmEvent, event_to_json
 from hsmaudit.sources.errors import SourceError
-from hsmaudit.sources.files import STDIN, read_paths
+from hsmaudit.sources.files import STDIN, read_bytes, read_paths
 from hsmaudit.sources.message import LogMessage, parse_log_message
 
 if TYPE_CHECKING:
@@ -46,10 +47,51 @@ def input_paths(paths: list[str] | None) -> list[str]:
     return [STDIN]
 
 
-def iter_events(paths: Iterable[str], *, log_group: str | None, log_stream: str | None) -> Iterator[HsmEvent]:
-    """Every event of every input, parsing messages and passing parsed events through."""
-    for item in read_paths(paths, log_group=log_group, log_stream=log_stream):
-        yield parse_log_message(item) if isinstance(item, LogMessage) else item
+def iter_events(
+    paths: Iterable[str],
+    *,
+    log_group: str | None,
+    log_stream: str | None,
+    empty: list[str] | None = None,
+) -> Iterator[HsmEvent]:
+    """Every event of every input, parsing messages and passing parsed events through.
+
+    Blank inputs (nothing but whitespace) are appended to `empty` (when given): an empty export
+    is a mistake upstream (a redirect that failed, the wrong file), not a success. An input with
+    content but no audit record (a CloudWatch health check, no matching events) is not blank.
+    """
+    for path in paths:
+        if path == STDIN:
+            data = sys.stdin.buffer.read()
+            items = read_bytes(data, name="<stdin>", log_group=log_group, log_stream=log_stream)
+            if not data.strip() and empty is not None:
+                empty.append("stdin")
+        else:
+            items = read_paths([path], log_group=log_group, log_stream=log_stream)
+        found = False
+        for item in items:
+            found = True
+            yield parse_log_message(item) if isinstance(item, LogMessage) else item
+        if not found and path != STDIN and empty is not None and _blank(path):
+            empty.append(path)
+
+
+def _blank(path: str) -> bool:
+    """Whether a file that yielded no record holds nothing but whitespace (read only then)."""
+    try:
+        file = Path(path)
+        return file.stat().st_size == 0 or (file.stat().st_size < 1 << 20 and not file.read_bytes().strip())
+    except OSError:
+        return False
+
+
+def fail_on_empty(empty: list[str]) -> None:
+    """Exit 1 naming each input that held no records (after the others were processed)."""
+    if not empty:
+        return
+    for name in empty[:-1]:
+        sys.stderr.write(f"hsmaudit: no records in {name}\n")
+    fail(f"no records in {empty[-1]}")
 
 
 def events_table(events: Iterable[HsmEvent]) -> Table:
@@ -95,9 +137,11 @@ def register(app: typer.Typer) -> None:
         raw: bool = typer.Option(True, "--raw/--no-raw", help="Include each record's raw text."),
     ) -> None:
         """Parse CloudHSM audit records into normalised events (JSON lines, one per record)."""
+        empty: list[str] = []
         with one_line_errors(SourceError):
-            events = iter_events(input_paths(paths), log_group=log_group, log_stream=log_stream)
+            events = iter_events(input_paths(paths), log_group=log_group, log_stream=log_stream, empty=empty)
             if output is OutputFormat.table:
                 stdout_console().print(events_table(list(events)))
             else:
                 write_lines(event_to_json(event, include_raw=raw) for event in events)
+        fail_on_empty(empty)

@@ -90,7 +90,8 @@ def replay_batch(
     )
     if not report.failed:
         spool.delete(batch_id)
-        return BatchOutcome(batch_id, "replayed", len(batch.lines), report.accepted, batch.reason), True
+        # The reason it was spooled is history now: a replayed row carries no failure reason.
+        return BatchOutcome(batch_id, "replayed", len(batch.lines), report.accepted, ""), True
     go_on = report.blocked is None
     poison = [failed for failed in report.failed if not failed.retryable]
     retry = [failed for failed in report.failed if failed.retryable]
@@ -162,6 +163,25 @@ def list_spool(spool: Spool) -> list[BatchOutcome]:
     return outcomes
 
 
+def check_spool_location(where: str) -> None:
+    """A local spool that does not exist is a mistyped path (exit 2), not an empty spool.
+
+    Otherwise replay would print "replayed 0 batches" and exit 0 while the real spool, one typo
+    away, still holds everything.
+    """
+    if where.startswith("s3://"):
+        return
+    path = Path(where)
+    if not path.exists():
+        fail(
+            f"no spool at {where}: the directory does not exist; give the directory that "
+            "send/backfill spooled to (--spool-dir / HSMAUDIT_SPOOL_DIR)",
+            2,
+        )
+    if not path.is_dir():
+        fail(f"no spool at {where}: it is a file, not a spool directory", 2)
+
+
 def _settings(flags: dict[str, Any], config: Path | None) -> Settings:
     from hsmaudit.config import load_settings
 
@@ -231,6 +251,7 @@ def register(app: typer.Typer) -> None:
             where = location or settings.spool_location
             if not where:
                 fail("no spool: give a directory or s3://bucket/prefix, or set HSMAUDIT_SPOOL_DIR", 2)
+            check_spool_location(where)
             from hsmaudit.sinks.spool import open_spool
 
             spool = open_spool(where)
@@ -305,5 +326,25 @@ def _summarise(outcomes: list[BatchOutcome], where: str, *, list_only: bool) -> 
         f"quarantined {counts.get('quarantined', 0)} ({held} items moved to quarantine), "
         f"raw payloads left {counts.get('payload', 0)}\n"
     )
+    for line in reason_lines(outcomes):
+        sys.stderr.write(line + "\n")
     if counts.get("kept", 0) or counts.get("partial", 0) or held:
         raise typer.Exit(1)
+
+
+def reason_lines(outcomes: list[BatchOutcome]) -> list[str]:
+    """One line per (what happened, why) for batches HEC did not take whole, largest first."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for outcome in outcomes:
+        if outcome.status not in ("kept", "partial", "quarantined"):
+            continue
+        verb = {"kept": "kept", "partial": "partly kept", "quarantined": "quarantined"}[outcome.status]
+        left = outcome.events - outcome.accepted
+        batches_events = groups.setdefault((verb, outcome.reason), [0, 0])
+        batches_events[0] += 1
+        batches_events[1] += left
+    ordered = sorted(groups.items(), key=lambda item: -item[1][1])
+    return [
+        f"  {batches} batches ({events} events) {verb}: {reason}"
+        for (verb, reason), (batches, events) in ordered
+    ]

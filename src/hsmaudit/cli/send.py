@@ -19,9 +19,16 @@ import msgspec
 import typer
 
 from hsmaudit.cli import delivery_options as opts
-from hsmaudit.cli.destination import Delivered, DeliveryError
+from hsmaudit.cli.destination import Delivered, DeliveryError, destination_spool, spool_lines
 from hsmaudit.cli.output import fail, stderr_console
-from hsmaudit.cli.parse import LOG_GROUP_OPTION, LOG_STREAM_OPTION, PATHS_HELP, input_paths, iter_events
+from hsmaudit.cli.parse import (
+    LOG_GROUP_OPTION,
+    LOG_STREAM_OPTION,
+    PATHS_HELP,
+    fail_on_empty,
+    input_paths,
+    iter_events,
+)
 from hsmaudit.records.event import HsmEvent
 from hsmaudit.sources.errors import SourceError
 
@@ -33,8 +40,10 @@ SEND_HELP: Final = (
     "Takes every input `hsmaudit parse` takes: raw record text, certificate JSON, CloudWatch "
     "subscription envelopes, 'aws logs filter-log-events' output, JSON lines of events. Delivery uses "
     "the same HEC client, batching, retries and spool as the Lambda; settings come from flags, then "
-    "HSMAUDIT_* variables, then the config file. Prints a summary (JSON with --json); exits 1 if "
-    "any event was neither accepted nor spooled."
+    "HSMAUDIT_* variables, then the config file. Once HEC is down or refuses the token, the rest "
+    "goes to the spool at once. Prints a summary (JSON with --json): accepted, spooled and why. "
+    "Exits 1 unless HEC accepted (or --db/--out kept) every event: when any was spooled, not "
+    "taken, or an input held no records."
 )
 
 
@@ -82,11 +91,12 @@ def register(app: typer.Typer) -> None:
         sources = input_paths(paths)
         total = Delivered()
         parse_errors = 0
+        empty: list[str] = []
         started = time.monotonic()
         with opts.delivery_errors():
             destination = opts.open_destination(options)
             try:
-                events = iter_events(sources, log_group=log_group, log_stream=log_stream)
+                events = iter_events(sources, log_group=log_group, log_stream=log_stream, empty=empty)
                 for chunk in chunks(events, CHUNK_EVENTS):
                     parse_errors += sum(1 for event in chunk if event.parse_error)
                     total.add(destination.deliver(chunk))
@@ -95,22 +105,44 @@ def register(app: typer.Typer) -> None:
             finally:
                 destination.close()
         seconds = time.monotonic() - started
+        spool_location = destination_spool(destination)
         summary = {
             "destination": destination.description,
             "events": total.events,
             "accepted": total.accepted,
             "spooled": total.spooled,
+            "spooled_reasons": [{"reason": r, "events": n} for r, n in total.reasons.items()],
+            "spool": spool_location,
             "duplicates": total.duplicates,
+            "hec_requests": getattr(destination, "requests", 0),
             "parse_errors": parse_errors,
+            "empty_inputs": empty,
             "seconds": round(seconds, 3),
         }
         if json_summary:
             sys.stdout.write(msgspec.json.encode(summary).decode() + "\n")
+            sys.stdout.flush()
         else:
-            extra = f", {total.spooled} spooled for replay" if total.spooled else ""
-            extra += f", {total.duplicates} already stored" if total.duplicates else ""
-            extra += f", {parse_errors} unparsed (sent with parse_error set)" if parse_errors else ""
-            stderr_console().print(
-                f"sent {total.events} events to {destination.description} in {seconds:.1f}s{extra}",
+            console = stderr_console()
+            console.print(
+                summary_line(total, destination.description, seconds, parse_errors),
                 highlight=False,
+                soft_wrap=True,
             )
+            for line in spool_lines(total, spool_location):
+                console.print(line, highlight=False, soft_wrap=True, style="yellow")
+        fail_on_empty(empty)
+        if total.spooled:
+            # Kept, not delivered: a script must not take this run for a success.
+            raise typer.Exit(1)
+
+
+def summary_line(total: Delivered, description: str, seconds: float, parse_errors: int) -> str:
+    """`sent N events to X in Ys: A accepted`, or, when not all arrived, how many did and how many wait."""
+    counts = f"{total.accepted} accepted"
+    counts += f", {total.spooled} spooled" if total.spooled else ""
+    counts += f", {total.duplicates} already stored" if total.duplicates else ""
+    counts += f", {parse_errors} unparsed (sent with parse_error set)" if parse_errors else ""
+    if total.spooled:
+        return f"{total.events} events for {description}, in {seconds:.1f}s: {counts}"
+    return f"sent {total.events} events to {description} in {seconds:.1f}s: {counts}"

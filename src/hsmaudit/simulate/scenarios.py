@@ -189,7 +189,7 @@ def run_scenarios(
         chosen.remove("hsm-silent")
         chosen.append("hsm-silent")
     if "hsm-silent" in chosen and hsms < 2:
-        raise ValueError("hsm-silent needs a cluster of at least 2 HSMs")
+        raise ValueError("hsm-silent needs a cluster of at least 2 HSMs: give --hsms 2 or more")
     kwargs = {} if start_usecs is None else {"start_usecs": start_usecs}
     sim = ClusterSimulator(seed=seed, hsm_count=hsms, cluster_id=cluster_id, **kwargs)  # type: ignore[arg-type]
     expected: set[str] = set()

@@ -68,6 +68,8 @@ TOKEN_CODES: Final = frozenset({1, 2, 3, 4, 21, 22})
 # 7: incorrect index. It carries an invalid-event-number, but every event of ours has the same
 # index, so the rest of the batch would fail the same way: spool it all at once.
 INDEX_CODE: Final = 7
+MAX_EVENT_BYTES: Final = MAX_BYTES_LIMIT
+"""HEC's default per-event `maxEventSize`, 5 MB (docs/reference/splunk.md §1.10)."""
 HELD_BYTES_LIMIT: Final = 8 * 1024 * 1024
 """Bytes of lines kept in memory for one spool write once a run is blocked (bounded for 128 MB Lambdas)."""
 
@@ -547,11 +549,16 @@ class HecClient:
         deadline: float,
         spool: Spool | None = None,
         metadata: Mapping[str, str] | None = None,
+        blocked: str | None = None,
     ) -> DeliveryReport:
         """Send events; see `send_lines`."""
         line = self.encoder.line
         return self.send_lines(
-            (line(event) for event in events), deadline=deadline, spool=spool, metadata=metadata
+            (line(event) for event in events),
+            deadline=deadline,
+            spool=spool,
+            metadata=metadata,
+            blocked=blocked,
         )
 
     def send_lines(
@@ -561,14 +568,20 @@ class HecClient:
         deadline: float,
         spool: Spool | None = None,
         metadata: Mapping[str, str] | None = None,
+        blocked: str | None = None,
     ) -> DeliveryReport:
         """Send HEC lines before `deadline` (a `clock()` value); spool or report what HEC refuses.
 
         With a spool, lines HEC does not take are written to it as they fail (a `SpoolError`
         propagates: the caller must fail). Without one, they come back in `report.failed`.
         Lines are streamed: only one batch (plus unacknowledged ones, with ack on) is held.
+
+        `blocked` starts the run with the circuit open: a caller that sends in several calls
+        (the CLI, chunk by chunk) passes the previous report's `blocked`, so once HEC is known to
+        be down or to refuse the token, the rest goes to the spool at once with that reason
+        instead of every chunk paying the full retry schedule again.
         """
-        run = _Run(deadline=deadline, spool=spool, metadata=dict(metadata or {}))
+        run = _Run(deadline=deadline, spool=spool, metadata=dict(metadata or {}), blocked=blocked)
 
         def counted(source: Iterable[bytes]) -> Iterator[bytes]:
             for line in source:
@@ -614,6 +627,17 @@ class HecClient:
 
     def _deliver(self, batch: list[bytes], run: _Run, *, resends: int) -> None:
         """Get one batch accepted, or park every line of it; never lose or duplicate a line."""
+        if len(batch) == 1 and len(batch[0]) > MAX_EVENT_BYTES:
+            # batch_lines puts any line over max_bytes (<= 5 MiB) in a batch of its own, so only a
+            # one-line batch can hold an event over HEC's limit. HEC would refuse it with a bare
+            # "Invalid data format"; we say why and keep it (spooled, quarantined by replay).
+            size = len(batch[0]) / (1024 * 1024)
+            reason = (
+                f"an event of {size:.1f} MiB exceeds HEC's per-event limit of "
+                f"{MAX_EVENT_BYTES // (1024 * 1024)} MiB (maxEventSize, inputs.conf [http]); not sent"
+            )
+            self._park(batch, reason, run, retryable=False)
+            return
         todo: list[list[bytes]] = [batch]
         while todo:
             lines = todo.pop()
@@ -648,7 +672,10 @@ class HecClient:
                     if not run.token_refreshed and self._refresh_token():
                         run.token_refreshed = True
                         continue
-                    reason = f"HEC refused the token ({error}); check the token or its store"
+                    reason = (
+                        f"HEC refused the token ({error}); check the token "
+                        "(HSMAUDIT_HEC_TOKEN or its secret) and that it is enabled in Splunk"
+                    )
                     self._park(lines, reason, run)
                     self._block(run, reason)
                     break
@@ -733,9 +760,16 @@ class HecClient:
                 preload_content=True,
             )
         except urllib3.exceptions.SSLError as error:
-            if "CERTIFICATE_VERIFY_FAILED" in str(error) or "certificate verify failed" in str(error):
+            text = str(error)
+            if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+                # OpenSSL's own words say which: "self-signed certificate", "unable to get local
+                # issuer certificate", "certificate has expired", "Hostname mismatch".
+                detail = text.partition("certificate verify failed:")[2].split("(")[0].strip(" )'\"")
                 raise HecRejectedError(
-                    "TLS certificate verification failed; trust the HEC certificate's CA with a CA bundle"
+                    "TLS certificate verification failed"
+                    + (f" ({detail})" if detail else "")
+                    + "; trust the HEC certificate's CA with a CA bundle "
+                    "(--ca-bundle / HSMAUDIT_HEC_CA_BUNDLE)"
                 ) from None
             raise HecTransportError(f"TLS failure ({type(error).__name__})") from None
         except urllib3.exceptions.ProxyError as error:
@@ -743,7 +777,7 @@ class HecClient:
                 raise HecRejectedError("the HEC proxy refused the credentials (HTTP 407)") from None
             raise HecTransportError("the HEC proxy could not be used or could not connect") from None
         except urllib3.exceptions.HTTPError as error:
-            raise HecTransportError(_transport_reason(error)) from None
+            raise HecTransportError(_transport_reason(error, self.origin)) from None
         finally:
             run.latencies_ms.append((time.perf_counter() - started) * 1000.0)
         return response.status, response.data, response.headers
@@ -838,11 +872,26 @@ def _proxy_manager(proxy: str, pool_options: dict[str, Any]) -> urllib3.ProxyMan
     return urllib3.ProxyManager(bare, proxy_headers=headers, **pool_options)
 
 
-def _transport_reason(error: Exception) -> str:
-    """A one-line reason for a transport failure, without URLs' query strings or payloads."""
-    # NewConnectionError subclasses ConnectTimeoutError in urllib3 2.x: test it first.
+def _transport_reason(error: Exception, origin: str = "") -> str:
+    """A one-line reason for a transport failure, without URLs' query strings or payloads.
+
+    Names the real cause: a name that does not resolve is not a refused connection (the fix is
+    the URL or DNS, not starting HEC).
+    """
+    where = urlsplit(origin).netloc if origin else ""
+    # NameResolutionError subclasses NewConnectionError, which subclasses ConnectTimeoutError in
+    # urllib3 2.x: test the most specific first.
+    if isinstance(error, urllib3.exceptions.NameResolutionError):
+        host = urlsplit(origin).hostname if origin else None
+        return f"cannot resolve host {host or '(unknown)'}: check the HEC URL's host name and DNS"
     if isinstance(error, urllib3.exceptions.NewConnectionError):
-        return "connection refused or unreachable"
+        text = str(error)
+        at = f" {where}" if where else ""
+        if "refused" in text.lower():
+            return f"connection refused by{at}; is HEC running on that port?"
+        if "unreachable" in text.lower() or "no route" in text.lower():
+            return f"network unreachable: no route to{at}"
+        return f"cannot connect to{at}"
     if isinstance(error, urllib3.exceptions.ReadTimeoutError):
         return "read timed out"
     if isinstance(error, urllib3.exceptions.ConnectTimeoutError):
