@@ -9,18 +9,44 @@ from pathlib import Path
 import pytest
 
 from hsmaudit import __version__
+from hsmaudit.records.cloudtrail import ACTIONS as CLOUDTRAIL_ACTIONS
 from hsmaudit.records.event import FIELD_NAMES
 from hsmaudit.records.opcodes import (
+    CERTIFICATE_OPCODES,
     KEY_DELETION_OPCODES,
     KEY_GENERATION_OPCODES,
+    OPCODES,
     QUORUM_OPCODES,
     USER_CREATION_OPCODES,
 )
 from hsmaudit.splunk.errors import KnowledgeError
-from hsmaudit.splunk.knowledge import BLOCKS, JSON_SOURCETYPE, TEXT_SOURCETYPE, render_block, render_props
+from hsmaudit.splunk.knowledge import (
+    BLOCKS,
+    CLOUDTRAIL_SOURCETYPE,
+    JSON_SOURCETYPE,
+    OPCODE_LOOKUP,
+    RECIPE_SOURCETYPE,
+    TEXT_SOURCETYPE,
+    lookup_tables,
+    opcode_rows,
+    render_block,
+    render_conf,
+    render_props,
+)
 from hsmaudit.splunk.package import APP_ID, splunk_version
 from tests.unit.splunk_conf import APP_DIR, DEFAULT_DIR, conf_files, read_conf, strict_problems
-from tests.unit.splunk_emulation import parse_expression, pcre_to_python
+from tests.unit.splunk_emulation import (
+    EVENTTYPES_SETTINGS,
+    aliases,
+    extract_names,
+    lookup_specs,
+    parse_expression,
+    pcre_to_python,
+    props_problems,
+    split_extract,
+    transforms_problems,
+)
+from tests.unit.splunk_emulation import read_fields as eval_reads
 from tests.unit.splunk_spl import known_fields, macro_calls, read_fields
 
 PROPS = read_conf(DEFAULT_DIR / "props.conf")
@@ -38,18 +64,24 @@ CIM_VOCABULARY = frozenset(
         "vendor_product", "vendor_action",
     }
 )  # fmt: skip
+# hsmaudit's own search-time fields beyond the contract: the fold key of cluster actions
+# (docs/splunk-app.md) and the private hsmaudit_* keys the lookups match on.
+APP_FIELDS = frozenset({"cluster_action_id"})
+SOURCETYPES = (JSON_SOURCETYPE, TEXT_SOURCETYPE, RECIPE_SOURCETYPE)
+
+
+def private(name: str) -> bool:
+    return name.startswith("hsmaudit_")
 
 
 def props_defined_fields() -> set[str]:
-    """Field names props.conf creates with EVAL- and FIELDALIAS-."""
+    """Public field names props.conf creates with EVAL-, FIELDALIAS- and LOOKUP-."""
     defined: set[str] = set()
     for stanza in PROPS.values():
-        for key, value in stanza.items():
-            if key.startswith("EVAL-"):
-                defined.add(key.removeprefix("EVAL-"))
-            elif key.startswith("FIELDALIAS-"):
-                defined.update(re.findall(r"\bAS\s+(\w+)", value))
-    return defined
+        defined |= {key.removeprefix("EVAL-") for key in stanza if key.startswith("EVAL-")}
+        defined |= {target for _s, _m, target in aliases(stanza)}
+        defined |= {event_field for *_, outs in lookup_specs(stanza) for _t, event_field in outs}
+    return {name for name in defined if not private(name)}
 
 
 KNOWN = known_fields(props_defined_fields())
@@ -61,11 +93,53 @@ def test_every_conf_file_parses_without_duplicates_or_junk(path: Path) -> None:
     assert strict_problems(path) == []
 
 
-def test_the_generated_props_blocks_are_up_to_date() -> None:
-    source = (DEFAULT_DIR / "props.conf").read_text(encoding="utf-8")
-    assert render_props(source) == source, "stale: run `.venv/bin/python -m hsmaudit.splunk`"
-    for name in BLOCKS:
-        assert render_block(name) in source
+def test_every_setting_is_one_splunks_spec_files_know() -> None:
+    # props.conf.spec / transforms.conf.spec / eventtypes.conf.spec of Splunk 9.0.1
+    for name, stanza in PROPS.items():
+        assert props_problems(stanza) == [], name
+    for name, stanza in TRANSFORMS.items():
+        assert transforms_problems(stanza) == [], name
+    for name, stanza in EVENTTYPES.items():
+        assert set(stanza) <= EVENTTYPES_SETTINGS, name
+    for name, stanza in TAGS.items():
+        assert set(stanza.values()) <= {"enabled", "disabled"}, name
+
+
+def test_the_generated_blocks_and_lookup_tables_are_up_to_date() -> None:
+    for file, blocks in BLOCKS.items():
+        source = (APP_DIR / file).read_text(encoding="utf-8")
+        assert render_conf(source, file) == source, f"{file} stale: run `.venv/bin/python -m hsmaudit.splunk`"
+        for name in blocks:
+            assert render_block(name, file) in source
+    for relative, content in lookup_tables().items():
+        assert (APP_DIR / relative).read_text(encoding="utf-8") == content, f"{relative} stale"
+
+
+def test_the_opcode_lookup_is_what_the_parser_derives() -> None:
+    # The CSV the app ships, read back, gives the parser's category, verb and severity for every
+    # opcode and case (the rows are computed by records.parse._derive; this reads the shipped file).
+    import csv
+
+    from hsmaudit.records.parse import _derive
+
+    with (APP_DIR / "lookups" / "hsmaudit_opcodes.csv").open(encoding="utf-8", newline="") as handle:
+        shipped = list(csv.DictReader(handle))
+    assert shipped == opcode_rows()
+    for row in shipped:
+        if row["opcode"] in CLOUDTRAIL_ACTIONS:
+            continue
+        opcode = row["opcode"] if row["opcode"] != "*" else "CN_NOT_IN_THE_TABLE"
+        assert opcode in {*OPCODES, *CERTIFICATE_OPCODES} or row["opcode"] == "*"
+        result, officer, later, time = row["hsmaudit_case"].split("|")
+        success = {"success": True, "failure": False}.get(result)
+        user_type = "CN_CRYPTO_OFFICER" if officer == "co" else "CN_CRYPTO_USER"
+        _o, category, verb, severity = _derive(
+            opcode, success, user_type, None, "TIME_INFO_LOG" if time == "time" else None, later == "1", False
+        )
+        assert (row["category"], row["vendor_action"], row["severity"]) == (category, verb, severity), row
+    assert TRANSFORMS[OPCODE_LOOKUP]["match_type"] == "WILDCARD(opcode)"
+    assert shipped[-1]["opcode"] == "*" and all(row["opcode"] != "*" for row in shipped[: -len(
+        [r for r in shipped if r["opcode"] == "*"])])  # fmt: skip
 
 
 def test_props_with_a_missing_or_unknown_block_is_refused() -> None:
@@ -109,54 +183,72 @@ def test_every_props_regex_compiles_and_reads_lines_without_dot() -> None:
     for stanza in PROPS.values():
         for key, value in stanza.items():
             if key.startswith("EXTRACT-") or key in ("LINE_BREAKER", "TIME_PREFIX"):
-                regex = re.sub(r"\s+in\s+\w+$", "", value) if key.startswith("EXTRACT-") else value
+                regex = split_extract(value)[0] if key.startswith("EXTRACT-") else value
                 re.compile(pcre_to_python(regex))
                 # Splunk runs EXTRACTs with (?s): "." would run into the next line.
                 assert not re.search(r"(?<!\\)\.[*+]", regex), f"{key}: use [^\\r\\n] instead of ."
     for transform in TRANSFORMS.values():
-        re.compile(pcre_to_python(transform["REGEX"]))
+        if "REGEX" in transform:
+            re.compile(pcre_to_python(transform["REGEX"]))
 
 
 def test_extractions_yield_only_contract_fields() -> None:
     for stanza in PROPS.values():
         for key, value in stanza.items():
             if key.startswith("EXTRACT-"):
-                names = set(re.findall(r"\(\?<([A-Za-z_]\w*)>", value))
-                assert names, key
+                names = {name for name in extract_names(value) if not private(name)}
+                assert extract_names(value), key
                 assert names <= set(FIELD_NAMES), f"{key}: {names - set(FIELD_NAMES)}"
             if key.startswith("REPORT-"):
                 for name in (part.strip() for part in value.split(",")):
                     assert name in TRANSFORMS, f"{key}: no transform {name}"
     for name, transform in TRANSFORMS.items():
-        fields = {pair.partition("::")[0] for pair in transform["FORMAT"].split()}
+        fields = {pair.partition("::")[0] for pair in transform.get("FORMAT", "").split()}
         assert fields <= set(FIELD_NAMES), f"{name}: {fields - set(FIELD_NAMES)}"
 
 
 def test_evals_and_aliases_define_contract_or_cim_fields_and_read_known_fields() -> None:
-    assert props_defined_fields() <= set(FIELD_NAMES) | CIM_VOCABULARY
+    assert props_defined_fields() <= set(FIELD_NAMES) | CIM_VOCABULARY | APP_FIELDS
     for stanza in PROPS.values():
+        extracted = {
+            name
+            for key, value in stanza.items()
+            if key.startswith("EXTRACT-")
+            for name in extract_names(value)
+        }
         for key, value in stanza.items():
             if key.startswith("EVAL-"):
                 parse_expression(value)  # the emulated subset: fails on anything untested
-                assert read_fields(value) <= KNOWN, f"{key}: {read_fields(value) - KNOWN}"
-            if key.startswith("FIELDALIAS-"):
-                for source, _target in re.findall(r"(\w+)\s+AS\s+(\w+)", value):
-                    assert source in KNOWN, key
+                reads = {name for name in eval_reads(value) if not (private(name) and name in extracted)}
+                assert reads <= KNOWN, f"{key}: {reads - KNOWN}"
+        for source, _mode, _target in aliases(stanza):
+            assert source in KNOWN or (private(source) and source in extracted), source
 
 
-def test_both_sourcetypes_define_the_same_cim_fields() -> None:
+def test_every_sourcetype_defines_the_same_cim_fields() -> None:
     def cim(stanza: dict[str, str]) -> set[str]:
-        return {k.removeprefix("EVAL-") for k in stanza if k.startswith("EVAL-")} & CIM_VOCABULARY
+        defined = {k.removeprefix("EVAL-") for k in stanza if k.startswith("EVAL-")}
+        defined |= {event_field for *_, outs in lookup_specs(stanza) for _t, event_field in outs}
+        return defined & (CIM_VOCABULARY | APP_FIELDS)
 
-    assert cim(PROPS[JSON_SOURCETYPE]) | {"vendor_action"} == cim(PROPS[TEXT_SOURCETYPE]) | {"vendor_action"}
-    assert {"action", "user", "src", "dest", "app", "signature", "object", "object_category", "object_id", "status",
-            "change_type"} <= cim(PROPS[JSON_SOURCETYPE])  # fmt: skip
+    assert cim(PROPS[JSON_SOURCETYPE]) == cim(PROPS[TEXT_SOURCETYPE]) == cim(PROPS[RECIPE_SOURCETYPE])
+    assert {"action", "user", "dest", "app", "signature", "object", "object_category", "object_id", "status",
+            "change_type", "vendor_action", "cluster_action_id"} <= cim(PROPS[JSON_SOURCETYPE])  # fmt: skip
+    # src only when known: an audit record names no client address (the HSM is dest).
+    assert "src" not in cim(PROPS[JSON_SOURCETYPE])
+    # The recipe's sourcetype has the text sourcetype's search-time knowledge, line for line.
+    search_time = ("KV_MODE", "EXTRACT-", "FIELDALIAS-", "EVAL-", "LOOKUP-", "REPORT-")
+
+    def knowledge(stanza: dict[str, str]) -> dict[str, str]:
+        return {k: v for k, v in stanza.items() if k.startswith(search_time)}
+
+    assert knowledge(PROPS[RECIPE_SOURCETYPE]) == knowledge(PROPS[TEXT_SOURCETYPE])
 
 
-def test_the_base_macro_covers_both_sourcetypes_and_the_index() -> None:
+def test_the_base_macro_covers_every_sourcetype_and_the_index() -> None:
     definition = MACROS["hsmaudit_events"]["definition"]
-    assert f'sourcetype="{JSON_SOURCETYPE}"' in definition
-    assert f'sourcetype="{TEXT_SOURCETYPE}"' in definition
+    for sourcetype in SOURCETYPES:
+        assert f'sourcetype="{sourcetype}"' in definition
     assert re.match(r"index=", definition)
 
 
@@ -221,9 +313,18 @@ def test_eventtypes_are_tagged_for_cim_and_use_known_fields() -> None:
     for name, settings in EVENTTYPES.items():
         assert name.startswith("hsmaudit_"), name
         assert "|" not in settings["search"], f"{name}: event types cannot contain pipes"
-        assert 'sourcetype="aws:cloudhsm:audit*"' in settings["search"]
-        check_spl(settings["search"], f"eventtypes.conf [{name}]")
+        if name.startswith("hsmaudit_cloudtrail"):
+            # The Splunk Add-on for AWS's own fields; hsmaudit adds no extraction to its sourcetype.
+            assert settings["search"].startswith(f'sourcetype="{CLOUDTRAIL_SOURCETYPE}" eventSource=')
+            check_spl(settings["search"], f"eventtypes.conf [{name}]", {"eventSource", "eventName"})
+        else:
+            assert (
+                f'(sourcetype="aws:cloudhsm:audit*" OR sourcetype="{RECIPE_SOURCETYPE}")'
+                in settings["search"]
+            )
+            check_spl(settings["search"], f"eventtypes.conf [{name}]")
         assert f"eventtype={name}" in TAGS, f"{name} has no tags"
+    assert CLOUDTRAIL_SOURCETYPE not in PROPS
     for stanza in TAGS:
         assert stanza.removeprefix("eventtype=") in EVENTTYPES, stanza
     assert TAGS["eventtype=hsmaudit_login"] == {"authentication": "enabled"}
@@ -233,6 +334,9 @@ def test_eventtypes_are_tagged_for_cim_and_use_known_fields() -> None:
     }
     assert TAGS["eventtype=hsmaudit_account_change"] == {"change": "enabled", "account": "enabled"}
     assert all(tags.get("change") == "enabled" for name, tags in TAGS.items() if "change" in name)
+    for name, tags in TAGS.items():
+        if "cloudtrail" in name:  # never the add-on's CIM tags a second time
+            assert tags == {"cloudhsm": "enabled", "control_plane": "enabled"}, name
 
 
 def test_saved_searches_start_from_the_base_macro_and_use_known_fields() -> None:

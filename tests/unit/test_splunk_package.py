@@ -171,13 +171,14 @@ def test_refresh_sources_rewrites_stale_generated_parts_and_then_nothing(tmp_pat
     shutil.copytree(app_source_dir(), source)
     props = source / "default" / "props.conf"
     lines = props.read_text(encoding="utf-8").splitlines(keepends=True)
-    stale = [line for line in lines if not line.startswith("EVAL-severity")]
+    stale = [line for line in lines if not line.startswith("LOOKUP-hsmaudit_a_opcode")]
     props.write_text("".join(stale), encoding="utf-8")
+    (source / "lookups" / "hsmaudit_opcodes.csv").unlink()
     simple = source / SIMPLE_VIEW
     simple.write_text(
         simple.read_text(encoding="utf-8").replace("<title>Keys deleted</title>", "<title>Gone</title>")
     )
-    assert refresh_sources(source) == ["default/props.conf", STUDIO_VIEW]
+    assert refresh_sources(source) == ["default/props.conf", "lookups/hsmaudit_opcodes.csv", STUDIO_VIEW]
     assert props.read_text(encoding="utf-8") == "".join(lines)
     assert '"title": "Gone"' in (source / STUDIO_VIEW).read_text(encoding="utf-8")
     assert refresh_sources(source) == []

@@ -2,7 +2,8 @@
 
 The app's sources ship as package data in `hsmaudit/splunk/hsmaudit_app/`. Building renders the
 few things that must follow the Python package (the version in app.conf and app.manifest, the
-opcode-derived blocks of props.conf) and packs the rest as is, following what AppInspect checks
+opcode-derived blocks of props.conf, eventtypes.conf and tags.conf, the lookup tables) and packs
+the rest as is, following what AppInspect checks
 (splunk.md §2.1, §3.1): exactly one top-level directory named after the app id, no
 hidden files, no `local/` or `local.meta`, no compiled Python, owner rw on files and rwx on
 directories. The tarball is reproducible: sorted entries, fixed owners, modes and times
@@ -26,7 +27,7 @@ from typing import Final
 
 from hsmaudit import __version__
 from hsmaudit.splunk.errors import AppVersionError, SplunkAppError
-from hsmaudit.splunk.knowledge import refresh_props, render_props
+from hsmaudit.splunk.knowledge import refresh_knowledge, render_generated
 from hsmaudit.splunk.studio import SIMPLE_VIEW, STUDIO_VIEW, render_studio_view
 
 APP_ID: Final = "hsmaudit"
@@ -142,9 +143,7 @@ def render_app_file(relative: str, data: bytes, version: str) -> bytes:
         return render_app_conf(data.decode("utf-8"), version).encode("utf-8")
     if relative == "app.manifest":
         return render_manifest(data.decode("utf-8"), version).encode("utf-8")
-    if relative == "default/props.conf":
-        return render_props(data.decode("utf-8")).encode("utf-8")
-    return data
+    return render_generated(relative, data)
 
 
 def app_contents(source: Path | None = None, *, version: str = __version__) -> dict[str, bytes]:
@@ -169,10 +168,7 @@ def refresh_sources(source: Path | None = None) -> list[str]:
     (`python -m hsmaudit.splunk`); returns the files it changed. Tests fail while they are stale.
     """
     root = source or app_source_dir()
-    changed = []
-    props = root / "default" / "props.conf"
-    if refresh_props(props):
-        changed.append("default/props.conf")
+    changed = refresh_knowledge(root)
     simple = root / SIMPLE_VIEW
     studio = root / STUDIO_VIEW
     rendered = render_studio_view(simple.read_text(encoding="utf-8"))
