@@ -23,7 +23,7 @@ SPL_COMMANDS: Final = frozenset(
         "search", "where", "eval", "stats", "eventstats", "streamstats", "timechart", "chart", "table", "fields",
         "sort", "dedup", "fillnull", "mvexpand", "bin", "bucket", "head", "tail", "top", "rare", "rename", "convert",
         "fieldformat", "tstats", "lookup", "inputlookup", "rex", "spath", "append", "join", "transaction",
-        "accum",
+        "accum", "makeresults", "format",
     }
 )  # fmt: skip
 SPL_FUNCTIONS: Final = frozenset(
@@ -31,7 +31,7 @@ SPL_FUNCTIONS: Final = frozenset(
         "count", "sum", "min", "max", "avg", "dc", "values", "list", "latest", "earliest", "last", "first", "range",
         "if", "case", "in", "isnull", "isnotnull", "tonumber", "tostring", "coalesce", "md5", "strftime", "strptime",
         "now", "round", "mvappend", "mvcount", "null", "true", "match", "replace", "lower", "upper", "like", "len",
-        "substr", "printf", "relative_time", "ctime", "distinct_count",
+        "substr", "printf", "relative_time", "ctime", "distinct_count", "mvjoin", "mvindex", "split", "nullif",
     }
 )  # fmt: skip
 SPL_WORDS: Final = frozenset(
@@ -39,7 +39,7 @@ SPL_WORDS: Final = frozenset(
         "by", "as", "and", "or", "not", "in", "over", "value", "span", "current", "window", "keepempty",
         "consecutive", "limit", "f", "t", "true", "false", "duration", "sortby", "time_window", "global",
         "allnum", "reset_before", "useother", "usenull", "bins", "desc", "asc", "num", "str", "ip", "auto",
-        "outputnew", "output", "prefix", "suffix", "type", "inner",
+        "outputnew", "output", "prefix", "suffix", "type", "inner", "prestats", "emptystr",
     }
 )  # fmt: skip
 

@@ -149,13 +149,32 @@ def test_every_token_a_panel_uses_is_defined_by_an_input_and_every_input_is_used
 
 # Panels about whole HSM streams: filtering them by log type or opcode would turn every record
 # filtered out into a sequence gap, an HSM "silent" since its last matching record, or a key with
-# its creation or deletion hidden. They take the cluster and HSM filters only.
-STREAM_SEARCHES = frozenset({"base_sequence", "base_health", "Key lifecycle by handle", "Events per HSM"})
-ALL_FILTERS = "`hsmaudit_filter($cluster_tok|s$, $hsm_tok|s$, $log_type_tok|s$, $opcode_tok|s$)`"
-STREAM_FILTERS = '`hsmaudit_filter($cluster_tok|s$, $hsm_tok|s$, "*", "*")`'
+# its creation or deletion hidden. They take the cluster and HSM filters only. The user management
+# search takes the other two after it has found each command's actor (it needs the logins).
+STREAM_SEARCHES = frozenset({"base_sequence", "base_health", "base_users", "Key lifecycle by handle"})
+INDEX_SEARCHES = frozenset({"Events per HSM"})
+ALL_FILTERS = "`hsmaudit_terms($cluster_tok|s$, $hsm_tok|s$, $log_type_tok|s$, $opcode_tok|s$)`"
+STREAM_FILTERS = '`hsmaudit_terms($cluster_tok|s$, $hsm_tok|s$, "*", "*")`'
+INDEX_FILTERS = "`hsmaudit_index_terms($cluster_tok|s$, $hsm_tok|s$)`"
+LATE_FILTERS = {"base_users": "| search log_type=$log_type_tok|s$ opcode=$opcode_tok|s$ | stats"}
 
 
-def test_every_search_is_filtered_and_stream_panels_only_by_cluster_and_hsm() -> None:
+def starts_from_the_events_macro(query: str) -> bool:
+    """An event search on `hsmaudit_events`, or tstats over it (the macro is index and sourcetype only)."""
+    return (
+        query.startswith("`hsmaudit_events`")
+        or re.match(r"\| tstats [^|]*\bwhere `hsmaudit_events`", query) is not None
+    )
+
+
+def first_clause(query: str) -> str:
+    """The search before its first pipe (or a tstats' where clause): what Splunk looks up in the index."""
+    return re.split(r"\s\|\s", query.removeprefix("| "), maxsplit=1)[0]
+
+
+def test_every_filter_is_a_literal_term_of_the_base_search_and_stream_panels_only_by_cluster_and_hsm() -> (
+    None
+):
     root = parse(SIMPLE_XML)
     named = [(s.get("id") or "", s.findtext("query") or "") for s in root.findall("search")]
     named += [(title, query) for title, query, base in _panel_searches(root) if base is None]
@@ -165,9 +184,46 @@ def test_every_search_is_filtered_and_stream_panels_only_by_cluster_and_hsm() ->
         if name in inputs:
             continue
         seen.add(name)
-        expected = STREAM_FILTERS if name in STREAM_SEARCHES else ALL_FILTERS
-        assert expected in query, f"{name}: expected {expected}"
-    assert seen >= STREAM_SEARCHES
+        expected = (
+            INDEX_FILTERS
+            if name in INDEX_SEARCHES
+            else STREAM_FILTERS
+            if name in STREAM_SEARCHES
+            else ALL_FILTERS
+        )
+        # in the first clause: the values are index terms, not a filter over every event read
+        assert expected in first_clause(query), f"{name}: expected {expected} before the first pipe"
+        if name in LATE_FILTERS:
+            assert LATE_FILTERS[name] in query, name
+        assert "hsmaudit_filter" not in query and "fillnull" not in first_clause(query), name
+    assert seen >= STREAM_SEARCHES | INDEX_SEARCHES
+
+
+def test_no_search_sorts_deduplicates_or_expands_every_event() -> None:
+    # sort 0 and dedup/mvexpand over all events pull every event to the search head: sorts have a
+    # limit, dedup runs only after head, mvexpand only on rows a stats made.
+    root = parse(SIMPLE_XML)
+    for search in root.iter("search"):
+        query = search.findtext("query") or ""
+        commands = [c.strip() for c in re.split(r"\s\|\s", query)]
+        for index, command in enumerate(commands):
+            name = command.split(" ", 1)[0]
+            before = " ".join(c.split(" ", 1)[0] for c in commands[:index])
+            if name == "sort":
+                limit = command.split(" ", 2)[1]
+                assert limit != "0" and (limit.isdigit() or "stats" in before), f"unbounded {command[:40]}"
+            if name in ("dedup", "`hsmaudit_dedup`"):
+                assert "head" in before, f"dedup over every event: {query[:80]}"
+            if name == "mvexpand":
+                assert "stats" in before, f"mvexpand over every event: {query[:80]}"
+            assert name not in ("streamstats", "eventstats", "transaction"), f"{name} over every event"
+
+
+def test_panels_about_volume_read_the_index_with_tstats() -> None:
+    root = parse(SIMPLE_XML)
+    searches = {title: query for title, query, base in _panel_searches(root) if base is None}
+    for title in ("Events per HSM", "Cluster", "HSM"):
+        assert searches[title].startswith("| tstats "), title
 
 
 def test_every_base_search_resolves_and_non_transforming_bases_keep_their_fields() -> None:
@@ -184,7 +240,8 @@ def test_every_base_search_resolves_and_non_transforming_bases_keep_their_fields
             and search.findtext("latest") == "$time_tok.latest$"
         )
         last = query.rsplit("|", 1)[-1].strip()
-        assert last.startswith(("stats", "fields", "timechart", "chart")), f"{name} ends with {last[:20]!r}"
+        # transforming: a post-process of events would be cut at Splunk's post-process limit
+        assert last.startswith(("stats", "timechart", "chart")), f"{name} ends with {last[:20]!r}"
     for search in root.iter("search"):
         if search.get("base"):
             query = (search.findtext("query") or "").strip()
@@ -208,11 +265,11 @@ def test_every_search_uses_defined_macros_and_fields_the_parser_emits() -> None:
     root = parse(SIMPLE_XML)
     bases = {s.get("id"): s.findtext("query") or "" for s in root.findall("search")}
     for name, query in bases.items():
-        assert query.startswith("`hsmaudit_events`"), name
+        assert starts_from_the_events_macro(query), name
         check_spl(query, f"base {name}", _macro_created(query))
     for title, query, base in _panel_searches(root):
         if base is None:
-            assert query.startswith("`hsmaudit_events`"), title
+            assert starts_from_the_events_macro(query), title
         inherited = created_fields(bases[base]) | _macro_created(bases[base]) if base else set()
         check_spl(query, title, inherited | _macro_created(query))
 
@@ -346,12 +403,13 @@ def test_studio_searches_use_defined_macros_and_known_fields() -> None:
             base = sources[source["options"]["extend"]]["options"]["query"]
             check_spl(query, name, created_fields(base) | _macro_created(base) | _macro_created(query))
         else:
-            assert query.startswith("`hsmaudit_events`"), name
+            assert starts_from_the_events_macro(query), name
             check_spl(query, name, _macro_created(query))
 
 
-def _normalise(query: str) -> str:
-    return query.strip().removeprefix("| ")
+def _normalise(source: dict[str, Any]) -> str:
+    query: str = source["options"]["query"].strip()
+    return query.removeprefix("| ") if source["type"] == "ds.chain" else query
 
 
 def test_studio_shows_the_same_panels_and_searches_as_the_simple_xml_view() -> None:
@@ -362,21 +420,13 @@ def test_studio_shows_the_same_panels_and_searches_as_the_simple_xml_view() -> N
     sources = definition["dataSources"]
     studio = set()
     for visual in definition["visualizations"].values():
-        studio.add(
-            (visual["title"], _normalise(sources[visual["dataSources"]["primary"]]["options"]["query"]))
-        )
+        studio.add((visual["title"], _normalise(sources[visual["dataSources"]["primary"]])))
     for item in definition["inputs"].values():
         if "dataSources" in item:
-            studio.add(
-                (item["title"], _normalise(sources[item["dataSources"]["primary"]]["options"]["query"]))
-            )
+            studio.add((item["title"], _normalise(sources[item["dataSources"]["primary"]])))
     assert studio == simple
     simple_bases = {s.get("id"): (s.findtext("query") or "").strip() for s in root.findall("search")}
-    studio_bases = {
-        s["name"]: _normalise(s["options"]["query"])
-        for s in sources.values()
-        if s.get("name") in simple_bases
-    }
+    studio_bases = {s["name"]: _normalise(s) for s in sources.values() if s.get("name") in simple_bases}
     assert studio_bases == simple_bases
 
 
