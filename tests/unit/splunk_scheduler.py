@@ -155,11 +155,15 @@ class Scheduler:
 
     settings: dict[str, str]
     search: Search
+    on_dispatch: Callable[[float], None] | None = None
+    """Called with the scheduled time before each run (a test sets the search's now() with it)."""
     suppressed_until: dict[tuple[str, ...], float] = field(default_factory=dict)
     windows: list[tuple[float, float]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         check_stanza(self.settings)
+        if _boolean(self.settings.get("disabled", "0")):
+            raise SchedulerModelError("a disabled search never runs (enable it as the set-up step says)")
         if not _boolean(self.settings.get("enableSched", "0")):
             raise SchedulerModelError("not a scheduled search")
         if _boolean(self.settings.get("realtime_schedule", "1")):
@@ -183,6 +187,8 @@ class Scheduler:
             if index_latest and event["_indextime"] >= relative_time(index_latest, scheduled):
                 continue
             visible.append(dict(event))
+        if self.on_dispatch is not None:
+            self.on_dispatch(scheduled)
         results = self.search(self.settings["search"], visible)
         if "counttype" not in self.settings or len(results) <= int(self.settings["quantity"]):
             return results, []

@@ -48,6 +48,7 @@ _TOKEN = re.compile(r"\$[^$\s]*\$")
 _MACRO = re.compile(r"`([A-Za-z0-9_]+)(?:\(([^`]*)\))?`")
 _NAME = re.compile(r"(?<![\w.'{}])([A-Za-z_][A-Za-z0-9_]*)(?![\w'(])")
 _AS = re.compile(r"\bas\s+([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE)
+_COMPARED = re.compile(r"\s*(?:[=<>!]|IN\b)")
 _EVAL_ASSIGN = re.compile(r"(?:^\s*eval\s+|,\s*)([A-Za-z_][A-Za-z0-9_]*)\s*=(?!=)")
 
 
@@ -79,11 +80,13 @@ def read_fields(spl: str) -> set[str]:
     text = _clean(spl)
     created = created_fields(spl)
     names = set()
-    for segment in text.split("|"):
+    for number, segment in enumerate(text.split("|")):
         for match in _NAME.finditer(segment):
             word = match.group(1)
             if re.fullmatch(r"[0-9]", word[0]):
                 continue
+            if number == 0 and not _COMPARED.match(segment, match.end()):
+                continue  # a bare term of the base search is looked up in the raw text, not a field
             lowered = word.lower()
             if lowered in SPL_COMMANDS or lowered in SPL_FUNCTIONS or lowered in SPL_WORDS:
                 continue

@@ -102,6 +102,9 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "md5": lambda value: hashlib.md5(str(value).encode()).hexdigest(),
     "true": lambda: True,
     "null": lambda: None,
+    "replace": lambda value, pattern, replacement: (
+        None if value is None else re.sub(pattern, replacement, str(value))
+    ),
 }
 BINDING = {
     "OR": 1,
@@ -254,8 +257,14 @@ def base_matcher(text: str) -> Callable[[Row], bool]:
             inner = conjunction()
             assert take()[1] == ")"
             return inner
-        _, field = take()
+        kind, field = take()
+        if peek() not in {"=", "!=", "<", ">", "<=", ">=", "IN", "("}:
+            # A bare term: Splunk looks it up in the index's term list, i.e. in the raw text.
+            assert kind == "word", f"unexpected {field!r} in the base search"
+            return lambda row: raw_has_term(row.get("_raw"), field)
         operator = take()[1]
+        if operator == "!=":
+            raise AssertionError("!= in the base search is not modelled")
         if operator == "IN":
             raise AssertionError("unreachable")
         if field and operator == "(":
@@ -290,6 +299,15 @@ def base_matcher(text: str) -> Callable[[Row], bool]:
     matcher = conjunction()
     assert position == len(items), items[position:]
     return matcher
+
+
+def raw_has_term(raw: Any, term: str) -> bool:
+    """The term occurs in the raw text between breakers (case-insensitive, as the lexicon is)."""
+    if raw is None:
+        return False
+    return (
+        re.search(rf"(?<![A-Za-z0-9_]){re.escape(term)}(?![A-Za-z0-9_])", str(raw), re.IGNORECASE) is not None
+    )
 
 
 def matches(value: Any, pattern: str) -> bool:
@@ -341,8 +359,14 @@ def run_search(spl: str, events: list[HsmEvent] | list[Row]) -> list[Row]:
         spl = spl.replace("`hsmaudit_events`", "")
         rows = [splunk_row(event) if isinstance(event, HsmEvent) else dict(event) for event in events]
     segments = split_pipes(spl)
-    match = base_matcher(segments[0].strip())
-    rows = sorted((row for row in rows if match(row)), key=lambda row: -row["_time"])  # newest first
+    if segments[0].strip() == "":  # a generating command first (`| tstats ...`)
+        command, _, rest = segments[1].strip().partition(" ")
+        assert command in GENERATING, f"generating command {command!r} is not modelled"
+        rows = GENERATING[command](rows, rest)
+        segments = segments[1:]
+    else:
+        match = base_matcher(segments[0].strip())
+        rows = sorted((row for row in rows if match(row)), key=lambda row: -row["_time"])  # newest first
     for segment in segments[1:]:
         command, _, rest = segment.strip().partition(" ")
         if command == "join":
@@ -511,6 +535,30 @@ def stats(rows: list[Row], rest: str) -> list[Row]:
     return out
 
 
+INDEXED = frozenset({"_time", "_indextime", "host", "source", "sourcetype", "index"})
+"""Fields tstats can read on every hsmaudit sourcetype: Splunk's index-time metadata. (Lean events
+index event_id/cluster_id/hsm_id too, JSON events do not, so an alert cannot rely on them.)"""
+
+
+def tstats(rows: list[Row], rest: str) -> list[Row]:
+    """`tstats <aggregations> where <terms> by <fields>` over index-time fields only."""
+    match = re.fullmatch(r"(?P<aggs>.+?)\s+where\s+(?P<where>.+?)(?:\s+by\s+(?P<by>[\w\s]+))?", rest.strip())
+    assert match, f"tstats {rest!r} is not modelled"
+    aggregations = AGGREGATION.findall(match["aggs"])
+    assert aggregations, rest
+    for function, argument, _alias in aggregations:
+        assert argument in INDEXED | {""}, f"tstats cannot read {argument!r}: not an indexed field"
+        assert function in {"count", "latest", "earliest", "min", "max", "dc", "values"}, function
+    where = match["where"].replace("`hsmaudit_events`", "").strip()
+    for field in re.findall(r"([A-Za-z_]\w*)\s*(?:=|IN\b)", where):
+        assert field in INDEXED, f"tstats where {field}: not an indexed field"
+    selected = base_matcher(where) if where else (lambda row: True)
+    group_fields = (match["by"] or "").split()
+    for field in group_fields:
+        assert field in INDEXED, f"tstats by {field}: not an indexed field"
+    return stats([row for row in rows if selected(row)], f"{match['aggs']} by {' '.join(group_fields)}")
+
+
 def accum(rows: list[Row], rest: str) -> list[Row]:
     """`accum x [as y]`: a running total in result order; a row without a number keeps no total."""
     match = re.fullmatch(r"\s*(\w+)(?:\s+as\s+(\w+))?\s*", rest)
@@ -530,6 +578,8 @@ def table(rows: list[Row], rest: str) -> list[Row]:
     fields = rest.split()
     return [{f: row.get(f) for f in fields} for row in rows]
 
+
+GENERATING: dict[str, Callable[[list[Row], str], list[Row]]] = {"tstats": tstats}
 
 COMMANDS: dict[str, Callable[[list[Row], str], list[Row]]] = {
     "accum": accum,

@@ -41,6 +41,7 @@ EVAL_FUNCTIONS = {
     "case",
     "if",
     "in",
+    "replace",
     "isnull",
     "isnotnull",
     "coalesce",
@@ -138,8 +139,20 @@ def check_fields(spl: str) -> tuple[set[str], set[str]]:
             )
             used.add(name)
 
-    assert base.startswith("MACRO"), base
-    use(re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:=|!=|>=|<=|>|<|\s+IN\s*\()", base))
+    if base == "" and commands[0].startswith("tstats "):  # `| tstats ... where MACRO ... by ...`
+        aggregations, _, rest = commands[0].removeprefix("tstats ").partition(" where ")
+        where, _, by = rest.partition(" by ")
+        assert where.startswith("MACRO"), where
+        indexed = {"_time", "_indextime", "host", "source", "sourcetype", "index"}
+        for function, argument, alias in re.findall(r"(\w+)(?:\((\w+)\))?\s+as\s+(\w+)", aggregations):
+            assert function in STATS_FUNCTIONS and argument in indexed | {""}, (function, argument)
+            defined.add(alias)
+        assert set(re.findall(r"([A-Za-z_]\w*)\s*=", where)) | set(by.split()) <= indexed, rest
+        use(by.split())
+        commands = commands[1:]
+    else:
+        assert base.startswith("MACRO"), base
+        use(re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:=|!=|>=|<=|>|<|\s+IN\s*\()", base))
     for segment in commands:
         command, _, rest = segment.partition(" ")
         assert command in KNOWN_COMMANDS, f"unknown command {command!r}"
@@ -216,7 +229,7 @@ def test_every_stanza_carries_its_own_schedule_and_dispatch_window(name: str, va
 
 @pytest.mark.parametrize(("name", "spl"), searches(), ids=lambda v: v if isinstance(v, str) else "")
 def test_search_starts_from_the_macro_and_is_balanced(name: str, spl: str) -> None:
-    assert spl.startswith(("`hsmaudit_events` ", "`hsmaudit_cloudtrail` | search "))
+    assert spl.startswith(("`hsmaudit_events` ", "`hsmaudit_cloudtrail` | search ", "| tstats "))
     assert spl.count('"') % 2 == 0
     assert spl.count("`") in {2, 4}  # the removed-while-active join reads both macros
     unquoted = strip_strings(spl)

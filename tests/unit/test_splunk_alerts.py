@@ -9,6 +9,8 @@ it: per result, keyed by the result's own values of `alert.suppress.fields`.
 from __future__ import annotations
 
 import re
+from itertools import pairwise
+from pathlib import Path
 
 import pytest
 
@@ -16,10 +18,13 @@ from hsmaudit.records.event import HsmEvent
 
 from .splunk_scheduler import Scheduler, SchedulerModelError, check_stanza, cron_times, relative_time
 from .test_detect_builder import MINUTE, SECOND, START, Cluster
-from .test_rules_spl_semantics import MAX_STREAM_WINDOW, run_search, split_pipes, splunk_row
+from .test_rules_spl_semantics import FUNCTIONS, MAX_STREAM_WINDOW, run_search, split_pipes, splunk_row
 from .test_rules_splunk import stanzas
 
-STANZAS = stanzas()
+# Shipped disabled (the set-up step enables them once the index macro is set): enabled here, as
+# the admin does.
+SHIPPED = stanzas()
+STANZAS = {name: {**values, "disabled": "0"} for name, values in SHIPPED.items()}
 ALERTS = {name: values for name, values in STANZAS.items() if "alert.suppress" in values}
 INDEXING_LAG = 20.0  # seconds between an HSM writing a record and Splunk indexing it
 
@@ -171,3 +176,115 @@ def test_raw_text_without_event_id_has_a_per_record_key() -> None:
     fired = scheduler.run_between(START / 1e6, START / 1e6 + 30 * 60, indexed)
     assert sorted(f.result["key_handle"] for f in fired) == [11, 12]
     assert all(f.result["alert_key"] for f in fired)
+
+
+# --- windows ---------------------------------------------------------------------------------
+
+PERIOD = {"*/5 * * * *": 300, "*/15 * * * *": 900, "*/30 * * * *": 1800, "17 * * * *": 3600}
+NOON = 1_764_158_400.0  # 2025-11-26T12:00:00Z, a scheduled time of every cron above but the report
+
+
+def span(values: dict[str, str], key_earliest: str, key_latest: str) -> float:
+    return relative_time(values[key_latest], NOON) - relative_time(values[key_earliest], NOON)
+
+
+def test_installing_the_app_schedules_nothing_until_the_admin_enables_the_searches() -> None:
+    assert all(values["disabled"] == "1" for values in SHIPPED.values())
+
+
+@pytest.mark.parametrize("name", STANZAS, ids=str)
+def test_no_search_reads_more_than_its_window_plus_lag(name: str) -> None:
+    values = STANZAS[name]
+    period = PERIOD[values["cron_schedule"]]
+    read = span(values, "dispatch.earliest_time", "dispatch.latest_time")
+    if values["search"].startswith("| tstats "):
+        # Index metadata only (no event is read): hsm-silent's day of "was this HSM active".
+        assert read <= 25 * 3600
+        return
+    assert read <= 2 * 3600, f"{name} reads {read / 3600:.1f} h of events per run"
+    if "dispatch.index_earliest" in values:
+        # Single-event rules: one period of index time, one period plus an hour's lag of event time.
+        assert span(values, "dispatch.index_earliest", "dispatch.index_latest") == period
+        assert read == period + 3600
+    elif name == "hsmaudit - login-brute-force":
+        assert read == 600 + period + 300  # the 10-minute rule window, the period, 5 minutes' lag
+    elif "sequence" in name:
+        assert read == 2 * 3600 - 300
+    elif name == "hsmaudit - hsm-removed-while-active":
+        assert read == 3600 + 600 + 300  # an hour of CloudTrail lag, the 10-minute active window
+    else:
+        assert name == "hsmaudit - duplicate-events" and read == period
+
+
+@pytest.mark.parametrize("name", [n for n, v in STANZAS.items() if "dispatch.index_earliest" in v], ids=str)
+def test_index_time_windows_of_consecutive_runs_tile_so_each_record_is_seen_once(name: str) -> None:
+    values = STANZAS[name]
+    runs = cron_times(values["cron_schedule"], NOON, NOON + 86400)
+    windows = [
+        (
+            relative_time(values["dispatch.index_earliest"], t),
+            relative_time(values["dispatch.index_latest"], t),
+        )
+        for t in runs
+    ]
+    assert all(end == next_start for (_, end), (next_start, _) in pairwise(windows))
+
+
+def test_a_record_alerts_exactly_once_whatever_its_delivery_lag_within_the_hour() -> None:
+    cluster = Cluster()
+    events, lags = [], [5.0, 59.0, 61.0, 299.0, 301.0, 1800.0, 3000.0]
+    for handle, _ in enumerate(lags, start=100):
+        events.append(cluster.record(cluster.hsms[0], "CN_DESTROY_OBJECT", key=handle))
+        cluster.advance(47 * SECOND)
+    indexed = []
+    for event, lag in zip(events, lags, strict=True):
+        indexed += rows([event], lag=lag)
+    late = rows([cluster.record(cluster.hsms[0], "CN_DESTROY_OBJECT", key=999)], lag=2 * 3600.0)
+    scheduler = Scheduler(STANZAS["hsmaudit - key-deleted"], run_search)
+    fired = scheduler.run_between(START / 1e6, START / 1e6 + 4 * 3600, indexed + late)
+    assert sorted(f.result["key_handle"] for f in fired) == list(range(100, 100 + len(lags)))
+    # Beyond the lag a record is outside every run's event-time window (docs/detections.md: replays
+    # after a long outage are checked with `hsmaudit detect`).
+    assert max(end - start for start, end in scheduler.windows) == 65 * 60
+
+
+def test_each_silence_of_an_hsm_alerts_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster = Cluster()
+    quiet, busy = cluster.hsms[1], [cluster.hsms[0], cluster.hsms[2]]
+    for step in range(6 * 30):  # 30 hours, a record every 10 minutes on each live HSM
+        hour = step / 6
+        for hsm in [*busy, quiet] if hour < 2 or 20 <= hour < 21 else busy:
+            cluster.record(hsm, "CN_LOGIN", user="app")
+        cluster.advance(10 * MINUTE)
+    clock = {"now": 0.0}
+    monkeypatch.setitem(FUNCTIONS, "now", lambda: clock["now"])
+    monkeypatch.setitem(FUNCTIONS, "strftime", lambda value, _format: str(value))
+    scheduler = Scheduler(
+        STANZAS["hsmaudit - hsm-silent"], run_search, on_dispatch=lambda t: clock.update(now=t)
+    )
+    fired = scheduler.run_between(START / 1e6, START / 1e6 + 30 * 3600, rows(cluster.events))
+    assert [(f.result["hsm_id"], round((f.scheduled - START / 1e6) / 3600, 1)) for f in fired] == [
+        (quiet, 3.0),  # last record at 1:50, silent for an hour at the 3:00 run
+        (quiet, 22.0),  # logged again 20:00-20:50, silent again at 22:00
+    ]
+
+
+def test_a_gap_alerts_once_although_the_sequence_runs_overlap() -> None:
+    cluster = Cluster()
+    hsm = cluster.hsms[0]
+    for minute in range(6 * 60):
+        if minute == 3 * 60:
+            cluster.next_sequence(hsm)  # one record lost
+        cluster.record(hsm, "CN_LOGIN", user="app")
+        cluster.advance(MINUTE)
+    scheduler = Scheduler(STANZAS["hsmaudit - sequence-gap"], run_search)
+    fired = scheduler.run_between(START / 1e6, START / 1e6 + 8 * 3600, rows(cluster.events))
+    assert [(f.result["stream"], f.result["missing"]) for f in fired] == [(hsm, 1)]
+    # seen by the first run whose window ends 5 minutes past the record after the gap
+    assert fired[0].scheduled - START / 1e6 == 3 * 3600 + 15 * 60
+
+
+def test_the_set_up_docs_list_every_search_to_enable() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "splunk-app.md").read_text(encoding="utf-8")
+    listed = re.findall(r"^   \[(hsmaudit - [\w-]+)\]\n   disabled = 0$", docs, re.MULTILINE)
+    assert sorted(listed) == sorted(SHIPPED)

@@ -346,7 +346,9 @@ def test_saved_searches_start_from_the_base_macro_and_use_known_fields() -> None
     searches = read_conf(path)
     assert searches
     for name, settings in searches.items():
-        assert settings["search"].startswith(("`hsmaudit_events`", "`hsmaudit_cloudtrail`")), name
+        assert settings["search"].startswith(("`hsmaudit_events`", "`hsmaudit_cloudtrail`", "| tstats ")), (
+            name
+        )
         assert settings.get("dispatch.earliest_time"), (
             f"{name}: AppInspect needs dispatch.earliest_time per stanza"
         )

@@ -417,6 +417,32 @@ MAX_STREAM_WINDOW: Final = 10_000
 and the silent cap of a streamstats without `window`/`time_window` (limits.conf.spec)."""
 
 
+SINGLE_EVENT_LAG_MINUTES: Final = 60
+"""How late (index time after HSM time) a record may arrive and still raise a single-event alert:
+CloudWatch Logs -> Lambda delivers in seconds, Firehose buffers up to 15 minutes and retries; a
+replay after a longer outage is checked with `hsmaudit detect` (docs/detections.md)."""
+
+SEQUENCE_LOOKBACK: Final = "-2h@m"
+SEQUENCE_SETTLE: Final = "-5m@m"
+"""The sequence checks compare neighbouring records of one stream within the last 2 hours, up to
+5 minutes ago (a record still in flight is not yet a gap): runs every 15 minutes overlap by
+1 h 40 min, so every pair of neighbours less than that apart is compared at least once."""
+
+
+def _opcode_terms(entry: dict[str, Any]) -> str:
+    """Literal index terms for the rule's opcodes, in front of the field filter.
+
+    `opcode` is a search-time field (an extraction on raw text, a calculated field on JSON), so
+    `opcode="CN_LOGIN"` alone cannot use the index's term list; the bare term can, and every
+    event whose opcode is X has X in its text (JSON value or `Opcode:` line). Rules that match any
+    opcode get no terms.
+    """
+    opcodes = entry.get("opcodes")
+    if not opcodes:
+        return ""
+    return "(" + " OR ".join(opcodes) + ") "
+
+
 def _single_stanza(entry: dict[str, Any], spl: str) -> _Stanza:
     fields = (
         "_time cluster_id hsm_id user_name user_type opcode response_code response key_handle"
@@ -427,9 +453,10 @@ def _single_stanza(entry: dict[str, Any], spl: str) -> _Stanza:
         # `search` after it (CloudHSM's control plane makes a handful of calls a day).
         base = f"{CLOUDTRAIL_MACRO} | search ({spl})"
     else:
-        base = f"{MACRO} ({spl})"
+        base = f"{MACRO} {_opcode_terms(entry)}({spl})"
     search = (
-        f"{base} | {ALERT_KEY} | dedup alert_key | {_severity_eval(entry['severity'])} "
+        f"{base} | {ALERT_KEY} | dedup alert_key"
+        f" | {_severity_eval(entry['severity'])} "
         f'| eval rule="{entry["id"]}" | table {fields} rule alert_severity'
     )
     return _Stanza(
@@ -439,22 +466,25 @@ def _single_stanza(entry: dict[str, Any], spl: str) -> _Stanza:
         search=search,
         severity=entry["severity"],
         cron="*/5 * * * *",
-        # By index time: an audit record indexed late (Lambda retries, spool replays) is still
-        # seen exactly once; the event-time window is only a bound on the scan.
-        earliest="-7d@d",
+        # By index time: consecutive runs' index windows tile (continuous scheduling), so every
+        # record is looked at exactly once, however late it was indexed within the lag; the
+        # event-time window (the 5-minute period plus the lag) is what Splunk reads.
+        earliest=f"-{5 + SINGLE_EVENT_LAG_MINUTES}m@m",
         latest="now",
         index_window=("-6m@m", "-1m@m"),
         suppress_fields="alert_key",
-        suppress_period="1h",
+        # A second copy of a record can only turn up while the record is inside the event-time
+        # window: suppressing its key for that long means a record alerts once.
+        suppress_period=f"{5 + SINGLE_EVENT_LAG_MINUTES}m",
     )
 
 
-def _spl_brute_force(correlation: dict[str, Any], failed_login_spl: str) -> str:
+def _spl_brute_force(correlation: dict[str, Any], failed_login: dict[str, Any], failed_login_spl: str) -> str:
     window = REPLICA_WINDOW_USECS // 1_000_000
     # NULLs folded as in the SQLite view (a null `by` field would drop the event from streamstats).
     key = "cluster_key user_key user_type_key response_key"
     return (
-        f"{MACRO} ({failed_login_spl}) | {ALERT_KEY} | dedup alert_key"
+        f"{MACRO} {_opcode_terms(failed_login)}({failed_login_spl}) | {ALERT_KEY} | dedup alert_key"
         ' | eval cluster_key=coalesce(cluster_id, ""), user_key=lower(coalesce(user_name, "")),'
         ' user_type_key=coalesce(user_type, ""), response_key=coalesce(response_code, -1),'
         " hsm_key=coalesce(hsm_id, host)"
@@ -544,9 +574,11 @@ def _spl_sequence_duplicate() -> str:
 
 def _spl_hsm_silent() -> str:
     seconds = DEFAULT_SILENT_AFTER_USECS // 1_000_000
+    # host is the HSM id and source the log group on both formats (contracts.md §2); both are
+    # index-time metadata, so tstats answers without reading an event.
     return (
-        f"{MACRO} hsm_id=*"
-        " | stats latest(_time) as last_seen count as records by cluster_id hsm_id"
+        f'| tstats latest(_time) as last_seen count as records where {MACRO} host="hsm-*" by source host'
+        ' | eval cluster_id=replace(source, "^/aws/cloudhsm/", ""), hsm_id=host'
         " | eval silent_seconds=now() - last_seen"
         f" | where silent_seconds >= {seconds}"
         # last_seen is epoch seconds (UTC); strftime renders in the search user's time zone, so
@@ -599,8 +631,8 @@ def _stateful_stanzas(entries: dict[str, dict[str, Any]]) -> list[_Stanza]:
             "search": search,
             "severity": entry["severity"],
             "cron": "*/15 * * * *",
-            "earliest": "-24h@h",
-            "latest": "now",
+            "earliest": SEQUENCE_LOOKBACK,
+            "latest": SEQUENCE_SETTLE,
             "index_window": None,
             "suppress_fields": "cluster_id,hsm_id",
             "suppress_period": "24h",
@@ -612,10 +644,26 @@ def _stateful_stanzas(entries: dict[str, dict[str, Any]]) -> list[_Stanza]:
         stanza("sequence-gap", _spl_sequence_gap(), suppress_fields=_POSITION),
         stanza("sequence-reset", _spl_sequence_reset(), suppress_fields=_POSITION),
         stanza("sequence-duplicate", _spl_sequence_duplicate(), suppress_fields=_POSITION),
-        stanza("hsm-silent", _spl_hsm_silent(), cron="*/30 * * * *", earliest="-7d@d"),
+        # tstats reads the index's metadata (host, source, time), not events: 25 hours of it. A
+        # silence (one last_seen) stays in the results for a day; throttled for as long, it
+        # alerts once, and a new silence of the same HSM (a later last_seen) alerts again.
+        stanza(
+            "hsm-silent",
+            _spl_hsm_silent(),
+            cron="*/30 * * * *",
+            earliest="-25h@m",
+            latest="now",
+            suppress_fields="cluster_id,hsm_id,last_seen",
+            suppress_period="25h",
+        ),
+        # A DeleteHsm call of the last hour (CloudTrail delivers within minutes, 15 at most as
+        # AWS documents it; an hour leaves room), joined with the HSM's last record up to the
+        # 10-minute active window before it: 75 minutes of events, every 15 minutes.
         stanza(
             "hsm-removed-while-active",
             _spl_hsm_removed_while_active(),
+            earliest="-75m@m",
+            latest="now",
             suppress_fields="hsm_id,deletion_event_id",
         ),
     ]
@@ -648,7 +696,9 @@ def _render_stanza(stanza: _Stanza, *, alert: bool = True) -> str:
         f"[hsmaudit - {stanza.rule_id}]",
         f"description = {stanza.title}. {stanza.description}",
         f"search = {stanza.search}",
-        "disabled = 0",
+        # Shipped off: `hsmaudit_events` ships as index=*, and nothing should scan every index on
+        # a schedule before the admin has set the index (docs/splunk-app.md, "Set up").
+        "disabled = 1",
         "enableSched = 1",
         f"cron_schedule = {stanza.cron}",
         # Continuous scheduling: a delayed run is run late, never skipped, so the index-time
@@ -732,9 +782,13 @@ def _render_savedsearches(
         rule_id=correlation["id"],
         title=correlation["title"],
         description=correlation["description"],
-        search=_spl_brute_force(correlation, single_spl["failed-login"]),
+        search=_spl_brute_force(
+            correlation, next(e for e in entries if e["id"] == "failed-login"), single_spl["failed-login"]
+        ),
         severity=correlation["severity"],
         cron="*/5 * * * *",
+        # The 10-minute sliding window before each attempt of the last 5 minutes, plus 5 minutes
+        # for late records (each run overlaps the previous ones by 15 minutes).
         earliest="-20m@m",
         latest="now",
         index_window=None,
@@ -753,8 +807,10 @@ def _render_savedsearches(
         search=_spl_duplicates(),
         severity="info",
         cron="17 * * * *",
-        earliest="-24h@h",
-        latest="now",
+        # The hour before last, by HSM time: both copies of a record share its time, so they fall
+        # in the same hour; an hour's wait lets the late copy be indexed.
+        earliest="-2h@h",
+        latest="-1h@h",
         index_window=None,
         suppress_fields="event_id",
         suppress_period="24h",
