@@ -329,8 +329,12 @@ def test_studio_definition_is_valid_json_with_consistent_references() -> None:
         assert source["type"] in ("ds.search", "ds.chain"), name
         if source["type"] == "ds.chain":
             assert source["options"]["extend"] in sources, name
-            assert sources[source["options"]["extend"]]["type"] == "ds.search"
+            base = sources[source["options"]["extend"]]
+            assert base["type"] == "ds.search"
             assert source["options"]["query"].startswith("|"), name
+            # chains only from transforming bases: Studio, like Simple XML, caps event results
+            last = base["options"]["query"].rsplit("|", 1)[-1].strip()
+            assert last.startswith(("stats", "timechart", "chart")), f"{name} extends a non-transforming base"
     for name, visual in visuals.items():
         assert visual["type"].startswith("splunk."), name
         assert visual["dataSources"]["primary"] in sources, name
@@ -496,3 +500,17 @@ def test_post_processes_read_only_what_their_base_search_hands_on() -> None:
         query = expand_macros(search.findtext("query") or "", MACROS)
         missing = read_fields(query) - outputs[base]
         assert not missing, f"post-process of {base} reads {sorted(missing)}: {query[:80]}"
+
+
+def test_the_filter_macros_turn_all_into_no_term_and_quote_through_format() -> None:
+    from tests.unit.test_splunk_conf import MACROS
+
+    for stanza, fields in (("hsmaudit_terms(4)", 4), ("hsmaudit_index_terms(2)", 2)):
+        definition = MACROS[stanza]["definition"]
+        args = [a.strip() for a in MACROS[stanza]["args"].split(",")]
+        assert len(args) == fields
+        # one row, run before the search; the result is pasted in as terms
+        assert definition.startswith("[| makeresults ") and definition.endswith('| format emptystr="host=*"]')
+        for arg in args:
+            # "All" (*) gives no term; every other value is a field the subsearch hands to format
+            assert f'if(${arg}$ == "*", null(), ' in definition, (stanza, arg)
