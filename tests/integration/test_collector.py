@@ -165,6 +165,28 @@ def test_object_that_is_not_an_hsmaudit_event_is_kept_flagged(collector: Collect
     assert json.loads(stored.raw) == {"hello": "world"}
 
 
+def test_cloudtrail_api_calls_are_stored_as_control_plane_events(collector: Collector) -> None:
+    # One CloudHSM call as a CloudTrail record, one as an EventBridge event (tests/data/cloudtrail).
+    data = Path(__file__).resolve().parents[1] / "data" / "cloudtrail"
+    bridge = json.loads((data / "eventbridge_copy_backup.json").read_text())
+    with gzip.open(next(data.glob("*.json.gz"))) as handle:
+        records = json.load(handle)["Records"]
+    delete_hsm = next(r for r in records if r["eventName"] == "DeleteHsm")
+    kms = next(r for r in records if r["eventSource"] != "cloudhsm.amazonaws.com")
+    body = "".join(
+        json.dumps({"event": value, "sourcetype": "aws:cloudtrail"}) for value in (delete_hsm, bridge, kms)
+    )
+    assert collector.post("/services/collector/event", body)[0] == 200
+    stored = {event.opcode or "": event for _, event in collector.store.iter_events()}
+    assert stored["DeleteHsm"].record_format == "cloudtrail"
+    assert stored["DeleteHsm"].hsm_id == delete_hsm["requestParameters"]["hsmId"]
+    assert stored["DeleteHsm"].severity == "critical"
+    assert stored["CopyBackupToRegion"].record_format == "cloudtrail"
+    # Another service's record is not a CloudHSM call: kept, flagged, never silently dropped.
+    [other] = [event for key, event in stored.items() if key not in {"DeleteHsm", "CopyBackupToRegion"}]
+    assert other.parse_error is not None
+
+
 def test_raw_endpoint_parses_record_text_with_query_metadata(collector: Collector) -> None:
     events = simulated(5)
     text = "\n\n".join(event.raw or "" for event in events)

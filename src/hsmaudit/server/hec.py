@@ -38,6 +38,7 @@ from typing import Any, Final
 
 import msgspec
 
+from hsmaudit.records.cloudtrail import CloudTrailStats, cloudtrail_events, is_cloudtrail
 from hsmaudit.records.event import HsmEvent
 from hsmaudit.records.identity import fields_content, text_event_id, unparsed_event_id
 from hsmaudit.records.parse import cluster_id_from_log_group, hsm_id_from_log_stream, parse_message
@@ -443,6 +444,12 @@ def envelope_event(envelope: Envelope) -> HsmEvent:
                     fields_content(event),
                 ),
             )
+        if isinstance(value, dict) and is_cloudtrail(value):
+            calls = list(cloudtrail_events(value, CloudTrailStats()))
+            if len(calls) == 1:
+                # A CloudHSM API call (one CloudTrail record or an EventBridge "AWS API Call via
+                # CloudTrail" event), e.g. from EventBridge -> Firehose -> HEC.
+                return calls[0]
         message = value.get("message") if isinstance(value, dict) else None
         if isinstance(message, str):
             # splunk-logging (Node) wraps a logged string as {"message": …, "severity": …}.

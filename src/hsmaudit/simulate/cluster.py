@@ -18,8 +18,10 @@ the same seed and start time give byte-identical output.
 from __future__ import annotations
 
 import random
+import uuid
 from dataclasses import dataclass, field
-from typing import Final
+from datetime import UTC, datetime
+from typing import Any, Final
 
 from hsmaudit.records.event import HsmEvent
 from hsmaudit.records.render import Separator, render_text_record
@@ -117,6 +119,8 @@ class ClusterSimulator:
     records: list[SimRecord] = field(init=False)
     next_handle: int = field(init=False)
     keys: list[int] = field(init=False)
+    api_calls: list[dict[str, Any]] = field(init=False)
+    """CloudHSM API calls as CloudTrail records them (the control plane beside the audit log)."""
 
     def __post_init__(self) -> None:
         if self.hsm_count < 1:
@@ -132,6 +136,7 @@ class ClusterSimulator:
         self.records = []
         self.next_handle = 262150 + self.rng.randint(0, 1000) * 8
         self.keys = []
+        self.api_calls = []
 
     @property
     def log_group(self) -> str:
@@ -355,6 +360,38 @@ class ClusterSimulator:
     def silence(self, index: int) -> None:
         """The HSM stops logging (deleted or broken); its stream just ends."""
         self.hsms[index].silent = True
+
+    def api_call(
+        self, name: str, parameters: dict[str, Any] | None = None, *, operator: str = "ops-admin"
+    ) -> dict[str, Any]:
+        """A CloudHSM API call by an operator's assumed role, as a CloudTrail record (its documented
+        fields: userIdentity, eventTime, eventSource, eventName, requestParameters, eventID)."""
+        seconds = self.clock // SECOND
+        record: dict[str, Any] = {
+            "eventVersion": "1.08",
+            "userIdentity": {
+                "type": "AssumedRole",
+                "arn": f"arn:aws:sts::111122223333:assumed-role/HsmAdmin/{operator}",
+                "accountId": "111122223333",
+            },
+            "eventTime": datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "eventSource": "cloudhsm.amazonaws.com",
+            "eventName": name,
+            "awsRegion": "us-east-1",
+            "sourceIPAddress": "198.51.100.20",
+            "userAgent": "aws-cli/2.17.0",
+            "requestParameters": {"clusterId": self.cluster_id, **(parameters or {})},
+            "responseElements": None,
+            "eventID": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
+            "eventType": "AwsApiCall",
+            "recipientAccountId": "111122223333",
+        }
+        self.api_calls.append(record)
+        return record
+
+    def backup_id(self) -> str:
+        """A backup id of this cluster's style (backup-<11 characters>)."""
+        return "backup-" + self._name(11)
 
     def sorted_records(self) -> list[SimRecord]:
         """Every record in HSM-time order (replicas interleave with later operations)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from hsmaudit.simulate.cluster import CO, CU, MINUTE, SECOND, ClusterSimulator, SimRecord
 
@@ -28,6 +28,8 @@ class Scenario:
     description: str
     expected_rules: frozenset[str]
     run: Callable[[ClusterSimulator], None]
+    control_plane_rules: frozenset[str] = frozenset()
+    """Rules the scenario's CloudTrail calls (`ClusterSimulator.api_calls`) must trigger."""
 
 
 def seed_steps(sim: ClusterSimulator) -> None:
@@ -114,8 +116,11 @@ def sequence_gap(sim: ClusterSimulator) -> None:
 
 
 def hsm_silent(sim: ClusterSimulator) -> None:
-    """The last HSM stops logging while the rest of the cluster keeps working for 90 minutes."""
-    sim.silence(len(sim.hsms) - 1)
+    """The last HSM stops logging while the rest of the cluster keeps working for 90 minutes; then an
+    operator deletes it and adds a replacement (CloudTrail DeleteHsm, CreateHsm): it was quiet long
+    before, so this is a removal, not an HSM deleted while in use."""
+    silent = len(sim.hsms) - 1
+    sim.silence(silent)
     end = sim.clock + 90 * MINUTE
     while sim.clock < end:
         user = sim.rng.choice(APP_USERS)
@@ -123,6 +128,22 @@ def hsm_silent(sim: ClusterSimulator) -> None:
         sim.generate_key(serving)
         sim.logout(user, CU, serving)
         sim.advance(sim.rng.uniform(8 * MINUTE, 15 * MINUTE) / SECOND)
+    sim.api_call("DeleteHsm", {"hsmId": sim.hsms[silent].hsm_id})
+    sim.advance(30)
+    sim.api_call("CreateHsm", {"availabilityZone": "us-east-1c"})
+
+
+def control_plane(sim: ClusterSimulator) -> None:
+    """Outside the HSM's own log (CloudTrail): an old backup deleted, another copied to a second
+    region; the routine DescribeClusters calls around them alert on nothing."""
+    sim.api_call("DescribeClusters")
+    sim.advance(40)
+    sim.api_call("DeleteBackup", {"backupId": sim.backup_id()})
+    sim.advance(5 * 60)
+    sim.api_call("CopyBackupToRegion", {"backupId": sim.backup_id(), "destinationRegion": "eu-west-1"})
+    sim.advance(60)
+    sim.api_call("DescribeBackups")
+    sim.advance(10 * 60)
 
 
 SCENARIOS: Final[dict[str, Scenario]] = {
@@ -154,7 +175,20 @@ SCENARIOS: Final[dict[str, Scenario]] = {
             frozenset({"sequence-gap"}),
             sequence_gap,
         ),
-        Scenario("hsm-silent", "one HSM stops logging for 90 minutes", frozenset({"hsm-silent"}), hsm_silent),
+        Scenario(
+            "control-plane",
+            "CloudTrail: a backup deleted, another copied to eu-west-1",
+            frozenset(),
+            control_plane,
+            frozenset({"backup-deleted-or-retention-changed", "backup-restored-or-copied"}),
+        ),
+        Scenario(
+            "hsm-silent",
+            "one HSM stops logging for 90 minutes, then is deleted and replaced",
+            frozenset({"hsm-silent"}),
+            hsm_silent,
+            frozenset({"hsm-or-cluster-deleted"}),
+        ),
     )
 }
 """Every scenario by name, in the order `run_scenarios` plays them."""
@@ -170,6 +204,13 @@ class Simulation:
     records: list[SimRecord]
     expected_rules: frozenset[str]
     scenarios: tuple[str, ...]
+    control_plane_rules: frozenset[str] = frozenset()
+    """What the CloudTrail calls add, when they are delivered too (`hsmaudit demo` does)."""
+
+    @property
+    def api_calls(self) -> list[dict[str, Any]]:
+        """The cluster's CloudHSM API calls (CloudTrail records), in time order."""
+        return self.simulator.api_calls
 
 
 def run_scenarios(
@@ -193,13 +234,15 @@ def run_scenarios(
     kwargs = {} if start_usecs is None else {"start_usecs": start_usecs}
     sim = ClusterSimulator(seed=seed, hsm_count=hsms, cluster_id=cluster_id, **kwargs)  # type: ignore[arg-type]
     expected: set[str] = set()
+    control_plane: set[str] = set()
     if "day-to-day" not in chosen:
         day_to_day(sim, sessions=3)
     for name in chosen:
         scenario = SCENARIOS[name]
         scenario.run(sim)
         expected |= scenario.expected_rules
-    return Simulation(sim, sim.sorted_records(), frozenset(expected), tuple(chosen))
+        control_plane |= scenario.control_plane_rules
+    return Simulation(sim, sim.sorted_records(), frozenset(expected), tuple(chosen), frozenset(control_plane))
 
 
 __all__ = ["APP_USERS", "DEMO_SCENARIOS", "SCENARIOS", "Scenario", "Simulation", "run_scenarios"]
