@@ -353,3 +353,15 @@ def test_saved_searches_start_from_the_base_macro_and_use_known_fields() -> None
             f"{name}: AppInspect needs dispatch.earliest_time per stanza"
         )
         check_spl(settings["search"], f"savedsearches.conf [{name}]")
+
+
+FIELDS = read_conf(DEFAULT_DIR / "fields.conf")
+
+
+def test_fields_that_are_not_words_of_the_text_are_searched_by_value() -> None:
+    # HEC indexed fields of the lean event and fields taken from host/source are not words of
+    # _raw: fields.conf must tell Splunk not to look for their value there (INDEXED_VALUE = false).
+    not_in_raw = {"cluster_id", "hsm_id", "event_id", "parse_error", "log_group", "log_stream"}
+    for name, settings in FIELDS.items():
+        assert settings == {"INDEXED_VALUE": "false"}, name
+    assert set(FIELDS) == not_in_raw

@@ -51,7 +51,7 @@ LOG_STREAM = "hsm-nwbbiqbj4jk"
 LEAN_INDEXED: Final = ("event_id", "cluster_id", "hsm_id")
 """The HEC indexed fields of the lean event (docs/splunk-app.md, "Indexed fields of the lean event")."""
 RECIPE_HOST, RECIPE_SOURCE = "serverless", "lambda:splunk-cloudwatch-logs-processor"
-"""What the blueprint sends as host and source (docs/reference/operator-needs.md)."""
+"""What the blueprint sends as host and source (docs/reference/splunk.md §7)."""
 
 # Fields no search-time knowledge gives, on any sourcetype: `raw` is `_raw`; `extra` holds labels
 # the parser did not map (JSON events carry it as extra.<label>); `parse_error` is the forwarder's
