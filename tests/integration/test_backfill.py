@@ -321,7 +321,7 @@ def test_resuming_a_checkpoint_with_another_window_is_refused(moto: Moto, tmp_pa
     checkpoint = tmp_path / "cp.json"
     first = run_cli(*backfill_args(cluster, checkpoint, "--out", str(tmp_path / "a.jsonl")), env=moto.env)
     assert first.returncode == 0, first.stderr
-    args = backfill_args(cluster, checkpoint, "--out", str(tmp_path / "b.jsonl"), "--until", "1h")
+    args = backfill_args(cluster, checkpoint, "--out", str(tmp_path / "a.jsonl"), "--until", "1h")
     result = run_cli(*args, env=moto.env)
     assert result.returncode == 1
     assert "belongs to another backfill" in result.stderr

@@ -359,9 +359,16 @@ def _rich_progress() -> Progress:
 # ------------------------------------------------------------------------------------ the command
 
 
-def default_checkpoint_path(log_groups: Sequence[str], since: str) -> Path:
-    """`.hsmaudit/backfill-<digest>.json`: the same command line finds its own checkpoint again."""
+def default_checkpoint_path(log_groups: Sequence[str], since: str, destination: str = "") -> Path:
+    """`.hsmaudit/backfill-<digest>.json`: the same command line finds its own checkpoint again.
+
+    The destination is part of the digest: the same window backfilled into `--db` and then to
+    HEC is two jobs, each with its own progress (one checkpoint for both reported the HEC run
+    "complete: 0 events delivered" and history never reached Splunk).
+    """
     key = "\n".join(sorted(log_groups)) + "\n" + since.strip().lower()
+    if destination:
+        key += "\n" + destination
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     return DEFAULT_STATE_DIR / f"backfill-{digest}.json"
 
@@ -392,6 +399,7 @@ def resolve_job(
     checkpoint: Path | None,
     restart: bool = False,
     now_ms: int | None = None,
+    destination: str | None = None,
 ) -> tuple[BackfillJob, Path, Checkpoint]:
     """The job from the options and (when resuming) the checkpoint; raises on any conflict.
 
@@ -406,7 +414,7 @@ def resolve_job(
         raise BackfillOptionError("give at least one --cluster or --log-group")
     if since is None:
         raise BackfillOptionError("say where history starts, e.g. --since 90d or --since 2024-01-01")
-    path = checkpoint or default_checkpoint_path(groups, since)
+    path = checkpoint or default_checkpoint_path(groups, since, destination or "")
     existing = None if restart else load_checkpoint(path)
     anchor = int(time.time() * 1000) if now_ms is None else now_ms
     if existing is not None and existing.anchor_ms is not None:
@@ -424,8 +432,10 @@ def resolve_job(
         )
     job = BackfillJob(log_groups=groups, since_ms=since_ms, until_ms=until_ms)
     if existing is None:
-        return job, path, Checkpoint(job=job, anchor_ms=anchor)
-    check_job(existing, job, path=path)
+        return job, path, Checkpoint(job=job, anchor_ms=anchor, destination=destination)
+    check_job(existing, job, path=path, destination=destination)
+    if existing.destination is None and destination is not None:
+        existing = msgspec.structs.replace(existing, destination=destination)
     return job, path, existing
 
 
@@ -501,8 +511,8 @@ def register(app: typer.Typer) -> None:
         checkpoint: Path | None = typer.Option(
             None,
             "--checkpoint",
-            help="Checkpoint file; default .hsmaudit/backfill-<digest of groups and --since>.json, "
-            "so the same command resumes.",
+            help="Checkpoint file; default .hsmaudit/backfill-<digest of groups, --since and the "
+            "destination>.json, so the same command resumes.",
         ),
         restart: bool = typer.Option(
             False, "--restart", help="Ignore an existing checkpoint and start the job again from --since."
@@ -547,19 +557,6 @@ def register(app: typer.Typer) -> None:
         """Load CloudHSM audit history from CloudWatch Logs (see BACKFILL_HELP)."""
         from hsmaudit.aws.logs import LogsError, LogsReader, logs_client
 
-        try:
-            job, checkpoint_path, state = resolve_job(
-                clusters=clusters,
-                log_groups=log_groups,
-                since=since,
-                until=until,
-                checkpoint=checkpoint,
-                restart=restart,
-            )
-        except CheckpointError as error:
-            fail(str(error))
-        except BackfillOptionError as error:
-            fail(str(error), 2)
         settings = opts.DeliveryOptions(
             db=db,
             out=out,
@@ -574,6 +571,22 @@ def register(app: typer.Typer) -> None:
         )
         if out == "-" and json_summary:
             fail("--out - and --json both want stdout; write the events to a file", 2)
+        with opts.delivery_errors():
+            destination_key = opts.destination_key(settings)
+        try:
+            job, checkpoint_path, state = resolve_job(
+                clusters=clusters,
+                log_groups=log_groups,
+                since=since,
+                until=until,
+                checkpoint=checkpoint,
+                restart=restart,
+                destination=destination_key,
+            )
+        except CheckpointError as error:
+            fail(str(error))
+        except BackfillOptionError as error:
+            fail(str(error), 2)
         stop = StopFlag()
         summary = BackfillSummary(
             checkpoint=str(checkpoint_path),

@@ -119,6 +119,34 @@ def hec_client(settings: Settings) -> HecClient:
     return build_client(settings)
 
 
+def destination_key(options: DeliveryOptions) -> str:
+    """What the options deliver to, as a stable string for backfill's checkpoint.
+
+    `hec <origin><path> index=<index>` (the index is part of it: another index is another
+    place), `db <absolute path>`, `out <absolute path>` (`out -` for stdout). Nothing is opened.
+    """
+    if options.db is not None:
+        return f"db {options.db.expanduser().resolve()}"
+    if options.out is not None:
+        return "out -" if options.out == "-" else f"out {Path(options.out).expanduser().resolve()}"
+    settings = resolve_settings(options)
+    if not settings.hec_url:
+        return "hec (no URL)"
+    from urllib.parse import urlsplit
+
+    from hsmaudit.sinks.hec import event_url
+
+    try:
+        origin, path, _ = event_url(settings.hec_url)
+        parts = urlsplit(origin)
+        port = parts.port
+    except ValueError:
+        return "hec (invalid URL)"
+    # host and port only: credentials in the URL must not end up in a checkpoint file
+    where = f"{parts.scheme}://{parts.hostname}" + (f":{port}" if port else "")
+    return f"hec {where}{path} index={settings.hec_index or '(the token default)'}"
+
+
 def open_destination(options: DeliveryOptions) -> Destination:
     """The destination the options name: --db, --out, or HEC (with the configured spool)."""
     if options.db is not None and options.out is not None:

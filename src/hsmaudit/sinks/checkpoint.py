@@ -14,8 +14,10 @@ accepting a batch and the checkpoint write can repeat that one batch; `event_id`
 harmless to Splunk's dedupe search and to the store, whose `event_id` is UNIQUE.) Continuation
 tokens are deliberately not stored: they expire, timestamps do not.
 
-A checkpoint belongs to one backfill job (log groups and time window): resuming it with another
-window would silently skip or repeat data, so `check_job` refuses that with a clear message.
+A checkpoint belongs to one backfill job (log groups and time window) delivered to one
+destination (HEC URL and index, a store file, a JSON-lines file): resuming it with another window
+would silently skip or repeat data, and a window delivered into `--db` is not delivered to HEC,
+so `check_job` refuses both with a clear message.
 
 The file is JSON, rewritten whole through a temporary file, `fsync` and `os.replace`, so a crash
 mid-write leaves either the old or the new checkpoint, never a torn one.
@@ -105,6 +107,9 @@ class Checkpoint(msgspec.Struct, frozen=True, kw_only=True):
     streams: dict[str, dict[str, StreamPosition]] = msgspec.field(default_factory=dict)
     anchor_ms: int | None = None
     version: int = CHECKPOINT_VERSION
+    destination: str | None = None
+    """Where the events went (`hec <url> index=<index>`, `db <path>`, `out <path>`); None in a
+    checkpoint written before destinations were recorded (it then takes the first run's)."""
 
     def position(self, log_group: str, stream: str) -> StreamPosition:
         """The stream's position (the start, when it has none yet)."""
@@ -114,7 +119,7 @@ class Checkpoint(msgspec.Struct, frozen=True, kw_only=True):
         """A new checkpoint with one stream's position replaced."""
         streams = {group: dict(positions) for group, positions in self.streams.items()}
         streams.setdefault(log_group, {})[stream] = position
-        return Checkpoint(job=self.job, streams=streams, anchor_ms=self.anchor_ms, version=self.version)
+        return msgspec.structs.replace(self, streams=streams)
 
     def delivered(self) -> int:
         """Events delivered over all streams so far."""
@@ -123,8 +128,17 @@ class Checkpoint(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
-def check_job(checkpoint: Checkpoint, job: BackfillJob, *, path: Path | str) -> None:
-    """Refuse to resume a checkpoint written for another job (it would skip or repeat data)."""
+def check_job(
+    checkpoint: Checkpoint, job: BackfillJob, *, path: Path | str, destination: str | None = None
+) -> None:
+    """Refuse to resume a checkpoint written for another job (it would skip or repeat data) or
+    for another destination (what reached one has not reached the other)."""
+    if destination is not None and checkpoint.destination not in (None, destination):
+        raise CheckpointError(
+            f"checkpoint {path} records delivery to {checkpoint.destination}, not to {destination}: "
+            "what reached one has not reached the other; leave out --checkpoint (the default file "
+            "is per destination) or give a new one"
+        )
     if checkpoint.job == job:
         return
     old, new = checkpoint.job, job
