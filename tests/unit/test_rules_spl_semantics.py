@@ -407,6 +407,7 @@ def split_pipes(spl: str) -> list[str]:
 def dedup(rows: list[Row], rest: str) -> list[Row]:
     keep_empty = "keepempty=true" in rest
     fields = [f for f in rest.replace("keepempty=true", "").split() if f]
+    assert fields and all(re.fullmatch(r"[A-Za-z_]\w*", f) for f in fields), f"dedup {rest!r} is not modelled"
     seen, kept = set(), []
     for row in rows:
         key = tuple(row.get(f) for f in fields)
@@ -438,7 +439,12 @@ def where(rows: list[Row], rest: str) -> list[Row]:
 
 
 def sort_rows(rows: list[Row], rest: str) -> list[Row]:
-    fields = [f for f in rest.split() if not f.isdigit()]
+    words = rest.split()
+    # `sort 0 a b`: ascending, no limit. A bare `sort a` stops at 10,000 results; +/- and
+    # functions such as num() are not modelled.
+    assert words[:1] == ["0"], f"sort without 0 truncates at 10,000 results: sort {rest}"
+    fields = words[1:]
+    assert fields and all(re.fullmatch(r"[A-Za-z_]\w*", f) for f in fields), f"sort {rest!r} is not modelled"
 
     def key(row: Row) -> tuple[Any, ...]:
         parts: list[Any] = []
@@ -472,6 +478,7 @@ def streamstats(rows: list[Row], rest: str) -> list[Row]:
         assert times in (sorted(times), sorted(times, reverse=True)), "time_window needs time-sorted input"
     aggregations_text, _, by = rest.partition(" by ")
     aggregations = AGGREGATION.findall(aggregations_text)
+    assert AGGREGATION.sub("", aggregations_text).strip() == "", f"streamstats {rest!r} is not modelled"
     group_fields = by.split()
     include_current = options.get("current", "t") != "f"
     window = int(options.get("window", "0"))
@@ -519,6 +526,7 @@ def aggregate(function: str, argument: str, pool: list[Row]) -> Any:
 
 def stats(rows: list[Row], rest: str) -> list[Row]:
     aggregations_text, _, by = rest.partition(" by ")
+    assert AGGREGATION.sub("", aggregations_text).strip() == "", f"stats {rest!r} is not modelled"
     group_fields = by.split()
     groups: dict[tuple[Any, ...], list[Row]] = {}
     for row in rows:
@@ -542,21 +550,22 @@ index event_id/cluster_id/hsm_id too, JSON events do not, so an alert cannot rel
 
 def tstats(rows: list[Row], rest: str) -> list[Row]:
     """`tstats <aggregations> where <terms> by <fields>` over index-time fields only."""
-    match = re.fullmatch(r"(?P<aggs>.+?)\s+where\s+(?P<where>.+?)(?:\s+by\s+(?P<by>[\w\s]+))?", rest.strip())
-    assert match, f"tstats {rest!r} is not modelled"
-    aggregations = AGGREGATION.findall(match["aggs"])
-    assert aggregations, rest
+    aggregations_text, found, condition = rest.strip().partition(" where ")
+    assert found, f"tstats {rest!r} is not modelled (a where clause is)"
+    where, _, by = condition.partition(" by ")
+    aggregations = AGGREGATION.findall(aggregations_text)
+    assert aggregations and AGGREGATION.sub("", aggregations_text).strip() == "", rest
     for function, argument, _alias in aggregations:
         assert argument in INDEXED | {""}, f"tstats cannot read {argument!r}: not an indexed field"
         assert function in {"count", "latest", "earliest", "min", "max", "dc", "values"}, function
-    where = match["where"].replace("`hsmaudit_events`", "").strip()
+    where = where.replace("`hsmaudit_events`", "").strip()
     for field in re.findall(r"([A-Za-z_]\w*)\s*(?:=|IN\b)", where):
         assert field in INDEXED, f"tstats where {field}: not an indexed field"
     selected = base_matcher(where) if where else (lambda row: True)
-    group_fields = (match["by"] or "").split()
+    group_fields = by.split()
     for field in group_fields:
         assert field in INDEXED, f"tstats by {field}: not an indexed field"
-    return stats([row for row in rows if selected(row)], f"{match['aggs']} by {' '.join(group_fields)}")
+    return stats([row for row in rows if selected(row)], f"{aggregations_text} by {' '.join(group_fields)}")
 
 
 def accum(rows: list[Row], rest: str) -> list[Row]:

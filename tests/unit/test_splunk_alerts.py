@@ -76,8 +76,17 @@ def test_the_model_refuses_what_it_does_not_implement() -> None:
         run_search("`hsmaudit_events` opcode=CN_LOGIN | mvexpand event_ids", [])
     with pytest.raises(AssertionError, match="without a window"):
         run_search("`hsmaudit_events` opcode=CN_LOGIN | streamstats count as n by user_name", [])
-    with pytest.raises(AssertionError):
-        run_search("`hsmaudit_events` opcode=CN_LOGIN | streamstats window=20000 count as n by user_name", [])
+    for unmodelled in [
+        "streamstats window=20000 count as n by user_name",  # above max_stream_window
+        "streamstats window=5 global=f count as n by user_name",
+        "sort _time",  # stops at 10,000 results
+        "stats count by user_name",  # the unnamed `count` column
+        "dedup consecutive=true user_name",
+    ]:
+        with pytest.raises(AssertionError):
+            run_search(f"`hsmaudit_events` opcode=CN_LOGIN | {unmodelled}", [])
+    with pytest.raises(AssertionError, match="not an indexed field"):
+        run_search("| tstats count as n where `hsmaudit_events` by opcode", [])
 
 
 def test_the_models_time_arithmetic() -> None:

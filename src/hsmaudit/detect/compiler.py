@@ -608,11 +608,11 @@ def _spl_hsm_removed_while_active() -> str:
 
 def _spl_duplicates() -> str:
     return (
-        f"{MACRO} event_id=*"
+        f"{MACRO} | {ALERT_KEY}"
         " | stats count as copies min(_indextime) as first_indexed max(_indextime) as last_indexed"
-        " values(hsm_id) as hsm_id by event_id"
+        " values(hsm_id) as hsm_id values(event_id) as event_id by alert_key"
         " | where copies > 1"
-        " | table event_id hsm_id copies first_indexed last_indexed"
+        " | table alert_key event_id hsm_id copies first_indexed last_indexed"
     )
 
 
@@ -802,8 +802,9 @@ def _render_savedsearches(
     dedup = _Stanza(
         rule_id="duplicate-events",
         title="CloudHSM audit events delivered more than once",
-        description="Event ids indexed more than once (Lambda retries, replays); searches use "
-        "dedup event_id, this report shows how often it matters.",
+        description="Records indexed more than once (Lambda retries, replays: the same event_id, "
+        "or the same text when a sender gave no id); searches keep one result per record, "
+        "this report shows how often it matters.",
         search=_spl_duplicates(),
         severity="info",
         cron="17 * * * *",
