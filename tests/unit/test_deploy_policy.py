@@ -10,7 +10,10 @@ CloudFormation would create for that set of parameters. The checks fail on:
 * a bucket without encryption, the four public-access blocks, a TLS-only policy or a lifecycle;
 * a queue or a delivery stream without encryption, a topic without one when a key was given;
 * a Lambda function without a bounded timeout, a log group without retention;
-* a service trust or resource policy open to other accounts (no SourceAccount/SourceArn/ExternalId).
+* a service trust or resource policy open to other accounts (no SourceAccount/SourceArn/ExternalId);
+* a KMS permission usable outside the services that hold data under the key (no kms:ViaService);
+* an invoke permission or a CloudWatch Logs trust for a log group pattern instead of the clusters'
+  own log groups (a group created as /aws/cloudhsm/<fake> must not feed the pipeline).
 
 The last tests feed the checks broken templates, so a check that cannot fail is caught too.
 """
@@ -184,6 +187,9 @@ def statement_findings(where: str, statement: Mapping[str, Any], kind: str, key_
             findings.append(f"{where}: {kms_actions} although no KMS key was given")
         elif resources != [key_arn]:
             findings.append(f"{where}: {kms_actions} on {resources}, not only the given key")
+        via = statement.get("Condition", {}).get("StringEquals", {}).get("kms:ViaService")
+        if not via:
+            findings.append(f"{where}: {kms_actions} without a kms:ViaService condition")
     if kind == "trust":
         services = as_list(principal.get("Service", [])) if isinstance(principal, Mapping) else []
         if not services or set(principal) != {"Service"}:
@@ -193,6 +199,12 @@ def statement_findings(where: str, statement: Mapping[str, Any], kind: str, key_
             findings.append(f"{where}: Firehose trust without sts:ExternalId (confused deputy)")
         if "logs.amazonaws.com" in services and "aws:SourceArn" not in condition_keys:
             findings.append(f"{where}: CloudWatch Logs trust without aws:SourceArn (confused deputy)")
+        if "logs.amazonaws.com" in services:
+            for arn in trusted_log_groups(statement):
+                if not single_log_group(arn):
+                    findings.append(
+                        f"{where}: CloudWatch Logs trust for the pattern {arn}, not one log group"
+                    )
     if kind == "resource" and isinstance(principal, Mapping) and "Service" in principal:
         condition_keys = {k for test in statement.get("Condition", {}).values() for k in test}
         if not condition_keys & {"aws:SourceAccount", "aws:SourceArn"}:
@@ -258,11 +270,63 @@ def policy_findings(deployment: Mapping[str, Any]) -> list[str]:
         elif kind == "AWS::Logs::LogGroup":
             if not properties.get("RetentionInDays"):
                 findings.append(f"{name}: log group without retention")
-        elif kind == "AWS::Lambda::Permission" and not (
-            properties.get("SourceAccount") and properties.get("SourceArn")
-        ):
-            findings.append(f"{name}: invoke permission without SourceAccount and SourceArn")
+        elif kind == "AWS::Lambda::Permission":
+            findings += permission_findings(name, properties)
     return findings
+
+
+def permission_findings(name: str, properties: Mapping[str, Any]) -> list[str]:
+    """An invoke permission names this account's source, and one log group for CloudWatch Logs."""
+    source = rendered(properties.get("SourceArn"))
+    if not source or not (properties.get("SourceAccount") or "${AWS::AccountId}" in str(source)):
+        return [f"{name}: invoke permission without this account's SourceArn"]
+    if properties.get("Principal") == "logs.amazonaws.com" and not single_log_group(str(source)):
+        return [f"{name}: invoke permission for the pattern {source}, not one log group"]
+    return []
+
+
+def rendered(value: Any) -> Any:
+    """A resolved value with Fn::Join/Split/Sub/GetAtt worked out: strings, placeholders for what
+    only CloudFormation knows (`<ForwarderRole.Arn>`), pseudo parameters left as `${AWS::...}`."""
+    if isinstance(value, list):
+        return [rendered(item) for item in value]
+    if not isinstance(value, Mapping):
+        return value
+    if set(value) == {"Fn::Join"}:
+        delimiter, items = value["Fn::Join"]
+        flat = rendered(items)
+        return delimiter.join(str(item) for item in (flat if isinstance(flat, list) else [flat]))
+    if set(value) == {"Fn::Split"}:
+        delimiter, text = value["Fn::Split"]
+        return str(rendered(text)).split(delimiter)
+    if set(value) == {"Fn::Sub"}:
+        argument = value["Fn::Sub"]
+        text, names = (argument, {}) if isinstance(argument, str) else argument
+        for name, item in names.items():
+            text = text.replace("${" + name + "}", str(rendered(item)))
+        return text
+    if set(value) == {"Fn::GetAtt"}:
+        target = value["Fn::GetAtt"]
+        return f"<{'.'.join(target) if isinstance(target, list) else target}>"
+    if set(value) == {"Ref"}:
+        return "${" + value["Ref"] + "}" if value["Ref"].startswith("AWS::") else f"<{value['Ref']}>"
+    return {key: rendered(item) for key, item in value.items()}
+
+
+def trusted_log_groups(statement: Mapping[str, Any]) -> list[str]:
+    """The aws:SourceArn values a trust statement admits (StringLike/ArnLike/StringEquals/ArnEquals)."""
+    arns: list[str] = []
+    for test, keys in statement.get("Condition", {}).items():
+        if test in ("StringLike", "ArnLike", "StringEquals", "ArnEquals") and "aws:SourceArn" in keys:
+            arns += [str(arn) for arn in as_list(rendered(keys["aws:SourceArn"]))]
+    return arns
+
+
+def single_log_group(arn: str) -> bool:
+    """`arn:…:log-group:/aws/cloudhsm/cluster-x[:*]` names one group; `/aws/cloudhsm/*` does not."""
+    _, found, group = arn.partition(":log-group:")
+    group = group.removesuffix(":*")
+    return bool(found) and bool(group) and "*" not in group and "?" not in group
 
 
 # --------------------------------------------------------------------------------------- tests
@@ -282,11 +346,115 @@ def test_the_forwarder_reads_exactly_one_secret_and_writes_only_the_spool_prefix
     (token,) = policies["hec-token"]["Statement"]
     assert token["Action"] == "secretsmanager:GetSecretValue"
     assert token["Resource"] == {"Ref": "HecTokenSecret"}
-    objects, listing = policies["spool"]["Statement"]
-    assert sorted(objects["Action"]) == ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
+    # Write only: the forwarder's one S3 call is PutObject; replay (get, list, delete) is the
+    # operator's, so code running in the function cannot read back or erase what it spooled.
+    (objects,) = policies["spool"]["Statement"]
+    assert objects["Action"] == "s3:PutObject"
     assert objects["Resource"] == {"Fn::Sub": "${SpoolBucket.Arn}/hsmaudit/spool/*"}
-    assert listing["Action"] == "s3:ListBucket"
-    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["hsmaudit/spool/*"]}}
+    s3_actions = {
+        action
+        for document in policies.values()
+        for statement in as_list(document["Statement"])
+        for action in as_list(statement["Action"])
+        if action.startswith("s3:")
+    }
+    assert s3_actions == {"s3:PutObject"}
+
+
+def test_the_forwarder_code_calls_nothing_but_put_object_on_s3() -> None:
+    # What the role allows must match what the delivery path calls: the handler modules and the
+    # sinks they use never reach S3Spool's get/list/delete/quarantine.
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "src" / "hsmaudit"
+    called: set[str] = set()
+    for module in ("aws/subscription.py", "aws/runtime.py", "sinks/hec.py", "sinks/batch.py"):
+        for node in ast.walk(ast.parse((root / module).read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                value = node.func.value
+                if isinstance(value, ast.Attribute | ast.Name) and "spool" in ast.unparse(value).lower():
+                    called.add(node.func.attr)
+    assert called & {"get", "list", "delete", "quarantine", "quarantined"} == set(), called
+    assert "put" in called
+    s3spool = (root / "aws" / "s3spool.py").read_text()
+    put_body = s3spool.split("def put(", 1)[1].split("\n    def ", 1)[0]
+    assert "put_object" in put_body and "get_object" not in put_body and "delete_object" not in put_body
+
+
+def test_each_cluster_log_group_has_its_own_invoke_permission_and_nothing_else_may_invoke() -> None:
+    resources = scenario_deployment("lambda-defaults")["Resources"]
+    permissions = {
+        name: r["Properties"] for name, r in resources.items() if r["Type"] == "AWS::Lambda::Permission"
+    }
+    sources = sorted(str(rendered(p["SourceArn"])) for p in permissions.values())
+    assert sources == [
+        f"arn:aws:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:/aws/cloudhsm/{cluster}:*"
+        for cluster in sorted(BASE_PARAMETERS["ClusterIds"].split(","))
+    ]
+    assert {p["Principal"] for p in permissions.values()} == {"logs.amazonaws.com"}
+    filters = [r for r in resources.values() if r["Type"] == "AWS::Logs::SubscriptionFilter"]
+    assert len(filters) == len(permissions)
+    for subscription in filters:
+        # each filter is created after the permission for its own log group
+        (permission,) = subscription["DependsOn"]
+        assert str(rendered(permissions[permission]["SourceArn"])).endswith(
+            subscription["Properties"]["LogGroupName"] + ":*"
+        )
+
+
+def test_the_firehose_subscription_role_trusts_only_the_cluster_log_groups_of_this_account() -> None:
+    resources = scenario_deployment("firehose-defaults")["Resources"]
+    (trust,) = resources["SubscriptionToFirehoseRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": "123456789012"}
+    assert trusted_log_groups(trust) == [
+        f"arn:*:logs:*:*:log-group:/aws/cloudhsm/{cluster}:*"
+        for cluster in BASE_PARAMETERS["ClusterIds"].split(",")
+    ]
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_every_kms_grant_is_bound_to_the_services_that_use_the_key(scenario: str) -> None:
+    deployment = scenario_deployment(scenario)
+    grants = [
+        (where, statement)
+        for where, document, _ in policy_documents(deployment["Resources"])
+        for statement in as_list(document["Statement"])
+        if any(str(a).startswith("kms:") for a in as_list(statement.get("Action", [])))
+    ]
+    if not deployment["Parameters"].get("KmsKeyArn"):
+        assert grants == []
+        return
+    assert grants
+    for where, statement in grants:
+        services = as_list(rendered(statement["Condition"]["StringEquals"]["kms:ViaService"]))
+        assert services, where
+        assert all(s.endswith(".${AWS::Region}.amazonaws.com") for s in services), (where, services)
+
+
+@pytest.mark.parametrize(
+    ("scenario", "reader"),
+    [("lambda-defaults", "<ForwarderRole.Arn>"), ("firehose-defaults", "<FirehoseRole.Arn>")],
+)
+def test_only_the_delivery_role_may_read_the_created_token_secret(scenario: str, reader: str) -> None:
+    resources = scenario_deployment(scenario)["Resources"]
+    policy = resources["HecTokenSecretPolicy"]["Properties"]
+    assert policy["SecretId"] == {"Ref": "HecTokenSecret"}
+    assert policy["BlockPublicPolicy"] is True
+    (deny,) = policy["ResourcePolicy"]["Statement"]
+    assert (deny["Effect"], deny["Principal"], deny["Action"]) == (
+        "Deny",
+        "*",
+        "secretsmanager:GetSecretValue",
+    )
+    allowed = [arn for arn in rendered(deny["Condition"]["StringNotEquals"]["aws:PrincipalArn"]) if arn]
+    assert allowed == [reader]
+
+
+def test_an_existing_secret_gets_no_resource_policy_from_the_stack() -> None:
+    # The stack does not own it: a policy here would replace the owner's own.
+    resources = scenario_deployment("lambda-kms-vpc-existing")["Resources"]
+    assert "HecTokenSecretPolicy" not in resources
 
 
 def test_kms_and_vpc_permissions_appear_only_when_configured() -> None:
@@ -388,6 +556,30 @@ def test_a_lambda_without_a_bounded_timeout_is_reported() -> None:
         del resources["ForwarderFunction"]["Properties"]["Timeout"]
 
     assert "ForwarderFunction: timeout None is not bounded (1..300 s)" in mutated("lambda-defaults", change)
+
+
+def test_kms_without_via_service_and_log_group_patterns_are_reported() -> None:
+    def change(resources: Any) -> None:
+        for statement in _policy(resources, "ForwarderRole", "kms-key")["Statement"]:
+            statement.pop("Condition")
+        permission = next(r for r in resources.values() if r["Type"] == "AWS::Lambda::Permission")
+        permission["Properties"]["SourceArn"] = {
+            "Fn::Sub": "arn:aws:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/cloudhsm/*"
+        }
+
+    findings = mutated("lambda-kms-vpc-existing", change)
+    assert any("without a kms:ViaService condition" in f for f in findings)
+    assert any("invoke permission for the pattern" in f and "/aws/cloudhsm/*" in f for f in findings)
+
+    def widen_trust(resources: Any) -> None:
+        trust = resources["SubscriptionToFirehoseRole"]["Properties"]["AssumeRolePolicyDocument"][
+            "Statement"
+        ][0]
+        trust["Condition"]["ArnLike"]["aws:SourceArn"] = "arn:*:logs:*:*:log-group:/aws/cloudhsm/*"
+
+    assert any(
+        "CloudWatch Logs trust for the pattern" in f for f in mutated("firehose-defaults", widen_trust)
+    )
 
 
 def test_a_public_or_confused_deputy_policy_is_reported() -> None:

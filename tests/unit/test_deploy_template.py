@@ -221,9 +221,9 @@ def test_each_cluster_gets_a_subscription_metric_and_heartbeat_alarm() -> None:
     resources = transformed["Resources"]
     for cluster in CLUSTERS:
         suffix = cluster.replace("-", "")
-        lambda_filter = resources[f"LambdaSubscription{suffix}"]
+        lambda_filter = resources[f"ForwarderFunctionLogs{suffix}"]
         assert lambda_filter["Condition"] == "UseLambda"
-        assert lambda_filter["DependsOn"] == "LogsInvokePermission"
+        assert lambda_filter["DependsOn"] == [f"ForwarderFunctionLogs{suffix}Permission"]
         assert lambda_filter["Properties"]["LogGroupName"] == f"/aws/cloudhsm/{cluster}"
         assert lambda_filter["Properties"]["FilterPattern"] == ""
         firehose_filter = resources[f"FirehoseSubscription{suffix}"]
@@ -241,13 +241,18 @@ def test_each_cluster_gets_a_subscription_metric_and_heartbeat_alarm() -> None:
         assert alarm["TreatMissingData"] == "breaching"
 
 
-def test_the_invoke_permission_is_scoped_to_cloudhsm_log_groups_of_this_account() -> None:
-    permission = translate(SCENARIOS["lambda-defaults"])["Resources"]["LogsInvokePermission"]["Properties"]
-    assert permission["Principal"] == "logs.amazonaws.com"
-    assert permission["SourceAccount"] == {"Ref": "AWS::AccountId"}
-    assert permission["SourceArn"] == {
-        "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/cloudhsm/*"
-    }
+def test_each_invoke_permission_is_scoped_to_one_cluster_log_group_of_this_account() -> None:
+    resources = translate(SCENARIOS["lambda-defaults"])["Resources"]
+    for cluster in CLUSTERS:
+        permission = resources[f"ForwarderFunctionLogs{cluster.replace('-', '')}Permission"]["Properties"]
+        assert permission["Principal"] == "logs.amazonaws.com"
+        assert permission["SourceArn"] == {
+            "Fn::Sub": [
+                "arn:aws:logs:${AWS::Region}:${AWS::AccountId}:log-group:${__LogGroupName__}:*",
+                {"__LogGroupName__": f"/aws/cloudhsm/{cluster}"},
+            ]
+        }
+    assert not [name for name in resources if name == "LogsInvokePermission"]
 
 
 def test_failed_async_invocations_go_to_the_queue_after_two_retries() -> None:
@@ -304,9 +309,8 @@ def test_the_spool_prefix_is_the_one_the_role_may_write() -> None:
         for p in template["Resources"]["ForwarderRole"]["Properties"]["Policies"]
         if "PolicyName" in p
     }
-    statements = policies["spool"]["PolicyDocument"]["Statement"]
-    assert statements[0]["Resource"] == {"Fn::Sub": f"${{SpoolBucket.Arn}}/{prefix}*"}
-    assert statements[1]["Condition"] == {"StringLike": {"s3:prefix": [f"{prefix}*"]}}
+    (statement,) = policies["spool"]["PolicyDocument"]["Statement"]
+    assert statement["Resource"] == {"Fn::Sub": f"${{SpoolBucket.Arn}}/{prefix}*"}
     rule = next(
         r
         for r in template["Resources"]["SpoolBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
