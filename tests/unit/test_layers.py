@@ -3,7 +3,8 @@
 1. `records` (and the stdlib-only `config`) import nothing else of ours.
 2. `sources`, `sinks`, `detect`, `store` import layer 1 only, not each other.
 3. `aws`, `server`, `simulate`, `splunk` compose layers 1-2 and do not import each other.
-4. `cli` may import anything; nothing imports `cli`.
+4. `ops` composes layers 1-3 into what an operator runs (engines without Typer/Rich).
+5. `cli` may import anything; nothing imports `cli`.
 
 Checked on the source with `ast`, so imports inside functions count too.
 """
@@ -28,7 +29,8 @@ LAYER = {
     "server": 3,
     "simulate": 3,
     "splunk": 3,
-    "cli": 4,
+    "ops": 4,
+    "cli": 5,
 }
 
 

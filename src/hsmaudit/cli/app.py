@@ -26,6 +26,7 @@ COMMAND_MODULES: Final[tuple[str, ...]] = (
     "serve",
     "simulate",
     "demo",
+    "report",
 )
 
 app = typer.Typer(

@@ -357,6 +357,12 @@ class ClusterSimulator:
         """Lose `count` records of one HSM's stream: its next record shows a gap."""
         self.hsms[index].sequence_no += count
 
+    def reboot(self, index: int) -> None:
+        """The HSM restarts: its reboot counter rises and its sequence numbers start again at 0."""
+        hsm = self.hsms[index]
+        hsm.reboot_counter += 1
+        hsm.sequence_no = 0
+
     def silence(self, index: int) -> None:
         """The HSM stops logging (deleted or broken); its stream just ends."""
         self.hsms[index].silent = True
