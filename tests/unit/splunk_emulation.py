@@ -266,7 +266,7 @@ def apply_stanza(app: App, stanza: Mapping[str, str], event: Event) -> Fields:
             raise EmulationError(f"HEC indexed field {name!r} reuses a default field")
         fields[name] = value
     indexed = dict(event.indexed)
-    before_extract = set(fields)
+    before_extract = set(DEFAULT_FIELDS) | set(indexed)
     _extract(stanza, event, fields, indexed, before_extract)
     _report(app, stanza, event, fields, indexed)
     if kv_mode == "json":

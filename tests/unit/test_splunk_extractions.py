@@ -629,3 +629,27 @@ def test_copies_of_one_login_on_every_hsm_share_a_cluster_action_id(samples_dir:
     later = parse_message(raw.replace(f"usecs:{usecs}", f"usecs:{usecs + 60_000_000}"), log_group=LOG_GROUP,
                           log_stream="hsm-aaaaaaaaaaa")  # fmt: skip
     assert APP.search_time(lean(later))["cluster_action_id"] not in ids
+
+
+def test_events_outside_the_data_models_keep_their_own_action(samples_dir: Path) -> None:
+    # GIVEN JSON events whose verb is not a CIM action: a cluster-sync copy, and CloudTrail calls
+    # the forwarder sent as JSON (record_format cloudtrail), one with a verb the table cannot know
+    from hsmaudit.records.cloudtrail import cloudtrail_events
+
+    sync = parsed((samples_dir / "aws-doc-22-insert-masked-262152.txt").read_text(encoding="utf-8"))
+    trail = list(
+        cloudtrail_events(json.loads((samples_dir.parent / "cloudtrail" / "lookup_events.json").read_text()))
+    )
+    odd = msgspec_replace(trail[0], action="cluster_create_from_backup")
+    for event in (sync, *trail, odd):
+        fields = APP.search_time(as_json(event))
+        # THEN action is the event's own verb, as is vendor_action
+        assert fields["action"] == fields["vendor_action"] == event.action, event.opcode
+    # AND on the lean event the verb comes from the opcode table
+    assert APP.search_time(lean(sync))["action"] == "sync"
+
+
+def msgspec_replace(event: HsmEvent, **changes: object) -> HsmEvent:
+    import msgspec
+
+    return msgspec.structs.replace(event, **changes)

@@ -128,6 +128,11 @@ def _group(key: Callable[[OpcodeInfo], str | None]) -> dict[str, set[str]]:
     return dict(sorted(groups.items()))
 
 
+def cim_opcodes() -> set[str]:
+    """Opcodes whose events belong to a data model: logins (Authentication) and changes (Change)."""
+    return {"CN_LOGIN", *set().union(*change_opcodes().values())}
+
+
 def change_opcodes() -> dict[str, set[str]]:
     """CIM object_category -> the opcodes whose events belong to the Change data model."""
 
@@ -182,6 +187,7 @@ OPCODE_COLUMNS: Final = (
     "hsmaudit_case",
     "category",
     "vendor_action",
+    "verb",
     "severity",
     "cim_action",
     "change_type",
@@ -216,6 +222,7 @@ def _opcode_row(opcode: str, case: Case, probe: str) -> dict[str, str]:
         "hsmaudit_case": case.key,
         "category": category,
         "vendor_action": verb,
+        "verb": "" if probe in cim_opcodes() else verb,
         "severity": severity,
         "cim_action": cim_action,
         "change_type": change[0] if change else "",
@@ -235,8 +242,9 @@ def opcode_rows() -> list[dict[str, str]]:
         for case in cases(name):
             rows.append(
                 {
-                    "opcode": name, "hsmaudit_case": case.key, "category": category, "vendor_action": verb,
-                    "severity": severity, "cim_action": verb, "change_type": "", "object_category": "",
+                    "opcode": name, "hsmaudit_case": case.key, "category": category,
+                    "vendor_action": verb, "verb": verb, "severity": severity, "cim_action": verb,
+                    "change_type": "", "object_category": "",
                 }
             )  # fmt: skip
     rows += [_opcode_row("*", case, UNKNOWN_OPCODE_PROBE) for case in cases(None)]
@@ -484,8 +492,12 @@ def key_lines(reads: Reads) -> list[str]:
     later = f'if({_in(opcode, SEQUENCE_OPCODES)} AND {reads.sequence_no} > 0, "1", "0")'
     time = f'if({f("log_type")}=="TIME_INFO_LOG", "time", "-")'
     result = f'coalesce({reads.result}, "unknown")'
+    case = f'{result} . "|" . {officer} . "|" . {later} . "|" . {time}'
     return [
-        f'EVAL-hsmaudit_case = {result} . "|" . {officer} . "|" . {later} . "|" . {time}',
+        f"EVAL-hsmaudit_case = {case}",
+        # Only for events of a data model: the CIM action lookup skips every other event (a lookup
+        # whose match field is absent does nothing), so their own action is never touched.
+        f"EVAL-hsmaudit_cim_case = if({_in(opcode, cim_opcodes())}, {case}, null())",
         f'EVAL-hsmaudit_status = {reads.record_format} . "|" . {result}',
     ]
 
@@ -556,13 +568,17 @@ def cim_lines(reads: Reads) -> list[str]:
 
 
 def lookup_lines() -> list[str]:
-    """The automatic lookups, the same for every sourcetype."""
-    derived = "category, vendor_action, severity, change_type, object_category"
+    """The automatic lookups, the same for every sourcetype.
+
+    `action` is written by at most one of them per event: the verb (OUTPUTNEW, a column that is
+    empty for data-model opcodes) outside the data models, CIM's value (OUTPUT) inside them.
+    """
+    derived = "category vendor_action severity change_type object_category verb AS action"
     return [
-        f"LOOKUP-hsmaudit_a_opcode = {OPCODE_LOOKUP} opcode hsmaudit_case OUTPUTNEW "
-        + " ".join(derived.split(", ")),
+        f"LOOKUP-hsmaudit_a_opcode = {OPCODE_LOOKUP} opcode hsmaudit_case OUTPUTNEW {derived}",
         # CIM's action: OUTPUT replaces the contract verb (kept in vendor_action); see the module doc.
-        f"LOOKUP-hsmaudit_b_cim_action = {OPCODE_LOOKUP} opcode hsmaudit_case OUTPUT cim_action AS action",
+        f"LOOKUP-hsmaudit_b_cim_action = {OPCODE_LOOKUP} opcode hsmaudit_case AS hsmaudit_cim_case "
+        "OUTPUT cim_action AS action",
         f"LOOKUP-hsmaudit_c_status = {STATUS_LOOKUP} hsmaudit_status OUTPUTNEW "
         "record_format outcome success status",
     ]
