@@ -29,6 +29,10 @@ from typing import Any, Final
 Row = dict[str, Any]
 Search = Callable[[str, list[Row]], list[Row]]
 
+SEARCH_INFO: dict[str, float] = {}
+"""The time range of the run in progress (`info_min_time`, `info_max_time`), which `addinfo`
+reports; the SPL model reads it."""
+
 SPEC_SETTINGS: Final = frozenset(
     {
         "description", "search", "disabled", "enableSched", "cron_schedule", "realtime_schedule",
@@ -187,6 +191,8 @@ class Scheduler:
             if index_latest and event["_indextime"] >= relative_time(index_latest, scheduled):
                 continue
             visible.append(dict(event))
+        SEARCH_INFO.clear()
+        SEARCH_INFO.update(info_min_time=earliest, info_max_time=latest)
         if self.on_dispatch is not None:
             self.on_dispatch(scheduled)
         results = self.search(self.settings["search"], visible)

@@ -26,6 +26,7 @@ from hsmaudit.detect.engine import DetectionConfig, detect_events
 from hsmaudit.detect.ruleset import load_ruleset
 from hsmaudit.records.event import HsmEvent, event_to_dict
 
+from .splunk_scheduler import SEARCH_INFO, relative_time
 from .test_detect_builder import Cluster
 from .test_detect_scenarios import SCENARIOS, Scenario
 from .test_rules_splunk import stanzas
@@ -102,6 +103,9 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "md5": lambda value: hashlib.md5(str(value).encode()).hexdigest(),
     "true": lambda: True,
     "null": lambda: None,
+    "relative_time": lambda moment, modifier: (
+        None if moment is None else relative_time(modifier, float(moment))
+    ),
     "replace": lambda value, pattern, replacement: (
         None if value is None else re.sub(pattern, replacement, str(value))
     ),
@@ -590,7 +594,18 @@ def table(rows: list[Row], rest: str) -> list[Row]:
 
 GENERATING: dict[str, Callable[[list[Row], str], list[Row]]] = {"tstats": tstats}
 
+
+def addinfo(rows: list[Row], rest: str) -> list[Row]:
+    """`addinfo`: the search's earliest and latest time on every result."""
+    assert rest.strip() == "", f"addinfo {rest!r} is not modelled"
+    assert SEARCH_INFO, "addinfo outside a scheduled run: no time range is modelled"
+    for row in rows:
+        row.update(SEARCH_INFO)
+    return rows
+
+
 COMMANDS: dict[str, Callable[[list[Row], str], list[Row]]] = {
+    "addinfo": addinfo,
     "accum": accum,
     "search": lambda rows, rest: [row for row in rows if base_matcher(rest)(row)],
     "dedup": dedup,

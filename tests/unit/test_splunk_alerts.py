@@ -297,3 +297,39 @@ def test_the_set_up_docs_list_every_search_to_enable() -> None:
     docs = (Path(__file__).resolve().parents[2] / "docs" / "splunk-app.md").read_text(encoding="utf-8")
     listed = re.findall(r"^   \[(hsmaudit - [\w-]+)\]\n   disabled = 0$", docs, re.MULTILINE)
     assert sorted(listed) == sorted(SHIPPED)
+
+
+def test_addinfo_reports_the_scheduled_range_not_the_skewed_start() -> None:
+    cluster = Cluster()
+    cluster.record(cluster.hsms[0], "CN_DESTROY_OBJECT", key=7)
+    settings = dict(STANZAS["hsmaudit - key-deleted"])
+    settings["search"] = (
+        settings["search"].rsplit("| table", 1)[0]
+        + '| addinfo | eval window_start=relative_time(info_max_time, "-6m@m")'
+        " | table info_min_time info_max_time window_start alert_key"
+    )
+    scheduler = Scheduler(settings, run_search)
+    fired = scheduler.run_between(START / 1e6, START / 1e6 + 10 * 60, rows(cluster.events))
+    assert [(f.result["info_max_time"] - f.result["info_min_time"], f.scheduled) for f in fired] == [
+        (65 * 60, START / 1e6 + 5 * 60)
+    ]
+    assert fired[0].result["window_start"] == fired[0].scheduled - 6 * 60
+
+
+def test_records_without_an_hsm_are_not_sequence_checked_as_one_merged_stream() -> None:
+    # The published recipe's events: raw text, no event_id, and a host that is not the HSM.
+    cluster = Cluster()
+    for _ in range(20):
+        cluster.login("app", success=True)  # every HSM records it, each with its own numbering
+        cluster.advance(MINUTE)
+    recipe = rows(cluster.events, event_ids=False)
+    for row in recipe:
+        row.pop("hsm_id", None)
+        row["host"] = "lambda-blueprint"
+    for rule in ("sequence-gap", "sequence-reset", "sequence-duplicate"):
+        scheduler = Scheduler(STANZAS[f"hsmaudit - {rule}"], run_search)
+        assert scheduler.run_between(START / 1e6, START / 1e6 + 3 * 3600, recipe) == [], rule
+    # The same records with their HSM known are in order: nothing either.
+    known = rows(cluster.events, event_ids=False)
+    scheduler = Scheduler(STANZAS["hsmaudit - sequence-gap"], run_search)
+    assert scheduler.run_between(START / 1e6, START / 1e6 + 3 * 3600, known) == []
