@@ -341,3 +341,32 @@ def test_a_store_made_before_a_field_was_added_gains_its_column(tmp_path: Path) 
         assert store.add_events(EVENTS[:5]) == 5
         assert [event for _, event in store.iter_events()] == EVENTS[:5]
     assert columns(db, "events")[-1] == "mechanism"
+
+
+@pytest.mark.parametrize("since", [None, "hour"])
+def test_timeline_puts_cloudtrail_calls_on_a_control_plane_lane(tmp_path: Path, since: str | None) -> None:
+    from hsmaudit.records.cloudtrail import cloudtrail_event
+    from hsmaudit.store.query import CONTROL_PLANE_LANE
+
+    simulation = run_scenarios(["control-plane", "hsm-silent"], seed=6)
+    calls = [cloudtrail_event(call) for call in simulation.api_calls]
+    records = list(parsed_events(simulation.records))
+    store = EventStore(tmp_path / "s.sqlite3")
+    store.add_events(records + calls)
+    filters = EventFilter()
+    if since == "hour":  # whole-hour range: the rollup path
+        times = [e.usecs for e in records + calls if e.usecs is not None]
+        low = min(times) - min(times) % ROLLUP_BUCKET_USECS
+        high = max(times) - max(times) % ROLLUP_BUCKET_USECS + ROLLUP_BUCKET_USECS
+        filters = EventFilter(since_usecs=low, until_usecs=high)
+    timeline = store.timeline(filters)
+    store.close()
+    assert timeline is not None
+    lanes = {lane.hsm_id: lane for lane in timeline.lanes}
+    assert sum(lanes[CONTROL_PLANE_LANE].events) == len(calls) > 0
+    assert timeline.lanes[-1].hsm_id == CONTROL_PLANE_LANE
+    # The DeleteHsm call names an HSM; it is counted once, on the control-plane lane only.
+    per_hsm = Counter(e.hsm_id or "" for e in records)
+    for hsm, count in per_hsm.items():
+        assert sum(lanes[hsm].events) == count, hsm
+    assert all(min(lane.events) >= 0 for lane in timeline.lanes)

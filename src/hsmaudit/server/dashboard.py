@@ -28,6 +28,7 @@ from hsmaudit.records.event import FIELD_NAMES, HsmEvent, event_to_dict
 from hsmaudit.records.opcodes import USER_TYPE_ABBREVIATIONS
 from hsmaudit.records.parse import format_usecs
 from hsmaudit.store.query import (
+    CONTROL_PLANE_LANE,
     EventFilter,
     FilterError,
     Page,
@@ -119,7 +120,8 @@ def timeline_view(timeline: Timeline | None, filters: dict[str, str]) -> dict[st
     top_alerts = max((max(lane.alerts, default=0) for lane in timeline.lanes), default=0)
     lanes = []
     for lane in timeline.lanes:
-        name = lane.hsm_id or "no HSM (cluster-wide)"
+        control_plane = lane.hsm_id == CONTROL_PLANE_LANE
+        name = "control plane (CloudTrail)" if control_plane else lane.hsm_id or "no HSM (cluster-wide)"
         marks = []
         for index in range(timeline.buckets):
             events, failed, alerts = lane.events[index], lane.failed_logins[index], lane.alerts[index]
@@ -127,7 +129,7 @@ def timeline_view(timeline: Timeline | None, filters: dict[str, str]) -> dict[st
                 continue
             begin = timeline.start_usecs + index * width
             params = {**filters, "since": format_usecs(begin), "until": format_usecs(begin + width)}
-            if lane.hsm_id:
+            if lane.hsm_id and not control_plane:
                 params["hsm_id"] = lane.hsm_id
             marks.append(
                 {

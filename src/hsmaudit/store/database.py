@@ -47,6 +47,7 @@ from hsmaudit.records.opcodes import (
 from hsmaudit.records.parse import format_usecs
 from hsmaudit.store.errors import StoreDataError, StoreError, StoreSchemaError
 from hsmaudit.store.query import (
+    CONTROL_PLANE_LANE,
     EventFilter,
     FailedLogins,
     FilterError,
@@ -648,6 +649,18 @@ class EventStore:
                 counts = lane(hsm)
                 counts[0][index] += n
                 counts[1][index] += failed or 0
+        ev_where, ev_params = _event_where(filters)
+        for index, hsm, n in connection.execute(
+            "SELECT (usecs - ?) / ?, coalesce(hsm_id, ''), count(*) FROM events "
+            f"WHERE record_format = 'cloudtrail' AND usecs >= ? AND usecs < ? AND {' AND '.join(ev_where)} "
+            "GROUP BY 1, 2",
+            [start, width, low, high, *ev_params],
+        ):
+            if 0 <= index < buckets:  # moved from the HSM it names to the control-plane lane
+                if hsm in lanes:
+                    lanes[hsm][0][index] -= n
+                lane(CONTROL_PLANE_LANE)[0][index] += n
+        lanes = {hsm: counts for hsm, counts in lanes.items() if any(any(row) for row in counts)}
         alert_where, alert_params = _alert_where(filters)
         for hsm, time in connection.execute(
             "SELECT coalesce(hsm_id, ''), time FROM alerts "
@@ -661,7 +674,9 @@ class EventStore:
             index = (usecs - start) // width
             if 0 <= index < buckets:
                 lane(hsm)[2][index] += 1
-        ordered = sorted(lanes.items(), key=lambda item: (item[0] == "", item[0]))
+        ordered = sorted(
+            lanes.items(), key=lambda item: (item[0] == CONTROL_PLANE_LANE, item[0] == "", item[0])
+        )
         return Timeline(
             start_usecs=start,
             bucket_usecs=width,

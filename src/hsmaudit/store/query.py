@@ -199,8 +199,14 @@ def page_number(value: str | None) -> int:
     return max(1, min(int(value), 1_000_000))
 
 
+CONTROL_PLANE_LANE: Final = "control-plane"
+"""The timeline lane of CloudTrail's CloudHSM API calls (record_format `cloudtrail`), whatever HSM
+they name: what happened to the cluster beside what its HSMs logged."""
+
+
 class TimelineLane(msgspec.Struct, frozen=True):
-    """One row of the timeline: an HSM (or `""`: records with no HSM, e.g. cluster-level ones).
+    """One row of the timeline: an HSM (or `""`: records with no HSM, e.g. cluster-level ones;
+    or `CONTROL_PLANE_LANE`: the CloudTrail calls).
 
     The three lists have one count per bucket of the `Timeline`.
     """

@@ -73,6 +73,8 @@ SCHEMA: Final[tuple[str, ...]] = (
     # HSMs, so walking `events_usecs` finds an HSM's newest rows quickly, and every index is paid
     # for on each insert (`benchmarks/collector_bench.py`).
     "CREATE INDEX IF NOT EXISTS events_usecs ON events (usecs)",
+    # The few CloudTrail control-plane calls, for the timeline's control-plane lane.
+    "CREATE INDEX IF NOT EXISTS events_control_plane ON events (usecs) WHERE record_format = 'cloudtrail'",
     "CREATE INDEX IF NOT EXISTS events_opcode_usecs ON events (opcode, usecs)",
     # Failed logins by user: rare rows, so a partial index answers the panel without a scan.
     "CREATE INDEX IF NOT EXISTS events_failed_logins ON events (user_name, user_type, usecs)"
