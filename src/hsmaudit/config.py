@@ -43,6 +43,7 @@ HSMAUDIT_HEC_MAX_ATTEMPTS: Final = "HSMAUDIT_HEC_MAX_ATTEMPTS"
 HSMAUDIT_HEC_BACKOFF_BASE: Final = "HSMAUDIT_HEC_BACKOFF_BASE"
 HSMAUDIT_HEC_BACKOFF_CAP: Final = "HSMAUDIT_HEC_BACKOFF_CAP"
 HSMAUDIT_INCLUDE_RAW: Final = "HSMAUDIT_INCLUDE_RAW"
+HSMAUDIT_EVENT_FORMAT: Final = "HSMAUDIT_EVENT_FORMAT"
 HSMAUDIT_SPOOL_BUCKET: Final = "HSMAUDIT_SPOOL_BUCKET"
 HSMAUDIT_SPOOL_PREFIX: Final = "HSMAUDIT_SPOOL_PREFIX"
 HSMAUDIT_SPOOL_DIR: Final = "HSMAUDIT_SPOOL_DIR"
@@ -56,6 +57,9 @@ HSMAUDIT_LOG_LEVEL: Final = "HSMAUDIT_LOG_LEVEL"
 DEFAULT_CONFIG_PATH: Final = "~/.config/hsmaudit/config.toml"
 MAX_BATCH_BYTES: Final = 5 * 1024 * 1024
 """HEC's default per-event `maxEventSize` (splunk.md §1.10); no request goes above it."""
+
+EVENT_FORMATS: Final = ("lean", "json")
+"""`hsmaudit.sinks.hec.EVENT_FORMATS` (not imported: this module stays stdlib only)."""
 
 Kind = Literal["str", "bool", "int", "float"]
 Origin = Literal["default", "file", "env", "flag"]
@@ -93,8 +97,13 @@ SETTINGS: Final[tuple[SettingSpec, ...]] = (
                 "seconds a fetched token is cached (it is also re-fetched once after HEC answers 401/403)"),
     SettingSpec("hec_index", HSMAUDIT_HEC_INDEX, "str", None,
                 "HEC `index` for every event (only sent when set)", "--index"),
-    SettingSpec("hec_sourcetype", HSMAUDIT_HEC_SOURCETYPE, "str", "aws:cloudhsm:audit",
-                "HEC `sourcetype`", "--sourcetype"),
+    SettingSpec("event_format", HSMAUDIT_EVENT_FORMAT, "str", "lean",
+                "HEC event format: `lean` (the record text as CloudHSM wrote it, ids as indexed "
+                "`fields`: licence = the logs' own size) or `json` (the normalised event object)",
+                "--event-format"),
+    SettingSpec("hec_sourcetype", HSMAUDIT_HEC_SOURCETYPE, "str", None,
+                "HEC `sourcetype`; unset: the format's, `aws:cloudhsm:audit:text` (lean) or "
+                "`aws:cloudhsm:audit` (json)", "--sourcetype"),
     SettingSpec("hec_ack", HSMAUDIT_HEC_ACK, "bool", False,
                 "use indexer acknowledgement (the token must have it enabled)", "--ack/--no-ack"),
     SettingSpec("hec_ack_timeout", HSMAUDIT_HEC_ACK_TIMEOUT, "float", 60.0,
@@ -119,7 +128,8 @@ SETTINGS: Final[tuple[SettingSpec, ...]] = (
     SettingSpec("hec_backoff_cap", HSMAUDIT_HEC_BACKOFF_CAP, "float", 8.0,
                 "longest wait between retries, in seconds (also caps a server's Retry-After)"),
     SettingSpec("include_raw", HSMAUDIT_INCLUDE_RAW, "bool", True,
-                "keep the record text in `event.raw`", "--raw/--no-raw"),
+                "`json` format only: keep the record text in `event.raw` (a lean event is the text)",
+                "--raw/--no-raw"),
     SettingSpec("spool_bucket", HSMAUDIT_SPOOL_BUCKET, "str", None,
                 "S3 bucket for batches HEC did not take (the Lambda's spool)"),
     SettingSpec("spool_prefix", HSMAUDIT_SPOOL_PREFIX, "str", "hsmaudit/spool/",
@@ -196,7 +206,8 @@ class Settings:
     hec_token_ssm_parameter: str | None = None
     hec_token_ttl: float = 300.0
     hec_index: str | None = None
-    hec_sourcetype: str = "aws:cloudhsm:audit"
+    event_format: Literal["lean", "json"] = "lean"
+    hec_sourcetype: str | None = None
     hec_ack: bool = False
     hec_ack_timeout: float = 60.0
     hec_ack_poll_interval: float = 2.0
@@ -311,6 +322,8 @@ def validate(settings: Settings) -> None:
         raise ConfigError("hec_max_attempts must be at least 1")
     if settings.hec_url is not None and not settings.hec_url.startswith(("https://", "http://")):
         raise ConfigError("hec_url must start with https:// (or http:// for a local collector)")
+    if settings.event_format not in EVENT_FORMATS:
+        raise ConfigError(f"event_format must be {' or '.join(EVENT_FORMATS)}")
     if settings.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise ConfigError("log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
 
@@ -390,6 +403,8 @@ def load_settings(
         raise ConfigError(f"unknown settings {', '.join(unknown_flags)}")
     if "log_level" in values:
         values["log_level"] = str(values["log_level"]).upper()
+    if "event_format" in values:
+        values["event_format"] = str(values["event_format"]).lower()
     settings = Settings(**values, origins=origins, config_path=used_path)
     validate(settings)
     return settings

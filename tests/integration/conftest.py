@@ -49,6 +49,14 @@ TOKEN = "tok-7c1f2b9e-SECRET-4d1a"
 OTHER_TOKEN = "tok-0a9b8c7d-ROTATED-5e6f"
 
 
+def received_event(envelope: bytes | dict[str, Any]) -> HsmEvent:
+    """What our collector makes of one HEC envelope, lean or json (its real decoding path)."""
+    from hsmaudit.server.hec import decode_envelope, envelope_event
+
+    text = envelope if isinstance(envelope, bytes) else json.dumps(envelope).encode()
+    return envelope_event(decode_envelope(text, 0, max_event_size=10 * 1024 * 1024))
+
+
 # ------------------------------------------------------------------------------ payloads
 
 

@@ -73,7 +73,7 @@ def summary_of(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
 
 
 def delivered_ids(hec: FaultHec) -> list[str]:
-    return [envelope["event"]["event_id"] for envelope in hec.events()]
+    return [envelope["fields"]["event_id"] for envelope in hec.events()]
 
 
 def backfill_a_cluster(moto: Moto, url: str, tmp_path: Path) -> tuple[Cluster, list[str]]:
@@ -96,13 +96,13 @@ def test_backfill_sends_every_record_of_every_hsm_to_hec_once(
     # contracts.md §2: host is the HSM, source the log group, the default sourcetype
     assert {e["host"] for e in envelopes} == set(cluster.streams)
     assert {e["source"] for e in envelopes} == {cluster.log_group}
-    assert {e["sourcetype"] for e in envelopes} == {"aws:cloudhsm:audit"}
+    assert {e["sourcetype"] for e in envelopes} == {"aws:cloudhsm:audit:text"}
 
 
 def test_the_independent_sink_takes_what_backfill_delivers(moto: Moto, hec_sink: Any, tmp_path: Path) -> None:
     """Cross-check: an HEC written by another team accepts the same requests (skips without it)."""
     _, expected = backfill_a_cluster(moto, hec_sink.url, tmp_path)
-    assert sorted(envelope["event"]["event_id"] for envelope in kept_events(hec_sink)) == expected
+    assert sorted(envelope["fields"]["event_id"] for envelope in kept_events(hec_sink)) == expected
 
 
 def test_a_backfill_stopped_half_way_resumes_with_no_gap_and_no_duplicate(

@@ -17,15 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 import urllib3
 
+from hsmaudit.detect.engine import detect_events
 from hsmaudit.records.event import HsmEvent, event_to_dict
 from hsmaudit.records.parse import parse_message
 from hsmaudit.server.app import CollectorSettings, create_app
 from hsmaudit.server.run import RunningServer, start_in_thread
 from hsmaudit.simulate.emit import parsed_events
 from hsmaudit.simulate.scenarios import run_scenarios
+from hsmaudit.sinks.hec import EventEncoder, EventFormat
 from hsmaudit.store.database import EventStore
 
 TOKEN = "collector-test-token-SECRET-91f3"
@@ -154,6 +157,64 @@ def test_string_event_is_parsed_as_record_text_with_source_and_host(collector: C
     assert stored == parse_message(event.raw, log_group=LOG_GROUP, log_stream="hsm-abcdefghijk")
     assert stored.cluster_id == "cluster-coltest01"
     assert stored.parse_error is None
+
+
+def forwarded(events: list[HsmEvent], event_format: EventFormat) -> str:
+    """The HEC lines the forwarder's own encoder builds for `events`."""
+    encoder = EventEncoder(event_format=event_format)
+    return "\n".join(encoder.line(event).decode("utf-8") for event in events)
+
+
+def test_lean_and_json_events_from_the_forwarder_store_the_same_events_and_alerts(tmp_path: Path) -> None:
+    # GIVEN simulated activity with alerts in it (a failed-login burst), encoded both ways
+    events = list(parsed_events(run_scenarios(["seed", "failed-login-burst"], seed=11).records))
+    stored: dict[str, dict[str | None, HsmEvent]] = {}
+    for event_format in ("lean", "json"):
+        running = start_collector(tmp_path / event_format)
+        try:
+            # WHEN the forwarder's lines for each format reach a collector
+            status, _ = running.post("/services/collector/event", forwarded(events, event_format))
+            assert status == 200
+            stored[event_format] = {e.event_id: e for _, e in running.store.iter_events()}
+        finally:
+            running.server.stop()
+            running.store.close()
+    # THEN both store every event, under the forwarder's ids, with the same fields (CloudWatch's
+    # own id and timestamp travel in neither format: host and source say where a record came from)
+    expected = {e.event_id: msgspec.structs.replace(e, cwl_id=None, cwl_timestamp=None) for e in events}
+    assert stored["lean"] == stored["json"] == expected
+    # AND the detections see the same alerts in both
+    alerts = {
+        f: [a.rule for a in detect_events(sorted(s.values(), key=lambda e: e.usecs or 0))]
+        for f, s in stored.items()
+    }
+    assert alerts["lean"] == alerts["json"] and "failed-login" in alerts["lean"]
+
+
+def test_lean_event_ids_come_from_its_indexed_fields(collector: Collector) -> None:
+    # An unparsed record's id includes CloudWatch's event id, which only the forwarder knew
+    event = parse_message("not a record", log_group=LOG_GROUP, log_stream="hsm-abcdefghijk", cwl_id="42")
+    assert collector.post("/services/collector/event", forwarded([event], "lean"))[0] == 200
+    [(_, stored)] = list(collector.store.iter_events())
+    assert (stored.event_id, stored.cluster_id, stored.hsm_id) == (
+        event.event_id,
+        event.cluster_id,
+        event.hsm_id,
+    )
+    assert stored.parse_error is not None and stored.raw == "not a record"
+
+
+def test_a_record_with_a_lone_surrogate_arrives_lean_as_a_flagged_event(collector: Collector) -> None:
+    # GIVEN record text with a lone surrogate (JSON "\ud800" in a CloudWatch message decodes to one)
+    text = (simulated(1)[0].raw or "") + "\nNote : bad\ud800name"
+    event = parse_message(text, log_group=LOG_GROUP, log_stream="hsm-abcdefghijk")
+    # WHEN the forwarder sends it lean and the collector stores it
+    assert collector.post("/services/collector/event", forwarded([event], "lean"))[0] == 200
+    # THEN it is one flagged event under the forwarder's id, the surrogate kept as its escape
+    [(_, stored)] = list(collector.store.iter_events())
+    assert stored.event_id == event.event_id and stored.parse_error == event.parse_error
+    assert event.parse_error is not None and "surrogate" in event.parse_error
+    assert stored.raw is not None and "\\ud800" in stored.raw
 
 
 def test_object_that_is_not_an_hsmaudit_event_is_kept_flagged(collector: Collector) -> None:

@@ -16,7 +16,7 @@ from hsmaudit.aws.s3spool import S3Spool
 from hsmaudit.cli.replay import replay_spool
 from hsmaudit.sinks.hec import HecClient, StaticToken
 
-from .conftest import TOKEN, FakeContext, FaultHec, record_text, subscription_document
+from .conftest import TOKEN, FakeContext, FaultHec, received_event, record_text, subscription_document
 
 
 def firehose_record(record_id: str, start: int, count: int) -> dict[str, str]:
@@ -28,10 +28,10 @@ def firehose_record(record_id: str, start: int, count: int) -> dict[str, str]:
 def test_response_stays_under_6_mb_and_the_overflow_reaches_hec_through_the_spool(
     aws_env: str, lambda_env: Callable[..., None], fault_hec: FaultHec
 ) -> None:
-    # GIVEN 10 records of 400 events: enveloped and base64'd, about 10 MB of response
+    # GIVEN 24 records of 400 lean events: enveloped and base64'd, about 8 MB of response
     boto3.client("s3").create_bucket(Bucket="firehose-spool")
     lambda_env(HSMAUDIT_SPOOL_BUCKET="firehose-spool", HSMAUDIT_SPOOL_PREFIX="firehose/")
-    records = [firehose_record(f"rec-{i}", i * 1000, 400) for i in range(10)]
+    records = [firehose_record(f"rec-{i}", i * 1000, 400) for i in range(24)]
     event = {"invocationId": "inv-1", "deliveryStreamArn": "arn:aws:firehose:us-east-1:1:deliverystream/x"}
     response = handler({**event, "records": records}, FakeContext())
     # THEN the response fits, every record is answered, and the overflow is Dropped into the spool
@@ -40,7 +40,7 @@ def test_response_stays_under_6_mb_and_the_overflow_reaches_hec_through_the_spoo
     assert list(results) == [r["recordId"] for r in records]
     ok = [rid for rid, result in results.items() if result == "Ok"]
     dropped = [rid for rid, result in results.items() if result == "Dropped"]
-    assert ok and dropped and len(ok) + len(dropped) == 10
+    assert ok and dropped and len(ok) + len(dropped) == 24
     delivered = [
         line
         for r in response["records"]
@@ -52,5 +52,5 @@ def test_response_stays_under_6_mb_and_the_overflow_reaches_hec_through_the_spoo
     assert sorted(spool.get(b).metadata["record_id"] for b in spool.list()) == sorted(dropped)
     outcomes = replay_spool(spool, HecClient(fault_hec.url, StaticToken(TOKEN)))
     assert {o.status for o in outcomes} == {"replayed"}
-    sequence = Counter(json.loads(line)["event"]["sequence_no"] for line in delivered + fault_hec.accepted)
-    assert sequence == Counter(i * 1000 + n for i in range(10) for n in range(400))
+    sequence = Counter(received_event(line).sequence_no for line in delivered + fault_hec.accepted)
+    assert sequence == Counter(i * 1000 + n for i in range(24) for n in range(400))

@@ -36,6 +36,7 @@ from .conftest import (
     HecServer,
     closed_port_url,
     control_document,
+    received_event,
     record_text,
     subscription_document,
     subscription_event,
@@ -167,7 +168,7 @@ def test_invalid_event_mid_batch_is_spooled_alone_and_the_rest_is_sent_once(
     # GIVEN 300 events, three of which HEC rejects (positions 10, 150 and 299), batches of 100
     messages = [record_text(n, user_name="POISON" if n in (10, 150, 299) else "admin") for n in range(300)]
     doc = subscription_document(messages)
-    fault_hec.poison = lambda envelope: envelope["event"]["user_name"] == "POISON"
+    fault_hec.poison = lambda envelope: received_event(envelope).user_name == "POISON"
     spool_dir = tmp_path / "spool"
     lambda_env(
         HSMAUDIT_HEC_URL=fault_hec.url,
@@ -363,9 +364,11 @@ def test_non_ascii_and_control_characters_arrive_byte_exact(
     lambda_env(HSMAUDIT_HEC_URL=fault_hec.url, HSMAUDIT_HEC_TOKEN=TOKEN, HSMAUDIT_SPOOL_DIR=str(tmp_path))
     handler(subscription_event(doc), FakeContext())
     assert fault_hec.accepted == expected_lines(doc)
-    received = [envelope["event"] for envelope in fault_hec.events()]
-    assert [event["raw"] for event in received] == messages
-    assert [event["user_name"] for event in received] == names
+    envelopes = fault_hec.events()
+    assert [envelope["event"] for envelope in envelopes] == messages  # lean: the text as written
+    received = [received_event(envelope) for envelope in envelopes]
+    assert [event.raw for event in received] == messages
+    assert [event.user_name for event in received] == names
 
 
 def test_envelope_carries_time_host_source_and_sourcetype(
@@ -382,12 +385,35 @@ def test_envelope_carries_time_host_source_and_sourcetype(
     (envelope,) = fault_hec.events()
     assert envelope["host"] == "hsm-abc123"
     assert envelope["source"] == "/aws/cloudhsm/cluster-fwdtest1"
-    assert envelope["sourcetype"] == "aws:cloudhsm:audit"
+    assert envelope["sourcetype"] == "aws:cloudhsm:audit:text"
     assert envelope["index"] == "cloudhsm"
-    assert fault_hec.accepted[0].startswith(
-        b'{"time":%d.%06d,' % divmod(envelope["event"]["usecs"], 1_000_000)
+    event = received_event(envelope)
+    assert fault_hec.accepted[0].startswith(b'{"time":%d.%06d,' % divmod(event.usecs or 0, 1_000_000))
+    assert envelope["fields"] == {
+        "cluster_id": "cluster-fwdtest1",
+        "hsm_id": "hsm-abc123",
+        "event_id": event.event_id,
+    }
+
+
+def test_json_format_envelope_carries_the_event_object_without_cloudwatch_metadata(
+    fault_hec: FaultHec, lambda_env: Callable[..., None], tmp_path: Path
+) -> None:
+    lambda_env(
+        HSMAUDIT_HEC_URL=fault_hec.url,
+        HSMAUDIT_HEC_TOKEN=TOKEN,
+        HSMAUDIT_SPOOL_DIR=str(tmp_path),
+        HSMAUDIT_EVENT_FORMAT="json",
     )
-    assert envelope["event"]["cluster_id"] == "cluster-fwdtest1"
+    doc = subscription_document([record_text(7)], stream="hsm-abc123")
+    handler(subscription_event(doc), FakeContext())
+    (envelope,) = fault_hec.events()
+    assert (envelope["sourcetype"], envelope["host"]) == ("aws:cloudhsm:audit", "hsm-abc123")
+    assert envelope["event"]["cluster_id"] == "cluster-fwdtest1" and "fields" not in envelope
+    assert envelope["event"]["raw"] == record_text(7)
+    assert not {"log_group", "log_stream", "cwl_id", "cwl_timestamp"} & set(envelope["event"])
+    # AND the collector restores where it came from from host and source
+    assert received_event(envelope).log_stream == "hsm-abc123"
 
 
 # --------------------------------------------------------------------------- payloads that cannot be decoded

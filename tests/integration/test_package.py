@@ -28,7 +28,7 @@ import pytest
 from hsmaudit.cli.package import Arch, PackageError, build_lambda_zip, contents_digest, reachable_modules
 
 from ..conftest import REPO_ROOT, SAMPLES_DIR
-from .conftest import FaultHec
+from .conftest import FaultHec, received_event
 
 REQUIREMENTS = REPO_ROOT / "deploy" / "requirements-lambda.txt"
 LOG_GROUP = "/aws/cloudhsm/cluster-pkgtest01"
@@ -219,9 +219,9 @@ def test_the_packaged_handlers_run_in_a_clean_environment_and_deliver_to_hec(
     from_cloudhsm = [e for e in kept if e["source"] == LOG_GROUP]
     assert len(from_cloudhsm) == payloads["expected_records"]
     assert {e["host"] for e in from_cloudhsm} == {LOG_STREAM}
-    assert {e["sourcetype"] for e in kept} == {"aws:cloudhsm:audit"}
-    assert all(e["event"]["cluster_id"] == "cluster-pkgtest01" for e in from_cloudhsm)
-    assert sum(1 for e in from_cloudhsm if e["event"]["opcode"] == "CN_LOGIN") >= 2
+    assert {e["sourcetype"] for e in kept} == {"aws:cloudhsm:audit:text"}
+    assert all(e["fields"]["cluster_id"] == "cluster-pkgtest01" for e in from_cloudhsm)
+    assert sum(1 for e in from_cloudhsm if received_event(e).opcode == "CN_LOGIN") >= 2
     # AWS's sample envelope: two non-CloudHSM messages still arrive (with parse_error), the
     # CONTROL_MESSAGE never does.
     assert len(kept) == payloads["expected_records"] + 2

@@ -8,7 +8,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from .conftest import FaultHec
+from .conftest import FaultHec, received_event
 from .test_cli_harness import hec_sink, kept_events, record_text, run_cli
 
 __all__ = ["hec_sink"]  # fixture used by name
@@ -45,8 +45,11 @@ def send_samples(samples_dir: Path, url: str) -> list[str]:
 def check_sample_envelopes(envelopes: list[dict[str, Any]], paths: list[str]) -> None:
     assert len(envelopes) == len(paths)
     assert {e["source"] for e in envelopes} == {LOG_GROUP}
-    assert all(e["event"]["cluster_id"] == "cluster-sendtest1" for e in envelopes)
-    assert all(e["event"]["raw"] for e in envelopes)
+    # lean, the default: the record text as written, the ids as indexed fields
+    assert {e["sourcetype"] for e in envelopes} == {"aws:cloudhsm:audit:text"}
+    assert all(e["fields"]["cluster_id"] == "cluster-sendtest1" for e in envelopes)
+    assert all(e["event"] == received_event(e).raw for e in envelopes)
+    assert {received_event(e).cluster_id for e in envelopes} == {"cluster-sendtest1"}
 
 
 def test_send_delivers_every_sample_record_to_hec(samples_dir: Path, loopback_hec: FaultHec) -> None:
@@ -67,8 +70,26 @@ def test_send_reads_stdin(loopback_hec: FaultHec) -> None:
         env={"HSMAUDIT_HEC_TOKEN": "test-token"}, stdin=text.encode(),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert [e["event"]["sequence_no"] for e in loopback_hec.events()] == [0, 1, 2, 3]
+    assert [received_event(e).sequence_no for e in loopback_hec.events()] == [0, 1, 2, 3]
     assert result.stderr.startswith("sent 4 events to HEC")
+
+
+def test_send_event_format_json_sends_the_event_object(loopback_hec: FaultHec) -> None:
+    text = record_text(0, 5, 1_700_000_000_000_000)
+    result = run_cli(
+        "send", "-", "--log-group", LOG_GROUP, "--hec-url", loopback_hec.url, "--event-format", "json",
+        env={"HSMAUDIT_HEC_TOKEN": "test-token"}, stdin=text.encode(),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (envelope,) = loopback_hec.events()
+    assert envelope["sourcetype"] == "aws:cloudhsm:audit" and "fields" not in envelope
+    assert envelope["event"]["sequence_no"] == 5 and envelope["event"]["cluster_id"] == "cluster-sendtest1"
+    assert "log_group" not in envelope["event"]
+
+
+def test_send_refuses_an_unknown_event_format(loopback_hec: FaultHec) -> None:
+    result = run_cli("send", "-", "--hec-url", loopback_hec.url, "--event-format", "xml", stdin=b"")
+    assert result.returncode != 0 and "event_format" in result.stderr
 
 
 def test_flags_beat_environment_beat_the_config_file(

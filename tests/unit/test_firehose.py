@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 from hsmaudit.aws.firehose import RESPONSE_BUDGET, handler, transform_records
 from hsmaudit.aws.metrics import InvocationMetrics
 from hsmaudit.aws.runtime import clear_runtime
+from hsmaudit.records.event import HsmEvent
+from hsmaudit.records.parse import parse_message
 from hsmaudit.sinks.hec import EventEncoder
 from hsmaudit.sinks.spool import LocalSpool
 from hsmaudit.sources.errors import SourceDecodeError
@@ -56,6 +58,16 @@ def decoded(result: dict[str, str]) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines()]
 
 
+def record_of(envelope: dict[str, Any]) -> HsmEvent:
+    """What Splunk (or our collector) reads from a lean envelope: the record text, parsed."""
+    assert envelope["sourcetype"] == "aws:cloudhsm:audit:text" and isinstance(envelope["event"], str)
+    return parse_message(envelope["event"], log_group=envelope.get("source"), log_stream=envelope.get("host"))
+
+
+def sequence_numbers(envelopes: list[dict[str, Any]]) -> list[int | None]:
+    return [record_of(e).sequence_no for e in envelopes]
+
+
 def test_data_control_and_bad_records_get_their_results() -> None:
     event = {
         "records": [
@@ -75,10 +87,16 @@ def test_data_control_and_bad_records_get_their_results() -> None:
     assert [r["recordId"] for r in out] == [r["recordId"] for r in event["records"]]
     assert [r["result"] for r in out] == ["Ok", "Dropped", "Ok"] + ["ProcessingFailed"] * 5
     first = decoded(out[0])
-    assert [e["event"]["sequence_no"] for e in first] == [0, 1, 2]
-    assert first[0]["event"]["user_name"] == "jöran"
+    assert sequence_numbers(first) == [0, 1, 2]
+    assert first[0]["event"] == RECORD.format(seq=0)  # lean: the record text as written
+    assert record_of(first[0]).user_name == "jöran"
     assert (first[0]["host"], first[0]["source"], first[0]["time"]) == ("hsm-fh", GROUP, 1516067329.824999)
-    assert [e["event"]["sequence_no"] for e in decoded(out[2])] == [10, 11, 20, 21]
+    assert first[0]["fields"] == {
+        "cluster_id": "cluster-fh1",
+        "hsm_id": "hsm-fh",
+        "event_id": record_of(first[0]).event_id,
+    }
+    assert sequence_numbers(decoded(out[2])) == [10, 11, 20, 21]
     assert "data" not in out[1] and "data" not in out[3]
 
 
@@ -102,8 +120,8 @@ def test_records_past_the_response_budget_are_spooled_and_dropped(tmp_path: Path
     # THEN the response stays under the budget, and every event is in it or in the spool, once
     assert len(json.dumps({"records": out})) <= budget
     assert [r["result"] for r in out] == ["Ok", "Ok", "Dropped", "Dropped", "Dropped", "Dropped"]
-    sent = [e["event"]["sequence_no"] for r in out if r["result"] == "Ok" for e in decoded(r)]
-    kept = [json.loads(line)["event"]["sequence_no"] for b in spool.list() for line in spool.get(b).lines]
+    sent = [n for r in out if r["result"] == "Ok" for n in sequence_numbers(decoded(r))]
+    kept = sequence_numbers([json.loads(line) for b in spool.list() for line in spool.get(b).lines])
     assert sorted(sent + kept) == sorted(i * 100 + n for i in range(6) for n in range(50))
     assert metrics.counts["EventsSpooled"] == 200 and metrics.counts["EventsSent"] == 100
     assert {spool.get(b).metadata["record_id"] for b in spool.list()} == {"r2", "r3", "r4", "r5"}
@@ -144,7 +162,7 @@ def test_handler_needs_no_hec_url_and_applies_settings(
     out = handler({"records": [record("a", document(2))], "deliveryStreamArn": "arn:x"}, None)["records"]
     (envelope, _) = decoded(out[0])
     assert envelope["sourcetype"] == "aws:cloudhsm:audit:firehose"
-    assert "raw" not in envelope["event"]
+    assert envelope["event"] == RECORD.format(seq=0)  # lean: HSMAUDIT_INCLUDE_RAW applies to json only
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
     assert emf and emf[-1]["FirehoseRecordsOk"] in (1, [1.0], 1.0)
 
@@ -178,7 +196,7 @@ def test_documents_firehose_already_decompressed_are_read_too() -> None:
     }
     (result,) = transform_records({"records": [plain]}, encoder=EventEncoder(), spool=None)["records"]
     envelopes = decoded(result)
-    assert [e["event"]["sequence_no"] for e in envelopes] == [5, 6, 9]
+    assert sequence_numbers(envelopes) == [5, 6, 9]
     assert {e["host"] for e in envelopes} == {"hsm-fh"}
 
 
@@ -191,12 +209,23 @@ def test_extracted_messages_become_events_without_cluster_or_hsm() -> None:
     ]
     out = transform_records({"records": extracted}, encoder=EventEncoder(), spool=None)["records"]
     assert [r["result"] for r in out] == ["Ok", "Ok"]
-    (event,) = decoded(out[0])
-    assert (event["event"]["sequence_no"], event["event"]["raw"], event["event"].get("cluster_id")) == (
-        3,
-        text,
-        None,
-    )
-    assert "host" not in event and "source" not in event
+    (envelope,) = decoded(out[0])
+    assert envelope["event"] == text and record_of(envelope).sequence_no == 3
+    assert "host" not in envelope and "source" not in envelope
+    assert set(envelope["fields"]) == {"event_id"}  # no cluster or HSM id to index
     (junk,) = decoded(out[1])
-    assert junk["event"]["parse_error"] and junk["event"]["raw"] == "not an audit record"
+    assert junk["fields"]["parse_error"] and junk["event"] == "not an audit record"
+
+
+def test_handler_sends_the_json_format_when_configured(
+    firehose_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HSMAUDIT_EVENT_FORMAT", "json")
+    monkeypatch.delenv("HSMAUDIT_HEC_SOURCETYPE")
+    clear_runtime()
+    out = handler({"records": [record("a", document(2))], "deliveryStreamArn": "arn:x"}, None)["records"]
+    (envelope, _) = decoded(out[0])
+    assert envelope["sourcetype"] == "aws:cloudhsm:audit" and "fields" not in envelope
+    assert envelope["event"]["sequence_no"] == 0 and envelope["event"]["cluster_id"] == "cluster-fh1"
+    assert "raw" not in envelope["event"]  # HSMAUDIT_INCLUDE_RAW=false
+    assert not {"log_group", "log_stream", "cwl_id", "cwl_timestamp"} & set(envelope["event"])

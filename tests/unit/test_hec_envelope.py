@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from hsmaudit.records.event import HsmEvent, event_to_dict
+from hsmaudit.records.parse import parse_message
 from hsmaudit.sinks.errors import (
     HecInvalidEventError,
     HecRejectedError,
@@ -17,7 +20,21 @@ from hsmaudit.sinks.errors import (
     HecTokenError,
     HecTooLargeError,
 )
-from hsmaudit.sinks.hec import EventEncoder, classify_answer, event_url, hec_time, to_hec_event
+from hsmaudit.sinks.hec import (
+    EVENT_FORMATS,
+    INDEXED_FIELDS,
+    JSON_SOURCETYPE,
+    ORIGIN_FIELDS,
+    TEXT_SOURCETYPE,
+    EventEncoder,
+    EventFormat,
+    classify_answer,
+    event_url,
+    hec_time,
+    to_hec_event,
+)
+
+SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 
 EVENT = HsmEvent(
     usecs=1513717277140812,
@@ -27,6 +44,7 @@ EVENT = HsmEvent(
     log_group="/aws/cloudhsm/cluster-abc",
     log_stream="hsm-xyz",
     opcode="CN_LOGIN",
+    event_id="e" * 32,
     raw="Time: 12/19/17 21:01:17.140812, usecs:1513717277140812",
 )
 
@@ -55,47 +73,129 @@ def test_time_falls_back_to_cloudwatch_ms_then_to_nothing() -> None:
     assert hec_time(HsmEvent(cwl_timestamp=1_700_000_000_123)) == b"1700000000.123"
     line = to_hec_event(HsmEvent(raw="garbage"), source=None, host=None)
     envelope = json.loads(line)
-    assert "time" not in envelope and envelope["event"]["raw"] == "garbage"
+    assert "time" not in envelope and envelope["event"] == "garbage"
 
 
-def test_envelope_keys_follow_the_contract() -> None:
+# --------------------------------------------------------------------------- lean (the default)
+
+
+def test_lean_is_the_default_and_its_event_is_the_record_text_as_written() -> None:
     line = to_hec_event(EVENT, source="/aws/cloudhsm/cluster-abc", host="hsm-xyz", index="cloudhsm")
     envelope = json.loads(line)
-    assert list(envelope) == ["time", "host", "source", "sourcetype", "index", "event"]
-    assert envelope["sourcetype"] == "aws:cloudhsm:audit"
-    assert envelope["event"] == event_to_dict(EVENT, compact=True)
+    assert list(envelope) == ["time", "host", "source", "sourcetype", "index", "event", "fields"]
+    assert envelope["sourcetype"] == "aws:cloudhsm:audit:text" == TEXT_SOURCETYPE
+    assert envelope["event"] == EVENT.raw
+    assert envelope["fields"] == {"cluster_id": "cluster-abc", "hsm_id": "hsm-xyz", "event_id": "e" * 32}
 
 
-def test_index_only_when_configured_and_raw_can_be_left_out() -> None:
+def test_lean_fields_are_flat_strings_and_only_the_known_ones() -> None:
+    # HEC rejects nested `fields` (code 15, reference §1.3): every value is a plain string.
+    flagged = msgspec.structs.replace(EVENT, parse_error="truncated record", hsm_id=None)
+    fields = json.loads(EventEncoder().line(flagged))["fields"]
+    assert fields == {"cluster_id": "cluster-abc", "event_id": "e" * 32, "parse_error": "truncated record"}
+    assert set(fields) <= set(INDEXED_FIELDS)
+    assert all(isinstance(value, str) for value in fields.values())
+
+
+def test_lean_event_without_any_id_has_no_fields_key() -> None:
+    envelope = json.loads(to_hec_event(HsmEvent(raw="garbage"), source=None, host=None))
+    assert "fields" not in envelope
+
+
+def test_lean_never_repeats_cloudwatch_metadata_in_the_event() -> None:
+    event = msgspec.structs.replace(EVENT, cwl_id="3" * 56, cwl_timestamp=1_513_717_277_141)
+    envelope = json.loads(EventEncoder().line(event))
+    assert envelope["event"] == EVENT.raw
+    assert not {"log_group", "log_stream", "cwl_id", "cwl_timestamp"} & set(envelope["fields"])
+
+
+def test_lean_certificate_record_is_its_json_text_under_the_same_sourcetype() -> None:
+    text = (SAMPLES / "aws-certstore-01-createobject.txt").read_text(encoding="utf-8")
+    event = parse_message(text, log_group="/aws/cloudhsm/cluster-abc", log_stream="cluster-abc")
+    envelope = json.loads(EventEncoder().line(event))
+    assert envelope["event"] == text and envelope["sourcetype"] == TEXT_SOURCETYPE
+    assert envelope["host"] == "cluster-abc"  # no hsm_id: the log stream (contracts.md §2)
+    assert envelope["fields"] == {"cluster_id": "cluster-abc", "event_id": event.event_id}
+
+
+def test_lean_event_without_its_text_is_sent_as_json() -> None:
+    made_by_hand = msgspec.structs.replace(EVENT, raw=None)
+    envelope = json.loads(EventEncoder().line(made_by_hand))
+    assert envelope["sourcetype"] == JSON_SOURCETYPE and envelope["event"]["opcode"] == "CN_LOGIN"
+
+
+# --------------------------------------------------------------------------- json (the setting)
+
+
+def test_json_envelope_is_the_event_object_without_what_host_and_source_say() -> None:
+    event = msgspec.structs.replace(EVENT, cwl_id="3" * 56, cwl_timestamp=1_513_717_277_141)
+    line = to_hec_event(event, source="/aws/cloudhsm/cluster-abc", host="hsm-xyz", event_format="json")
+    envelope = json.loads(line)
+    assert list(envelope) == ["time", "host", "source", "sourcetype", "event"]
+    assert envelope["sourcetype"] == "aws:cloudhsm:audit" == JSON_SOURCETYPE
+    expected = event_to_dict(event, compact=True)
+    for name in ORIGIN_FIELDS:
+        expected.pop(name)
+    assert envelope["event"] == expected and expected["raw"] == EVENT.raw
+
+
+def test_json_index_only_when_configured_and_raw_can_be_left_out() -> None:
     envelope = json.loads(
-        to_hec_event(EVENT, source="s", host="h", include_raw=False, sourcetype="custom:st")
+        to_hec_event(
+            EVENT, source="s", host="h", event_format="json", include_raw=False, sourcetype="custom:st"
+        )
     )
     assert "index" not in envelope
     assert envelope["sourcetype"] == "custom:st"
     assert "raw" not in envelope["event"]  # absent values are left out (contracts §1, compact)
 
 
-def test_encoder_host_is_hsm_id_falling_back_to_log_stream() -> None:
-    encoder = EventEncoder()
+def test_include_raw_does_not_touch_the_lean_event() -> None:
+    envelope = json.loads(EventEncoder(include_raw=False).line(EVENT))
+    assert envelope["event"] == EVENT.raw
+
+
+def test_an_unknown_format_is_refused() -> None:
+    with pytest.raises(ValueError, match="lean, json"):
+        EventEncoder(event_format="xml")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("event_format", EVENT_FORMATS)
+def test_encoder_host_is_hsm_id_falling_back_to_log_stream(event_format: EventFormat) -> None:
+    encoder = EventEncoder(event_format=event_format)
     assert json.loads(encoder.line(EVENT))["host"] == "hsm-xyz"
-    certificate_stream = HsmEvent(usecs=1, log_group="/aws/cloudhsm/cluster-abc", log_stream="cluster-abc")
+    certificate_stream = HsmEvent(
+        usecs=1, raw="{}", log_group="/aws/cloudhsm/cluster-abc", log_stream="cluster-abc"
+    )
     envelope = json.loads(encoder.line(certificate_stream))
     assert (envelope["host"], envelope["source"]) == ("cluster-abc", "/aws/cloudhsm/cluster-abc")
 
 
-def test_encoder_and_to_hec_event_build_the_same_bytes() -> None:
-    encoder = EventEncoder(index="idx", include_raw=False)
-    assert encoder.line(EVENT) == to_hec_event(
-        EVENT, source=EVENT.log_group, host=EVENT.hsm_id, index="idx", include_raw=False
-    )
+@pytest.mark.parametrize("event_format", EVENT_FORMATS)
+def test_encoder_and_to_hec_event_build_the_same_bytes(event_format: EventFormat) -> None:
+    encoder = EventEncoder(event_format=event_format, index="idx", include_raw=False)
+    other_stream = msgspec.structs.replace(EVENT, hsm_id="hsm-other", log_stream="hsm-other")
+    for event in (EVENT, other_stream, EVENT, msgspec.structs.replace(EVENT, raw=None)):
+        assert encoder.line(event) == to_hec_event(
+            event,
+            source=event.log_group,
+            host=event.hsm_id,
+            event_format=event_format,
+            index="idx",
+            include_raw=False,
+        )
 
 
-def test_lone_surrogates_are_kept_as_json_escapes() -> None:
-    event = HsmEvent(usecs=1, raw="bad \ud800 half", user_name="x\udfffy")
-    line = to_hec_event(event, source="s", host="h")
+@pytest.mark.parametrize("event_format", EVENT_FORMATS)
+def test_lone_surrogates_are_kept_as_json_escapes(event_format: EventFormat) -> None:
+    event = HsmEvent(usecs=1, raw="bad \ud800 half", user_name="x\udfffy", event_id="\udc00")
+    line = to_hec_event(event, source="s", host="h", event_format=event_format)
     assert b"\n" not in line
-    decoded = json.loads(line)["event"]
-    assert (decoded["raw"], decoded["user_name"]) == ("bad \ud800 half", "x\udfffy")
+    decoded = json.loads(line)
+    if event_format == "lean":
+        assert (decoded["event"], decoded["fields"]["event_id"]) == ("bad \ud800 half", "\udc00")
+    else:
+        assert (decoded["event"]["raw"], decoded["event"]["user_name"]) == ("bad \ud800 half", "x\udfffy")
 
 
 @given(
@@ -104,15 +204,27 @@ def test_lone_surrogates_are_kept_as_json_escapes() -> None:
     host=st.one_of(st.none(), st.text()),
     usecs=st.one_of(st.none(), st.integers(min_value=0, max_value=2**63)),
     handle=st.one_of(st.none(), st.integers(min_value=0, max_value=2**64)),
+    event_format=st.sampled_from(EVENT_FORMATS),
 )
 def test_any_event_becomes_one_line_of_json_that_round_trips(
-    raw: str, user: str | None, host: str | None, usecs: int | None, handle: int | None
+    raw: str,
+    user: str | None,
+    host: str | None,
+    usecs: int | None,
+    handle: int | None,
+    event_format: EventFormat,
 ) -> None:
-    event = HsmEvent(raw=raw, user_name=user, usecs=usecs, object_handle=handle, extra={"k\n": raw})
-    line = to_hec_event(event, source="/aws/cloudhsm/c", host=host)
+    event = HsmEvent(
+        raw=raw, user_name=user, usecs=usecs, object_handle=handle, extra={"k\n": raw}, event_id=user
+    )
+    line = to_hec_event(event, source="/aws/cloudhsm/c", host=host, event_format=event_format)
     assert b"\n" not in line
     envelope = json.loads(line)
-    assert envelope["event"] == event_to_dict(event, compact=True)
+    if event_format == "lean":
+        assert envelope["event"] == raw
+        assert envelope.get("fields", {}).get("event_id") == user
+    else:
+        assert envelope["event"] == event_to_dict(event, compact=True)
     assert envelope.get("host") == host
 
 

@@ -225,7 +225,10 @@ def handler(event: Any, context: Any) -> dict[str, list[dict[str, str]]]:
     runtime = get_runtime("firehose")
     settings = runtime.settings
     encoder = EventEncoder(
-        sourcetype=settings.hec_sourcetype, index=settings.hec_index, include_raw=settings.include_raw
+        event_format=settings.event_format,
+        sourcetype=settings.hec_sourcetype,
+        index=settings.hec_index,
+        include_raw=settings.include_raw,
     )
     metadata = {
         "aws_request_id": str(getattr(context, "aws_request_id", "") or ""),

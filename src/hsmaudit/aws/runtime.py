@@ -67,6 +67,7 @@ def build_client(settings: Settings, token: TokenProvider | None = None) -> HecC
             ca_bundle=settings.hec_ca_bundle,
             ack=settings.hec_ack,
             index=settings.hec_index,
+            event_format=settings.event_format,
             sourcetype=settings.hec_sourcetype,
             include_raw=settings.include_raw,
             max_events=settings.batch_max_events,

@@ -43,8 +43,17 @@ HEC_URL: Any = typer.Option(
 INDEX: Any = typer.Option(
     None, "--index", help="Splunk index (env HSMAUDIT_HEC_INDEX; default: the token's)."
 )
+EVENT_FORMAT: Any = typer.Option(
+    None,
+    "--event-format",
+    help="HEC event format: lean (the record text, licence = the logs' size; default) or json "
+    "(env HSMAUDIT_EVENT_FORMAT).",
+)
 SOURCETYPE: Any = typer.Option(
-    None, "--sourcetype", help="Splunk sourcetype (env HSMAUDIT_HEC_SOURCETYPE; default aws:cloudhsm:audit)."
+    None,
+    "--sourcetype",
+    help="Splunk sourcetype (env HSMAUDIT_HEC_SOURCETYPE; default aws:cloudhsm:audit:text for lean, "
+    "aws:cloudhsm:audit for json).",
 )
 ACK: Any = typer.Option(
     None,
@@ -60,7 +69,9 @@ SPOOL_DIR: Any = typer.Option(
     None, "--spool-dir", help="Keep what HEC refuses here for 'hsmaudit replay' (env HSMAUDIT_SPOOL_DIR)."
 )
 RAW: Any = typer.Option(
-    None, "--raw/--no-raw", help="Include each record's raw text (env HSMAUDIT_INCLUDE_RAW)."
+    None,
+    "--raw/--no-raw",
+    help="json format and --out: include each record's raw text (env HSMAUDIT_INCLUDE_RAW).",
 )
 CONFIG: Any = typer.Option(
     None, "--config", help="Config file (TOML; default HSMAUDIT_CONFIG or ~/.config/hsmaudit/config.toml)."
@@ -75,6 +86,7 @@ class DeliveryOptions:
     out: str | None = None
     hec_url: str | None = None
     index: str | None = None
+    event_format: str | None = None
     sourcetype: str | None = None
     ack: bool | None = None
     ca_bundle: Path | None = None
@@ -87,6 +99,7 @@ class DeliveryOptions:
         return {
             "hec_url": self.hec_url,
             "hec_index": self.index,
+            "event_format": self.event_format,
             "hec_sourcetype": self.sourcetype,
             "hec_ack": self.ack,
             "hec_ca_bundle": str(self.ca_bundle) if self.ca_bundle is not None else None,

@@ -32,6 +32,7 @@ from hsmaudit.cli.serve import warn_if_exposed
 from hsmaudit.cli.simulate import parse_start
 from hsmaudit.config import (
     HSMAUDIT_DB,
+    HSMAUDIT_EVENT_FORMAT,
     HSMAUDIT_HEC_ACK,
     HSMAUDIT_HEC_ACK_POLL_INTERVAL,
     HSMAUDIT_HEC_TOKEN,
@@ -64,13 +65,17 @@ class LambdaContext:
 
 
 @contextlib.contextmanager
-def lambda_environment(url: str, token: str, spool_dir: Path) -> Iterator[None]:
+def lambda_environment(
+    url: str, token: str, spool_dir: Path, *, event_format: str = "lean"
+) -> Iterator[None]:
     """Configure the real handler as the CloudFormation template would, then restore the environment.
 
     Indexer acks are on: the handler only counts an event as delivered once the collector says it
     is committed. The spool is a local directory, so nothing is lost if the collector refuses.
+    `event_format` is the HEC event format the handler sends (the collector takes both).
     """
     values = {
+        HSMAUDIT_EVENT_FORMAT: event_format,
         HSMAUDIT_HEC_URL: url,
         HSMAUDIT_HEC_TOKEN: token,
         HSMAUDIT_HEC_ACK: "true",
@@ -250,6 +255,11 @@ def register(app: typer.Typer) -> None:
             "--live/--no-live",
             help="After the scenarios, keep simulating everyday work (not with --headless).",
         ),
+        event_format: str = typer.Option(
+            "lean",
+            "--event-format",
+            help="HEC event format the handler sends: lean (the record text; default) or json.",
+        ),
     ) -> None:
         """Run the whole pipeline locally: simulated CloudHSM cluster -> real Lambda handler -> HEC
         client -> local collector -> store -> detections -> dashboard."""
@@ -266,6 +276,8 @@ def register(app: typer.Typer) -> None:
         signal.signal(signal.SIGTERM, _interrupt)
         warn_if_exposed(host)
         console = stderr_console()
+        if event_format not in ("lean", "json"):
+            fail(f"--event-format must be lean or json, not {event_format!r}", 2)
         try:
             simulation = plan_simulation(scenario, seed=seed, hsms=hsms, start=start)
         except ValueError as error:
@@ -298,7 +310,7 @@ def register(app: typer.Typer) -> None:
                 highlight=False,
             )
             try:
-                with lambda_environment(server.url, token, spool_dir):
+                with lambda_environment(server.url, token, spool_dir, event_format=event_format):
                     totals = stream_through_handler(simulation, progress=not headless)
                 totals["control_plane_sent"] = len(simulation.api_calls)
                 totals["control_plane_accepted"] = deliver_control_plane(simulation, server.url, token)
@@ -324,7 +336,7 @@ def register(app: typer.Typer) -> None:
             tailer.start()
             with contextlib.suppress(KeyboardInterrupt):
                 if live:
-                    with lambda_environment(server.url, token, spool_dir):
+                    with lambda_environment(server.url, token, spool_dir, event_format=event_format):
                         stream_live_activity(simulation, server_alive=server.thread.is_alive)
                 while server.thread.is_alive():
                     server.thread.join(0.5)

@@ -17,10 +17,12 @@ events before it are stored. Gzip is inflated in 8 KiB input steps within the de
 limit (a bomb is refused after `limit` bytes, many members cost linear time), and the fast path
 decodes at most `_FAST_CHUNK` bytes per msgspec call, so no single C call holds the GIL for long.
 
-What goes into the store: an envelope whose `event` is an hsmaudit event object is stored as is;
-one whose `event` is a string (raw CloudHSM text from another sender, e.g. Splunk's Node logger)
-is parsed, with `source` as the log group and `host` as the log stream. Nothing is dropped: an
-object that is not an hsmaudit event is kept as an unparsed event with its JSON in `raw`.
+What goes into the store: an envelope whose `event` is an hsmaudit event object (the `json`
+format) is stored as is; one whose `event` is a string (the `lean` format, or raw CloudHSM text
+from another sender, e.g. Splunk's Node logger) is parsed, with `source` as the log group and
+`host` as the log stream, and the lean format's indexed `fields` (`cluster_id`, `hsm_id`,
+`event_id`) win over what those give. Nothing is dropped: an object that is not an hsmaudit event
+is kept as an unparsed event with its JSON in `raw`.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from typing import Any, Final
 import msgspec
 
 from hsmaudit.records.cloudtrail import CloudTrailStats, cloudtrail_events, is_cloudtrail
-from hsmaudit.records.event import HsmEvent
+from hsmaudit.records.event import SEVERITY_RANK, HsmEvent
 from hsmaudit.records.identity import fields_content, text_event_id, unparsed_event_id
 from hsmaudit.records.parse import cluster_id_from_log_group, hsm_id_from_log_stream, parse_message
 
@@ -414,13 +416,16 @@ def envelope_event(envelope: Envelope) -> HsmEvent:
     host = envelope.host
     if raw[:1] == b'"':
         text = _ANY_DECODER.decode(raw)
-        return parse_message(text, log_group=source, log_stream=host)
+        return _with_indexed_fields(parse_message(text, log_group=source, log_stream=host), envelope.fields)
     if raw[:1] == b"{":
         try:
             event = _EVENT_DECODER.decode(raw)
         except msgspec.ValidationError:
             event = None
         if event is not None and event.event_id is not None:
+            if event.log_group is None and event.log_stream is None:
+                # The json format leaves them out: `source` and `host` say them (contracts.md §2).
+                return msgspec.structs.replace(event, log_group=source, log_stream=host)
             return event
         value = _ANY_DECODER.decode(raw)
         if event is not None and event.raw is not None:
@@ -468,6 +473,29 @@ def envelope_event(envelope: Envelope) -> HsmEvent:
         parse_error="HEC event is not an hsmaudit event or CloudHSM record text",
         raw=text,
     )
+
+
+def _with_indexed_fields(event: HsmEvent, fields: dict[str, Any] | None) -> HsmEvent:
+    """The lean format's ids (`fields`) over those the collector derived from `source`/`host`.
+
+    The sender parsed the record with all of CloudWatch's context (`cwl_id` is part of an
+    unparsed record's id), so its `event_id` is the one Splunk indexed and de-duplicates on. Its
+    `parse_error` is kept too: a problem the text no longer shows (a lone surrogate travels as its
+    `\\uXXXX` escape) still flags the event, at least `medium` as the parser rates flagged records.
+    """
+    if not fields:
+        return event
+    changes: dict[str, Any] = {
+        name: value
+        for name in ("cluster_id", "hsm_id", "event_id")
+        if isinstance(value := fields.get(name), str) and value
+    }
+    problem = fields.get("parse_error")
+    if event.parse_error is None and isinstance(problem, str) and problem:
+        changes["parse_error"] = problem
+        if SEVERITY_RANK[event.severity or "info"] < SEVERITY_RANK["medium"]:
+            changes["severity"] = "medium"
+    return msgspec.structs.replace(event, **changes) if changes else event
 
 
 def envelope_events(envelopes: list[Envelope]) -> tuple[list[HsmEvent], HecRequestError | None]:

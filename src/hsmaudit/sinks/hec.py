@@ -8,7 +8,10 @@ fails) an exception that fails the invocation so AWS retries it.
 Facts (`docs/reference/splunk.md` §1):
 - §1.3/§2 of contracts.md: the envelope is `time` (seconds, microsecond precision from `usecs`),
   `host` (hsm_id, fallback log stream), `source` (log group), `sourcetype`, optional `index`, and
-  the event object.
+  the event in one of two formats (`EVENT_FORMATS`). `lean`, the default: `event` is the record
+  text exactly as CloudHSM wrote it, so the licence Splunk meters (`_raw`) is the record's own
+  size, and `fields` (indexed, not metered) carry what the text cannot say (`INDEXED_FIELDS`).
+  `json`: the normalised event object without what repeats `host`/`source` (`ORIGIN_FIELDS`).
 - §1.4-1.6: envelopes back to back, gzip'd body, one channel GUID per container (`X-Splunk-Request-
   Channel`), always sent so ack-enabled tokens work.
 - §1.8: retry HEC codes 8/9/18-20, HTTP 429/5xx, timeouts and resets with backoff and jitter;
@@ -29,14 +32,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Any, Final, Literal, Protocol, get_args
 from urllib.parse import unquote, urlsplit
 
 import msgspec
 import urllib3
 
 from hsmaudit import __version__
-from hsmaudit.records.event import HsmEvent, event_to_dict, event_to_json
+from hsmaudit.records.event import HsmEvent, event_to_dict
 from hsmaudit.sinks.batch import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_EVENTS,
@@ -57,7 +60,21 @@ from hsmaudit.sinks.spool import Spool, SpoolBatch
 
 logger = logging.getLogger("hsmaudit.hec")
 
-DEFAULT_SOURCETYPE: Final = "aws:cloudhsm:audit"
+EventFormat = Literal["lean", "json"]
+EVENT_FORMATS: Final[tuple[str, ...]] = get_args(EventFormat)
+DEFAULT_EVENT_FORMAT: Final[EventFormat] = "lean"
+JSON_SOURCETYPE: Final = "aws:cloudhsm:audit"
+"""Sourcetype of the `json` format: the normalised event object (`KV_MODE = json` in the app)."""
+TEXT_SOURCETYPE: Final = "aws:cloudhsm:audit:text"
+"""Sourcetype of the `lean` format: the record text as written (certificate records: their JSON).
+One sourcetype for both record forms, as any other forwarder of the log group sends them."""
+SOURCETYPES: Final[dict[str, str]] = {"lean": TEXT_SOURCETYPE, "json": JSON_SOURCETYPE}
+DEFAULT_SOURCETYPE: Final = SOURCETYPES[DEFAULT_EVENT_FORMAT]
+INDEXED_FIELDS: Final = ("cluster_id", "hsm_id", "event_id", "parse_error")
+"""HEC `fields` of a lean event (docs/splunk-app.md, "Indexed fields of the lean event"): what the
+record text does not carry. Absent values are left out (parse_error only on a flagged record)."""
+ORIGIN_FIELDS: Final = ("log_group", "log_stream", "cwl_id", "cwl_timestamp")
+"""Where CloudWatch delivered a record: `host`/`source` say it; never repeated in `event`."""
 EVENT_PATH: Final = "/services/collector/event"
 ACK_PATH: Final = "/services/collector/ack"
 
@@ -113,17 +130,57 @@ def _envelope_prefix(host: str | None, source: str | None, sourcetype: str, inde
     return b",".join(parts)
 
 
-def _event_json(event: HsmEvent, include_raw: bool) -> bytes:
+def _json_text(value: str) -> bytes:
+    """A string as a JSON string; a lone surrogate (no UTF-8 form) is kept as its `\\u` escape."""
     try:
-        return event_to_json(event, include_raw=include_raw)
+        return _STR_ENCODER.encode(value)
+    except UnicodeEncodeError:
+        return json.dumps(value, ensure_ascii=True).encode("ascii")
+
+
+def _event_json(event: HsmEvent, include_raw: bool) -> bytes:
+    """The `json` format's event: the §1 object without `ORIGIN_FIELDS` (and `raw` if told)."""
+    event = msgspec.structs.replace(
+        event,
+        log_group=None,
+        log_stream=None,
+        cwl_id=None,
+        cwl_timestamp=None,
+        raw=event.raw if include_raw else None,
+    )
+    try:
+        return _STR_ENCODER.encode(event)
     except UnicodeEncodeError:
         # A lone surrogate (JSON "\ud800" in the input decodes to one) has no UTF-8 form; JSON's
         # \u escape keeps it exactly, so fall back to the stdlib's ASCII-escaping encoder.
         return json.dumps(
-            event_to_dict(event, include_raw=include_raw, compact=True),
-            ensure_ascii=True,
-            separators=(",", ":"),
+            event_to_dict(event, compact=True), ensure_ascii=True, separators=(",", ":")
         ).encode("ascii")
+
+
+def _fields_head(cluster_id: str | None, hsm_id: str | None) -> bytes:
+    """`,"fields":{` and the indexed fields that are the same for every record of one stream."""
+    parts = []
+    if cluster_id is not None:
+        parts.append(b'"cluster_id":' + _json_text(cluster_id))
+    if hsm_id is not None:
+        parts.append(b'"hsm_id":' + _json_text(hsm_id))
+    return b',"fields":{' + b",".join(parts)
+
+
+def _lean_event(event: HsmEvent, raw: str, head: bytes) -> bytes:
+    """`"<record text>","fields":{…}}` minus the envelope's closing brace: the lean `event` part."""
+    tail = []
+    if event.event_id is not None:
+        tail.append(b'"event_id":' + _json_text(event.event_id))
+    if event.parse_error is not None:
+        tail.append(b'"parse_error":' + _json_text(event.parse_error))
+    if not tail:
+        if head.endswith(b"{"):
+            return _json_text(raw)
+        return _json_text(raw) + head + b"}"
+    separator = b"" if head.endswith(b"{") else b","
+    return _json_text(raw) + head + separator + b",".join(tail) + b"}"
 
 
 def _assemble(time_value: bytes | None, prefix: bytes, event_json: bytes) -> bytes:
@@ -137,16 +194,24 @@ def to_hec_event(
     *,
     source: str | None,
     host: str | None,
-    sourcetype: str = DEFAULT_SOURCETYPE,
+    event_format: EventFormat = DEFAULT_EVENT_FORMAT,
+    sourcetype: str | None = None,
     index: str | None = None,
     include_raw: bool = True,
 ) -> bytes:
     """One HEC envelope (contracts.md §2) as one line of compact JSON.
 
-    `host` and `source` are left out when None (HEC then uses the token's defaults). The output
-    never contains a raw newline (JSON escapes it), so lines can be joined with `\\n`.
+    `host` and `source` are left out when None (HEC then uses the token's defaults); `sourcetype`
+    None means the format's own (`SOURCETYPES`). An event without its record text (one made by
+    hand) cannot be lean and is sent in the `json` format. `include_raw` applies to `json` only.
+    The output never contains a raw newline (JSON escapes it), so lines can be joined with `\\n`.
     """
-    prefix = _envelope_prefix(host, source, sourcetype, index)
+    raw = event.raw
+    if event_format == "lean" and raw is not None:
+        prefix = _envelope_prefix(host, source, sourcetype or TEXT_SOURCETYPE, index)
+        body = _lean_event(event, raw, _fields_head(event.cluster_id, event.hsm_id))
+        return _assemble(hec_time(event), prefix, body)
+    prefix = _envelope_prefix(host, source, sourcetype or JSON_SOURCETYPE, index)
     return _assemble(hec_time(event), prefix, _event_json(event, include_raw))
 
 
@@ -156,30 +221,60 @@ def event_host(event: HsmEvent) -> str | None:
 
 
 class EventEncoder:
-    """Builds HEC lines with fixed sourcetype, index and raw setting, fast.
+    """Builds HEC lines with fixed format, sourcetype, index and raw setting, fast.
 
-    The envelope keys before `event` depend only on (host, source), which are the same for every
-    record of a CloudWatch document, so they are encoded once and reused (the hot path of
-    `benchmarks/handler_bench.py`).
+    The envelope keys before `event` depend only on (host, source), and a lean event's stream
+    fields only on (cluster_id, hsm_id); both are the same for every record of a CloudWatch
+    document, so they are encoded once and reused (the hot path of `benchmarks/handler_bench.py`).
     """
 
     def __init__(
-        self, *, sourcetype: str = DEFAULT_SOURCETYPE, index: str | None = None, include_raw: bool = True
+        self,
+        *,
+        event_format: EventFormat = DEFAULT_EVENT_FORMAT,
+        sourcetype: str | None = None,
+        index: str | None = None,
+        include_raw: bool = True,
     ) -> None:
-        self.sourcetype = sourcetype
+        if event_format not in EVENT_FORMATS:
+            raise ValueError(f"event format must be one of {', '.join(EVENT_FORMATS)}, not {event_format!r}")
+        self.event_format: EventFormat = event_format
+        self.sourcetype = sourcetype or SOURCETYPES[event_format]
+        self._explicit_sourcetype = sourcetype
         self.index = index
         self.include_raw = include_raw
+        self._lean = event_format == "lean"
         self._prefixes: dict[tuple[str | None, str | None], bytes] = {}
+        self._heads: dict[tuple[str | None, str | None], bytes] = {}
 
     def line(self, event: HsmEvent) -> bytes:
         """The same bytes as `to_hec_event(event, host=event_host(event), source=log_group, ...)`."""
+        raw = event.raw
+        if self._lean and raw is None:
+            return to_hec_event(
+                event,
+                source=event.log_group,
+                host=event_host(event),
+                event_format="json",
+                sourcetype=self._explicit_sourcetype,
+                index=self.index,
+                include_raw=self.include_raw,
+            )
         key = (event.hsm_id or event.log_stream, event.log_group)
         prefix = self._prefixes.get(key)
         if prefix is None:
             if len(self._prefixes) > 4096:
                 self._prefixes.clear()
             prefix = self._prefixes[key] = _envelope_prefix(key[0], key[1], self.sourcetype, self.index)
-        return _assemble(hec_time(event), prefix, _event_json(event, self.include_raw))
+        if raw is None or not self._lean:
+            return _assemble(hec_time(event), prefix, _event_json(event, self.include_raw))
+        stream = (event.cluster_id, event.hsm_id)
+        head = self._heads.get(stream)
+        if head is None:
+            if len(self._heads) > 4096:
+                self._heads.clear()
+            head = self._heads[stream] = _fields_head(stream[0], stream[1])
+        return _assemble(hec_time(event), prefix, _lean_event(event, raw, head))
 
 
 # --------------------------------------------------------------------------- tokens
@@ -438,8 +533,9 @@ class HecClient:
         ca_bundle: a PEM file of CA certificates to trust instead of the system store.
         ack: use indexer acknowledgement (poll `/services/collector/ack`).
         index: HEC `index` for every event (only when set).
-        sourcetype: HEC `sourcetype`.
-        include_raw: keep the record text in `event.raw`.
+        event_format: `lean` (the record text, indexed fields; the default) or `json`.
+        sourcetype: HEC `sourcetype`; None: the format's own (`SOURCETYPES`).
+        include_raw: keep the record text in `event.raw` (the `json` format only).
         max_events, max_bytes: batch caps (uncompressed bytes, reference §1.10).
         timeout: seconds per request (connect and read), further bounded by the deadline.
         max_attempts: tries per batch for retryable failures before it is spooled.
@@ -461,7 +557,8 @@ class HecClient:
         ca_bundle: str | None = None,
         ack: bool = False,
         index: str | None = None,
-        sourcetype: str = DEFAULT_SOURCETYPE,
+        event_format: EventFormat = DEFAULT_EVENT_FORMAT,
+        sourcetype: str | None = None,
         include_raw: bool = True,
         max_events: int = DEFAULT_MAX_EVENTS,
         max_bytes: int = DEFAULT_MAX_BYTES,
@@ -489,7 +586,6 @@ class HecClient:
         self._token = token
         self.ack = ack
         self.index = index
-        self.sourcetype = sourcetype
         self.include_raw = include_raw
         self.max_events = max_events
         self.max_bytes = max_bytes
@@ -504,7 +600,11 @@ class HecClient:
         self._sleep = sleep
         self._clock = clock
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-        self.encoder = EventEncoder(sourcetype=sourcetype, index=index, include_raw=include_raw)
+        self.encoder = EventEncoder(
+            event_format=event_format, sourcetype=sourcetype, index=index, include_raw=include_raw
+        )
+        self.event_format = event_format
+        self.sourcetype = self.encoder.sourcetype
         pool_options: dict[str, Any] = {"num_pools": 2, "maxsize": 2, "block": False, "retries": False}
         if origin.startswith("https://"):
             if verify:
@@ -537,7 +637,7 @@ class HecClient:
     # -- lines ----------------------------------------------------------------
 
     def event_line(self, event: HsmEvent) -> bytes:
-        """The HEC envelope of one event with this client's sourcetype, index and raw setting."""
+        """The HEC envelope of one event with this client's format, sourcetype, index and raw setting."""
         return self.encoder.line(event)
 
     # -- sending --------------------------------------------------------------
