@@ -50,7 +50,7 @@ def test_headless_demo_stores_exactly_the_simulated_events_and_expected_alerts(t
 
     # THEN it exits 0 with a summary, and the store holds exactly those events and alerts
     assert result.returncode == 0, result.stderr + result.stdout
-    assert "dashboard" in result.stdout
+    assert "hsmaudit serve --db" in result.stdout  # headless: the store, not a stopped server's URL
     assert "expected alerts missing" in result.stdout
     with sqlite3.connect(db) as connection:
         stored_ids = sorted(row[0] for row in connection.execute("SELECT event_id FROM events"))

@@ -232,7 +232,12 @@ def register(app: typer.Typer) -> None:
         db: Path = typer.Option(
             DEFAULT_DEMO_DB, "--db", envvar=HSMAUDIT_DB, help=f"SQLite store file. Env: {HSMAUDIT_DB}."
         ),
-        reset: bool = typer.Option(False, "--reset", help="Delete the store file first."),
+        reset: bool = typer.Option(
+            False,
+            "--reset",
+            help="Replace a --db store that holds other events (the demo's own store is always "
+            "replaced: every run starts empty, so it shows only its own alerts).",
+        ),
         host: str = typer.Option("127.0.0.1", "--host", help="Address of the dashboard and collector."),
         port: int | None = typer.Option(
             None, "--port", min=0, max=65535, help="Port (default 8088; --headless: any free port)."
@@ -282,9 +287,9 @@ def register(app: typer.Typer) -> None:
             simulation = plan_simulation(scenario, seed=seed, hsms=hsms, start=start)
         except ValueError as error:
             fail(str(error), 2)
-        if reset:
-            for suffix in ("", "-wal", "-shm"):
-                Path(str(db) + suffix).unlink(missing_ok=True)
+        refusal = fresh_store(db, cluster_id=simulation.simulator.cluster_id, reset=reset)
+        if refusal:
+            fail(refusal, 2)
         try:
             store = EventStore(db)
         except StoreError as error:
@@ -302,7 +307,11 @@ def register(app: typer.Typer) -> None:
         spool_dir = Path(tempfile.mkdtemp(prefix="hsmaudit-demo-spool-"))
         tailer = DetectionTailer(store)
         try:
-            console.print(f"hsmaudit demo: dashboard {server.url}/   store {db}", highlight=False)
+            if headless:
+                # The server stops when the headless run ends: a URL would point at nothing.
+                console.print(f"hsmaudit demo: fresh store {db}", highlight=False)
+            else:
+                console.print(f"hsmaudit demo: dashboard {server.url}/   fresh store {db}", highlight=False)
             sim = simulation.simulator
             console.print(
                 f"hsmaudit demo: {len(simulation.records)} records from {len(sim.hsms)} HSMs "
@@ -318,7 +327,7 @@ def register(app: typer.Typer) -> None:
                 fail("interrupted while streaming the scenarios", 130)
             tailer.run_once(finalize=True)
             expected_ids = {event.event_id for event in parsed_events(simulation.records)}
-            ok = _report(store, simulation, expected_ids, totals, server.url, headless=headless)
+            ok = _report(store, simulation, expected_ids, totals, server.url, headless=headless, db=db)
             spooled = sorted(path.name for path in spool_dir.rglob("*") if path.is_file())
             if spooled:
                 console.print(
@@ -348,6 +357,52 @@ def register(app: typer.Typer) -> None:
                 shutil.rmtree(spool_dir, ignore_errors=True)
 
 
+SEVERITY_ORDER: Final = {"critical": 0, "high": 1, "medium": 2, "info": 3}
+
+
+def alert_lines(store: Any) -> list[str]:
+    """`alert <severity> <rule> <count>` per rule, most severe first: what the demo raised."""
+    counts: Counter[tuple[str, str]] = Counter(
+        (alert.severity or "info", alert.rule) for alert in store.alerts(limit=1_000_000)
+    )
+    ordered = sorted(counts.items(), key=lambda item: (SEVERITY_ORDER.get(item[0][0], 9), item[0][1]))
+    return [f"alert  {severity:<8}  {rule:<36}  {count}" for (severity, rule), count in ordered]
+
+
+def fresh_store(db: Path, *, cluster_id: str | None, reset: bool) -> str | None:
+    """Make way for an empty store at `db`; returns why not, when it must not be replaced.
+
+    Every run starts from an empty store, so a second run shows the same alerts as the first: the
+    records are placed at the current time, and the first run's copies would otherwise be read as
+    replayed sequence numbers with other content (148 false `sequence-duplicate` alerts) and hide
+    the real gap. The demo's own file (the default) is always replaced; another file only when it
+    holds nothing but this demo's cluster, or with `--reset`, so pointing the demo at a real store
+    (`HSMAUDIT_DB`) never wipes it.
+    """
+    if not db.exists():
+        return None
+    if not reset and db != DEFAULT_DEMO_DB and not _demo_store(db, cluster_id):
+        return (
+            f"{db} holds other events than this demo's cluster {cluster_id}; the demo starts from an "
+            "empty store: give --reset to replace it, or another --db"
+        )
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    return None
+
+
+def _demo_store(db: Path, cluster_id: str | None) -> bool:
+    """Whether the store at `db` is empty or holds only events of the demo's cluster."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as connection:
+            rows = connection.execute("SELECT DISTINCT cluster_id FROM events LIMIT 3").fetchall()
+    except sqlite3.Error:
+        return db.stat().st_size == 0
+    return {row[0] for row in rows} <= {cluster_id, None}
+
+
 def _report(
     store: Any,
     simulation: Simulation,
@@ -356,19 +411,30 @@ def _report(
     url: str,
     *,
     headless: bool,
+    db: Path,
 ) -> bool:
-    """Print what happened and whether it is what the simulation promised."""
+    """Print what happened and whether it is what the simulation promised.
+
+    Plain words and numbers (no Python reprs), then one line per alert rule with its severity
+    and count: the same lines on every run of the same scenarios (a test compares two runs).
+    """
     from rich.table import Table
 
     stored_ids = {event.event_id for _, event in store.iter_events()}
     missing = expected_ids - stored_ids
     summary = store.summary()
     fired = set(summary.alerts)
-    missing_rules = (simulation.expected_rules | simulation.control_plane_rules) - fired
+    expected_rules = simulation.expected_rules | simulation.control_plane_rules
+    missing_rules = expected_rules - fired
+    # An alert no scenario asked for is a false alert (or a bug): the demo must not pass with one.
+    unexpected_rules = fired - expected_rules
     table = Table(title="hsmaudit demo", show_header=False, title_justify="left")
     table.add_column("what")
     table.add_column("value")
-    table.add_row("dashboard", f"{url}/  (API: {url}/api/summary)")
+    if headless:
+        table.add_row("store", f"{db}  (to look at it: hsmaudit serve --db {db})")
+    else:
+        table.add_row("dashboard", f"{url}/  (API: {url}/api/summary)")
     table.add_row("simulated records", str(len(simulation.records)))
     table.add_row(
         "handler invocations",
@@ -381,15 +447,26 @@ def _report(
     )
     table.add_row("stored events (total in store)", str(summary.total_events))
     table.add_row("simulated events missing from store", str(len(missing)))
-    table.add_row(
-        "failed logins", f"{summary.failed_logins.total} {dict(summary.failed_logins.by_user_type)}"
+    by_type = ", ".join(
+        f"{kind} {count}" for kind, count in sorted(summary.failed_logins.by_user_type.items())
     )
+    table.add_row("failed logins", f"{summary.failed_logins.total}" + (f" ({by_type})" if by_type else ""))
     table.add_row(
         "keys generated / deleted / exported",
         f"{summary.key_generated} / {summary.key_deleted} / {summary.key_exported}",
     )
-    table.add_row("alerts", ", ".join(f"{rule} {count}" for rule, count in summary.alerts.items()) or "none")
+    table.add_row("alerts", str(sum(summary.alerts.values())))
     table.add_row("expected alerts missing", ", ".join(sorted(missing_rules)) or "none")
-    stdout_console().print(table)
+    table.add_row("unexpected alerts", ", ".join(sorted(unexpected_rules)) or "none")
+    console = stdout_console()
+    console.print(table)
+    for line in alert_lines(store):
+        console.print(line, highlight=False, soft_wrap=True)
     control_plane_lost = totals.get("control_plane_sent", 0) - totals.get("control_plane_accepted", 0)
-    return not missing and not missing_rules and totals.get("spooled", 0) == 0 and not control_plane_lost
+    return (
+        not missing
+        and not missing_rules
+        and not unexpected_rules
+        and totals.get("spooled", 0) == 0
+        and not control_plane_lost
+    )
