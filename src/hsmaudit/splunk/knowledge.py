@@ -613,6 +613,31 @@ def json_block() -> list[str]:
 
 # --- eventtypes.conf: CloudTrail CloudHSM calls ---------------------------------------------
 
+HSM_SOURCETYPES: Final = f'(sourcetype="aws:cloudhsm:audit*" OR sourcetype="{RECIPE_SOURCETYPE}")'
+CHANGE_EVENTTYPES: Final[dict[str, tuple[str, str]]] = {
+    # object_category -> (event type, description)
+    "user": ("hsmaudit_account_change", "CloudHSM user management (CIM Change, Account_Management)"),
+    "key": ("hsmaudit_key_change", "CloudHSM key management (CIM Change)"),
+    "quorum": ("hsmaudit_quorum_change", "CloudHSM quorum changes (CIM Change)"),
+    "certificate": ("hsmaudit_certificate_change", "CloudHSM certificate-storage changes (CIM Change)"),
+}
+
+
+def change_eventtypes() -> list[str]:
+    """The Change event types, one per CIM object_category, each naming its opcodes."""
+    lines: list[str] = []
+    for category, opcodes in change_opcodes().items():
+        name, description = CHANGE_EVENTTYPES[category]
+        names = ", ".join(_quote(opcode) for opcode in sorted(opcodes))
+        lines += [
+            f"[{name}]",
+            f"search = {HSM_SOURCETYPES} opcode IN ({names})",
+            f"description = {description}",
+            "",
+        ]
+    return lines[:-1]
+
+
 CLOUDTRAIL_BASE: Final = f'sourcetype="{CLOUDTRAIL_SOURCETYPE}" eventSource="{CLOUDTRAIL_EVENT_SOURCE}"'
 
 
@@ -666,7 +691,7 @@ def cloudtrail_tags() -> list[str]:
 
 BLOCKS: Final[dict[str, dict[str, Callable[[], list[str]]]]] = {
     "default/props.conf": {"json": json_block, "text": text_block, "recipe": text_block},
-    "default/eventtypes.conf": {"cloudtrail": cloudtrail_eventtypes},
+    "default/eventtypes.conf": {"cim": change_eventtypes, "cloudtrail": cloudtrail_eventtypes},
     "default/tags.conf": {"cloudtrail": cloudtrail_tags},
 }
 
