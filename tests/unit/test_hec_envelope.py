@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -319,3 +320,29 @@ def test_event_url_accepts_origin_or_endpoint(url: str, expected: tuple[str, str
 def test_event_url_rejects_what_is_not_http(url: str) -> None:
     with pytest.raises(ValueError, match="https://"):
         event_url(url)
+
+
+@pytest.mark.parametrize("event_format", ["lean", "json"])
+def test_a_cloudtrail_call_goes_as_the_cloudtrail_record_under_aws_cloudtrail(event_format: str) -> None:
+    from hsmaudit.records.cloudtrail import cloudtrail_event
+    from hsmaudit.server.hec import decode_envelopes, envelope_event
+    from hsmaudit.sinks.hec import EventEncoder
+
+    data = Path(__file__).resolve().parents[1] / "data" / "cloudtrail"
+    with gzip.open(next(data.glob("*.json.gz"))) as handle:
+        record = json.load(handle)["Records"][0]
+    event = cloudtrail_event(record)
+    line = EventEncoder(event_format=event_format).line(event)  # type: ignore[arg-type]
+    envelope = json.loads(line)
+    # The shape the Splunk Add-on for AWS indexes: the record itself, so the app's
+    # hsmaudit_cloudtrail macro and the CloudTrail rules see it; the id rides as an indexed field.
+    assert envelope["sourcetype"] == "aws:cloudtrail"
+    assert envelope["event"] == record
+    assert envelope["fields"] == {"event_id": event.event_id}
+    assert envelope["host"] == event.hsm_id
+    assert float(envelope["time"]) * 1_000_000 == pytest.approx(event.usecs)
+    # The local collector reads it back into the same control-plane event.
+    [decoded], error = decode_envelopes(line, max_event_size=1 << 20)
+    assert error is None
+    back = envelope_event(decoded)
+    assert (back.record_format, back.opcode, back.event_id) == ("cloudtrail", "DeleteHsm", event.event_id)

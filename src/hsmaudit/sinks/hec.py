@@ -73,6 +73,9 @@ DEFAULT_SOURCETYPE: Final = SOURCETYPES[DEFAULT_EVENT_FORMAT]
 INDEXED_FIELDS: Final = ("cluster_id", "hsm_id", "event_id", "parse_error")
 """HEC `fields` of a lean event (docs/splunk-app.md, "Indexed fields of the lean event"): what the
 record text does not carry. Absent values are left out (parse_error only on a flagged record)."""
+CLOUDTRAIL_SOURCETYPE: Final = "aws:cloudtrail"
+"""A CloudHSM API call (record_format `cloudtrail`) goes as the CloudTrail record itself, in both
+formats: the Splunk Add-on for AWS's sourcetype, which the app's `hsmaudit_cloudtrail` macro reads."""
 ORIGIN_FIELDS: Final = ("log_group", "log_stream", "cwl_id", "cwl_timestamp")
 """Where CloudWatch delivered a record: `host`/`source` say it; never repeated in `event`."""
 EVENT_PATH: Final = "/services/collector/event"
@@ -183,6 +186,19 @@ def _lean_event(event: HsmEvent, raw: str, head: bytes) -> bytes:
     return _json_text(raw) + head + separator + b",".join(tail) + b"}"
 
 
+def _cloudtrail_line(event: HsmEvent, raw: str, index: str | None) -> bytes | None:
+    """The CloudTrail record as the HEC event object (None when its text is not a JSON object)."""
+    if not raw.startswith("{"):
+        return None
+    try:
+        record = raw.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    prefix = _envelope_prefix(event.hsm_id, None, CLOUDTRAIL_SOURCETYPE, index)
+    fields = b',"fields":{"event_id":' + _json_text(event.event_id) + b"}" if event.event_id else b""
+    return _assemble(hec_time(event), prefix, record + fields)
+
+
 def _assemble(time_value: bytes | None, prefix: bytes, event_json: bytes) -> bytes:
     if time_value is None:
         return b"{" + prefix + event_json + b"}"
@@ -207,6 +223,10 @@ def to_hec_event(
     The output never contains a raw newline (JSON escapes it), so lines can be joined with `\\n`.
     """
     raw = event.raw
+    if event.record_format == "cloudtrail" and raw is not None:
+        line = _cloudtrail_line(event, raw, index)
+        if line is not None:
+            return line
     if event_format == "lean" and raw is not None:
         prefix = _envelope_prefix(host, source, sourcetype or TEXT_SOURCETYPE, index)
         body = _lean_event(event, raw, _fields_head(event.cluster_id, event.hsm_id))
@@ -250,6 +270,10 @@ class EventEncoder:
     def line(self, event: HsmEvent) -> bytes:
         """The same bytes as `to_hec_event(event, host=event_host(event), source=log_group, ...)`."""
         raw = event.raw
+        if event.record_format == "cloudtrail" and raw is not None:
+            line = _cloudtrail_line(event, raw, self.index)
+            if line is not None:
+                return line
         if self._lean and raw is None:
             return to_hec_event(
                 event,
