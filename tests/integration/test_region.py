@@ -71,3 +71,39 @@ def test_doctor_files_a_missing_region_under_its_own_check(moto: Moto) -> None:
     # credentials were not checked (no Region to ask STS in), so they are not blamed
     assert checks["aws.credentials"]["status"] == "skip"
     assert "(aws.region)" in result.stderr
+
+
+def test_the_token_secret_and_the_s3_spool_use_aws_region_too(moto: Moto, tmp_path: Path) -> None:
+    from .conftest import closed_port_url, record_text
+
+    # GIVEN the token in Secrets Manager, an S3 spool, and only AWS_REGION set
+    secret_arn = moto.client("secretsmanager").create_secret(Name="hec-token", SecretString="s3cr3t-token")[
+        "ARN"
+    ]
+    moto.client("s3").create_bucket(Bucket="spool-region")
+    records = tmp_path / "records.txt"
+    records.write_text("\n".join(record_text(seq) for seq in range(4)) + "\n")
+    env = {
+        **without_region(moto),
+        "AWS_REGION": REGION,
+        "HSMAUDIT_HEC_TOKEN_SECRET_ARN": secret_arn,
+        "HSMAUDIT_SPOOL_BUCKET": "spool-region",
+        "HSMAUDIT_HEC_MAX_ATTEMPTS": "1",
+    }
+    # WHEN HEC is down
+    result = run_cli("send", str(records), "--hec-url", closed_port_url(), "--json", env=env)
+    # THEN the events are in the S3 spool (the secret was read, the bucket reached)
+    assert result.returncode == 1, result.stderr
+    assert json.loads(result.stdout)["spooled"] == 4
+    assert moto.client("s3").list_objects_v2(Bucket="spool-region")["KeyCount"] == 1
+
+
+def test_a_token_secret_without_any_region_names_the_fix(moto: Moto, tmp_path: Path) -> None:
+    from .conftest import closed_port_url, record_text
+
+    records = tmp_path / "records.txt"
+    records.write_text(record_text(1) + "\n")
+    env = {**without_region(moto), "HSMAUDIT_HEC_TOKEN_SECRET_ARN": "arn:aws:secretsmanager:x:1:secret:t"}
+    result = run_cli("send", str(records), "--hec-url", closed_port_url(), env=env)
+    assert result.returncode == 1
+    assert "AWS_REGION" in result.stderr, result.stderr

@@ -106,9 +106,14 @@ class _CachedToken:
         except HecTokenError:
             raise
         except Exception as error:  # boundary: botocore raises many types; keep only the code
-            raise HecTokenError(
-                f"cannot read the HEC token from {self.store} {self.name} ({aws_error_code(error)})"
-            ) from None
+            code = aws_error_code(error)
+            if code == "NoRegionError":
+                from hsmaudit.aws.region import NO_REGION_FIX
+
+                raise HecTokenError(
+                    f"cannot read the HEC token from {self.store} {self.name}: no AWS Region; {NO_REGION_FIX}"
+                ) from None
+            raise HecTokenError(f"cannot read the HEC token from {self.store} {self.name} ({code})") from None
         self.fetches += 1
         self._value = value
         self._expires = now + self.ttl

@@ -796,10 +796,14 @@ class HecClient:
                     if not run.token_refreshed and self._refresh_token():
                         run.token_refreshed = True
                         continue
-                    reason = (
-                        f"HEC refused the token ({error}); check the token "
-                        "(HSMAUDIT_HEC_TOKEN or its secret) and that it is enabled in Splunk"
-                    )
+                    if error.status is None:
+                        # Raised by the token provider, before any request: HEC never saw it.
+                        reason = f"no HEC token: {error.text}"
+                    else:
+                        reason = (
+                            f"HEC refused the token ({error}); check the token "
+                            "(HSMAUDIT_HEC_TOKEN or its secret) and that it is enabled in Splunk"
+                        )
                     self._park(lines, reason, run)
                     self._block(run, reason)
                     break
