@@ -223,7 +223,7 @@ def test_detection_tailer_turns_posted_events_into_alerts_on_the_dashboard(tmp_p
 
     store = EventStore(tmp_path / "live.sqlite3")
     running = start_in_thread(create_app(store, CollectorSettings(token="live-token")))
-    tailer = DetectionTailer(store, interval=0.1)
+    tailer = DetectionTailer(store, interval=0.1, arrival_hold_seconds=0.5)  # copies arrive together
     tailer.start()
     try:
         simulation = run_scenarios(["failed-login-burst", "key-exported"], seed=3)

@@ -154,4 +154,4 @@ def test_spl_dedup_removes_the_redelivery_and_the_duplicate_search_finds_the_twi
     assert (row["stream"], row["sequence_no"]) == (STREAM, 1)
     # the single-event search alerts once on the redelivered record
     created = run_search(SEARCHES["user-created"], [original, redelivered])
-    assert [r["event_id"] for r in created] == [original.event_id]
+    assert [r["event_ids"] for r in created] == [[original.event_id]]

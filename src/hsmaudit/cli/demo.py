@@ -181,6 +181,8 @@ def _epoch(iso: str) -> float:
 
 
 LIVE_INTERVAL_SECONDS: Final = 5.0
+DEMO_HOLD_SECONDS: Final = 10.0
+"""How long the demo's collector holds login and user-management records for their copies."""
 
 
 def stream_live_activity(simulation: Simulation, *, server_alive: Callable[[], bool]) -> None:
@@ -305,7 +307,8 @@ def register(app: typer.Typer) -> None:
             store.close()
             fail(f"cannot start the local server on {host}: {error}; try --port 0")
         spool_dir = Path(tempfile.mkdtemp(prefix="hsmaudit-demo-spool-"))
-        tailer = DetectionTailer(store)
+        # The simulated streams arrive together: a short hold keeps the dashboard's alerts prompt.
+        tailer = DetectionTailer(store, arrival_hold_seconds=DEMO_HOLD_SECONDS)
         try:
             if headless:
                 # The server stops when the headless run ends: a URL would point at nothing.

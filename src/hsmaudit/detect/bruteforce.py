@@ -138,6 +138,14 @@ class LoginBruteForceDetector:
         self.attempts_counted += 1
         return self._count(event, usecs)
 
+    def count_attempt(self, event: HsmEvent) -> list[Alert]:
+        """Count one attempt already folded from its copies (`folding.ActionFolder`), in time order."""
+        if event.usecs is None:
+            return []
+        self.attempts_counted += 1
+        alert = self._count(event, event.usecs)
+        return [alert] if alert is not None else []
+
     def _forget_old_bursts(self, now: int) -> None:
         # Bursts closed long ago only hold memory; drop them when the table grows.
         if len(self._bursts) > 4096:

@@ -33,6 +33,7 @@ from typing import Any, Final
 from hsmaudit.detect.bruteforce import REPLICA_WINDOW_USECS
 from hsmaudit.detect.control_plane import DEFAULT_ACTIVE_WINDOW_USECS
 from hsmaudit.detect.errors import RuleError
+from hsmaudit.detect.folding import FOLDED_RULES
 from hsmaudit.detect.ruleset import LEVEL_SEVERITY, RULESET_VERSION
 from hsmaudit.detect.silence import DEFAULT_SILENT_AFTER_USECS
 from hsmaudit.records.event import FIELD_NAMES, SEVERITY_RANK
@@ -443,19 +444,65 @@ def _opcode_terms(entry: dict[str, Any]) -> str:
     return "(" + " OR ".join(opcodes) + ") "
 
 
-def _single_stanza(entry: dict[str, Any], spl: str) -> _Stanza:
-    fields = (
-        "_time cluster_id hsm_id user_name user_type opcode response_code response key_handle"
-        " sequence_no event_id alert_key"
+_FOLD_KEY: Final = "cluster_key user_key user_type_key response_key opcode_key target_key"
+_FOLD_FIRST: Final = (
+    "cluster_id hsm_id user_name user_type opcode response_code response key_handle sequence_no severity"
+)
+
+
+def _spl_folded(rule_id: str, base: str) -> str:
+    """SPL of a rule on cluster actions: one row per action, its copies on other HSMs folded.
+
+    The fold of `detect/folding.py` (and of the brute force): bursts of one fold key no more than
+    the replica window apart, named by their first record's time; the k-th record of each HSM in
+    a burst is a copy of the k-th action. `first()` after the ascending sort is the earliest copy
+    (the serving HSM's); `action_key` (its alert_key) names the action for throttling.
+    """
+    window = REPLICA_WINDOW_USECS // 1_000_000
+    login = rule_id == "failed-login"  # the brute force's replica key: no opcode, no target
+    opcode, target = (
+        ('""', '""') if login else ('coalesce(opcode, "")', 'lower(coalesce(target_user_name, ""))')
     )
+    firsts = " ".join(f"first({name}) as {name}" for name in _FOLD_FIRST.split())
+    return (
+        f"{base} | {ALERT_KEY} | dedup alert_key"
+        ' | eval cluster_key=coalesce(cluster_id, ""), user_key=lower(coalesce(user_name, "")),'
+        ' user_type_key=coalesce(user_type, ""), response_key=coalesce(response_code, -1),'
+        f" opcode_key={opcode}, target_key={target}, hsm_key=coalesce(hsm_id, host)"
+        " | sort 0 _time alert_key"
+        f" | streamstats current=f window=1 last(_time) as previous_time by {_FOLD_KEY}"
+        f" | eval burst_start=if(isnull(previous_time) OR _time - previous_time > {window}, _time, null())"
+        f" | streamstats window={MAX_STREAM_WINDOW} last(burst_start) as burst by {_FOLD_KEY}"
+        " | eval burst=coalesce(burst, _time)"
+        f" | streamstats window={MAX_STREAM_WINDOW} count as rank_on_hsm by {_FOLD_KEY} burst hsm_key"
+        f" | stats min(_time) as _time {firsts} first(alert_key) as action_key count as copies"
+        f" values(hsm_key) as hsms values(event_id) as event_ids by {_FOLD_KEY} burst rank_on_hsm"
+    )
+
+
+def _single_stanza(entry: dict[str, Any], spl: str) -> _Stanza:
     if entry.get("logsource") == "cloudtrail":
         # The macro ends in the eval that maps CloudTrail's names to ours, so the condition is a
         # `search` after it (CloudHSM's control plane makes a handful of calls a day).
         base = f"{CLOUDTRAIL_MACRO} | search ({spl})"
     else:
         base = f"{MACRO} {_opcode_terms(entry)}({spl})"
+    folded = entry["id"] in FOLDED_RULES
+    if folded:
+        # One result per cluster action: the copies every HSM records fold (docs/detections.md).
+        fields = (
+            "_time cluster_id hsm_id user_name user_type opcode response_code response key_handle"
+            " sequence_no copies hsms event_ids action_key"
+        )
+        base = _spl_folded(entry["id"], base)
+    else:
+        fields = (
+            "_time cluster_id hsm_id user_name user_type opcode response_code response key_handle"
+            " sequence_no event_id alert_key"
+        )
+        base = f"{base} | {ALERT_KEY} | dedup alert_key"
     search = (
-        f"{base} | {ALERT_KEY} | dedup alert_key"
+        f"{base}"
         f" | {_severity_eval(entry['severity'])} "
         f'| eval rule="{entry["id"]}" | table {fields} rule alert_severity'
     )
@@ -472,9 +519,9 @@ def _single_stanza(entry: dict[str, Any], spl: str) -> _Stanza:
         earliest=f"-{5 + SINGLE_EVENT_LAG_MINUTES}m@m",
         latest="now",
         index_window=("-6m@m", "-1m@m"),
-        suppress_fields="alert_key",
+        suppress_fields="action_key" if folded else "alert_key",
         # A second copy of a record can only turn up while the record is inside the event-time
-        # window: suppressing its key for that long means a record alerts once.
+        # window: suppressing its key for that long means a record (an action) alerts once.
         suppress_period=f"{5 + SINGLE_EVENT_LAG_MINUTES}m",
     )
 

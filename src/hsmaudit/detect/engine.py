@@ -18,7 +18,7 @@ and the store's UNIQUE `event_id` do.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -30,6 +30,7 @@ from hsmaudit.detect.bruteforce import (
 )
 from hsmaudit.detect.control_plane import RULE_ID as REMOVED_WHILE_ACTIVE
 from hsmaudit.detect.control_plane import HsmRemovedWhileActiveDetector
+from hsmaudit.detect.folding import FOLDED_RULES, LIVE_HOLD_SECONDS, ActionFolder, FoldSettings
 from hsmaudit.detect.ruleset import RuleSet, load_ruleset
 from hsmaudit.detect.sequence import DEFAULT_REORDER_WINDOW_USECS, SequenceDetector, SequenceSettings
 from hsmaudit.detect.silence import DEFAULT_SILENT_AFTER_USECS, SilenceDetector
@@ -47,7 +48,11 @@ class DetectionConfig:
     reorder_window_usecs: int = DEFAULT_REORDER_WINDOW_USECS
     """How long a stream's out-of-order records are waited for before a gap is declared."""
     login_reorder_window_usecs: int = LOGIN_REORDER_WINDOW_USECS
-    """How long failed logins are held to put replicas from other HSMs in order."""
+    """How long (HSM time) cluster-action records (logins, user management) are held so their
+    copies from other HSMs fall in order before they are folded (`folding.py`)."""
+    arrival_hold_seconds: float = LIVE_HOLD_SECONDS
+    """With a `clock` (a live collector): how long after arrival those records are held instead,
+    covering CloudWatch's delivery lag between the streams of one cluster."""
     replica_window_usecs: int = REPLICA_WINDOW_USECS
     seen_ids: int = DEFAULT_SEEN_IDS
     """How many recent event ids are remembered to drop re-deliveries (two generations of this size)."""
@@ -85,7 +90,14 @@ class _RecentIds:
 class DetectionEngine:
     """Run every detection over a stream of events: `process()` each, then `finalize()` once."""
 
-    def __init__(self, config: DetectionConfig | None = None, ruleset: RuleSet | None = None) -> None:
+    def __init__(
+        self,
+        config: DetectionConfig | None = None,
+        ruleset: RuleSet | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        """`clock` (seconds, e.g. `time.monotonic`) makes cluster actions wait by arrival (live)."""
         self.config = config or DetectionConfig()
         self.ruleset = ruleset or load_ruleset()
         disabled = self.config.disabled
@@ -133,7 +145,19 @@ class DetectionEngine:
             )
         )
         self._recent = _RecentIds(self.config.seen_ids)
-        self._login_window = self.config.login_reorder_window_usecs
+        brute_force_attempt = self._brute_force.count_attempt if self._brute_force is not None else None
+        folded = {rule.id: rule for rule in self.ruleset.rules if rule.id in FOLDED_RULES}
+        self._folded = frozenset(folded)
+        self._folder = ActionFolder(
+            folded,
+            FoldSettings(
+                replica_window_usecs=self.config.replica_window_usecs,
+                hold_usecs=self.config.login_reorder_window_usecs,
+                hold_seconds=self.config.arrival_hold_seconds,
+            ),
+            on_attempt=brute_force_attempt,
+            clock=clock,
+        )
         self.stats = EngineStats()
 
     def process(self, event: HsmEvent) -> list[Alert]:
@@ -148,16 +172,16 @@ class DetectionEngine:
             self._silence.note(event)
         if self._removed is not None:
             self._removed.process(event)
-        brute_force = self._brute_force
-        if brute_force is not None:
-            held = brute_force._pending  # release held attempts only once one is due (cheap test)
-            if held and event.usecs is not None and event.usecs - self._login_window >= held[0][0]:
-                alerts += brute_force.advance(event.usecs)
+        folder = self._folder
+        if folder._held or folder._bursts:  # anything waiting: this event's time may release it
+            alerts += folder.advance(event.usecs)
         for rule in self.ruleset.candidates(event):
             if rule.predicate(event):
-                if rule.id == self._brute_force_base and self._brute_force is not None:
-                    alerts += self._brute_force.process(event)
-                if rule.id not in self._disabled:
+                if rule.id in self._folded:
+                    # Copies on other HSMs are folded into one action; the brute force counts
+                    # the actions of failed-login (so it runs even when failed-login is disabled).
+                    alerts += folder.hold(rule.id, event)
+                elif rule.id not in self._disabled:
                     alerts.append(rule.alert(event))
         return self._count(alerts) if alerts else alerts
 
@@ -166,10 +190,8 @@ class DetectionEngine:
 
         `now_usecs` is the wall clock (None: each cluster's newest record, as for files).
         """
-        alerts: list[Alert] = []
+        alerts: list[Alert] = self._folder.advance(now_usecs)
         if now_usecs is not None:
-            if self._brute_force is not None:
-                alerts += self._brute_force.advance(now_usecs)
             if self._sequence is not None:
                 alerts += self._sequence.advance(now_usecs)
             if self._removed is not None:
@@ -187,9 +209,7 @@ class DetectionEngine:
 
         `now_usecs=None` judges silence against each cluster's newest record (right for files).
         """
-        alerts: list[Alert] = []
-        if self._brute_force is not None:
-            alerts += self._brute_force.finalize()
+        alerts: list[Alert] = self._folder.finalize()
         if self._sequence is not None:
             alerts += self._sequence.finalize()
         if self._removed is not None:

@@ -187,9 +187,10 @@ class SequenceDetector:
         if twins and any(t.event_id == seen.event_id and t.digest == seen.digest for t in twins):
             self.stats.redeliveries += 1  # a redelivery of a twin already reported
             return []
-        # A used position on a record newer than anything seen is a restart (reset, below);
-        # on an older record it is a second version of history (duplicate).
-        if known is not None and not (seq < stream.expected and usecs > stream.max_usecs):
+        # A used position below the last one on a record newer than anything seen is a restart
+        # (reset, below); on an older record, or at the last position itself (a twin read right
+        # after its original, as in time order), it is a second version of history (duplicate).
+        if known is not None and not (seq < stream.expected - 1 and usecs > stream.max_usecs):
             self._remember_twin(stream, seq, seen)
             return [
                 self._alert(

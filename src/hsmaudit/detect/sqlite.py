@@ -23,10 +23,12 @@ from typing import Any, Final
 import msgspec
 import msgspec.inspect
 
+from hsmaudit.detect.bruteforce import REPLICA_WINDOW_USECS
 from hsmaudit.detect.bruteforce import RULE_ID as BRUTE_FORCE
 from hsmaudit.detect.control_plane import HsmRemovedWhileActiveDetector
 from hsmaudit.detect.engine import DetectionConfig
 from hsmaudit.detect.errors import DetectStoreError
+from hsmaudit.detect.folding import FAILED_LOGIN, FOLDED_RULES, action_alert
 from hsmaudit.detect.ruleset import RuleSet, load_ruleset
 from hsmaudit.detect.sequence import SequenceDetector, SequenceSettings
 from hsmaudit.detect.silence import SilenceDetector
@@ -125,18 +127,79 @@ def _check_table(connection: sqlite3.Connection) -> None:
         raise DetectStoreError(f"events table lacks column(s) {', '.join(sorted(missing))}")
 
 
+# The cluster-action fold of `folding.py` in SQL, around a rule's generated query: bursts of one
+# fold key no more than the replica window apart, the k-th record of each HSM in a burst a copy of
+# the k-th action, named by its first copy. {key} is the fold key's columns (folding.fold_key).
+_FOLD_SQL: Final = """WITH matched AS ({rule_sql}),
+keyed AS (
+    SELECT *, COALESCE(cluster_id, '') AS k_cluster, lower(COALESCE(user_name, '')) AS k_user,
+           COALESCE(user_type, '') AS k_user_type, COALESCE(response_code, -1) AS k_response,
+           {opcode} AS k_opcode, {target} AS k_target, COALESCE(hsm_id, log_stream, '') AS k_hsm
+    FROM matched WHERE usecs IS NOT NULL
+),
+gaps AS (
+    SELECT *, CASE WHEN usecs - LAG(usecs) OVER fold_order <= {window} THEN 0 ELSE 1 END AS new_burst
+    FROM keyed
+    WINDOW fold_order AS (PARTITION BY {key} ORDER BY usecs, event_id)
+),
+bursts AS (
+    SELECT *, SUM(new_burst) OVER (
+        PARTITION BY {key} ORDER BY usecs, event_id ROWS UNBOUNDED PRECEDING) AS burst
+    FROM gaps
+),
+ranked AS (
+    SELECT *, ROW_NUMBER() OVER (
+        PARTITION BY {key}, burst, k_hsm ORDER BY usecs, event_id) AS rank_on_hsm
+    FROM bursts
+)
+SELECT *, FIRST_VALUE(event_id) OVER (
+    PARTITION BY {key}, burst, rank_on_hsm ORDER BY usecs, event_id) AS hsmaudit_action
+FROM ranked
+UNION ALL
+SELECT *, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, event_id
+FROM matched WHERE usecs IS NULL
+ORDER BY usecs, event_id"""
+_FOLD_KEY: Final = "k_cluster, k_user, k_user_type, k_response, k_opcode, k_target"
+
+
+def folded_rule_sql(rule_id: str) -> str:
+    """A folded rule's query: its generated SQL, each row tagged with its action (`hsmaudit_action`)."""
+    generated = "\n".join(
+        line for line in generated_sql(rule_id).splitlines() if not line.startswith("--")
+    ).strip()
+    login = rule_id == FAILED_LOGIN  # the brute force's replica key: no opcode, no target
+    return _FOLD_SQL.format(
+        rule_sql=generated,
+        opcode="''" if login else "COALESCE(opcode, '')",
+        target="''" if login else "lower(COALESCE(target_user_name, ''))",
+        window=REPLICA_WINDOW_USECS,
+        key=_FOLD_KEY,
+    )
+
+
 def single_rule_alerts(connection: sqlite3.Connection, ruleset: RuleSet | None = None) -> list[Alert]:
-    """Every single-event rule's generated SQL, run against `events`; one alert per matching row."""
+    """Every single-event rule's generated SQL, run against `events`.
+
+    One alert per matching row; for the rules on cluster actions (`folding.FOLDED_RULES`), one
+    per action, its copies on the other HSMs folded in SQL exactly as the engine folds them.
+    """
     ruleset = ruleset or load_ruleset()
     _check_table(connection)
     alerts = []
     for rule in ruleset.rules:
-        sql = generated_sql(rule.id)
+        folded = rule.id in FOLDED_RULES
+        sql = folded_rule_sql(rule.id) if folded else generated_sql(rule.id)
         try:
             rows = list(_rows(connection, sql))
         except sqlite3.Error as error:
             raise DetectStoreError(f"rule {rule.id}: query failed: {error}") from error
-        alerts += [rule.alert(event_from_row(row)) for row in rows]
+        if not folded:
+            alerts += [rule.alert(event_from_row(row)) for row in rows]
+            continue
+        actions: dict[str, list[HsmEvent]] = {}
+        for row in rows:
+            actions.setdefault(str(row["hsmaudit_action"]), []).append(event_from_row(row))
+        alerts += [action_alert(rule, copies) for copies in actions.values()]
     return alerts
 
 
@@ -231,17 +294,25 @@ STATEFUL_COLUMNS: Final = (
 
 
 def iter_store_events(
-    connection: sqlite3.Connection, *, batch: int = 5000, columns: tuple[str, ...] | None = None
+    connection: sqlite3.Connection,
+    *,
+    batch: int = 5000,
+    columns: tuple[str, ...] | None = None,
+    time_order: bool = False,
 ) -> Iterator[HsmEvent]:
     """Every event of the store in arrival order (rowid), as the collector received them.
 
+    `time_order` reads them in HSM-time order instead (ties: reboot counter, sequence number,
+    event_id), the order `hsmaudit detect` sorts files into, so the same events give the same
+    alerts however they arrived.
     `columns` limits what is read (e.g. `STATEFUL_COLUMNS`); the other fields stay None.
     """
     _check_table(connection)
     wanted = columns or FIELD_NAMES
     select = ", ".join(wanted)
     try:
-        cursor = connection.execute(f"SELECT {select} FROM events ORDER BY rowid")  # noqa: S608
+        order = "usecs, reboot_counter, sequence_no, event_id" if time_order else "rowid"
+        cursor = connection.execute(f"SELECT {select} FROM events ORDER BY {order}")  # noqa: S608
     except sqlite3.OperationalError:  # a WITHOUT ROWID table: HSM time is the next best order
         cursor = connection.execute(f"SELECT {select} FROM events ORDER BY usecs")  # noqa: S608
     plain = columns is not None and not (set(columns) & (_JSON_FIELDS | _BOOL_FIELDS))
@@ -275,7 +346,7 @@ def detect_store(
     silence = SilenceDetector(config.silent_after_usecs)
     removed = HsmRemovedWhileActiveDetector()
     stateful: list[Alert] = []
-    for event in iter_store_events(connection, columns=STATEFUL_COLUMNS):
+    for event in iter_store_events(connection, columns=STATEFUL_COLUMNS, time_order=True):
         stateful += sequence.process(event)
         silence.process(event)
         removed.process(event)

@@ -113,6 +113,10 @@ class ClusterSimulator:
     start_usecs: int = 1_767_600_000 * SECOND  # 2026-01-05T08:00:00Z
     cluster_id: str | None = None
     separator: Separator = "space"
+    replicate_management: bool = False
+    """Failed logins and user-management commands are recorded by every HSM too, as logins are
+    (issue 11: "every HSM records each login and each user-management command"). Off by default:
+    AWS documents it for logins only, and existing seeds keep their output."""
     rng: random.Random = field(init=False)
     clock: int = field(init=False)
     hsms: list[SimHsm] = field(init=False)
@@ -254,18 +258,34 @@ class ClusterSimulator:
     def failed_login(
         self, user: str, user_type: str = CU, *, unknown_user: bool = False, serving: int | None = None
     ) -> int:
-        """A failed login, logged by the serving HSM (whether others replicate it is not documented)."""
+        """A failed login, logged by the serving HSM (and by the others with `replicate_management`)."""
         index = self.serving_hsm() if serving is None else serving
+        error = UNKNOWN_USER if unknown_user else BAD_PASSWORD
         self._record(
-            index,
-            "CN_LOGIN",
-            "MGMT_USER_DETAILS_LOG",
-            user_name=user,
-            user_type=user_type,
-            error=UNKNOWN_USER if unknown_user else BAD_PASSWORD,
+            index, "CN_LOGIN", "MGMT_USER_DETAILS_LOG", user_name=user, user_type=user_type, error=error
         )
+        self._replicate(index, "CN_LOGIN", user, user_type, error=error)
         self._tick()
         return index
+
+    def _replicate(
+        self, index: int, opcode: str, user: str, user_type: str, *, error: tuple[int, str] | None = None
+    ) -> None:
+        """With `replicate_management`: the other HSMs record the command a moment later."""
+        if not self.replicate_management:
+            return
+        for other in range(len(self.hsms)):
+            if other != index:
+                delay = int(self.rng.uniform(0.02, 0.6) * SECOND)
+                self._record(
+                    other,
+                    opcode,
+                    "MGMT_USER_DETAILS_LOG",
+                    at=self.clock + delay,
+                    user_name=user,
+                    user_type=user_type,
+                    error=error,
+                )
 
     def logout(self, user: str, user_type: str, serving: int) -> None:
         """An explicit logout, logged by the serving HSM only."""
@@ -341,16 +361,19 @@ class ClusterSimulator:
         """`createUser`: CN_CREATE_CO for an officer, CN_CREATE_USER otherwise (user fields = target)."""
         opcode = "CN_CREATE_CO" if user_type == CO else "CN_CREATE_USER"
         self._record(serving, opcode, "MGMT_USER_DETAILS_LOG", user_name=user, user_type=user_type)
+        self._replicate(serving, opcode, user, user_type)
         self._tick()
 
     def delete_user(self, serving: int, user: str, user_type: str = CU) -> None:
         """`deleteUser` (user fields = the deleted user)."""
         self._record(serving, "CN_DELETE_USER", "MGMT_USER_DETAILS_LOG", user_name=user, user_type=user_type)
+        self._replicate(serving, "CN_DELETE_USER", user, user_type)
         self._tick()
 
     def change_password(self, serving: int, user: str, user_type: str = CU) -> None:
         """`changePswd` (user fields = the user whose password changed)."""
         self._record(serving, "CN_CHANGE_PSWD", "MGMT_USER_DETAILS_LOG", user_name=user, user_type=user_type)
+        self._replicate(serving, "CN_CHANGE_PSWD", user, user_type)
         self._tick()
 
     def skip_sequence(self, index: int, count: int) -> None:
