@@ -130,11 +130,17 @@ def test_the_opcode_lookup_is_what_the_parser_derives() -> None:
             continue
         opcode = row["opcode"] if row["opcode"] != "*" else "CN_NOT_IN_THE_TABLE"
         assert opcode in {*OPCODES, *CERTIFICATE_OPCODES} or row["opcode"] == "*"
-        result, officer, later, time = row["hsmaudit_case"].split("|")
+        result, officer, later, time, error = row["hsmaudit_case"].split("|")
         success = {"success": True, "failure": False}.get(result)
         user_type = "CN_CRYPTO_OFFICER" if officer == "co" else "CN_CRYPTO_USER"
         _o, category, verb, severity = _derive(
-            opcode, success, user_type, None, "TIME_INFO_LOG" if time == "time" else None, later == "1", False
+            opcode,
+            success,
+            user_type,
+            None,
+            "TIME_INFO_LOG" if time == "time" else None,
+            later == "1",
+            error == "err",
         )
         assert (row["category"], row["vendor_action"], row["severity"]) == (category, verb, severity), row
     assert TRANSFORMS[OPCODE_LOOKUP]["match_type"] == "WILDCARD(opcode)"
@@ -361,7 +367,9 @@ FIELDS = read_conf(DEFAULT_DIR / "fields.conf")
 def test_fields_that_are_not_words_of_the_text_are_searched_by_value() -> None:
     # HEC indexed fields of the lean event and fields taken from host/source are not words of
     # _raw: fields.conf must tell Splunk not to look for their value there (INDEXED_VALUE = false).
-    not_in_raw = {"cluster_id", "hsm_id", "event_id", "parse_error", "log_group", "log_stream"}
+    from hsmaudit.sinks.hec import INDEXED_FIELDS
+
+    not_in_raw = {*INDEXED_FIELDS, "log_group", "log_stream"}
     for name, settings in FIELDS.items():
         assert settings == {"INDEXED_VALUE": "false"}, name
     assert set(FIELDS) == not_in_raw

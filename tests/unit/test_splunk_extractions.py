@@ -31,6 +31,7 @@ from hsmaudit.records.event import FIELD_NAMES, HsmEvent, event_to_dict
 from hsmaudit.records.opcodes import CERTIFICATE_OPCODES, OPCODES
 from hsmaudit.records.parse import parse_message
 from hsmaudit.records.render import SEPARATORS, render_text_record
+from hsmaudit.sinks.hec import EventEncoder
 from hsmaudit.splunk.knowledge import (
     JSON_SOURCETYPE,
     RECIPE_SOURCETYPE,
@@ -48,8 +49,6 @@ TEXT = PROPS[TEXT_SOURCETYPE]
 CLUSTER = "cluster-likphkxygsn"
 LOG_GROUP = f"/aws/cloudhsm/{CLUSTER}"
 LOG_STREAM = "hsm-nwbbiqbj4jk"
-LEAN_INDEXED: Final = ("event_id", "cluster_id", "hsm_id")
-"""The HEC indexed fields of the lean event (docs/splunk-app.md, "Indexed fields of the lean event")."""
 RECIPE_HOST, RECIPE_SOURCE = "serverless", "lambda:splunk-cloudwatch-logs-processor"
 """What the blueprint sends as host and source (docs/reference/splunk.md §7)."""
 
@@ -81,15 +80,31 @@ def parsed(raw: str, log_stream: str | None = None) -> HsmEvent:
     return parse_message(raw, log_group=LOG_GROUP, log_stream=log_stream or stream_of(raw))
 
 
+def from_hec(line: bytes) -> Event:
+    """What Splunk indexes from one HEC /event envelope: `_raw` is `event` (a JSON text when an object)."""
+    envelope = json.loads(line)
+    body = envelope["event"]
+    raw = body if isinstance(body, str) else json.dumps(body)
+    fields = envelope.get("fields", {})
+    assert all(isinstance(v, (str, int, float)) for v in fields.values()), "HEC indexed fields are flat"
+    return Event(raw, envelope["sourcetype"], host=envelope.get("host"), source=envelope.get("source"),
+                 indexed={name: str(value) for name, value in fields.items()})  # fmt: skip
+
+
+LEAN_ENCODER: Final = EventEncoder(event_format="lean")
+JSON_ENCODER: Final = EventEncoder(event_format="json")
+
+
 def lean(event: HsmEvent) -> Event:
-    assert event.raw is not None
-    indexed = {name: str(value) for name in LEAN_INDEXED if (value := getattr(event, name)) is not None}
-    host = event.hsm_id or event.log_stream
-    return Event(event.raw, TEXT_SOURCETYPE, host=host, source=event.log_group, indexed=indexed)
+    """The forwarder's default HEC event, built by the forwarder's own encoder."""
+    return from_hec(LEAN_ENCODER.line(event))
 
 
 def as_json(event: HsmEvent, *, compact: bool = True) -> Event:
-    data = event_to_dict(event, compact=compact)
+    """The forwarder's `json` format; `compact=False`: the same event as another sender with nulls."""
+    if compact:
+        return from_hec(JSON_ENCODER.line(event))
+    data = event_to_dict(event, compact=False)
     for name in ("log_group", "log_stream", "cwl_id", "cwl_timestamp"):
         data.pop(name, None)
     return Event(
@@ -653,3 +668,16 @@ def msgspec_replace(event: HsmEvent, **changes: object) -> HsmEvent:
     import msgspec
 
     return msgspec.structs.replace(event, **changes)
+
+
+def test_a_flagged_lean_record_keeps_its_parse_error_and_severity(samples_dir: Path) -> None:
+    # GIVEN a record the parser flags (its Log type line is gone), sent as the lean event
+    raw = (samples_dir / "aws-doc-06-login-co-success.txt").read_text(encoding="utf-8").rstrip("\n")
+    broken = "\n".join(line for line in raw.splitlines() if not line.startswith("Log type"))
+    event = parsed(broken)
+    assert event.parse_error
+    fields = APP.search_time(lean(event))
+    # THEN parse_error arrives as an indexed field and the severity is the parser's (at least medium)
+    assert fields["parse_error"] == event.parse_error
+    assert (fields["severity"], fields["category"]) == (event.severity, event.category)
+    assert contract_fields(fields) == expected_fields(event, "lean")

@@ -163,10 +163,16 @@ class Case(NamedTuple):
     officer: bool
     later: bool
     time: str
+    error: bool = False
 
     @property
     def key(self) -> str:
-        return f"{self.result}|{'co' if self.officer else '-'}|{'1' if self.later else '0'}|{self.time}"
+        officer, later, error = (
+            "co" if self.officer else "-",
+            "1" if self.later else "0",
+            "err" if self.error else "-",
+        )
+        return f"{self.result}|{officer}|{later}|{self.time}|{error}"
 
 
 def cases(opcode: str | None) -> list[Case]:
@@ -174,11 +180,12 @@ def cases(opcode: str | None) -> list[Case]:
     officers = (False, True) if opcode is None or opcode in OFFICER_OPCODES else (False,)
     laters = (False, True) if opcode is None or opcode in SEQUENCE_OPCODES else (False,)
     return [
-        Case(result, officer, later, time)
+        Case(result, officer, later, time, error)
         for result in RESULTS
         for officer in officers
         for later in laters
         for time in TIME_KINDS
+        for error in (False, True)
     ]
 
 
@@ -205,7 +212,7 @@ def _opcode_row(opcode: str, case: Case, probe: str) -> dict[str, str]:
         None,
         "TIME_INFO_LOG" if case.time == "time" else None,
         case.later,
-        False,
+        case.error,
     )
     info = _all_opcodes().get(probe)
     change = None
@@ -492,7 +499,9 @@ def key_lines(reads: Reads) -> list[str]:
     later = f'if({_in(opcode, SEQUENCE_OPCODES)} AND {reads.sequence_no} > 0, "1", "0")'
     time = f'if({f("log_type")}=="TIME_INFO_LOG", "time", "-")'
     result = f'coalesce({reads.result}, "unknown")'
-    case = f'{result} . "|" . {officer} . "|" . {later} . "|" . {time}'
+    # A flagged record is at least medium (the parser's has_error); the lean event indexes parse_error.
+    error = f'if(isnotnull({f("parse_error")}), "err", "-")'
+    case = f'{result} . "|" . {officer} . "|" . {later} . "|" . {time} . "|" . {error}'
     return [
         f"EVAL-hsmaudit_case = {case}",
         # Only for events of a data model: the CIM action lookup skips every other event (a lookup
