@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,12 @@ HSMAUDIT = str(Path(sys.executable).with_name("hsmaudit"))
 
 
 def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([HSMAUDIT, *args], input=stdin, capture_output=True, timeout=60, check=False)
+    # Under pytest, GNU readline (imported for pdb) exports the terminal's LINES/COLUMNS into the
+    # C environment, which children inherit: an explicit environment keeps tables 200 wide.
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run(
+        [HSMAUDIT, *args], input=stdin, capture_output=True, timeout=60, check=False, env=env
+    )
 
 
 def events_of(result: subprocess.CompletedProcess[bytes]) -> list[dict[str, object]]:

@@ -7,7 +7,7 @@ command is one new module and one line in `COMMAND_MODULES`.
 from __future__ import annotations
 
 import importlib
-from typing import Final
+from typing import Any, Final
 
 import typer
 
@@ -58,6 +58,55 @@ for _name in COMMAND_MODULES:
     importlib.import_module(f"hsmaudit.cli.{_name}").register(app)
 
 
+_VALUE_LABELS: Final[dict[str, str]] = {
+    "str": "TEXT",
+    "list[str]": "TEXT",
+    "path": "PATH",
+    "file": "FILE",
+    "dir": "DIR",
+    "int": "INTEGER",
+    "int range": "INTEGER",
+    "float": "NUMBER",
+    "float range": "NUMBER",
+}
+
+
+def _plain_metavars(command: Any) -> None:
+    """Help without Typer's type noise: a flag shows no `<bool>`, a value a word (`TEXT`, `PATH`,
+    `[jsonl|table]`), an argument only its name. Metavars a command sets itself are kept."""
+    for param in getattr(command, "params", ()):
+        if param.param_type_name == "argument":
+            if param.metavar is None:
+                param.metavar = param.name.upper()
+            # its name is its label: no type column beside it
+            setattr(param, "display_type_rich", lambda ctx: None)  # noqa: B010 (an instance override)
+            continue
+        # "[1<=x<=10000]" beside the type squeezes the help into a sliver at 80 columns; the help
+        # says the limits where they matter, and a value outside them is refused with the range.
+        setattr(param, "_get_number_range_help_str", lambda: None)  # noqa: B010 (an instance override)
+        if param.metavar is not None:
+            continue
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+            continue
+        label = str(param.display_type_rich(None)).strip("<>")
+        param.metavar = _VALUE_LABELS.get(label, f"[{label}]" if "|" in label else label.upper())
+    get_help_option = getattr(command, "get_help_option", None)
+    if get_help_option is not None:
+        # --help is made per invocation, not declared: tidy it as it is made
+        def help_option(ctx: Any, made: Any = get_help_option) -> Any:
+            option = made(ctx)
+            if option is not None:
+                option.metavar = ""
+            return option
+
+        setattr(command, "get_help_option", help_option)  # noqa: B010 (an instance override)
+    for sub in getattr(command, "commands", {}).values():
+        _plain_metavars(sub)
+
+
 def main() -> None:
     """Console-script entry point."""
-    app()
+    command = typer.main.get_command(app)
+    _plain_metavars(command)
+    command()

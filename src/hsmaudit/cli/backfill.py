@@ -36,7 +36,7 @@ import msgspec
 import typer
 
 from hsmaudit.cli.destination import Delivered, DeliveryError, Destination, destination_spool, spool_lines
-from hsmaudit.cli.output import fail, stderr_console
+from hsmaudit.cli.output import Column, Row, fail, fitted_table, stderr_console
 from hsmaudit.cli.timespec import TimeSpecError, format_ms, parse_time_ms
 from hsmaudit.records.parse import cluster_id_from_log_group
 from hsmaudit.sinks.checkpoint import (
@@ -439,26 +439,52 @@ def resolve_job(
     return job, path, existing
 
 
+SUMMARY_COLUMNS = (
+    Column("log group", drop=3, wrap=False),
+    Column("stream", wrap=False),
+    Column("read", drop=2, wrap=False, justify="right"),
+    Column("skipped", drop=4, wrap=False, justify="right"),
+    Column("delivered", wrap=False, justify="right"),
+    Column("spooled", wrap=False, justify="right"),
+    Column("parse errors", drop=1, wrap=False, justify="right"),
+    Column("done", wrap=False),
+)
+"""Stream, delivered, spooled and done always stay (the stream id names its cluster's HSM); at 80
+columns skipped, the log group, read and parse errors go first, in that order."""
+
+PLAN_COLUMNS = (
+    Column("log group", drop=3, wrap=False),
+    Column("stream", wrap=False),
+    Column("first event", drop=2, wrap=False),
+    Column("last event", drop=1, wrap=False),
+    Column("delivered", wrap=False, justify="right"),
+    Column("delivered until", wrap=False),
+    Column("done", wrap=False),
+)
+"""What a resume needs: which stream, how much went out and up to when; the stream's span and
+its log group give way on a narrow terminal."""
+
+
 def print_summary(summary: BackfillSummary) -> None:
     """A table of streams and a one-line verdict, on stderr (stdout stays for --json)."""
-    from rich.table import Table
-
     console = stderr_console()
-    table = Table(title="backfill", header_style="bold")
-    for column in ("log group", "stream", "read", "skipped", "delivered", "spooled", "parse errors", "done"):
-        table.add_column(column, justify="right" if column not in ("log group", "stream") else "left")
-    for result in summary.streams:
-        table.add_row(
-            result.log_group,
-            result.stream,
-            str(result.read),
-            str(result.skipped),
-            str(result.delivered),
-            str(result.spooled),
-            str(result.parse_errors),
-            "yes" if result.complete else "no",
+    rows: list[Row] = [
+        (
+            (
+                result.log_group,
+                result.stream,
+                str(result.read),
+                str(result.skipped),
+                str(result.delivered),
+                str(result.spooled),
+                str(result.parse_errors),
+                "yes" if result.complete else "no",
+            ),
+            "",
         )
-    console.print(table)
+        for result in summary.streams
+    ]
+    console.print(fitted_table(SUMMARY_COLUMNS, rows, width=console.width, title="backfill"))
     data = summary.to_json()
     verdict = "complete" if summary.complete else ("interrupted" if summary.interrupted else "incomplete")
     console.print(
@@ -506,6 +532,7 @@ def register(app: typer.Typer) -> None:
         until: str | None = typer.Option(
             None,
             "--until",
+            metavar="TIME",
             help="End of the window (exclusive), same spellings; default: now at the first run.",
         ),
         checkpoint: Path | None = typer.Option(
@@ -679,28 +706,20 @@ def show_plan(
         for row in rows:
             sys.stdout.write(msgspec.json.encode(row).decode() + "\n")
         return
-    from rich.table import Table
-
-    table = Table(
-        title=f"backfill plan {format_ms(job.since_ms)} .. {format_ms(job.until_ms)}", header_style="bold"
-    )
-    for column in (
-        "log group",
-        "stream",
-        "first event",
-        "last event",
-        "delivered",
-        "delivered until",
-        "done",
-    ):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
-            *(str(row[key] if row[key] is not None else "-") for key in list(row)[:6]),
-            "yes" if row["complete"] else "no",
+    table_rows: list[Row] = [
+        (
+            (
+                *(str(row[key] if row[key] is not None else "-") for key in list(row)[:6]),
+                "yes" if row["complete"] else "no",
+            ),
+            "",
         )
-    stderr_console().print(table)
-    stderr_console().print(f"checkpoint {checkpoint_path}", highlight=False)
+        for row in rows
+    ]
+    console = stderr_console()
+    title = f"backfill plan {format_ms(job.since_ms)} .. {format_ms(job.until_ms)}"
+    console.print(fitted_table(PLAN_COLUMNS, table_rows, width=console.width, title=title))
+    console.print(f"checkpoint {checkpoint_path}", highlight=False)
 
 
 class _NoDestination:

@@ -20,8 +20,11 @@ import msgspec
 import typer
 
 from hsmaudit.cli.output import (
+    Column,
     OutputFormat,
+    Row,
     fail,
+    fitted_table,
     one_line_errors,
     severity_style,
     stderr_console,
@@ -73,16 +76,35 @@ def parse_now_usecs(text: str | None) -> int | None:
     return int(moment.timestamp() * 1_000_000)
 
 
-def alerts_table(alerts: Iterable[Alert]) -> Table:
-    """A readable table of alerts for people (`--format table`)."""
-    from rich.table import Table
+ALERT_COLUMNS = (
+    Column("time", wrap=False),
+    Column("severity", drop=3, wrap=False),
+    Column("rule", wrap=False),
+    Column("cluster", drop=4, wrap=False),
+    Column("hsm", drop=2, wrap=False),
+    Column("user", drop=1, min_width=10),
+    Column("details", drop=5, min_width=12),
+)
+"""At 80 columns the details go first, then the cluster, the severity (the row's colour shows
+it), the HSM and the user; time and rule id always stay, never broken."""
 
-    table = Table(header_style="bold")
-    for column in ("time", "severity", "rule", "cluster", "hsm", "user", "details"):
-        table.add_column(column, overflow="fold")
+RULE_COLUMNS = (
+    Column("rule", wrap=False),
+    Column("severity", wrap=False),
+    Column("kind", drop=2, wrap=False),
+    Column("runs in", drop=1, min_width=10),
+    Column("title", min_width=16),
+)
+"""A rule id is what `--disable` takes: never broken. The title folds; kind and where it runs go
+first when the terminal is too narrow."""
+
+
+def alerts_table(alerts: Iterable[Alert], *, width: int) -> Table:
+    """A readable table of alerts for people (`--format table`), fitted to `width` columns."""
+    rows: list[Row] = []
     for alert in alerts:
         details = ", ".join(f"{key}={value}" for key, value in alert.details.items() if key != "response")
-        table.add_row(
+        cells = (
             alert.time or "",
             alert.severity,
             alert.rule,
@@ -90,9 +112,9 @@ def alerts_table(alerts: Iterable[Alert]) -> Table:
             alert.hsm_id or "",
             alert.user_name or "",
             details,
-            style=severity_style(alert.severity),
         )
-    return table
+        rows.append((cells, severity_style(alert.severity)))
+    return fitted_table(ALERT_COLUMNS, rows, width=width)
 
 
 def _config(silent_after: str, disabled: list[str] | None) -> DetectionConfig:
@@ -225,7 +247,8 @@ def register(app: typer.Typer) -> None:
                 if db is None:
                     events_seen = engine.stats.events
             if output is OutputFormat.table:
-                stdout_console().print(alerts_table(alerts))
+                console = stdout_console()
+                console.print(alerts_table(alerts, width=console.width))
             else:
                 write_lines(alert_to_json(alert) for alert in alerts)
             if summary:
@@ -254,21 +277,15 @@ def register(app: typer.Typer) -> None:
             if output is OutputFormat.jsonl:
                 write_lines(msgspec.json.encode(row) for row in rows)
                 return
-            from rich.table import Table
-
-            table = Table(header_style="bold")
-            for column in ("rule", "severity", "kind", "runs in", "title"):
-                table.add_column(column, overflow="fold")
-            for row in rows:
-                table.add_row(
-                    row.rule,
-                    row.severity,
-                    row.kind,
-                    ", ".join(row.runs_in),
-                    row.title,
-                    style=severity_style(row.severity),
+            rule_rows: list[Row] = [
+                (
+                    (row.rule, row.severity, row.kind, ", ".join(row.runs_in), row.title),
+                    severity_style(row.severity),
                 )
-            stdout_console().print(table)
+                for row in rows
+            ]
+            console = stdout_console()
+            console.print(fitted_table(RULE_COLUMNS, rule_rows, width=console.width))
 
     @rules_app.command("compile")
     def rules_compile(

@@ -6,16 +6,19 @@ token, and exits non-zero.
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Literal, NoReturn
 
 import typer
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.table import Table
 
 
 class OutputFormat(StrEnum):
@@ -69,10 +72,80 @@ def stderr_console() -> Console:
 
 
 def stdout_console() -> Console:
-    """A Rich console on stdout, for tables (wide when piped, so cells do not fold)."""
+    """A Rich console on stdout, for tables: the terminal's width (or COLUMNS when set); 200
+    columns when piped, so cells do not fold in a file."""
     from rich.console import Console
 
-    return Console(width=None if sys.stdout.isatty() else 200)
+    sized = sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit()
+    return Console(width=None if sized else 200)
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One column of a table for people, and how it gives way on a narrow terminal.
+
+    `wrap=False` marks what must never be broken (timestamps, rule ids, batch ids, counts: a
+    value people copy or compare). `drop` orders what goes when even folding is not enough:
+    0 is always shown, otherwise the highest number is dropped first.
+    """
+
+    header: str
+    drop: int = 0
+    wrap: bool = True
+    justify: Literal["left", "right"] = "left"
+    min_width: int = 8
+
+
+Row = tuple[Sequence[str], str]
+"""A row's cells (plain text, one per column) and its Rich style."""
+
+
+def fitted_table(
+    columns: Sequence[Column], rows: Sequence[Row], *, width: int, title: str | None = None
+) -> Table:
+    """A table that fits `width` terminal columns: unbreakable columns keep their full width,
+    wrapping ones fold, and when that is not enough the least important columns are left out
+    (the caption names them). At 80 columns an ISO timestamp or a rule id stays on one line."""
+    from rich import box
+    from rich.cells import cell_len
+    from rich.table import Table
+
+    def natural(index: int) -> int:
+        return max([cell_len(columns[index].header), *(cell_len(cells[index]) for cells, _ in rows)])
+
+    def narrowest(index: int) -> int:
+        column = columns[index]
+        if not column.wrap:
+            return natural(index)
+        return min(natural(index), max(column.min_width, cell_len(column.header)))
+
+    # A column with nothing in it (no HSM for a file read without its stream) goes first.
+    shown = [i for i, column in enumerate(columns) if column.drop == 0 or any(cells[i] for cells, _ in rows)]
+    # Rich's default box: one border per column plus one, and one space of padding each side.
+    while sum(narrowest(i) for i in shown) + 3 * len(shown) + 1 > width:
+        droppable = [i for i in shown if columns[i].drop > 0]
+        if not droppable:
+            break
+        shown.remove(max(droppable, key=lambda i: (columns[i].drop, i)))
+    dropped = [
+        column.header
+        for i, column in enumerate(columns)
+        if i not in shown and any(cells[i] for cells, _ in rows)
+    ]
+    caption = f"not shown at {width} columns: {', '.join(dropped)}" if dropped else None
+    table = Table(title=title, caption=caption, header_style="bold", box=box.HEAVY_HEAD)
+    for i in shown:
+        column = columns[i]
+        table.add_column(
+            column.header,
+            justify=column.justify,
+            no_wrap=not column.wrap,
+            overflow="fold",
+            min_width=narrowest(i),
+        )
+    for cells, style in rows:
+        table.add_row(*(cells[i] for i in shown), style=style)
+    return table
 
 
 SeverityStyle = Callable[[str | None], str]

@@ -508,7 +508,10 @@ def package_command(
         None, "--compile-with", help="The CPython to compile with (implies --compile)."
     ),
     output_format: OutputFormat = typer.Option(
-        OutputFormat.jsonl, "--format", help="jsonl: one JSON line (path, sha256, size); table: for people."
+        OutputFormat.jsonl,
+        "--format",
+        "-f",
+        help="jsonl: one JSON line (path, sha256, size); table: for people.",
     ),
 ) -> None:
     """Build the Lambda deployment zip for deploy/template.yaml, reproducibly.

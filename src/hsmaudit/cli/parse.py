@@ -10,8 +10,11 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from hsmaudit.cli.output import (
+    Column,
     OutputFormat,
+    Row,
     fail,
+    fitted_table,
     one_line_errors,
     severity_style,
     stdout_console,
@@ -94,13 +97,24 @@ def fail_on_empty(empty: list[str]) -> None:
     fail(f"no records in {empty[-1]}")
 
 
-def events_table(events: Iterable[HsmEvent]) -> Table:
-    """A readable table of events for people (`--format table`)."""
-    from rich.table import Table
+EVENT_COLUMNS = (
+    Column("time", wrap=False),
+    Column("hsm", drop=5, wrap=False),
+    Column("seq", drop=3, wrap=False, justify="right"),
+    Column("opcode", wrap=False),
+    Column("user", drop=2, min_width=10),
+    Column("key", drop=6, wrap=False, justify="right"),
+    Column("response", min_width=10),
+    Column("severity", drop=4, wrap=False),
+)
+"""Empty columns go first; at 80 columns then the key handle, the HSM, the severity (the row's
+colour still shows it), the sequence number and the user; time, opcode and response always stay,
+and neither a timestamp nor an opcode is ever broken."""
 
-    table = Table(show_lines=False, header_style="bold")
-    for column in ("time", "hsm", "seq", "opcode", "user", "key", "response", "severity"):
-        table.add_column(column, overflow="fold")
+
+def events_table(events: Iterable[HsmEvent], *, width: int) -> Table:
+    """A readable table of events for people (`--format table`), fitted to `width` columns."""
+    rows: list[Row] = []
     for event in events:
         user = event.user_name or ""
         if event.user_type:
@@ -109,7 +123,7 @@ def events_table(events: Iterable[HsmEvent]) -> Table:
         response = event.response or ""
         if event.parse_error:
             response = f"PARSE ERROR: {event.parse_error}"
-        table.add_row(
+        cells = (
             event.time or "",
             event.hsm_id or "",
             "" if event.sequence_no is None else str(event.sequence_no),
@@ -118,9 +132,9 @@ def events_table(events: Iterable[HsmEvent]) -> Table:
             "" if handle is None else str(handle),
             response,
             event.severity or "",
-            style=severity_style(event.severity),
         )
-    return table
+        rows.append((cells, severity_style(event.severity)))
+    return fitted_table(EVENT_COLUMNS, rows, width=width)
 
 
 def register(app: typer.Typer) -> None:
@@ -141,7 +155,8 @@ def register(app: typer.Typer) -> None:
         with one_line_errors(SourceError):
             events = iter_events(input_paths(paths), log_group=log_group, log_stream=log_stream, empty=empty)
             if output is OutputFormat.table:
-                stdout_console().print(events_table(list(events)))
+                console = stdout_console()
+                console.print(events_table(events, width=console.width))
             else:
                 write_lines(event_to_json(event, include_raw=raw) for event in events)
         fail_on_empty(empty)

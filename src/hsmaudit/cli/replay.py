@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import typer
 
-from hsmaudit.cli.output import OutputFormat, fail, one_line_errors, stdout_console
+from hsmaudit.cli.output import Column, OutputFormat, Row, fail, fitted_table, one_line_errors, stdout_console
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -275,17 +275,23 @@ def register(app: typer.Typer) -> None:
                 finally:
                     client.close()
             if output is OutputFormat.table:
-                stdout_console().print(outcomes_table(outcomes))
+                console = stdout_console()
+                console.print(outcomes_table(outcomes, width=console.width))
             _summarise(outcomes, where, list_only=list_only)
 
 
-def outcomes_table(outcomes: list[BatchOutcome]) -> Table:
-    """The outcomes as a table for people."""
-    from rich.table import Table
+OUTCOME_COLUMNS = (
+    Column("batch", wrap=False),
+    Column("status", wrap=False),
+    Column("events", drop=2, wrap=False, justify="right"),
+    Column("accepted", drop=1, wrap=False, justify="right"),
+    Column("reason", min_width=12),
+)
+"""A batch id is what people look for in the spool: never broken; the reason folds."""
 
-    table = Table(header_style="bold")
-    for column in ("batch", "status", "events", "accepted", "reason"):
-        table.add_column(column, overflow="fold")
+
+def outcomes_table(outcomes: list[BatchOutcome], *, width: int) -> Table:
+    """The outcomes as a table for people, fitted to `width` columns."""
     styles = {
         "replayed": "green",
         "partial": "yellow",
@@ -295,16 +301,14 @@ def outcomes_table(outcomes: list[BatchOutcome]) -> Table:
         "quarantined": "red",
         "unreadable": "red",
     }
-    for outcome in outcomes:
-        table.add_row(
-            outcome.batch_id,
-            outcome.status,
-            str(outcome.events),
-            str(outcome.accepted),
-            outcome.reason,
-            style=styles[outcome.status],
+    rows: list[Row] = [
+        (
+            (outcome.batch_id, outcome.status, str(outcome.events), str(outcome.accepted), outcome.reason),
+            styles[outcome.status],
         )
-    return table
+        for outcome in outcomes
+    ]
+    return fitted_table(OUTCOME_COLUMNS, rows, width=width)
 
 
 def _summarise(outcomes: list[BatchOutcome], where: str, *, list_only: bool) -> None:

@@ -38,7 +38,10 @@ def build(
         help="Build from this app source tree instead of the one installed with hsmaudit.",
     ),
     output_format: OutputFormat = typer.Option(
-        OutputFormat.jsonl, "--format", help="jsonl: one JSON line for machines; table: a summary for people."
+        OutputFormat.jsonl,
+        "--format",
+        "-f",
+        help="jsonl: one JSON line for machines; table: a summary for people.",
     ),
 ) -> None:
     """Build the Splunk app package hsmaudit-<version>.tgz (the app id is 'hsmaudit').

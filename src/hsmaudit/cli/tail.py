@@ -291,9 +291,7 @@ def register(app: typer.Typer) -> None:
         lines: int = typer.Option(
             20, "--lines", "-n", min=0, help="--db: how many recent events to show first."
         ),
-        follow: bool = typer.Option(
-            False, "--follow", "-f", help="Keep watching for new events until Ctrl-C."
-        ),
+        follow: bool = typer.Option(False, "--follow", help="Keep watching for new events until Ctrl-C."),
         interval: float = typer.Option(
             2.0, "--interval", min=0.2, help="Seconds between polls with --follow."
         ),
@@ -313,7 +311,10 @@ def register(app: typer.Typer) -> None:
             help="With --follow: say so once nothing arrived for this many minutes (0: never).",
         ),
         output: OutputFormat = typer.Option(
-            OutputFormat.table, "--format", help="table (coloured lines) for people, jsonl for machines."
+            OutputFormat.table,
+            "--format",
+            "-f",
+            help="table (coloured lines) for people, jsonl for machines.",
         ),
         region: str | None = opts.REGION,
         profile: str | None = opts.PROFILE,
