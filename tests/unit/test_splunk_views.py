@@ -152,7 +152,8 @@ def test_every_token_a_panel_uses_is_defined_by_an_input_and_every_input_is_used
 # its creation or deletion hidden. They take the cluster and HSM filters only. The user management
 # search takes the other two after it has found each command's actor (it needs the logins).
 STREAM_SEARCHES = frozenset({"base_sequence", "base_health", "base_users", "Key lifecycle by handle"})
-INDEX_SEARCHES = frozenset({"Events per HSM"})
+CONTROL_PLANE_PANEL = "HSM records and control-plane calls (CloudTrail) on one timeline"
+INDEX_SEARCHES = frozenset({"Events per HSM", CONTROL_PLANE_PANEL})
 ALL_FILTERS = "`hsmaudit_terms($cluster_tok|s$, $hsm_tok|s$, $log_type_tok|s$, $opcode_tok|s$)`"
 STREAM_FILTERS = '`hsmaudit_terms($cluster_tok|s$, $hsm_tok|s$, "*", "*")`'
 INDEX_FILTERS = "`hsmaudit_index_terms($cluster_tok|s$, $hsm_tok|s$)`"
@@ -217,6 +218,18 @@ def test_no_search_sorts_deduplicates_or_expands_every_event() -> None:
             if name == "mvexpand":
                 assert "stats" in before, f"mvexpand over every event: {query[:80]}"
             assert name not in ("streamstats", "eventstats", "transaction"), f"{name} over every event"
+
+
+def test_control_plane_calls_share_the_timeline_with_the_hsm_records() -> None:
+    # Issue 17: CloudTrail's CloudHSM calls beside the audit records, from the AWS add-on's
+    # sourcetype through the app's mapping macro, filtered by the same cluster token.
+    root = parse(SIMPLE_XML)
+    searches = {title: query for title, query, base in _panel_searches(root) if base is None}
+    query = searches[CONTROL_PLANE_PANEL]
+    assert query.startswith("| tstats count where `hsmaudit_events`")
+    assert "[search `hsmaudit_cloudtrail` |" in query
+    assert 'cluster_id == $cluster_tok|s$' in query
+    assert query.endswith("| timechart span=1h sum(count) as count by lane")
 
 
 def test_panels_about_volume_read_the_index_with_tstats() -> None:
