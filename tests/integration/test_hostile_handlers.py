@@ -88,7 +88,9 @@ def hostile_messages(draw: st.DrawFn) -> str:
         )
         cut = draw(st.integers(0, len(base)))
         return base[:cut] + lone + base[cut:]
-    return draw(st.text(max_size=2_000))
+    # min_size=1: CloudWatch Logs refuses an empty message (PutLogEvents), and the lean format's
+    # `event` would then be "" (HEC code 13, blank event).
+    return draw(st.text(min_size=1, max_size=2_000))
 
 
 @cache
