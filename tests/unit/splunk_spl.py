@@ -23,7 +23,7 @@ SPL_COMMANDS: Final = frozenset(
         "search", "where", "eval", "stats", "eventstats", "streamstats", "timechart", "chart", "table", "fields",
         "sort", "dedup", "fillnull", "mvexpand", "bin", "bucket", "head", "tail", "top", "rare", "rename", "convert",
         "fieldformat", "tstats", "lookup", "inputlookup", "rex", "spath", "append", "join", "transaction",
-        "accum", "makeresults", "format",
+        "accum", "addinfo", "makeresults", "format",
     }
 )  # fmt: skip
 SPL_FUNCTIONS: Final = frozenset(
@@ -70,6 +70,8 @@ def created_fields(spl: str) -> set[str]:
     text = _clean(spl)
     created: set[str] = set(_AS.findall(text))
     for segment in text.split("|"):
+        if segment.strip() == "addinfo":  # the search's time range and id on every result
+            created.update({"info_min_time", "info_max_time", "info_search_time", "info_sid"})
         if re.match(r"\s*eval\b", segment):
             created.update(_EVAL_ASSIGN.findall(segment))
     return created

@@ -35,6 +35,7 @@ KNOWN_COMMANDS = {
     "fields",
     "accum",
     "join",
+    "addinfo",
 }
 STATS_FUNCTIONS = {"count", "dc", "values", "last", "latest", "min", "max", "sum", "first", "earliest"}
 EVAL_FUNCTIONS = {
@@ -51,6 +52,7 @@ EVAL_FUNCTIONS = {
     "strftime",
     "true",
     "null",
+    "relative_time",
 }
 KEYWORDS = {"AND", "OR", "NOT", "IN", "by", "as", "true", "false", "null"}
 REQUIRED_ALERT_KEYS = {
@@ -179,6 +181,8 @@ def check_fields(spl: str) -> tuple[set[str], set[str]]:
             use(by.split())
         elif command in {"table", "dedup", "fields"}:
             use([name for name in re.split(r"[\s,]+", rest) if name and name != "-"])
+        elif command == "addinfo":
+            defined.update({"info_min_time", "info_max_time", "info_search_time", "info_sid"})
         elif command == "accum":
             source, _, target = rest.partition(" as ")
             use([source.strip()])

@@ -18,7 +18,14 @@ from hsmaudit.records.event import HsmEvent
 
 from .splunk_scheduler import Scheduler, SchedulerModelError, check_stanza, cron_times, relative_time
 from .test_detect_builder import MINUTE, SECOND, START, Cluster
-from .test_rules_spl_semantics import FUNCTIONS, MAX_STREAM_WINDOW, run_search, split_pipes, splunk_row
+from .test_rules_spl_semantics import (
+    FUNCTIONS,
+    MAX_STREAM_WINDOW,
+    RUN_WINDOW,
+    run_search,
+    split_pipes,
+    splunk_row,
+)
 from .test_rules_splunk import stanzas
 
 # Shipped disabled (the set-up step enables them once the index macro is set): enabled here, as
@@ -215,6 +222,11 @@ def test_no_search_reads_more_than_its_window_plus_lag(name: str) -> None:
         # Single-event rules: one period of index time, one period plus an hour's lag of event time.
         assert span(values, "dispatch.index_earliest", "dispatch.index_latest") == period
         assert read == period + 3600
+    elif "| addinfo |" in values["search"]:
+        # Folded single-event rules: the same index window, applied to each action's first copy.
+        assert RUN_WINDOW.search(values["search"])
+        assert '"-6m@m") AND first_indexed < relative_time(info_max_time, "-1m@m")' in values["search"]
+        assert read == period + 3600
     elif name == "hsmaudit - login-brute-force":
         assert read == 600 + period + 300  # the 10-minute rule window, the period, 5 minutes' lag
     elif "sequence" in name:
@@ -333,3 +345,33 @@ def test_records_without_an_hsm_are_not_sequence_checked_as_one_merged_stream() 
     known = rows(cluster.events, event_ids=False)
     scheduler = Scheduler(STANZAS["hsmaudit - sequence-gap"], run_search)
     assert scheduler.run_between(START / 1e6, START / 1e6 + 3 * 3600, known) == []
+
+
+# --- one alert per cluster action across runs ---------------------------------------------------
+
+
+def _password_change_on_every_hsm(lags: list[float]) -> list[dict[str, object]]:
+    """One CN_CHANGE_PSWD, recorded by each HSM of the cluster; each copy indexed after its own lag
+    (the HSMs' log streams are delivered separately)."""
+    cluster = Cluster()
+    indexed: list[dict[str, object]] = []
+    for offset, (hsm, lag) in enumerate(zip(cluster.hsms, lags, strict=True)):
+        copy = cluster.record(
+            hsm, "CN_CHANGE_PSWD", user="carol", at=cluster.clock + offset * 300_000, session="0x1004001"
+        )
+        indexed += rows([copy], lag=lag)
+    return indexed
+
+
+@pytest.mark.parametrize(
+    "lags",
+    [[20.0, 20.0, 20.0], [20.0, 330.0, 700.0], [700.0, 20.0, 330.0], [20.0, 20.0, 2000.0]],
+    ids=["same-run", "three-runs", "first-copy-late", "one-copy-half-an-hour-late"],
+)
+def test_copies_indexed_in_different_runs_are_one_alert(lags: list[float]) -> None:
+    scheduler = Scheduler(STANZAS["hsmaudit - password-changed"], run_search)
+    fired = scheduler.run_between(START / 1e6, START / 1e6 + 2 * 3600, _password_change_on_every_hsm(lags))
+    assert len(fired) == 1, [(f.scheduled - START / 1e6, f.result.get("copies")) for f in fired]
+    # It fires in the run whose index window holds the first copy to arrive.
+    first = START / 1e6 + min(lags)
+    assert fired[0].scheduled - 360 <= first < fired[0].scheduled - 60

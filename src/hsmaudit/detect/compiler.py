@@ -430,6 +430,10 @@ SEQUENCE_SETTLE: Final = "-5m@m"
 1 h 40 min, so every pair of neighbours less than that apart is compared at least once."""
 
 
+INDEX_WINDOW: Final = ("-6m@m", "-1m@m")
+"""Index time a single-event run looks at: the 5 minutes up to a minute ago (indexing latency)."""
+
+
 def _opcode_terms(entry: dict[str, Any]) -> str:
     """Literal index terms for the rule's opcodes, in front of the field filter.
 
@@ -475,7 +479,8 @@ def _spl_folded(rule_id: str, base: str) -> str:
         f" | streamstats window={MAX_STREAM_WINDOW} last(burst_start) as burst by {_FOLD_KEY}"
         " | eval burst=coalesce(burst, _time)"
         f" | streamstats window={MAX_STREAM_WINDOW} count as rank_on_hsm by {_FOLD_KEY} burst hsm_key"
-        f" | stats min(_time) as _time {firsts} first(alert_key) as action_key count as copies"
+        f" | stats min(_time) as _time min(_indextime) as first_indexed {firsts}"
+        " first(alert_key) as action_key count as copies"
         f" values(hsm_key) as hsms values(event_id) as event_ids by {_FOLD_KEY} burst rank_on_hsm"
     )
 
@@ -494,7 +499,17 @@ def _single_stanza(entry: dict[str, Any], spl: str) -> _Stanza:
             "_time cluster_id hsm_id user_name user_type opcode response_code response key_handle"
             " sequence_no copies hsms event_ids action_key"
         )
-        base = _spl_folded(entry["id"], base)
+        # The copies of one action come from different HSM log streams and can be indexed in
+        # different runs' index windows; each run would fold only the copies it sees and alert
+        # again. So a folded rule reads every copy by event time and alerts in the one run whose
+        # index window holds the action's first copy to be indexed (the same window the
+        # dispatch.index_* settings give the other rules, from the scheduled time addinfo reports).
+        earliest, latest = INDEX_WINDOW
+        base = (
+            f"{_spl_folded(entry['id'], base)} | addinfo"
+            f' | where first_indexed >= relative_time(info_max_time, "{earliest}")'
+            f' AND first_indexed < relative_time(info_max_time, "{latest}")'
+        )
     else:
         fields = (
             "_time cluster_id hsm_id user_name user_type opcode response_code response key_handle"
@@ -518,7 +533,7 @@ def _single_stanza(entry: dict[str, Any], spl: str) -> _Stanza:
         # event-time window (the 5-minute period plus the lag) is what Splunk reads.
         earliest=f"-{5 + SINGLE_EVENT_LAG_MINUTES}m@m",
         latest="now",
-        index_window=("-6m@m", "-1m@m"),
+        index_window=None if folded else INDEX_WINDOW,
         suppress_fields="action_key" if folded else "alert_key",
         # A second copy of a record can only turn up while the record is inside the event-time
         # window: suppressing its key for that long means a record (an action) alerts once.
