@@ -13,7 +13,10 @@ Everything that watches events composes here: the single-event Sigma rules (comp
 or simply `detect_events(events)`. Order of work per event: the integrity check sees every record
 (a re-delivery and a forgery look alike until compared); then exact re-deliveries (an `event_id`
 seen recently) are dropped so no rule fires twice for one record, as Splunk's `dedup event_id`
-and the store's UNIQUE `event_id` do.
+and the store's UNIQUE `event_id` do (`event_id` hashes the content, so a forged twin is not
+dropped). Records of the rules on cluster actions (logins, user management) go to the
+`ActionFolder`, which folds the copies every HSM records into one alert (`folding.py`) and hands
+the failed-login actions to the brute force as attempts.
 """
 
 from __future__ import annotations
