@@ -8,7 +8,8 @@ compares against. For every format this prints, per record:
 - licence bytes: the UTF-8 length of `event` as the HEC line carries it (decoded for a string);
 - the ratio to the record text's UTF-8 length (target for the lean default: at most 1.05);
 - HEC body bytes: the envelope line plus its newline, and gzip'd (level 6, the client's) per
-  batch of `--batch` lines (one Lambda invocation's worth; a batch gzips better than one line).
+  batch of `--batch` lines (one Lambda invocation's worth; a batch gzips better than one line);
+- `fields`: bytes of the HEC indexed fields inside the body (stored in the index, not metered).
 
 Lines are built by the real code of both paths: the Lambda path's `HecClient` encoder (built by
 `hsmaudit.aws.runtime.build_client` from `Settings`, as the handler does) and the Firehose
@@ -73,6 +74,8 @@ class Figures:
     licence: float
     body: float
     gzip: float
+    fields: float
+    """Bytes of the HEC `fields` object (indexed, not metered), 0 for the json format."""
 
     @property
     def ratio(self) -> float:
@@ -184,6 +187,10 @@ def figures(records: Sequence[Record], lines: Sequence[bytes], batch: int) -> Fi
         licence=sum(map(licence_bytes, lines)) / count,
         body=sum(len(line) + 1 for line in lines) / count,
         gzip=wire / count,
+        fields=sum(
+            len(json.dumps(json.loads(line).get("fields", {}), separators=(",", ":"))) - 2 for line in lines
+        )
+        / count,
     )
 
 
@@ -200,7 +207,7 @@ def main() -> None:
         (f"simulated day ({len(day)} records, {len(log_types)} log types)", day),
     ]
     print("bytes per record; licence = len(_raw) = len(HEC `event`); text = the record as CloudHSM wrote it")
-    header = f"{'input':<46} {'format':<13} {'text':>6} {'licence':>8} {'ratio':>6} {'body':>6} {'gzip':>6}"
+    header = f"{'input':<46} {'format':<13} {'text':>6} {'licence':>8} {'ratio':>6} {'body':>6} {'gzip':>6} {'fields':>7}"
     print(header)
     print("-" * len(header))
     for label, records in inputs:
@@ -212,7 +219,7 @@ def main() -> None:
             result = figures(records, lines, args.batch)
             print(
                 f"{label:<46} {name:<13} {result.text:>6.0f} {result.licence:>8.0f} "
-                f"{result.ratio:>5.2f}x {result.body:>6.0f} {result.gzip:>6.1f}"
+                f"{result.ratio:>5.2f}x {result.body:>6.0f} {result.gzip:>6.1f} {result.fields:>7.0f}"
             )
     for label, records in inputs:
         # What the forwarder sent before the lean format: the whole event, CloudWatch's metadata too.

@@ -299,6 +299,20 @@ def test_every_environment_variable_is_a_setting_of_hsmaudit_config() -> None:
         assert "HSMAUDIT_HEC_TOKEN" not in variables, "the token never goes into an environment variable"
 
 
+def test_both_handlers_send_the_chosen_event_format_lean_by_default() -> None:
+    # A fixed sourcetype would put lean text under the json sourcetype: only set when asked for.
+    template = load_template()
+    assert template["Parameters"]["EventFormat"]["Default"] == "lean"
+    assert template["Parameters"]["HecSourcetype"]["Default"] == ""
+    for _, resource in resources_of_type(template, "AWS::Serverless::Function"):
+        variables = resource["Properties"]["Environment"]["Variables"]
+        assert "HSMAUDIT_HEC_URL" not in variables or "HSMAUDIT_EVENT_FORMAT" in variables
+        if "HSMAUDIT_EVENT_FORMAT" in variables:
+            assert variables["HSMAUDIT_EVENT_FORMAT"] == {"Ref": "EventFormat"}
+            condition, _, unset = variables["HSMAUDIT_HEC_SOURCETYPE"]["Fn::If"]
+            assert (condition, unset) == ("HasSourcetype", {"Ref": "AWS::NoValue"})
+
+
 def test_the_spool_prefix_is_the_one_the_role_may_write() -> None:
     template = load_template()
     forwarder = template["Resources"]["ForwarderFunction"]["Properties"]
