@@ -435,7 +435,7 @@ def _report(
     table.add_column("what")
     table.add_column("value")
     if headless:
-        table.add_row("store", f"{db}  (to look at it: hsmaudit serve --db {db})")
+        table.add_row("store", str(db))
     else:
         table.add_row("dashboard", f"{url}/  (API: {url}/api/summary)")
     table.add_row("simulated records", str(len(simulation.records)))
@@ -465,6 +465,10 @@ def _report(
     console.print(table)
     for line in alert_lines(store):
         console.print(line, highlight=False, soft_wrap=True)
+    if headless:
+        console.print(
+            f"to look at it on the dashboard: hsmaudit serve --db {db}", highlight=False, soft_wrap=True
+        )
     control_plane_lost = totals.get("control_plane_sent", 0) - totals.get("control_plane_accepted", 0)
     return (
         not missing
