@@ -607,8 +607,20 @@ def addinfo(rows: list[Row], rest: str) -> list[Row]:
     return rows
 
 
+def fields(rows: list[Row], rest: str) -> list[Row]:
+    """`fields a b` keeps those (and _time, _raw, as Splunk does); `fields - a b` removes them."""
+    names = rest.split()
+    assert names and all(re.fullmatch(r"[A-Za-z_]\w*", n) for n in names if n != "-"), f"fields {rest!r}"
+    if names[0] == "-":
+        drop = set(names[1:])
+        return [{k: v for k, v in row.items() if k not in drop} for row in rows]
+    keep = set(names) | {"_time", "_raw"}
+    return [{k: v for k, v in row.items() if k in keep} for row in rows]
+
+
 COMMANDS: dict[str, Callable[[list[Row], str], list[Row]]] = {
     "addinfo": addinfo,
+    "fields": fields,
     "accum": accum,
     "search": lambda rows, rest: [row for row in rows if base_matcher(rest)(row)],
     "dedup": dedup,

@@ -228,7 +228,7 @@ def test_control_plane_calls_share_the_timeline_with_the_hsm_records() -> None:
     query = searches[CONTROL_PLANE_PANEL]
     assert query.startswith("| tstats count where `hsmaudit_events`")
     assert "[search `hsmaudit_cloudtrail` |" in query
-    assert 'cluster_id == $cluster_tok|s$' in query
+    assert "cluster_id == $cluster_tok|s$" in query
     assert query.endswith("| timechart span=1h sum(count) as count by lane")
 
 
