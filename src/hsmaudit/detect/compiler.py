@@ -578,7 +578,10 @@ HSM (the published recipe's blueprint leaves `host`/`source` useless) would merg
 cluster into one stream and raise a gap, reset or duplicate on nearly every record; such records
 are not checked until their origin is known (docs/splunk-app.md, moving from the recipe)."""
 
-_SEQUENCE_PROJECTION: Final = "fields _time cluster_id hsm_id stream reboot_counter sequence_no event_id alert_key opcode | fields - _raw"
+_SEQUENCE_PROJECTION: Final = (
+    "fields _time cluster_id hsm_id stream reboot_counter sequence_no event_id alert_key opcode"
+    " | fields - _raw"
+)
 """Only what the sequence checks use goes to the search head for `sort 0` (`fields` keeps _raw
 unless told): a few dozen bytes per record instead of the record."""
 
