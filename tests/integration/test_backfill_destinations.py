@@ -17,11 +17,13 @@ from .test_cli_harness import HSMAUDIT, Moto, clean_env, make_cluster, moto
 __all__ = ["moto"]  # fixture used by name
 
 
-def backfill(cwd: Path, cluster_id: str, *more: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def backfill(
+    cwd: Path, cluster_id: str, *more: str, env: dict[str, str], as_json: bool = True
+) -> subprocess.CompletedProcess[str]:
     """The same command line every time, only the destination differs (default checkpoint path)."""
     return subprocess.run(
-        [HSMAUDIT, "backfill", "--cluster", cluster_id, "--since", "2d", "--json", "--no-progress",
-         "--max-rps", "200", *more],
+        [HSMAUDIT, "backfill", "--cluster", cluster_id, "--since", "2d", "--no-progress",
+         "--max-rps", "200", *(["--json"] if as_json else []), *more],
         capture_output=True, text=True, timeout=120, check=False, cwd=cwd, env=clean_env(env),
     )  # fmt: skip
 
@@ -55,6 +57,11 @@ def test_a_window_in_the_store_or_a_file_is_still_delivered_to_hec(
     again = summary(backfill(tmp_path, cluster.cluster_id, env=hec))
     assert again["complete"] and again["delivered"] == 0
     assert len(fault_hec.accepted) == cluster.total
+    # and says why, for people: nothing new, not a silent "0 events delivered"
+    people = backfill(tmp_path, cluster.cluster_id, env=hec, as_json=False)
+    assert people.returncode == 0, people.stderr
+    assert f"nothing new: earlier runs already delivered this window to HEC {fault_hec.url}" in people.stderr
+    assert f"({cluster.total} events, per the checkpoint); --restart sends it again" in people.stderr
     checkpoints = sorted((tmp_path / ".hsmaudit").glob("backfill-*.json"))
     assert len(checkpoints) == 3
     recorded = {json.loads(path.read_text())["destination"].split(" ")[0] for path in checkpoints}

@@ -141,6 +141,7 @@ def test_replay_rows_and_summary_say_what_happened_and_why(tmp_path: Path, fault
     # THEN replay stops at the first batch, names the reason on its own line, and exits 1
     assert refused.returncode == 1
     assert "  1 batches (10 events) kept: HEC refused the token" in refused.stderr
+    assert f"hsmaudit: 3 batches still waiting in {spool.location}" in refused.stderr
     # WHEN HEC takes them
     done = run_cli("replay", spool.location, "--hec-url", fault_hec.url, env=env)
     assert done.returncode == 0, done.stderr
@@ -148,3 +149,8 @@ def test_replay_rows_and_summary_say_what_happened_and_why(tmp_path: Path, fault
     # THEN a replayed row no longer carries the failure it was spooled for
     assert [(row["status"], row["reason"]) for row in rows] == [("replayed", "")] * 3
     assert done.stderr.startswith("hsmaudit: replayed 3 batches (30 events accepted)")
+    assert "still waiting" not in done.stderr
+    # AND an existing but empty spool says there is nothing to replay
+    empty = run_cli("replay", spool.location, "--hec-url", fault_hec.url, env=env)
+    assert empty.returncode == 0
+    assert empty.stderr.strip() == f"hsmaudit: nothing to replay: {spool.location} holds no spooled batches"

@@ -99,6 +99,8 @@ class StreamResult:
     pages: int = 0
     complete: bool = False
     seconds: float = 0.0
+    earlier: int = 0
+    """Events the checkpoint says earlier runs delivered to this destination."""
 
 
 @dataclass
@@ -243,6 +245,7 @@ class Backfill:
         window_end = min(self.job.until_ms, (info.last_event_ms or self.job.until_ms - 1) + 1)
         total = max(1, window_end - window_start)
         self.progress.start(key, total)
+        result.earlier = position.delivered
         if position.complete:
             result.complete = True
             result.delivered = 0
@@ -495,6 +498,14 @@ def print_summary(summary: BackfillSummary) -> None:
         + f"; checkpoint {summary.checkpoint}",
         highlight=False,
     )
+    earlier = sum(result.earlier for result in summary.streams)
+    if earlier and summary.complete and not data["read"]:
+        console.print(
+            f"nothing new: earlier runs already delivered this window to {summary.destination} "
+            f"({earlier} events, per the checkpoint); --restart sends it again",
+            highlight=False,
+            soft_wrap=True,
+        )
     kept = Delivered(spooled=data["spooled"], reasons=summary.spooled_reasons)
     for line in spool_lines(kept, summary.spool):
         console.print(line, style="yellow", highlight=False, soft_wrap=True)

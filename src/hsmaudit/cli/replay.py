@@ -277,7 +277,8 @@ def register(app: typer.Typer) -> None:
             if output is OutputFormat.table:
                 console = stdout_console()
                 console.print(outcomes_table(outcomes, width=console.width))
-            _summarise(outcomes, where, list_only=list_only)
+            left = None if list_only else sum(1 for _ in spool.list())
+            _summarise(outcomes, where, list_only=list_only, left=left)
 
 
 OUTCOME_COLUMNS = (
@@ -311,7 +312,10 @@ def outcomes_table(outcomes: list[BatchOutcome], *, width: int) -> Table:
     return fitted_table(OUTCOME_COLUMNS, rows, width=width)
 
 
-def _summarise(outcomes: list[BatchOutcome], where: str, *, list_only: bool) -> None:
+def _summarise(outcomes: list[BatchOutcome], where: str, *, list_only: bool, left: int | None = None) -> None:
+    if not outcomes and not list_only:
+        sys.stderr.write(f"hsmaudit: nothing to replay: {where} holds no spooled batches\n")
+        return
     counts: dict[str, int] = {}
     for outcome in outcomes:
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
@@ -332,6 +336,10 @@ def _summarise(outcomes: list[BatchOutcome], where: str, *, list_only: bool) -> 
     )
     for line in reason_lines(outcomes):
         sys.stderr.write(line + "\n")
+    if left:
+        # Replay stops at the first batch HEC refuses for the run (down, token): say how many are
+        # still waiting, not only the one that was tried.
+        sys.stderr.write(f"hsmaudit: {left} batches still waiting in {where}\n")
     if counts.get("kept", 0) or counts.get("partial", 0) or held:
         raise typer.Exit(1)
 
