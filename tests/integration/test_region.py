@@ -107,3 +107,20 @@ def test_a_token_secret_without_any_region_names_the_fix(moto: Moto, tmp_path: P
     result = run_cli("send", str(records), "--hec-url", closed_port_url(), env=env)
     assert result.returncode == 1
     assert "AWS_REGION" in result.stderr, result.stderr
+
+
+def test_doctor_function_without_a_region_blames_the_region(moto: Moto) -> None:
+    result = run_cli(
+        "doctor",
+        "--json",
+        "--skip-hec",
+        "--function",
+        "hsmaudit-forwarder",
+        "--timeout",
+        "3",
+        env=without_region(moto),
+    )
+    assert result.returncode == 1
+    checks = checks_of(result.stdout)
+    assert checks["aws.region"]["status"] == "fail"
+    assert "aws.function" not in checks or checks["aws.function"]["status"] != "fail"

@@ -725,7 +725,9 @@ def function_checks(
     try:
         clients, resolved_region = aws_clients(region=region, profile=profile)
     except AwsSessionError as error:
-        yield CheckResult("aws.function", "fail", str(error), error.fix)
+        # a missing Region is filed as aws.region here too, not as a broken function
+        name = error.check if error.check == "aws.region" else "aws.function"
+        yield CheckResult(name, "fail", str(error), error.fix)
         return
     results, info = AwsChecks(clients, region=resolved_region).function(name)
     yield from results
