@@ -10,7 +10,8 @@ are refused (reference §1.2: tokens in URLs get logged); every page string is e
 
 Hostile senders: decompression, decoding, parsing and row building run in worker threads, at most
 `max_concurrent_decodes` at once (each holds up to `max_content_length` decompressed bytes), so
-the event loop keeps answering other clients while one sends a bomb or a 5 MB whitespace line.
+the event loop keeps answering other clients while one sends a bomb or a 5 MB whitespace line;
+small bodies have a lane of their own, so ordinary batches do not queue behind big hostile ones.
 """
 
 from __future__ import annotations
@@ -79,6 +80,11 @@ CHANNEL_HEADER: Final = "x-splunk-request-channel"
 
 _T = TypeVar("_T")
 
+SMALL_BODY: Final = 256 * 1024
+"""Bodies up to this size as received take the small decode lane first (see `_offload`)."""
+SMALL_INFLATED: Final = 8 * 1024 * 1024
+"""Decompressed cap in the small lane; past it a body moves to the big lane."""
+
 
 @dataclass(frozen=True, slots=True)
 class CollectorSettings:
@@ -128,6 +134,7 @@ class Collector:
         self.acks = AckRegistry()
         self._token = settings.token.encode("utf-8")
         self._decodes = anyio.CapacityLimiter(max(1, settings.max_concurrent_decodes))
+        self._small = anyio.CapacityLimiter(max(2, settings.max_concurrent_decodes))
 
     def close(self) -> None:
         """Commit what is queued and stop the writer thread."""
@@ -172,16 +179,31 @@ class Collector:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def _body(self, request: Request) -> bytes:
+    async def _body(self, request: Request) -> bytes | bytearray:
         """The decompressed body (inflated off the event loop, within the decode limiter)."""
         received = await self._received(request)
         encoding = request.headers.get("content-encoding")
-        limit = self.settings.max_content_length
-        return await self._offload(functools.partial(decode_body, received, encoding, limit=limit))
+        return await self._offload(received, functools.partial(decode_body, received, encoding))
 
-    async def _offload(self, work: Callable[[], _T]) -> _T:
-        """Run CPU work in a worker thread, at most `max_concurrent_decodes` at a time."""
-        return await anyio.to_thread.run_sync(work, limiter=self._decodes)
+    async def _offload(self, received: bytes, work: Callable[..., _T]) -> _T:
+        """Run `work(limit=…)` on a request body in a worker thread, in one of two lanes.
+
+        A body of at most `SMALL_BODY` bytes as received goes to the small lane first, with a
+        decompressed cap of `SMALL_INFLATED`: its work is bounded by that (about 10 ms of
+        inflating), so ordinary batches never queue behind big hostile bodies. One that inflates
+        past the cap (a small bomb, or a very compressible batch) moves to the big lane, which runs
+        at most `max_concurrent_decodes` requests of up to `max_content_length` at once.
+        """
+        limit = self.settings.max_content_length
+        if len(received) <= SMALL_BODY and limit > SMALL_INFLATED:
+            try:
+                return await anyio.to_thread.run_sync(
+                    functools.partial(work, limit=SMALL_INFLATED), limiter=self._small
+                )
+            except PayloadTooLargeError as error:
+                if error.limit != SMALL_INFLATED:
+                    raise
+        return await anyio.to_thread.run_sync(functools.partial(work, limit=limit), limiter=self._decodes)
 
     def _channel(self, request: Request) -> str | None:
         return check_channel(request.headers.get(CHANNEL_HEADER) or request.query_params.get("channel"))
@@ -206,9 +228,9 @@ class Collector:
                     return HecRequestError(INVALID_DATA_FORMAT, index)
         return decoded.error
 
-    def _decode_events(self, received: bytes, encoding: str | None) -> _Decoded:
+    def _decode_events(self, received: bytes, encoding: str | None, *, limit: int) -> _Decoded:
         """Worker thread: inflate, decode the envelopes, parse the events, build the store rows."""
-        body = decode_body(received, encoding, limit=self.settings.max_content_length)
+        body = decode_body(received, encoding, limit=limit)
         envelopes, error = decode_envelopes(body, max_event_size=self.settings.max_event_size)
         del body
         events, event_error = envelope_events(envelopes)
@@ -217,10 +239,10 @@ class Collector:
         return _Decoded(events, first, self.writer.submit(events) if events else None)
 
     def _decode_raw(
-        self, received: bytes, encoding: str | None, source: str | None, host: str | None
+        self, received: bytes, encoding: str | None, source: str | None, host: str | None, *, limit: int
     ) -> _Decoded:
         """Worker thread: the raw endpoint's body as record text, parsed and queued for the store."""
-        body = decode_body(received, encoding, limit=self.settings.max_content_length)
+        body = decode_body(received, encoding, limit=limit)
         # Invalid UTF-8 is kept reversibly: surrogateescape makes each bad byte a lone surrogate,
         # which the parser writes as a \udcXX escape and flags (records/parse.py).
         text = body.decode("utf-8", "surrogateescape")
@@ -262,7 +284,7 @@ class Collector:
         channel = self._channel(request)
         received = await self._received(request)
         encoding = request.headers.get("content-encoding")
-        decoded = await self._offload(functools.partial(self._decode_events, received, encoding))
+        decoded = await self._offload(received, functools.partial(self._decode_events, received, encoding))
         del received
         # Events before a bad one are accepted (reference §1.9): store them, then report it.
         error = await self._store(decoded)
@@ -281,7 +303,9 @@ class Collector:
         encoding = request.headers.get("content-encoding")
         source = request.query_params.get("source") or None
         host = request.query_params.get("host") or None
-        decoded = await self._offload(functools.partial(self._decode_raw, received, encoding, source, host))
+        decoded = await self._offload(
+            received, functools.partial(self._decode_raw, received, encoding, source, host)
+        )
         del received
         error = await self._store(decoded)
         if error is not None:
