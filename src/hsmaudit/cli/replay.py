@@ -195,8 +195,10 @@ def register(app: typer.Typer) -> None:
     def replay_command(
         location: str | None = typer.Argument(
             None,
-            help="Spool to replay: a directory or s3://bucket/prefix "
-            "(default: HSMAUDIT_SPOOL_BUCKET/PREFIX, else HSMAUDIT_SPOOL_DIR).",
+            help="What to replay: a spool directory or s3://bucket/prefix (default: "
+            "HSMAUDIT_SPOOL_BUCKET/PREFIX, else HSMAUDIT_SPOOL_DIR); the on-failure queue "
+            "(sqs://name or its URL); Firehose's s3://bucket/hsmaudit/firehose-failed/ or "
+            "s3://bucket/hsmaudit/firehose-errors/.",
             show_default=False,
         ),
         hec_url: str | None = typer.Option(
@@ -216,7 +218,15 @@ def register(app: typer.Typer) -> None:
         ),
         budget: float = typer.Option(120.0, "--budget", help="Seconds allowed per batch, retries included."),
         limit: int | None = typer.Option(None, "--limit", help="Replay at most this many batches."),
-        list_only: bool = typer.Option(False, "--list", help="Only list the spooled batches; send nothing."),
+        list_only: bool = typer.Option(
+            False, "--list", "--dry-run", help="Only list what is there; send, delete or move nothing."
+        ),
+        quarantine: str | None = typer.Option(
+            None,
+            "--quarantine",
+            help="Spool (directory or s3://) whose quarantine/ keeps what a queue or Firehose "
+            "store holds that HEC refuses or that cannot be decoded (default: the configured spool).",
+        ),
         output: OutputFormat = typer.Option(
             OutputFormat.jsonl, "--format", "-f", help="jsonl for machines, table for people."
         ),
@@ -235,6 +245,11 @@ def register(app: typer.Typer) -> None:
         Safe to run again; run one replay per spool at a time.
         Exits 1 if a batch stays spooled because HEC did not take it.
         Raw payloads that could not be decoded are listed and left for a person.
+
+        The Lambda's on-failure queue (sqs://name or its URL) and Firehose's failure objects
+        (s3://…/firehose-failed/, s3://…/firehose-errors/) replay the same way: each message or
+        object is deleted only after HEC accepted all of it; what HEC refuses or cannot be decoded
+        goes to the --quarantine spool's quarantine/. Exits 1 if anything is left in them.
         """
         from hsmaudit.config import ConfigError
         from hsmaudit.sinks.errors import SinkError
@@ -249,6 +264,21 @@ def register(app: typer.Typer) -> None:
             }
             settings = _settings(flags, config)
             where = location or settings.spool_location
+            from hsmaudit.ops.recover import is_failure_store
+
+            if where and is_failure_store(where):
+                from hsmaudit.cli.recover import replay_failure_store
+
+                replay_failure_store(
+                    where,
+                    settings,
+                    list_only=list_only,
+                    limit=limit,
+                    budget=budget,
+                    output=output,
+                    quarantine=quarantine,
+                )
+                return
             if not where:
                 fail("no spool: give a directory or s3://bucket/prefix, or set HSMAUDIT_SPOOL_DIR", 2)
             check_spool_location(where)

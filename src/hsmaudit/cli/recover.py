@@ -1,0 +1,94 @@
+"""`hsmaudit replay <sqs://… | queue URL | s3://…/firehose-failed/…>`: flags -> ops.recover -> output.
+
+`cli/replay.py` hands a failure-store URL here (`ops.recover.is_failure_store`); our own spool
+stays there. Output as for the spool: one JSON line per item as it is done (or a table), then the
+per-source summary on stderr; exit 1 when anything is left in the store.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+import typer
+
+from hsmaudit.cli.output import OutputFormat, stdout_console
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from hsmaudit.config import Settings
+    from hsmaudit.ops.recover import ItemOutcome
+
+
+def replay_failure_store(
+    where: str,
+    settings: Settings,
+    *,
+    list_only: bool,
+    limit: int | None,
+    budget: float,
+    output: OutputFormat,
+    quarantine: str | None,
+) -> None:
+    """List or replay one failure store; raises `typer.Exit(1)` when something is left."""
+    from hsmaudit.ops import recover
+    from hsmaudit.sinks.hec import EventEncoder
+    from hsmaudit.sinks.spool import open_spool
+
+    store = recover.open_failure_store(where)
+
+    def emit(outcome: ItemOutcome) -> None:
+        sys.stdout.write(outcome.as_json() + "\n")
+        sys.stdout.flush()
+
+    live = emit if output is not OutputFormat.table else None
+    if list_only:
+        encoder = EventEncoder(
+            event_format=settings.event_format,
+            sourcetype=settings.hec_sourcetype,
+            index=settings.hec_index,
+            include_raw=settings.include_raw,
+        )
+        outcomes = recover.list_store(store, encoder)
+        if live is not None:
+            for outcome in outcomes:
+                live(outcome)
+    else:
+        from hsmaudit.aws.runtime import build_client
+
+        keep = quarantine or settings.spool_location
+        client = build_client(settings)
+        try:
+            delivery = recover.Delivery(client, open_spool(keep) if keep else None, budget=budget)
+            outcomes = recover.replay_store(store, delivery, limit=limit, progress=live)
+        finally:
+            client.close()
+    if output is OutputFormat.table:
+        stdout_console().print(outcomes_table(outcomes))
+    for line in recover.source_summary(outcomes, store.location, listed=list_only):
+        sys.stderr.write(f"hsmaudit: {line}\n" if not line.startswith(" ") else line + "\n")
+    if not list_only and recover.anything_left(outcomes):
+        raise typer.Exit(1)
+
+
+def outcomes_table(outcomes: list[ItemOutcome]) -> Table:
+    """The outcomes as a table for people."""
+    from rich.table import Table
+
+    table = Table(header_style="bold")
+    for column in ("item", "kind", "status", "events", "accepted", "quarantined", "reason"):
+        table.add_column(column, overflow="fold")
+    styles = {"delivered": "green", "quarantined": "yellow", "kept": "red", "listed": "", "unreadable": "red"}
+    for outcome in outcomes:
+        table.add_row(
+            outcome.item,
+            outcome.kind,
+            outcome.status,
+            str(outcome.events),
+            str(outcome.accepted),
+            str(outcome.quarantined),
+            outcome.reason,
+            style=styles[outcome.status],
+        )
+    return table
