@@ -23,7 +23,7 @@ from hsmaudit.server.app import CollectorSettings, create_app
 from hsmaudit.server.run import RunningServer, start_in_thread
 from hsmaudit.simulate.emit import parsed_events
 from hsmaudit.simulate.scenarios import run_scenarios
-from hsmaudit.sinks.hec import HecClient, StaticToken
+from hsmaudit.sinks.hec import EventFormat, HecClient, StaticToken
 from hsmaudit.store.database import EventStore
 
 TOKEN = "interop-token-5a2c"
@@ -92,22 +92,30 @@ def test_splunk_logging_with_a_wrong_token_gets_code_4_and_stores_nothing(
     assert store.count_events() == 0
 
 
+@pytest.mark.parametrize("event_format", ["lean", "json"])
 def test_hsmaudit_hec_client_with_acks_delivers_every_event_as_is(
-    collector: tuple[RunningServer, EventStore],
+    collector: tuple[RunningServer, EventStore], event_format: EventFormat
 ) -> None:
     server, store = collector
     events = list(parsed_events(run_scenarios(["day-to-day", "key-exported"], seed=22).records))
-    client = HecClient(server.url, StaticToken(TOKEN), ack=True, ack_poll_interval=0.01, max_events=50)
+    client = HecClient(
+        server.url,
+        StaticToken(TOKEN),
+        ack=True,
+        ack_poll_interval=0.01,
+        max_events=50,
+        event_format=event_format,
+    )
     try:
         report = client.send(events, deadline=time.monotonic() + 60)
     finally:
         client.close()
     assert (report.accepted, report.spooled_events, report.failed_events) == (len(events), 0, 0)
     assert report.requests >= len(events) // 50
-    # The lean event carries the record text, host, source and the indexed ids; where CloudWatch
-    # delivered it (cwl_id, cwl_timestamp) is HEC metadata it never repeats (docs/events.md).
-    without_origin = [msgspec.structs.replace(e, cwl_id=None, cwl_timestamp=None) for e in events]
-    assert [event for _, event in store.iter_events()] == without_origin
+    # Every field arrives, in both formats, except CloudWatch's own id and ingestion time, which
+    # the forwarder does not send (HEC host and source say where a record came from).
+    expected = [msgspec.structs.replace(e, cwl_id=None, cwl_timestamp=None) for e in events]
+    assert [event for _, event in store.iter_events()] == expected
 
 
 def test_hsmaudit_simulate_piped_into_hsmaudit_send_lands_in_the_collector(
