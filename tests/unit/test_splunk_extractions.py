@@ -33,6 +33,7 @@ from hsmaudit.records.parse import parse_message
 from hsmaudit.records.render import SEPARATORS, render_text_record
 from hsmaudit.sinks.hec import EventEncoder
 from hsmaudit.splunk.knowledge import (
+    CLOUDTRAIL_SOURCETYPE,
     JSON_SOURCETYPE,
     RECIPE_SOURCETYPE,
     REPLICA_BUCKET_USECS,
@@ -647,17 +648,29 @@ def test_copies_of_one_login_on_every_hsm_share_a_cluster_action_id(samples_dir:
 
 
 def test_events_outside_the_data_models_keep_their_own_action(samples_dir: Path) -> None:
-    # GIVEN JSON events whose verb is not a CIM action: a cluster-sync copy, and CloudTrail calls
-    # the forwarder sent as JSON (record_format cloudtrail), one with a verb the table cannot know
+    # GIVEN JSON events whose verb is not a CIM action: a cluster-sync copy, and CloudTrail calls as
+    # hsmaudit events in the JSON sourcetype (the forwarder sends CloudTrail records as they are, as
+    # aws:cloudtrail, which the AWS add-on owns; another tool may not), one with a verb the table
+    # cannot know
     from hsmaudit.records.cloudtrail import cloudtrail_events
+
+    def hsmaudit_json(event: HsmEvent) -> Event:
+        data = {
+            k: v
+            for k, v in event_to_dict(event, compact=True).items()
+            if k not in ("log_group", "log_stream")
+        }
+        return Event(json.dumps(data), JSON_SOURCETYPE, host=event.hsm_id, source=event.log_group)
 
     sync = parsed((samples_dir / "aws-doc-22-insert-masked-262152.txt").read_text(encoding="utf-8"))
     trail = list(
         cloudtrail_events(json.loads((samples_dir.parent / "cloudtrail" / "lookup_events.json").read_text()))
     )
+    assert {as_json(event).sourcetype for event in trail} == {CLOUDTRAIL_SOURCETYPE}
+    assert CLOUDTRAIL_SOURCETYPE not in PROPS
     odd = msgspec_replace(trail[0], action="cluster_create_from_backup")
     for event in (sync, *trail, odd):
-        fields = APP.search_time(as_json(event))
+        fields = APP.search_time(hsmaudit_json(event))
         # THEN action is the event's own verb, as is vendor_action
         assert fields["action"] == fields["vendor_action"] == event.action, event.opcode
     # AND on the lean event the verb comes from the opcode table
