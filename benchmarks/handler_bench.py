@@ -19,8 +19,12 @@ style and log type there), renumbered per HSM so each is distinct.
 Targets (issue 3): >= 100,000 events/s, <= 40 bytes/event on the wire, cold import <= 150 ms,
 peak RSS <= 64 MB.
 
-Usage: python benchmarks/handler_bench.py [--payloads 200] [--records 50] [--no-raw] [--sink-nodelay]
+Usage: python benchmarks/handler_bench.py --sink PATH [--payloads 200] [--records 50]
+       [--event-format lean|json] [--no-raw] [--sink-nodelay]
        [--repeat 3]   (best of N runs: figures on a shared machine vary)
+
+`--event-format` is HSMAUDIT_EVENT_FORMAT (default lean, the forwarder's default); `--no-raw`
+(HSMAUDIT_INCLUDE_RAW=false) changes only the json format.
 """
 
 from __future__ import annotations
@@ -171,7 +175,10 @@ def main() -> None:
     parser.add_argument("--sink", type=Path, required=True, help="path of the independent HEC sink script")
     parser.add_argument("--payloads", type=int, default=200)
     parser.add_argument("--records", type=int, default=50)
-    parser.add_argument("--no-raw", action="store_true", help="HSMAUDIT_INCLUDE_RAW=false")
+    parser.add_argument(
+        "--event-format", choices=("lean", "json"), default="lean", help="HSMAUDIT_EVENT_FORMAT"
+    )
+    parser.add_argument("--no-raw", action="store_true", help="HSMAUDIT_INCLUDE_RAW=false (json only)")
     parser.add_argument("--repeat", type=int, default=3, help="runs; the best is reported")
     parser.add_argument(
         "--sink-nodelay",
@@ -189,6 +196,7 @@ def main() -> None:
             HSMAUDIT_HEC_TOKEN=TOKEN,
             HSMAUDIT_METRICS="false",
             HSMAUDIT_INCLUDE_RAW="false" if args.no_raw else "true",
+            HSMAUDIT_EVENT_FORMAT=args.event_format,
             HSMAUDIT_LOG_LEVEL="ERROR",
         )
         os.environ.pop("HOME", None)
@@ -219,7 +227,8 @@ def main() -> None:
     powertools = import_ms("import aws_lambda_powertools.metrics")
 
     print(
-        f"payloads x records        {args.payloads} x {args.records} = {total} events (raw included: {not args.no_raw})"
+        f"payloads x records        {args.payloads} x {args.records} = {total} events "
+        f"(format {args.event_format}, raw included: {not args.no_raw})"
     )
     print(f"end to end                {total / elapsed:,.0f} events/s ({elapsed * 1000:.0f} ms)")
     print(

@@ -4,8 +4,10 @@
     files.
 (b) `splunk-appinspect inspect --mode precert` on the package (all checks), wall time, when
     `.venv-appinspect` exists.
-(c) bytes per JSON event as the forwarder sends it with nulls and compact (nulls left out), with
-    and without `raw`, over the published samples in tests/data/samples: what one event costs in the index (_raw).
+(c) bytes per event object of the `json` format with nulls and compact (nulls left out), with
+    and without `raw`, over the published samples in tests/data/samples: what one json event costs
+    in the index (_raw). The lean default's _raw is the record text: benchmarks/license_bench.py
+    compares both formats with the text.
 
 Usage: python benchmarks/splunk_app_bench.py [--builds 20]
 """
