@@ -358,7 +358,7 @@ TEXT_EXTRACTIONS: Final[tuple[tuple[str, str], ...]] = (
     # Certificate-storage records are one JSON object (reference §8.1). The app reads their four keys
     # with regexes rather than KV_MODE=json, which would also turn every text record's nothing into
     # nothing and every future JSON line into fields of unknown names.
-    ("hsmaudit_cert_opcode", '"op_code"\\s*:\\s*"(?<opcode>[^"\\\\]*)"(?<hsmaudit_certificate>)'),
+    ("hsmaudit_cert_opcode", '"op_code"\\s*:\\s*"(?<opcode>[^"\\\\]*)"'),
     ("hsmaudit_cert_handle", '"object_handle"\\s*:\\s*(?<object_handle>\\d+)'),
     ("hsmaudit_cert_response", '"response"\\s*:\\s*"(?<response>[^"\\\\]*)"'),
     ("hsmaudit_cert_timestamp", '"timestamp"\\s*:\\s*(?<hsmaudit_cert_ms>\\d+)'),
