@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Final
 
+import boto3
 import pytest
 
 from .conftest import FaultHec
@@ -776,3 +777,66 @@ def test_credentials_are_masked_when_the_url_is_wrong_too(url: str) -> None:
     code, checks, stderr = doctor("--skip-aws", "--hec-url", url, env={"HSMAUDIT_HEC_TOKEN": TOKEN})
     assert code == 1
     assert CREDENTIALS not in json.dumps(checks) + stderr
+
+
+def test_all_clusters_names_every_group_unsubscribed_elsewhere_patterned_short_lived(moto: Moto) -> None:
+    # GIVEN, in a Region of its own (the moto server is shared), five cluster log groups: one as it
+    # should be, one without a filter, one sending elsewhere, one with a pattern, one kept 30 days
+    region = "eu-west-3"
+    logs = boto3.client(
+        "logs", region_name=region, endpoint_url=moto.url, aws_access_key_id="t", aws_secret_access_key="t"
+    )
+    kinesis = boto3.client(
+        "kinesis", region_name=region, endpoint_url=moto.url, aws_access_key_id="t", aws_secret_access_key="t"
+    )
+    arns = []
+    for name in ("hsmaudit-forwarder", "someone-else"):
+        kinesis.create_stream(StreamName=name, ShardCount=1)
+        arns.append(kinesis.describe_stream(StreamName=name)["StreamDescription"]["StreamARN"])
+    forwarder, other = arns
+
+    def group(name: str, *, target: str | None = None, pattern: str = "", days: int | None = None) -> str:
+        log_group = f"/aws/cloudhsm/{name}"
+        logs.create_log_group(logGroupName=log_group)
+        if target is not None:
+            logs.put_subscription_filter(
+                logGroupName=log_group,
+                filterName="f",
+                filterPattern=pattern,
+                destinationArn=target,
+                roleArn="arn:aws:iam::123456789012:role/cwl-to-kinesis",
+            )
+        if days is not None:
+            logs.put_retention_policy(logGroupName=log_group, retentionInDays=days)
+        return log_group
+
+    good = group("cluster-good", target=forwarder)
+    bare = group("cluster-bare")
+    elsewhere = group("cluster-else", target=other)
+    patterned = group("cluster-pattern", target=forwarder, pattern="CN_LOGIN")
+    short = group("cluster-short", target=forwarder, days=30)
+    logs.create_log_group(logGroupName="/aws/lambda/not-a-cluster")
+    env = {**moto.env, "AWS_REGION": region, "AWS_DEFAULT_REGION": region}
+    # WHEN
+    code, checks, _ = doctor("--skip-hec", "--all-clusters", "--destination", "hsmaudit-forwarder", env=env)
+    # THEN one line per cluster group, problems named, and the total; exit 1 (two fail)
+    assert code == 1
+    lines = {c["summary"].split(" ", 1)[0]: c for c in by_check(checks, "aws.cluster")}
+    assert set(lines) == {good, bare, elsewhere, patterned, short}
+    assert lines[good]["status"] == "ok"
+    assert lines[bare]["status"] == "fail" and "no subscription filter" in lines[bare]["summary"]
+    assert "hsmaudit backfill --cluster cluster-bare --since " in lines[bare]["fix"]
+    assert lines[elsewhere]["status"] == "fail" and other in lines[elsewhere]["summary"]
+    assert lines[patterned]["status"] == "warn" and "'CN_LOGIN'" in lines[patterned]["summary"]
+    assert lines[short]["status"] == "warn" and "30 days only" in lines[short]["summary"]
+    assert "--retention-in-days 400" in lines[short]["fix"]
+    (total,) = by_check(checks, "aws.clusters")
+    assert total["summary"].startswith(
+        f"5 CloudHSM log groups in {region}: 1 subscribed and kept 12 months, "
+    )
+    assert (
+        "1 not subscribed, 1 sending elsewhere, 1 with a filter pattern, 1 kept below 12 months"
+        in total["summary"]
+    )
+    # AND --cluster with --all-clusters is a usage error
+    assert doctor("--skip-hec", "--all-clusters", "--cluster", "cluster-good", env=env)[0] == 2

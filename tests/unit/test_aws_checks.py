@@ -87,3 +87,45 @@ def test_the_root_user_needs_no_permission_check() -> None:
     (result,) = checks.permissions(NEEDED)
     assert result.status == "ok"
     assert "root" in result.summary
+
+
+class FakeLogs:
+    """DescribeLogGroups / DescribeSubscriptionFilters with the creation times a late filter has
+    (moto stamps every resource with the moment it is made, so it cannot show a late subscription)."""
+
+    def __init__(self, groups: list[dict[str, Any]], filters: dict[str, list[dict[str, Any]]]) -> None:
+        self.groups = groups
+        self.filters = filters
+
+    def describe_log_groups(self, **params: Any) -> dict[str, Any]:
+        prefix = params["logGroupNamePrefix"]
+        return {"logGroups": [g for g in self.groups if g["logGroupName"].startswith(prefix)]}
+
+    def describe_subscription_filters(self, logGroupName: str) -> dict[str, Any]:
+        return {"subscriptionFilters": self.filters.get(logGroupName, [])}
+
+
+def test_a_group_subscribed_hours_after_it_was_created_names_the_backfill_window() -> None:
+    created = 1_764_669_600_000  # 2025-12-02T10:00:00Z
+    late = "/aws/cloudhsm/cluster-late"
+    prompt = "/aws/cloudhsm/cluster-prompt"
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:hsmaudit-forwarder"
+    fake = FakeLogs(
+        [{"logGroupName": late, "creationTime": created}, {"logGroupName": prompt, "creationTime": created}],
+        {
+            late: [{"destinationArn": arn, "filterPattern": "", "creationTime": created + 3 * 3_600_000}],
+            prompt: [{"destinationArn": arn, "filterPattern": "", "creationTime": created + 5_000}],
+        },
+    )
+    results = AwsChecks(lambda service: fake, region="us-east-1").all_clusters(
+        destination="hsmaudit-forwarder"
+    )
+    by_group = {r.summary.split(" ", 1)[0]: r for r in results if r.check == "aws.cluster"}
+    assert by_group[prompt].status == "ok"
+    assert by_group[late].status == "warn"
+    assert "subscribed 3 h after it was created" in by_group[late].summary
+    assert by_group[late].fix == (
+        "hsmaudit backfill --cluster cluster-late --since 2025-12-02T10:00:00Z --until 2025-12-02T13:00:01Z"
+    )
+    assert results[-1].check == "aws.clusters" and results[-1].status == "ok"
+    assert results[-1].summary.endswith("1 to backfill")

@@ -25,6 +25,9 @@ AWS (`hsmaudit.aws.checks`)
 8. `aws.credentials`, 9. `aws.permissions` (each one the pipeline needs), 10. `aws.subscription`
    (a subscription filter on each cluster's log group), 11. `aws.retention` (a warning below the
    12 months PCI DSS v4 10.5.1 asks for). With `--function`, `aws.function` comes first.
+   `--all-clusters` turns 10 and 11 into one `aws.cluster` line per `/aws/cloudhsm/*` group (not
+   subscribed, sending elsewhere, filter pattern, retention, the backfill command for records
+   written before its filter existed) and an `aws.clusters` total.
 
 Every problem is one line saying what and what to do; the command exits 1 when any check fails.
 The token is never printed.
@@ -657,8 +660,13 @@ def aws_checks(
     profile: str | None,
     destination: str | None,
     principal_arn: str | None,
+    all_clusters: bool = False,
 ) -> Iterator[CheckResult]:
-    """Credentials, permissions, subscriptions; later checks are skipped when credentials fail."""
+    """Credentials, permissions, subscriptions; later checks are skipped when credentials fail.
+
+    With `all_clusters`, the subscription and retention checks become one line per
+    `/aws/cloudhsm/*` group and a total (`AwsChecks.all_clusters`).
+    """
     from hsmaudit.aws.checks import AwsChecks, AwsSessionError, aws_clients, error_kind, needed_permissions
     from hsmaudit.aws.logs import log_group_for_cluster
     from hsmaudit.aws.region import region_source
@@ -712,6 +720,14 @@ def aws_checks(
         spool_prefix=settings.spool_prefix,
     )
     yield from checks.permissions(needed, principal_arn=principal_arn)
+    if all_clusters:
+        try:
+            yield from checks.all_clusters(destination=destination)
+        except Exception as error:  # boundary: one line
+            yield CheckResult(
+                "aws.clusters", "fail", f"cannot list the CloudHSM log groups ({error_kind(error)})"
+            )
+        return
     yield from checks.subscriptions(groups, destination=destination)
     yield from checks.retention(groups)
 
@@ -798,6 +814,12 @@ def register(app: typer.Typer) -> None:
             "--test-event/--no-test-event",
             help="Send one test event (sourcetype hsmaudit:doctor) to check the index.",
         ),
+        all_clusters: bool = typer.Option(
+            False,
+            "--all-clusters",
+            help="List every /aws/cloudhsm/ log group of the account and Region: not subscribed, "
+            "sending elsewhere, with a filter pattern, kept below 12 months, or to backfill.",
+        ),
         skip_hec: bool = typer.Option(False, "--skip-hec", help="Only check AWS."),
         skip_aws: bool = typer.Option(False, "--skip-aws", help="Only check HEC."),
         as_json: bool = typer.Option(False, "--json", help="One JSON object per check on stdout."),
@@ -805,6 +827,8 @@ def register(app: typer.Typer) -> None:
         """Check HEC and AWS in order and explain what is broken (see DOCTOR_HELP)."""
         from hsmaudit.config import ConfigError
 
+        if all_clusters and clusters:
+            fail("--all-clusters checks every cluster's log group: leave out --cluster", 2)
         options = opts.DeliveryOptions(
             hec_url=hec_url, index=index, ack=ack, ca_bundle=ca_bundle, config=config
         )
@@ -856,6 +880,7 @@ def register(app: typer.Typer) -> None:
                     profile=profile,
                     destination=destination,
                     principal_arn=principal_arn,
+                    all_clusters=all_clusters,
                 )
             )
         try:
