@@ -14,6 +14,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from hsmaudit.detect.engine import DetectionConfig, detect_events
@@ -155,3 +156,40 @@ def test_spl_dedup_removes_the_redelivery_and_the_duplicate_search_finds_the_twi
     # the single-event search alerts once on the redelivered record
     created = run_search(SEARCHES["user-created"], [original, redelivered])
     assert [r["event_ids"] for r in created] == [[original.event_id]]
+
+
+# --- a forged twin that claims the genuine record's id ----------------------------------------
+
+
+@pytest.mark.parametrize("same_batch", [False, True])
+def test_a_twin_sent_with_the_genuine_records_id_is_still_kept_and_flagged(
+    same_batch: bool, tmp_path: Path
+) -> None:
+    # A JSON or lean event carries the sender's event_id: a forger can reuse the genuine one.
+    login, original, redelivered, forged = twin_inputs()
+    claimed = msgspec.structs.replace(forged, event_id=original.event_id)
+    path = tmp_path / "store.db"
+    with EventStore(path) as store:
+        if same_batch:
+            assert store.add_events([login, original, claimed, redelivered]) == 3
+        else:
+            assert store.add_events([login, original]) == 2
+            assert store.add_events([redelivered]) == 0  # the same record: still one event
+            assert store.add_events([claimed]) == 1  # other content behind the same id: kept
+            assert store.add_events([claimed]) == 0  # and its own redelivery is one event too
+        stored = [event for _, event in store.iter_events()]
+    assert sorted(e.user_name or "" for e in stored) == ["admin", "bob", "mallory"]
+    twin = next(e for e in stored if e.user_name == "mallory")
+    assert twin.event_id not in (original.event_id, forged.event_id)
+    with sqlite3.connect(path) as connection:
+        (alert,) = duplicates(detect_store(connection, NO_SILENCE))
+    assert sorted(alert.event_ids) == sorted([original.event_id, twin.event_id])
+
+
+def test_the_spl_duplicate_search_finds_a_twin_that_claims_the_genuine_id() -> None:
+    login, original, redelivered, forged = twin_inputs()
+    claimed = msgspec.structs.replace(forged, event_id=original.event_id)
+    assert run_search(SEARCHES["sequence-duplicate"], [login, original, redelivered]) == []
+    (row,) = run_search(SEARCHES["sequence-duplicate"], [login, original, claimed, redelivered])
+    assert (row["variants"], row["event_ids"], row["sequence_no"]) == (2, [original.event_id], 1)
+    assert row["opcodes"] == ["CN_CREATE_CO", "CN_CREATE_USER"]

@@ -621,15 +621,26 @@ _RESTART: Final = "(sequence_no < previous_sequence_no AND reboot_counter <= pre
 """In time order, the numbering went back without a reboot: a restart (sequence-reset)."""
 
 
+_CONTENT_KEY: Final = (
+    'eval content_key=md5(alert_key . "|" . coalesce(opcode, "") . "|" . coalesce(response_code, "")'
+    ' . "|" . coalesce(response, "") . "|" . coalesce(session_handle, "")'
+    ' . "|" . coalesce(user_name, "") . "|" . coalesce(user_type, "")'
+    ' . "|" . coalesce(key_handle, "") . "|" . coalesce(public_key_handle, ""))'
+)
+"""SPL: a record's id *and* what it says. event_id hashes the content already; a sender can still
+claim a genuine record's id for other content, which `dedup alert_key` alone would hide."""
+
+
 def _spl_sequence_duplicate() -> str:
-    # event_id hashes the record's content (contracts.md §1): `dedup` on it removes exact
-    # re-deliveries only, so two keys left at one position are two different records (a forged
-    # twin); raw text without an id keys on its text (`ALERT_KEY`). Positions re-used after a
-    # restart belong to a new numbering (an `epoch`, as the engine restarts its stream state):
-    # sequence-reset's.
+    # event_id hashes the record's content (contracts.md §1): `dedup` on id and content removes
+    # exact re-deliveries only, so two keys left at one position are two different records (a
+    # forged twin, with its own id or claiming the genuine one); raw text without an id keys on
+    # its text (`ALERT_KEY`). Positions re-used after a restart belong to a new numbering (an
+    # `epoch`, as the engine restarts its stream state): sequence-reset's.
     return (
         f'{MACRO} record_format="text" {_KNOWN_HSM} sequence_no=* reboot_counter=*'
-        f" | {ALERT_KEY} | dedup alert_key | {_SEQUENCE_FIELDS} | {_SEQUENCE_PROJECTION}"
+        f" | {ALERT_KEY} | {_CONTENT_KEY} | dedup content_key | {_SEQUENCE_FIELDS}"
+        f" | {_SEQUENCE_PROJECTION.replace(' alert_key ', ' content_key ')}"
         " | sort 0 cluster_id stream _time sequence_no"
         " | streamstats current=f window=1 last(sequence_no) as previous_sequence_no"
         " last(reboot_counter) as previous_reboot_counter by cluster_id stream"
@@ -638,7 +649,7 @@ def _spl_sequence_duplicate() -> str:
         # a streamstats sum, which stops at max_stream_window records. Sorted by stream, the
         # count differs between the numberings of one stream.
         " | accum restart as epoch"
-        " | stats dc(alert_key) as variants values(event_id) as event_ids values(opcode) as opcodes"
+        " | stats dc(content_key) as variants values(event_id) as event_ids values(opcode) as opcodes"
         " max(_time) as _time by cluster_id stream reboot_counter epoch sequence_no"
         " | where variants > 1"
         ' | eval rule="sequence-duplicate", alert_severity="critical"'

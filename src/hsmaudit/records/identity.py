@@ -124,6 +124,15 @@ _CONTENT_OF: Final = operator.attrgetter(*CONTENT_FIELDS)
 _SORTED: Final = msgspec.json.Encoder(order="sorted")
 
 
+def claimed_twin_event_id(event_id: str, content: str) -> str:
+    """Id for a record that *claims* a stored record's id with other content (a forged id).
+
+    A sender chooses the `event_id` of a JSON or lean event; one that reuses a genuine record's
+    id for other content must not be dropped as a redelivery, so the store keeps it under this id.
+    """
+    return _digest(f"twin|{event_id}|{content}")
+
+
 def fields_content(event: HsmEvent) -> str:
     """Normalised content of an event known only by its fields (no `raw`): its content fields as JSON."""
     return "fields:" + _SORTED.encode(_CONTENT_OF(event)).decode()

@@ -36,7 +36,7 @@ import msgspec
 
 from hsmaudit.records.alert import Alert
 from hsmaudit.records.event import FIELD_NAMES, HsmEvent, event_to_json
-from hsmaudit.records.identity import unparsed_event_id
+from hsmaudit.records.identity import CONTENT_FIELDS, claimed_twin_event_id, unparsed_event_id
 from hsmaudit.records.opcodes import (
     KEY_DELETION_OPCODES,
     KEY_EXPORT_OPCODES,
@@ -125,13 +125,49 @@ def _event_row(event: HsmEvent) -> tuple[Any, ...]:
 PreparedRows = dict[str, tuple[Any, ...]]
 """`events` rows by `event_id` (repeats within the batch dropped), ready to insert."""
 
+# What tells a redelivery from a record that claims another's id: identity, content, parse error.
+_SAME_RECORD: Final = tuple(
+    FIELD_NAMES.index(name)
+    for name in (
+        "cluster_id",
+        "hsm_id",
+        "reboot_counter",
+        "sequence_no",
+        "usecs",
+        *CONTENT_FIELDS,
+        "parse_error",
+    )
+)
+_SAME_RECORD_COLUMNS: Final = ", ".join(FIELD_NAMES[index] for index in _SAME_RECORD)
+
+
+def _record_key(row: Sequence[Any]) -> tuple[Any, ...]:
+    return tuple(row[index] for index in _SAME_RECORD)
+
+
+def _as_claimed_twin(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The row under `claimed_twin_event_id`: other content behind a stored record's id."""
+    twin = list(row)
+    twin[_EVENT_ID] = claimed_twin_event_id(row[_EVENT_ID], repr(_record_key(row)))
+    return tuple(twin)
+
 
 def prepare_rows(events: Iterable[HsmEvent]) -> PreparedRows:
-    """Rows for `EventStore.add_rows`: pure Python, so callers can build them off the writer thread."""
+    """Rows for `EventStore.add_rows`: pure Python, so callers can build them off the writer thread.
+
+    A repeat of an id within the batch is dropped when it is the same record (a redelivery) and
+    kept under a twin id when its content differs (contracts.md §1: de-duplication never hides
+    a forged twin, even one sent with the genuine record's id).
+    """
     rows: PreparedRows = {}
     for event in events:
         row = _event_row(event)
-        rows.setdefault(row[_EVENT_ID], row)
+        known = rows.get(row[_EVENT_ID])
+        if known is None:
+            rows[row[_EVENT_ID]] = row
+        elif _record_key(known) != _record_key(row):
+            twin = _as_claimed_twin(row)
+            rows.setdefault(twin[_EVENT_ID], twin)
     return rows
 
 
@@ -366,10 +402,33 @@ class EventStore:
                 before = self._writer.total_changes
                 self._writer.executemany(INSERT_EVENT, rows.values())
                 inserted = self._writer.total_changes - before
+                if inserted < len(rows):  # some ids were stored already: redeliveries or claimed ids
+                    inserted += self._insert_claimed_twins(rows)
                 if inserted:
                     self._writer.execute(ROLLUP_FROM_NEW_ROWS, (last_rowid,))
                     self._writer.execute(STREAMS_FROM_NEW_ROWS, (last_rowid,))
         return inserted
+
+    def _insert_claimed_twins(self, rows: PreparedRows) -> int:
+        """Rows whose id was stored with other content go in under a twin id; returns how many."""
+        twins = []
+        ids = list(rows)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            stored = self._writer.execute(
+                f"SELECT event_id, {_SAME_RECORD_COLUMNS} FROM events WHERE event_id IN ({marks})",
+                chunk,
+            )
+            for event_id, *values in stored:
+                row = rows[event_id]
+                if tuple(values) != _record_key(row):
+                    twins.append(_as_claimed_twin(row))
+        if not twins:
+            return 0
+        before = self._writer.total_changes
+        self._writer.executemany(INSERT_EVENT, twins)
+        return self._writer.total_changes - before
 
     def add_alerts(self, alerts: Iterable[Alert]) -> int:
         """Store alerts; returns how many were new (the same rule on the same events is stored once)."""
