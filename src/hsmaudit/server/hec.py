@@ -96,6 +96,8 @@ MAX_JSON_DEPTH: Final = 64
 """Deepest nesting the scanner accepts in one envelope (an hsmaudit envelope is 3 deep). Deeper is
 code 6; msgspec's own limit (the interpreter's recursion limit) is caught the same way."""
 
+_INFLATE_STEP: Final = 256 * 1024
+
 Buffer = bytes | bytearray
 """A request body: inflated gzip stays the bytearray it was built in (no second copy)."""
 
@@ -200,7 +202,9 @@ def inflate_gzip(body: bytes, *, limit: int) -> bytearray:
                 if not pending:
                     continue
             in_member = True
-            out += inflater.decompress(pending, limit + 1 - len(out))
+            # At most _INFLATE_STEP out per call: a bomb's 8 KiB slice would otherwise come back
+            # as one 8 MiB bytes object, copied again into `out`.
+            out += inflater.decompress(pending, min(_INFLATE_STEP, limit + 1 - len(out)))
             if len(out) > limit:
                 raise PayloadTooLargeError(len(out), limit)
             if inflater.eof:
