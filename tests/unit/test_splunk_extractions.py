@@ -303,7 +303,8 @@ def test_every_props_regex_reads_lines_without_dot() -> None:
 
 
 def test_line_breaker_splits_a_stream_of_records_at_every_time_line(samples_dir: Path) -> None:
-    records = [p.read_text(encoding="utf-8").rstrip("\n") for p in sorted(samples_dir.glob("aws-doc-*.txt"))]
+    # text records and multi-line certificate-storage JSON records, interleaved as a log group holds them
+    records = [p.read_text(encoding="utf-8").rstrip("\n") for p in sorted(samples_dir.glob("aws-*.txt"))]
     stream = "\n".join(records) + "\n"
     for sourcetype in (TEXT_SOURCETYPE, RECIPE_SOURCETYPE):
         breaker = re.compile(pcre_to_python(PROPS[sourcetype]["LINE_BREAKER"]))
