@@ -119,6 +119,26 @@ def test_lean_certificate_record_is_its_json_text_under_the_same_sourcetype() ->
     assert envelope["fields"] == {"cluster_id": "cluster-abc", "event_id": event.event_id}
 
 
+@pytest.mark.parametrize("blank", ["", " ", "\n\t "])
+def test_a_blank_message_is_sent_as_a_json_event_not_a_blank_one_hec_refuses(blank: str) -> None:
+    # HEC answers a blank `event` with code 13 (reference §1.3): the flagged object goes instead
+    event = parse_message(blank, log_group="/aws/cloudhsm/cluster-abc", log_stream="hsm-xyz")
+    for line in (EventEncoder().line(event), to_hec_event(event, source=event.log_group, host="hsm-xyz")):
+        envelope = json.loads(line)
+        assert envelope["sourcetype"] == JSON_SOURCETYPE and envelope["event"]["parse_error"]
+
+
+def test_a_pretty_printed_cloudtrail_record_stays_one_line() -> None:
+    from hsmaudit.records.cloudtrail import cloudtrail_event
+
+    data = SAMPLES.parent / "cloudtrail"
+    with gzip.open(next(data.glob("*.json.gz"))) as handle:
+        record = json.load(handle)["Records"][0]
+    event = msgspec.structs.replace(cloudtrail_event(record), raw=json.dumps(record, indent=2))
+    line = EventEncoder().line(event)
+    assert b"\n" not in line and json.loads(line)["event"] == record
+
+
 def test_lean_event_without_its_text_is_sent_as_json() -> None:
     made_by_hand = msgspec.structs.replace(EVENT, raw=None)
     envelope = json.loads(EventEncoder().line(made_by_hand))
@@ -221,7 +241,7 @@ def test_any_event_becomes_one_line_of_json_that_round_trips(
     line = to_hec_event(event, source="/aws/cloudhsm/c", host=host, event_format=event_format)
     assert b"\n" not in line
     envelope = json.loads(line)
-    if event_format == "lean":
+    if event_format == "lean" and raw and not raw.isspace():
         assert envelope["event"] == raw
         assert envelope.get("fields", {}).get("event_id") == user
     else:

@@ -32,7 +32,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, Protocol, get_args
+from typing import Any, Final, Literal, Protocol, TypeGuard, get_args
 from urllib.parse import unquote, urlsplit
 
 import msgspec
@@ -186,13 +186,23 @@ def _lean_event(event: HsmEvent, raw: str, head: bytes) -> bytes:
     return _json_text(raw) + head + separator + b",".join(tail) + b"}"
 
 
+def _has_text(raw: str | None) -> TypeGuard[str]:
+    """True when `raw` can be a lean event: HEC refuses a blank `event` (code 13, reference §1.3)."""
+    return raw is not None and raw != "" and not raw.isspace()
+
+
 def _cloudtrail_line(event: HsmEvent, raw: str, index: str | None) -> bytes | None:
     """The CloudTrail record as the HEC event object (None when its text is not a JSON object)."""
     if not raw.startswith("{"):
         return None
+    if "\n" in raw or "\r" in raw:
+        # Only whitespace between JSON tokens can be a raw line break (a JSON string cannot hold
+        # one): a blank keeps the record and the one-line-per-envelope framing of batches and spool.
+        raw = raw.replace("\r", " ").replace("\n", " ")
     try:
         record = raw.encode("utf-8")
-    except UnicodeEncodeError:
+        msgspec.json.decode(record)  # what is not valid JSON would break the whole envelope
+    except (UnicodeEncodeError, msgspec.DecodeError):
         return None
     prefix = _envelope_prefix(event.hsm_id, None, CLOUDTRAIL_SOURCETYPE, index)
     fields = b',"fields":{"event_id":' + _json_text(event.event_id) + b"}" if event.event_id else b""
@@ -218,8 +228,9 @@ def to_hec_event(
     """One HEC envelope (contracts.md §2) as one line of compact JSON.
 
     `host` and `source` are left out when None (HEC then uses the token's defaults); `sourcetype`
-    None means the format's own (`SOURCETYPES`). An event without its record text (one made by
-    hand) cannot be lean and is sent in the `json` format. `include_raw` applies to `json` only.
+    None means the format's own (`SOURCETYPES`). An event without record text (one made by hand,
+    or a blank message: HEC refuses a blank `event`, code 13) cannot be lean and is sent in the
+    `json` format. `include_raw` applies to `json` only.
     The output never contains a raw newline (JSON escapes it), so lines can be joined with `\\n`.
     """
     raw = event.raw
@@ -227,7 +238,7 @@ def to_hec_event(
         line = _cloudtrail_line(event, raw, index)
         if line is not None:
             return line
-    if event_format == "lean" and raw is not None:
+    if event_format == "lean" and _has_text(raw):
         prefix = _envelope_prefix(host, source, sourcetype or TEXT_SOURCETYPE, index)
         body = _lean_event(event, raw, _fields_head(event.cluster_id, event.hsm_id))
         return _assemble(hec_time(event), prefix, body)
@@ -274,7 +285,7 @@ class EventEncoder:
             line = _cloudtrail_line(event, raw, self.index)
             if line is not None:
                 return line
-        if self._lean and raw is None:
+        if self._lean and not _has_text(raw):
             return to_hec_event(
                 event,
                 source=event.log_group,
