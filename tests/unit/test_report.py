@@ -205,3 +205,22 @@ def test_a_splunk_export_gives_the_same_report_as_the_store(
     exported = build_report(events_from_splunk_export(path, Period()))
     assert exported["digests"]["data"] == report["digests"]["data"]
     assert exported == report
+
+
+def test_a_csv_export_of_raw_records_is_read_like_the_forwarder_reads_them(
+    planted: Quarter, tmp_path: Path
+) -> None:
+    import csv
+
+    audit = [e for e in planted.events if e.record_format != "cloudtrail"]
+    path = tmp_path / "export.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["_time", "host", "source", "_raw"])
+        writer.writeheader()
+        for event in audit:
+            writer.writerow(
+                {"_time": event.time, "host": event.log_stream, "source": event.log_group, "_raw": event.raw}
+            )
+    exported = build_report(events_from_splunk_export(path, Period()))
+    assert exported == build_report(audit)
+    assert exported["digests"]["events"] == len(audit)
