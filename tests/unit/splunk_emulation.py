@@ -793,11 +793,20 @@ def _primary(t: _Tokens) -> Node:
     raise EmulationError(f"unexpected token {text!r}")
 
 
+EXACT_INTEGER_LIMIT = 2**53
+"""Splunk's eval numbers are doubles: integers beyond 2**53 lose precision (refused here)."""
+
+
 def _tonumber(value: Any, base: Any = 10) -> Any:
     if value is None:
         return None
     try:
-        return int(str(value), int(base))
+        number = int(str(value), int(base))
+        if abs(number) > EXACT_INTEGER_LIMIT:
+            raise EmulationError(
+                f"tonumber({value!r}) exceeds 2**53: Splunk's double would not keep it exact"
+            )
+        return number
     except ValueError:
         try:
             return float(value) if int(base) == 10 else None
