@@ -53,6 +53,9 @@ HSMAUDIT_TIME_RESERVE: Final = "HSMAUDIT_TIME_RESERVE"
 HSMAUDIT_METRICS: Final = "HSMAUDIT_METRICS"
 HSMAUDIT_METRICS_NAMESPACE: Final = "HSMAUDIT_METRICS_NAMESPACE"
 HSMAUDIT_LOG_LEVEL: Final = "HSMAUDIT_LOG_LEVEL"
+HSMAUDIT_SUBSCRIBE_DESTINATION_ARN: Final = "HSMAUDIT_SUBSCRIBE_DESTINATION_ARN"
+HSMAUDIT_SUBSCRIBE_ROLE_ARN: Final = "HSMAUDIT_SUBSCRIBE_ROLE_ARN"
+HSMAUDIT_SUBSCRIBE_FILTER_NAME: Final = "HSMAUDIT_SUBSCRIBE_FILTER_NAME"
 
 DEFAULT_CONFIG_PATH: Final = "~/.config/hsmaudit/config.toml"
 MAX_BATCH_BYTES: Final = 5 * 1024 * 1024
@@ -149,6 +152,13 @@ SETTINGS: Final[tuple[SettingSpec, ...]] = (
                 "CloudWatch metrics namespace"),
     SettingSpec("log_level", HSMAUDIT_LOG_LEVEL, "str", "INFO",
                 "log level of the handlers (`DEBUG`, `INFO`, `WARNING`, `ERROR`)"),
+    SettingSpec("subscribe_destination_arn", HSMAUDIT_SUBSCRIBE_DESTINATION_ARN, "str", None,
+                "auto-subscribe function: where a new cluster's subscription filter sends (the "
+                "forwarder function or the delivery stream)"),
+    SettingSpec("subscribe_role_arn", HSMAUDIT_SUBSCRIBE_ROLE_ARN, "str", None,
+                "auto-subscribe function, Firehose mode: the role CloudWatch Logs puts records with"),
+    SettingSpec("subscribe_filter_name", HSMAUDIT_SUBSCRIBE_FILTER_NAME, "str", "hsmaudit",
+                "auto-subscribe function: the name of the subscription filter it puts"),
 )  # fmt: skip
 
 SETTINGS_BY_NAME: Final[dict[str, SettingSpec]] = {spec.name: spec for spec in SETTINGS}
@@ -228,6 +238,9 @@ class Settings:
     metrics: bool = True
     metrics_namespace: str = "hsmaudit"
     log_level: str = "INFO"
+    subscribe_destination_arn: str | None = None
+    subscribe_role_arn: str | None = None
+    subscribe_filter_name: str = "hsmaudit"
     origins: Mapping[str, Origin] = field(default_factory=dict, repr=False, compare=False)
     config_path: str | None = None
 
