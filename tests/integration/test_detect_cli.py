@@ -86,7 +86,8 @@ def test_detect_reads_raw_record_text_on_stdin_with_context_flags() -> None:
 
 
 def test_detect_over_a_store_gives_the_same_alerts_as_over_the_file(tmp_path: Path) -> None:
-    other = Cluster(cluster_id="cluster-second0001")
+    # HSM ids are unique across clusters (the sequence check keys streams on them)
+    other = Cluster(cluster_id="cluster-second0001", hsms=("hsm-dddd4444", "hsm-eeee5555", "hsm-ffff6666"))
     for skip in (False, False, True, False):
         if skip:
             other.next_sequence(other.hsms[1])

@@ -30,6 +30,7 @@ from hsmaudit.simulate.cluster import CO, CU, ClusterSimulator
 from hsmaudit.simulate.emit import parsed_events
 from hsmaudit.store.database import EventStore
 
+from .test_detect_builder import SECOND, Cluster
 from .test_rules_spl_semantics import SEARCHES, run_search
 
 CONFIG = DetectionConfig(disabled=frozenset({"hsm-silent"}))
@@ -236,3 +237,18 @@ def test_a_live_collector_releases_a_lone_failed_login_after_the_hold_without_mo
         assert tailer.run_once() == 1
         (alert,) = store.alerts()
     assert alert.rule == "failed-login" and len(alert.event_ids) == 3
+
+
+def test_merging_keeps_each_streams_own_order_when_an_hsm_clock_steps_back() -> None:
+    # Sorting every record by time would put sequence 2 (clock stepped back 5 s) before 1: a false
+    # gap and reset. The merge interleaves streams by time but never reorders one.
+    paper = Cluster()
+    hsm, other = paper.hsms[0], paper.hsms[1]
+    paper.record(hsm, "CN_LOGOUT", user="u")
+    paper.record(other, "CN_LOGOUT", user="v", at=paper.clock + 7 * SECOND)
+    paper.record(hsm, "CN_LOGOUT", user="u", at=paper.clock + 10 * SECOND)
+    paper.record(hsm, "CN_LOGOUT", user="u", at=paper.clock + 5 * SECOND)  # the clock stepped back
+    merged = list(time_ordered(paper.events))
+    assert [e.sequence_no for e in merged if e.hsm_id == hsm] == [0, 1, 2]
+    assert [e.hsm_id for e in merged] == [hsm, other, hsm, hsm]
+    assert list(detect_events(merged, CONFIG)) == []

@@ -7,11 +7,12 @@ command that regenerates the rule set, the SQLite queries and the Splunk `saveds
 
 from __future__ import annotations
 
+import heapq
 import re
 import sqlite3
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -148,27 +149,25 @@ def _store_alerts(db: Path, config: DetectionConfig, now_usecs: int | None) -> l
         connection.close()
 
 
-def time_ordered(events: Iterable[HsmEvent]) -> list[HsmEvent]:
-    """Every event in HSM-time order, as `detect --db` reads the store (ties: reboot counter,
-    sequence number, event_id; absent values first, as SQLite sorts NULL).
+def time_ordered(events: Iterable[HsmEvent]) -> Iterator[HsmEvent]:
+    """Every event, the HSM streams merged by HSM time, each stream in its own (input) order.
 
     Reading one HSM's stream after another would otherwise release its records before the other
-    HSMs' copies of the same logins arrive. Memory is proportional to the input (about 1 KB per
-    event); `--stream` keeps it flat for input that is already in time order.
+    HSMs' copies of the same logins arrive. Within a stream the input order is kept (it is the
+    sequence order; an HSM clock stepped back must not reorder the stream into a false gap).
+    Ties go by stream name, so the result does not depend on the order the inputs were given.
+    Memory is proportional to the input (about 1 KB per event); `--stream` keeps it flat for
+    input that is already in time order.
     """
-    return sorted(events, key=_time_key)
-
-
-def _time_key(event: HsmEvent) -> tuple[bool, int, bool, int, bool, int, str]:
-    return (
-        event.usecs is not None,
-        event.usecs or 0,
-        event.reboot_counter is not None,
-        event.reboot_counter or 0,
-        event.sequence_no is not None,
-        event.sequence_no or 0,
-        event.event_id or "",
+    streams: dict[str, list[HsmEvent]] = {}
+    for event in events:
+        stream = event.hsm_id or f"{event.log_group or ''}|{event.log_stream or ''}"
+        streams.setdefault(stream, []).append(event)
+    keyed = (
+        [(event.usecs or 0, index, position, event) for position, event in enumerate(streams[name])]
+        for index, name in enumerate(sorted(streams))
     )
+    return (item[3] for item in heapq.merge(*keyed, key=lambda item: item[:3]))
 
 
 def _summary(alerts: list[Alert], events: int | None) -> None:
@@ -210,15 +209,15 @@ def register(app: typer.Typer) -> None:
             False,
             "--stream",
             help="Detect in input order with flat memory (for time-ordered input, e.g. a pipe); "
-            "by default every input is read and sorted by HSM time first.",
+            "by default every input is read and the HSM streams merged by HSM time first.",
         ),
     ) -> None:
         """Run every detection over CloudHSM audit events and print one alert per line.
 
-        Reads the same inputs as 'hsmaudit parse' (or the local store with --db). The events of all
-        inputs are sorted by HSM time before detection, so a cluster's streams given one file after
-        another give the same alerts as one merged file. Exits 0 whether or not alerts fired;
-        non-zero only when the input cannot be read.
+        Reads the same inputs as 'hsmaudit parse' (or the local store with --db). The HSM streams of
+        all inputs are merged by HSM time before detection (each stream in its own order), so a
+        cluster's streams given one file after another give the same alerts as one merged file.
+        Exits 0 whether or not alerts fired; non-zero only when the input cannot be read.
         """
         config = _config(silent_after, disable)
         try:

@@ -294,25 +294,20 @@ STATEFUL_COLUMNS: Final = (
 
 
 def iter_store_events(
-    connection: sqlite3.Connection,
-    *,
-    batch: int = 5000,
-    columns: tuple[str, ...] | None = None,
-    time_order: bool = False,
+    connection: sqlite3.Connection, *, batch: int = 5000, columns: tuple[str, ...] | None = None
 ) -> Iterator[HsmEvent]:
     """Every event of the store in arrival order (rowid), as the collector received them.
 
-    `time_order` reads them in HSM-time order instead (ties: reboot counter, sequence number,
-    event_id), the order `hsmaudit detect` sorts files into, so the same events give the same
-    alerts however they arrived.
+    Only the per-stream detectors read them this way (each stream arrives in its own order);
+    the folded rules and the brute force are set-based SQL, so arrival order across streams
+    does not matter to them.
     `columns` limits what is read (e.g. `STATEFUL_COLUMNS`); the other fields stay None.
     """
     _check_table(connection)
     wanted = columns or FIELD_NAMES
     select = ", ".join(wanted)
     try:
-        order = "usecs, reboot_counter, sequence_no, event_id" if time_order else "rowid"
-        cursor = connection.execute(f"SELECT {select} FROM events ORDER BY {order}")  # noqa: S608
+        cursor = connection.execute(f"SELECT {select} FROM events ORDER BY rowid")  # noqa: S608
     except sqlite3.OperationalError:  # a WITHOUT ROWID table: HSM time is the next best order
         cursor = connection.execute(f"SELECT {select} FROM events ORDER BY usecs")  # noqa: S608
     plain = columns is not None and not (set(columns) & (_JSON_FIELDS | _BOOL_FIELDS))
@@ -346,7 +341,7 @@ def detect_store(
     silence = SilenceDetector(config.silent_after_usecs)
     removed = HsmRemovedWhileActiveDetector()
     stateful: list[Alert] = []
-    for event in iter_store_events(connection, columns=STATEFUL_COLUMNS, time_order=True):
+    for event in iter_store_events(connection, columns=STATEFUL_COLUMNS):
         stateful += sequence.process(event)
         silence.process(event)
         removed.process(event)
