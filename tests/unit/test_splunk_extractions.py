@@ -706,3 +706,35 @@ def test_a_flagged_lean_record_keeps_its_parse_error_and_severity(samples_dir: P
     assert fields["parse_error"] == event.parse_error
     assert (fields["severity"], fields["category"]) == (event.severity, event.category)
     assert contract_fields(fields) == expected_fields(event, "lean")
+
+
+def test_cloudtrail_calls_of_the_aws_add_on_get_hsmaudits_event_types(samples_dir: Path) -> None:
+    # GIVEN CloudTrail records as the Splunk Add-on for AWS indexes them (sourcetype aws:cloudtrail,
+    # the record's JSON keys as fields); the app adds no extraction of its own to that sourcetype
+    import gzip
+
+    from tests.unit.splunk_emulation import json_fields
+
+    path = (
+        samples_dir.parent / "cloudtrail" / "111122223333_CloudTrail_us-east-1_20260314T1030Z_example.json.gz"
+    )
+    records = json.loads(gzip.decompress(path.read_bytes()))["Records"]
+    seen: dict[str, set[str]] = {}
+    for record in records:
+        fields = {**json_fields(json.dumps(record)), "sourcetype": CLOUDTRAIL_SOURCETYPE}
+        names = {name for name, et in EVENTTYPES.items() if matches(et["search"], fields)}
+        seen[
+            record["eventName"] + ("" if record["eventSource"] == "cloudhsm.amazonaws.com" else "@other")
+        ] = names
+        # THEN CloudHSM calls are tagged cloudhsm/control_plane, other services' records are not
+        tags = tags_of(fields)
+        assert tags == (
+            {"cloudhsm", "control_plane"} if record["eventSource"] == "cloudhsm.amazonaws.com" else set()
+        )
+    assert seen["DeleteHsm"] >= {
+        "hsmaudit_cloudtrail",
+        "hsmaudit_cloudtrail_critical",
+        "hsmaudit_cloudtrail_cluster",
+    }
+    assert "hsmaudit_cloudtrail_backup" in seen["DeleteBackup"]
+    assert not any(names for key, names in seen.items() if key.endswith("@other"))
