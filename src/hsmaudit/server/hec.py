@@ -13,7 +13,7 @@ Hostile bodies (docs/forwarder.md "Hostile input"): decoding is total. Determini
 (nesting deeper than `MAX_JSON_DEPTH`, a number msgspec cannot hold such as `time: 1e400` or an
 integer of 5,000 digits, invalid UTF-8 or a lone surrogate in a string, a value that is not an
 object) is HEC code 6 at its `invalid-event-number`, never a 500 a sender would retry forever; the
-events before it are stored. Gzip is inflated in 8 KiB input steps within the decompressed-size
+events before it are stored. Gzip is counted, then inflated, in 8 KiB input steps within the decompressed-size
 limit (a bomb is refused after `limit` bytes, many members cost linear time), and the fast path
 decodes at most `_FAST_CHUNK` bytes per msgspec call, so no single C call holds the GIL for long.
 
@@ -179,13 +179,30 @@ def decode_body(body: bytes, content_encoding: str | None, *, limit: int) -> Buf
 def inflate_gzip(body: bytes, *, limit: int) -> bytearray:
     """Every gzip member of `body` (concatenated members are one gzip stream), within `limit`.
 
+    Two passes: the first only counts what the members inflate to (its output is dropped chunk by
+    chunk), so a bomb is refused after `limit + 1` bytes without holding any of them; the second
+    inflates into a buffer of exactly that size, so a good body costs its size once (no growing
+    buffer that reallocates). Inflating is cheap next to parsing; the memory is what a hostile
+    sender aims at.
+    """
+    total = sum(len(chunk) for chunk in _inflated_chunks(body, limit))
+    out = bytearray(total)
+    position = 0
+    for chunk in _inflated_chunks(body, limit):
+        out[position : position + len(chunk)] = chunk
+        position += len(chunk)
+    return out  # no copy: a bytearray serves every reader of the body (split, find, msgspec)
+
+
+def _inflated_chunks(body: bytes, limit: int) -> Iterator[bytes]:
+    """The inflated bytes of every member, at most `_INFLATE_STEP` per chunk; raises past `limit`.
+
     Input goes to zlib in `_GZIP_STEP` slices of a memoryview: a member's leftover input is at
     most one slice, so thousands of tiny members cost linear time (the old loop copied the rest of
-    the body per member), and a bomb stops after `limit + 1` output bytes.
+    the body per member).
     """
-    out = bytearray()
     view = memoryview(body)
-    position, size = 0, len(view)
+    position, size, produced = 0, len(view), 0
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
     pending: bytes | memoryview = b""
     in_member = False
@@ -203,10 +220,13 @@ def inflate_gzip(body: bytes, *, limit: int) -> bytearray:
                     continue
             in_member = True
             # At most _INFLATE_STEP out per call: a bomb's 8 KiB slice would otherwise come back
-            # as one 8 MiB bytes object, copied again into `out`.
-            out += inflater.decompress(pending, min(_INFLATE_STEP, limit + 1 - len(out)))
-            if len(out) > limit:
-                raise PayloadTooLargeError(len(out), limit)
+            # as one 8 MiB bytes object.
+            chunk = inflater.decompress(pending, min(_INFLATE_STEP, limit + 1 - produced))
+            produced += len(chunk)
+            if produced > limit:
+                raise PayloadTooLargeError(produced, limit)
+            if chunk:
+                yield chunk
             if inflater.eof:
                 pending = inflater.unused_data  # at most one slice
                 inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -219,7 +239,6 @@ def inflate_gzip(body: bytes, *, limit: int) -> bytearray:
         ) from None
     if in_member:
         raise HecRequestError(INVALID_DATA_FORMAT, text="Invalid data format: gzip body is truncated")
-    return out  # no copy: a bytearray serves every reader of the body (split, find, msgspec)
 
 
 class Envelope(msgspec.Struct, frozen=True):
