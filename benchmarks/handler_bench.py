@@ -170,6 +170,41 @@ def decode_floor(payloads: list[dict[str, Any]]) -> float:
     return count / (time.perf_counter() - started)
 
 
+def gzip_levels(
+    payloads: list[dict[str, Any]], max_events: int, repeat: int
+) -> list[tuple[int, float, float]]:
+    """(level, µs of gzip per event, wire bytes per event) for levels 1-6 on the handler's own bodies.
+
+    The bodies are the HEC lines the handler builds (default format from the environment),
+    batched as it batches them, so the figure is the one HecClient's `gzip_level` trades.
+    """
+    from hsmaudit.sinks.batch import join_lines
+    from hsmaudit.sinks.hec import EventEncoder
+    from hsmaudit.sources.cloudwatch import decode_subscription_event, log_messages
+    from hsmaudit.sources.message import parse_log_message
+
+    encoder = EventEncoder(event_format=os.environ.get("HSMAUDIT_EVENT_FORMAT", "lean"))  # type: ignore[arg-type]
+    bodies = []
+    count = 0
+    for payload in payloads:
+        lines = [
+            encoder.line(parse_log_message(m))
+            for document in decode_subscription_event(payload)
+            for m in log_messages(document)
+        ]
+        count += len(lines)
+        bodies += [join_lines(lines[i : i + max_events]) for i in range(0, len(lines), max_events)]
+    out = []
+    for level in range(1, 7):
+        best = float("inf")
+        for _ in range(repeat):
+            started = time.process_time()
+            wire = sum(len(gzip.compress(body, compresslevel=level, mtime=0)) for body in bodies)
+            best = min(best, time.process_time() - started)
+        out.append((level, best / count * 1e6, wire / count))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sink", type=Path, required=True, help="path of the independent HEC sink script")
@@ -184,6 +219,9 @@ def main() -> None:
         "--sink-nodelay",
         action="store_true",
         help="TCP_NODELAY in the sink (avoids its Nagle/delayed-ACK stall of ~40 ms per request)",
+    )
+    parser.add_argument(
+        "--gzip-levels", action="store_true", help="also print gzip levels 1-6: CPU and bytes per event"
     )
     args = parser.parse_args()
 
@@ -242,6 +280,11 @@ def main() -> None:
         f"bytes on the wire / event {stats['wire_bytes'] / total:.1f} (gzip; uncompressed {stats['body_bytes'] / total:.0f})"
     )
     print(f"peak RSS                  {rss_mb:.1f} MB")
+    if args.gzip_levels:
+        for level, micros, size in gzip_levels(payloads, 500, args.repeat):
+            print(
+                f"gzip level {level}              {micros:.2f} µs/event, {size:.1f} bytes/event on the wire"
+            )
     print(f"cold import               {cold:.1f} ms  hsmaudit.aws.subscription")
     print(
         f"                          {powertools:.1f} ms  aws_lambda_powertools.metrics (first invocation only)"

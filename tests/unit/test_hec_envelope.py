@@ -207,6 +207,64 @@ def test_encoder_and_to_hec_event_build_the_same_bytes(event_format: EventFormat
         )
 
 
+# host and source with a lone surrogate cannot be encoded by either path: they come from AWS names.
+_MAYBE_NAME = st.one_of(
+    st.none(),
+    st.text(st.characters(exclude_categories=("Cs",)), max_size=12),
+    st.sampled_from(["hsm-a", "cluster-c"]),
+)
+_MAYBE_TEXT = st.one_of(st.none(), st.text(max_size=12), st.sampled_from(["hsm-a", "cluster-c", "\ud800"]))
+
+
+@given(
+    raw=st.one_of(st.none(), st.text(), st.sampled_from(["{}", '{"eventName":"X"}', "x\udc00"])),
+    hsm_id=_MAYBE_NAME,
+    log_stream=_MAYBE_NAME,
+    log_group=_MAYBE_NAME,
+    cluster_id=_MAYBE_TEXT,
+    event_id=_MAYBE_TEXT,
+    parse_error=st.one_of(st.none(), st.just("bad")),
+    usecs=st.one_of(st.none(), st.integers(min_value=-5, max_value=2**64)),
+    cwl_timestamp=st.one_of(st.none(), st.integers(min_value=-5, max_value=2**50)),
+    record_format=st.sampled_from(["text", "certificate", "cloudtrail", None]),
+    event_format=st.sampled_from(EVENT_FORMATS),
+    index=st.one_of(st.none(), st.just("idx")),
+)
+def test_encoder_fast_path_builds_the_bytes_of_to_hec_event(
+    raw: str | None,
+    hsm_id: str | None,
+    log_stream: str | None,
+    log_group: str | None,
+    cluster_id: str | None,
+    event_id: str | None,
+    parse_error: str | None,
+    usecs: int | None,
+    cwl_timestamp: int | None,
+    record_format: str | None,
+    event_format: EventFormat,
+    index: str | None,
+) -> None:
+    """EventEncoder.line's cached fast path (and its fallback) equals the reference envelope."""
+    event = HsmEvent(
+        raw=raw,
+        hsm_id=hsm_id,
+        log_stream=log_stream,
+        log_group=log_group,
+        cluster_id=cluster_id,
+        event_id=event_id,
+        parse_error=parse_error,
+        usecs=usecs,
+        cwl_timestamp=cwl_timestamp,
+        record_format=record_format,  # type: ignore[arg-type]
+    )
+    encoder = EventEncoder(event_format=event_format, index=index)
+    expected = to_hec_event(
+        event, source=log_group, host=hsm_id or log_stream, event_format=event_format, index=index
+    )
+    assert encoder.line(event) == expected
+    assert encoder.line(event) == expected  # again, from the encoder's caches
+
+
 @pytest.mark.parametrize("event_format", EVENT_FORMATS)
 def test_lone_surrogates_are_kept_as_json_escapes(event_format: EventFormat) -> None:
     event = HsmEvent(usecs=1, raw="bad \ud800 half", user_name="x\udfffy", event_id="\udc00")

@@ -31,12 +31,12 @@ from hsmaudit.aws.errors import DeliveryIncompleteError
 from hsmaudit.aws.metrics import InvocationMetrics, emit
 from hsmaudit.aws.runtime import deadline_from, get_runtime
 from hsmaudit.records.event import HsmEvent
+from hsmaudit.records.parse import parse_message
 from hsmaudit.sinks.errors import SinkError
 from hsmaudit.sinks.hec import DeliveryReport, HecClient
 from hsmaudit.sinks.spool import Spool, SpoolBatch
-from hsmaudit.sources.cloudwatch import SubscriptionDocument, decode_subscription_event, log_messages
+from hsmaudit.sources.cloudwatch import SubscriptionDocument, decode_subscription_event
 from hsmaudit.sources.errors import SourceDecodeError
-from hsmaudit.sources.message import parse_log_message
 
 logger = logging.getLogger("hsmaudit.aws.subscription")
 
@@ -68,32 +68,6 @@ class ForwardResult:
         if self.report is not None:
             out.update(requests=self.report.requests, retries=self.report.retries)
         return out
-
-
-class SequenceWatch:
-    """Counts records missing between consecutive records of one delivered document.
-
-    One document holds one HSM stream in CloudWatch's order, and an HSM numbers its records with
-    no gaps (reference §3), so a jump inside a document is a lost or removed record: the
-    `SequenceGaps` metric, which the deploy template alarms on. Gaps across deliveries (state
-    per stream over time, out-of-order arrival) are the `sequence-gap` detection's job.
-    """
-
-    __slots__ = ("reboot", "sequence")
-
-    def __init__(self) -> None:
-        self.reboot: int | None = None
-        self.sequence: int | None = None
-
-    def missing_before(self, event: HsmEvent) -> int:
-        """How many sequence numbers were skipped just before `event` (0 when unknown)."""
-        if event.sequence_no is None or event.reboot_counter is None:
-            return 0
-        missing = 0
-        if event.reboot_counter == self.reboot and self.sequence is not None:
-            missing = max(0, event.sequence_no - self.sequence - 1)
-        self.reboot, self.sequence = event.reboot_counter, event.sequence_no
-        return missing
 
 
 def _document_metadata(documents: list[SubscriptionDocument], base: Mapping[str, str]) -> dict[str, str]:
@@ -160,15 +134,39 @@ def forward_subscription(
 
     # 3. parse (lazily: events stream into batches)
     def events() -> Iterator[HsmEvent]:
+        # One frame per document, not per record: the context is read once and the counters are
+        # locals, written back per document. `gaps`: records missing between consecutive records
+        # of one document. A document holds one HSM stream in CloudWatch's order and an HSM
+        # numbers its records with no gaps (reference §3), so a jump is a lost or removed record:
+        # the `SequenceGaps` metric the deploy template alarms on. Gaps across deliveries are the
+        # `sequence-gap` detection's job.
         for document in documents:
-            last = SequenceWatch()
-            for message in log_messages(document):
-                parsed = parse_log_message(message)
-                counts["events"] += 1
+            if document.is_control:
+                continue
+            group, stream = document.log_group or None, document.log_stream or None
+            reboot: int | None = None
+            sequence: int | None = None
+            seen = errors = gaps = 0
+            for entry in document.log_events:
+                parsed = parse_message(
+                    entry.message,
+                    log_group=group,
+                    log_stream=stream,
+                    cwl_id=entry.id or None,
+                    cwl_timestamp=entry.timestamp,
+                )
+                seen += 1
                 if parsed.parse_error is not None:
-                    counts["parse_errors"] += 1
-                counts["sequence_gaps"] += last.missing_before(parsed)
+                    errors += 1
+                number, counter = parsed.sequence_no, parsed.reboot_counter
+                if number is not None and counter is not None:
+                    if counter == reboot and sequence is not None and number > sequence + 1:
+                        gaps += number - sequence - 1
+                    reboot, sequence = counter, number
                 yield parsed
+            counts["events"] += seen
+            counts["parse_errors"] += errors
+            counts["sequence_gaps"] += gaps
 
     # 4. deliver
     started = time.perf_counter()

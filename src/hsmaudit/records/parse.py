@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import re
 from datetime import UTC, datetime
+from hashlib import blake2b
 from typing import Any, Final, NamedTuple
 
 import msgspec
@@ -159,6 +160,20 @@ def parse_message(
     origin = _ORIGINS.get((log_group, log_stream))
     if origin is None:
         origin = _origin(log_group, log_stream)
+    if message.startswith("Time: ") and message.isascii():
+        # The canonical record, with no _Context and no dispatch: what the Lambdas carry.
+        try:
+            fast = _fast_text(message, *origin, cwl_id or None, cwl_timestamp)
+        except (ValueError, OverflowError):
+            fast = None  # as in _parse_text: the line path names the bad value
+        except Exception as error:  # total, as below
+            return _unparsed(
+                message,
+                _Context(*origin, cwl_id or None, cwl_timestamp),
+                f"unreadable record ({type(error).__name__})",
+            )
+        if fast is not None:
+            return fast
     context = _Context(*origin, cwl_id or None, cwl_timestamp)
     if not message.isascii():
         try:
@@ -314,7 +329,22 @@ def _static(command: str, opcode: str, response: str, log_type: str, user_type: 
 
 
 def _fast_text_event(message: str, ctx: _Context) -> HsmEvent | None:
-    """The canonical layout in one regex match, or None to take the line-by-line path.
+    """The canonical layout in one regex match, or None to take the line-by-line path."""
+    return _fast_text(
+        message, ctx.log_group, ctx.log_stream, ctx.cluster_id, ctx.hsm_id, ctx.cwl_id, ctx.cwl_timestamp
+    )
+
+
+def _fast_text(
+    message: str,
+    log_group: str | None,
+    log_stream: str | None,
+    cluster_id: str | None,
+    hsm_id: str | None,
+    cwl_id: str | None,
+    cwl_timestamp: int | None,
+) -> HsmEvent | None:
+    """`_fast_text_event` with the context as arguments (no struct built per record).
 
     Every published record and everything CloudHSM is known to write has this shape, so this
     path carries the Lambda's load (benchmarks/parse_bench.py). Any deviation (order, CR, extra
@@ -370,8 +400,8 @@ def _fast_text_event(message: str, ctx: _Context) -> HsmEvent | None:
     return HsmEvent(
         time=iso,
         usecs=usecs,
-        cluster_id=ctx.cluster_id,
-        hsm_id=ctx.hsm_id,
+        cluster_id=cluster_id,
+        hsm_id=hsm_id,
         record_format="text",
         sequence_no=sequence_no,
         reboot_counter=reboot_counter,
@@ -394,11 +424,16 @@ def _fast_text_event(message: str, ctx: _Context) -> HsmEvent | None:
         category=category,
         action=action,
         severity=severity,
-        event_id=text_event_id(ctx.cluster_id, ctx.hsm_id, reboot_counter, sequence_no, usecs, content),
-        log_group=ctx.log_group,
-        log_stream=ctx.log_stream,
-        cwl_id=ctx.cwl_id,
-        cwl_timestamp=ctx.cwl_timestamp,
+        event_id=blake2b(
+            f"{cluster_id or ''}|{hsm_id or ''}|{reboot_counter}|{sequence_no}|{usecs}|{content}".encode(
+                "utf-8", "surrogatepass"
+            ),
+            digest_size=16,
+        ).hexdigest(),  # identity.text_event_id, inlined (ASCII text; its ints are never None here)
+        log_group=log_group,
+        log_stream=log_stream,
+        cwl_id=cwl_id,
+        cwl_timestamp=cwl_timestamp,
         extra=None if time_text == expected_text else {"time_disagreement": time_text},
         raw=message,
     )
