@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from hsmaudit.aws.checks import (
     _subscription_result,
     error_kind,
+    forwarder_permissions,
     needed_permissions,
     principal_for_simulation,
 )
@@ -142,6 +143,22 @@ def test_the_pipeline_permissions_cover_logs_token_and_spool() -> None:
         "s3:DeleteObject",
         "logs:FilterLogEvents",
     } <= set(actions)
+
+
+def test_the_forwarder_role_is_checked_for_what_the_forwarder_does_only() -> None:
+    # The template's forwarder role reads its token and puts spool objects; replay's get, list and
+    # delete and backfill's log reads are the operator's, so doctor --function must not ask for them.
+    needed = forwarder_permissions(
+        region="eu-west-1",
+        account="123456789012",
+        secret_arn="arn:aws:secretsmanager:eu-west-1:123456789012:secret:hec-AbCdEf",
+        spool_bucket="spool-bucket",
+        spool_prefix="hsmaudit/spool/",
+    )
+    assert {(p.action, p.resource) for p in needed} == {
+        ("secretsmanager:GetSecretValue", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:hec-AbCdEf"),
+        ("s3:PutObject", "arn:aws:s3:::spool-bucket/hsmaudit/spool/*"),
+    }
 
 
 def test_a_filter_pattern_that_drops_records_is_a_warning() -> None:

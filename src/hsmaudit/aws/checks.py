@@ -172,6 +172,34 @@ def needed_permissions(
     return needed
 
 
+def forwarder_permissions(
+    *,
+    region: str,
+    account: str,
+    secret_arn: str | None = None,
+    ssm_parameter: str | None = None,
+    spool_bucket: str | None = None,
+    spool_prefix: str = "",
+) -> list[Permission]:
+    """What the forwarder's own role needs: read its token, put spool objects; nothing else.
+
+    The deploy template grants exactly these (docs/deploy.md "IAM, explained"); reading log groups
+    (backfill, tail) and reading or deleting the spool (replay) are the operator's, so checking
+    the function's role against `needed_permissions` would report them as missing.
+    """
+    operator = needed_permissions(
+        region=region,
+        account=account,
+        log_groups=[],
+        secret_arn=secret_arn,
+        ssm_parameter=ssm_parameter,
+        spool_bucket=spool_bucket,
+        spool_prefix=spool_prefix,
+    )
+    wanted = {"secretsmanager:GetSecretValue", "ssm:GetParameter", "s3:PutObject"}
+    return [permission for permission in operator if permission.action in wanted]
+
+
 class AwsSessionError(Exception):
     """No usable AWS session (unknown profile, no Region); `fix` says what to do."""
 

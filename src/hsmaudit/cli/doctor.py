@@ -661,13 +661,23 @@ def aws_checks(
     destination: str | None,
     principal_arn: str | None,
     all_clusters: bool = False,
+    forwarder_role: bool = False,
 ) -> Iterator[CheckResult]:
     """Credentials, permissions, subscriptions; later checks are skipped when credentials fail.
 
     With `all_clusters`, the subscription and retention checks become one line per
-    `/aws/cloudhsm/*` group and a total (`AwsChecks.all_clusters`).
+    `/aws/cloudhsm/*` group and a total (`AwsChecks.all_clusters`). With `forwarder_role`
+    (`--function` without `--principal-arn`) the principal is the forwarder's role, checked for
+    what the forwarder does only (`forwarder_permissions`).
     """
-    from hsmaudit.aws.checks import AwsChecks, AwsSessionError, aws_clients, error_kind, needed_permissions
+    from hsmaudit.aws.checks import (
+        AwsChecks,
+        AwsSessionError,
+        aws_clients,
+        error_kind,
+        forwarder_permissions,
+        needed_permissions,
+    )
     from hsmaudit.aws.logs import log_group_for_cluster
     from hsmaudit.aws.region import region_source
 
@@ -710,16 +720,34 @@ def aws_checks(
                 f"no CloudHSM log groups (/aws/cloudhsm/...) in {resolved_region}",
                 "name the clusters with --cluster, or check the Region",
             )
-    needed = needed_permissions(
-        region=resolved_region,
-        account=checks.account or "",
-        log_groups=groups,
-        secret_arn=settings.hec_token_secret_arn,
-        ssm_parameter=settings.hec_token_ssm_parameter,
-        spool_bucket=settings.spool_bucket,
-        spool_prefix=settings.spool_prefix,
-    )
-    yield from checks.permissions(needed, principal_arn=principal_arn)
+    if forwarder_role:
+        needed = forwarder_permissions(
+            region=resolved_region,
+            account=checks.account or "",
+            secret_arn=settings.hec_token_secret_arn,
+            ssm_parameter=settings.hec_token_ssm_parameter,
+            spool_bucket=settings.spool_bucket,
+            spool_prefix=settings.spool_prefix,
+        )
+    else:
+        needed = needed_permissions(
+            region=resolved_region,
+            account=checks.account or "",
+            log_groups=groups,
+            secret_arn=settings.hec_token_secret_arn,
+            ssm_parameter=settings.hec_token_ssm_parameter,
+            spool_bucket=settings.spool_bucket,
+            spool_prefix=settings.spool_prefix,
+        )
+    if forwarder_role and not needed:
+        yield CheckResult(
+            "aws.permissions",
+            "skip",
+            "the forwarder needs no AWS permission with these settings (no token secret or parameter, "
+            "no S3 spool)",
+        )
+    else:
+        yield from checks.permissions(needed, principal_arn=principal_arn)
     if all_clusters:
         try:
             yield from checks.all_clusters(destination=destination)
@@ -840,6 +868,7 @@ def register(app: typer.Typer) -> None:
                 failures.append(result)
 
         lambda_environment: dict[str, str] | None = None
+        forwarder_role = False
         if function:
             info = None
             for result in function_checks(function, region=region, profile=profile):
@@ -850,6 +879,7 @@ def register(app: typer.Typer) -> None:
             if info is not None:
                 # The Lambda reads its environment only (config.py): check HEC with exactly that.
                 lambda_environment = {k: v for k, v in info.environment.items() if k.startswith("HSMAUDIT_")}
+                forwarder_role = principal_arn is None
                 principal_arn = principal_arn or info.role_arn
                 destination = destination or info.arn
         try:
@@ -881,6 +911,7 @@ def register(app: typer.Typer) -> None:
                     destination=destination,
                     principal_arn=principal_arn,
                     all_clusters=all_clusters,
+                    forwarder_role=forwarder_role,
                 )
             )
         try:
