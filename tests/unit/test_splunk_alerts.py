@@ -420,16 +420,15 @@ def test_scheduled_single_event_alerts_fire_once_per_engine_alert(build: Callabl
             assert any(_ids(alert.result) <= ids for ids in expected), (rule, alert.result)
 
 
-def test_a_normal_day_run_on_schedule_raises_nothing() -> None:
+def test_a_normal_day_run_on_schedule_raises_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     indexed = rows(normal_day().events)
     start = min(float(row["_time"]) for row in indexed)
     end = max(float(row["_indextime"]) for row in indexed) + 600
+    clock = {"now": 0.0}
+    monkeypatch.setitem(FUNCTIONS, "now", lambda: clock["now"])
+    monkeypatch.setitem(FUNCTIONS, "strftime", lambda value, _format: str(value))
     for name, values in STANZAS.items():
         if "hsmaudit_cloudtrail" in values["search"] or "alert.suppress" not in values:
             continue
-        clock = {"now": 0.0}
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setitem(FUNCTIONS, "now", lambda: clock["now"])
-            patch.setitem(FUNCTIONS, "strftime", lambda value, _format: str(value))
-            scheduler = Scheduler(values, run_search, on_dispatch=lambda t: clock.update(now=t))
-            assert scheduler.run_between(start, end, indexed) == [], name
+        scheduler = Scheduler(values, run_search, on_dispatch=lambda t: clock.update(now=t))
+        assert scheduler.run_between(start, end, indexed) == [], name
