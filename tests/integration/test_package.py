@@ -261,6 +261,7 @@ def test_the_import_walk_follows_function_level_and_relative_imports_but_not_typ
                 "def handler(e, c):\n    from hsmaudit.aws.spool import S3Spool\n"
             ),
             "hsmaudit/aws/firehose.py": "import hsmaudit.records.parse\n",
+            "hsmaudit/aws/autosubscribe.py": "",
             "hsmaudit/aws/spool.py": "",
             "hsmaudit/sinks/__init__.py": "",
             "hsmaudit/sinks/hec.py": "from hsmaudit.records.event import HsmEvent\n",
@@ -274,6 +275,7 @@ def test_the_import_walk_follows_function_level_and_relative_imports_but_not_typ
     assert reachable_modules(root) == [
         "hsmaudit",
         "hsmaudit.aws",
+        "hsmaudit.aws.autosubscribe",
         "hsmaudit.aws.firehose",
         "hsmaudit.aws.spool",
         "hsmaudit.aws.subscription",
@@ -299,6 +301,7 @@ def test_a_handler_that_imports_the_cli_is_refused(tmp_path: Path) -> None:
             "hsmaudit/aws/__init__.py": "",
             "hsmaudit/aws/subscription.py": "from hsmaudit.cli.output import fail\n",
             "hsmaudit/aws/firehose.py": "",
+            "hsmaudit/aws/autosubscribe.py": "",
             "hsmaudit/cli/__init__.py": "",
             "hsmaudit/cli/output.py": "import typer\n",
         },

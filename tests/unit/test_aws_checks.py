@@ -96,6 +96,7 @@ class FakeLogs:
     def __init__(self, groups: list[dict[str, Any]], filters: dict[str, list[dict[str, Any]]]) -> None:
         self.groups = groups
         self.filters = filters
+        self.streams: dict[str, list[dict[str, Any]]] = {}
 
     def describe_log_groups(self, **params: Any) -> dict[str, Any]:
         prefix = params["logGroupNamePrefix"]
@@ -103,6 +104,9 @@ class FakeLogs:
 
     def describe_subscription_filters(self, logGroupName: str) -> dict[str, Any]:
         return {"subscriptionFilters": self.filters.get(logGroupName, [])}
+
+    def describe_log_streams(self, logGroupName: str) -> dict[str, Any]:
+        return {"logStreams": self.streams.get(logGroupName, [])}
 
 
 def test_a_group_subscribed_hours_after_it_was_created_names_the_backfill_window() -> None:
@@ -117,15 +121,23 @@ def test_a_group_subscribed_hours_after_it_was_created_names_the_backfill_window
             prompt: [{"destinationArn": arn, "filterPattern": "", "creationTime": created + 5_000}],
         },
     )
+    # cluster-late's HSM wrote from 10:30; cluster-quiet was subscribed late but had written nothing
+    quiet = "/aws/cloudhsm/cluster-quiet"
+    fake.groups.append({"logGroupName": quiet, "creationTime": created})
+    fake.filters[quiet] = [{"destinationArn": arn, "filterPattern": "", "creationTime": created + 3_600_000}]
+    fake.streams[late] = [
+        {"logStreamName": "hsm-a", "firstEventTimestamp": created + 1_800_000},
+        {"logStreamName": "hsm-b"},
+    ]
     results = AwsChecks(lambda service: fake, region="us-east-1").all_clusters(
         destination="hsmaudit-forwarder"
     )
     by_group = {r.summary.split(" ", 1)[0]: r for r in results if r.check == "aws.cluster"}
-    assert by_group[prompt].status == "ok"
+    assert by_group[prompt].status == "ok" and by_group[quiet].status == "ok"
     assert by_group[late].status == "warn"
-    assert "subscribed 3 h after it was created" in by_group[late].summary
+    assert "subscribed 2.5 h after its first record" in by_group[late].summary
     assert by_group[late].fix == (
-        "hsmaudit backfill --cluster cluster-late --since 2025-12-02T10:00:00Z --until 2025-12-02T13:00:01Z"
+        "hsmaudit backfill --cluster cluster-late --since 2025-12-02T10:30:00Z --until 2025-12-02T13:00:01Z"
     )
     assert results[-1].check == "aws.clusters" and results[-1].status == "ok"
     assert results[-1].summary.endswith("1 to backfill")

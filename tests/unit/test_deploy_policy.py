@@ -40,6 +40,18 @@ STAR_RESOURCE_EXCEPTIONS: Final[dict[str, str]] = {
     "ec2:DeleteNetworkInterface": "Lambda VPC networking",
     "ec2:AssignPrivateIpAddresses": "Lambda VPC networking",
     "ec2:UnassignPrivateIpAddresses": "Lambda VPC networking",
+    # The auto-subscribe function asks whether a new /aws/cloudhsm/cluster-<id> group has a
+    # cluster behind it; CloudHSM's DescribeClusters has no resource-level permissions.
+    "cloudhsm:DescribeClusters": "auto-subscribe: no resource-level permissions",
+}
+# CloudWatch Logs trusts for a log group pattern that are allowed, each with its reason.
+PATTERN_TRUSTS: Final[dict[str, str]] = {
+    # Firehose mode's auto-subscribed groups do not exist at deploy time; only AutoSubscribeRole
+    # may pass this role, after DescribeClusters found the cluster
+    # (test_auto_subscribe_is_scoped_to_cluster_log_groups_and_passes_its_role_alone).
+    "AutoSubscribeToFirehoseRole trust policy": (
+        "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/cloudhsm/cluster-*"
+    ),
 }
 MAX_TIMEOUT_SECONDS: Final = 300  # a Firehose transformation may run 5 minutes at most
 POLICY_RESOURCES: Final = {
@@ -201,7 +213,7 @@ def statement_findings(where: str, statement: Mapping[str, Any], kind: str, key_
             findings.append(f"{where}: CloudWatch Logs trust without aws:SourceArn (confused deputy)")
         if "logs.amazonaws.com" in services:
             for arn in trusted_log_groups(statement):
-                if not single_log_group(arn):
+                if not single_log_group(arn) and PATTERN_TRUSTS.get(where) != arn:
                     findings.append(
                         f"{where}: CloudWatch Logs trust for the pattern {arn}, not one log group"
                     )
@@ -385,7 +397,9 @@ def test_the_forwarder_code_calls_nothing_but_put_object_on_s3() -> None:
 def test_each_cluster_log_group_has_its_own_invoke_permission_and_nothing_else_may_invoke() -> None:
     resources = scenario_deployment("lambda-defaults")["Resources"]
     permissions = {
-        name: r["Properties"] for name, r in resources.items() if r["Type"] == "AWS::Lambda::Permission"
+        name: r["Properties"]
+        for name, r in resources.items()
+        if r["Type"] == "AWS::Lambda::Permission" and r["Properties"]["Principal"] == "logs.amazonaws.com"
     }
     sources = sorted(str(rendered(p["SourceArn"])) for p in permissions.values())
     assert sources == [
@@ -562,7 +576,11 @@ def test_kms_without_via_service_and_log_group_patterns_are_reported() -> None:
     def change(resources: Any) -> None:
         for statement in _policy(resources, "ForwarderRole", "kms-key")["Statement"]:
             statement.pop("Condition")
-        permission = next(r for r in resources.values() if r["Type"] == "AWS::Lambda::Permission")
+        permission = next(
+            r
+            for r in resources.values()
+            if r["Type"] == "AWS::Lambda::Permission" and r["Properties"]["Principal"] == "logs.amazonaws.com"
+        )
         permission["Properties"]["SourceArn"] = {
             "Fn::Sub": "arn:aws:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/cloudhsm/*"
         }
@@ -628,3 +646,60 @@ def test_the_rules_refuse_subnets_without_security_groups_and_a_private_ca_for_f
     assert any("SecurityGroupIds must be given" in b for b in broken_rules(template, subnets_only))
     private_firehose = {**BASE_PARAMETERS, "DeliveryMode": "firehose", "HecCaBundle": "/var/task/hec-ca.pem"}
     assert any("Firehose trusts only public CAs" in b for b in broken_rules(template, private_firehose))
+
+
+def test_auto_subscribe_is_scoped_to_cluster_log_groups_and_passes_its_role_alone() -> None:
+    for scenario in ("lambda-defaults", "firehose-defaults"):
+        resources = scenario_deployment(scenario)["Resources"]
+        statements = _policy(resources, "AutoSubscribeRole", "subscribe-cluster-log-groups")["Statement"]
+        by_action = {action: s for s in statements for action in as_list(s["Action"])}
+        logs = by_action["logs:PutSubscriptionFilter"]
+        assert str(rendered(logs["Resource"])) == (
+            "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/cloudhsm/*"
+        )
+        assert set(by_action) >= {"logs:DescribeSubscriptionFilters", "cloudhsm:DescribeClusters"}
+        assert "logs:DeleteSubscriptionFilter" not in by_action  # a foreign filter is never removed
+        # the rule may invoke the function, from this account only
+        permission = resources["AutoSubscribeInvokePermission"]["Properties"]
+        assert permission["Principal"] == "events.amazonaws.com"
+        assert permission["SourceAccount"] == "123456789012"
+        if scenario == "lambda-defaults":
+            add = by_action["lambda:AddPermission"]
+            assert add["Resource"] == {"Fn::GetAtt": ["ForwarderFunction", "Arn"]}
+            assert add["Condition"] == {"StringEquals": {"lambda:Principal": "logs.amazonaws.com"}}
+            assert "iam:PassRole" not in by_action and "AutoSubscribeToFirehoseRole" not in resources
+        else:
+            assert "lambda:AddPermission" not in by_action
+            passing = [
+                (where, s)
+                for where, document, kind in policy_documents(resources)
+                if kind == "identity"
+                for s in as_list(document["Statement"])
+                if "iam:PassRole" in as_list(s.get("Action", []))
+            ]
+            assert [where for where, _ in passing] == ["AutoSubscribeRole/subscribe-cluster-log-groups"]
+            ((_, pass_role),) = passing
+            assert pass_role["Resource"] == {"Fn::GetAtt": ["AutoSubscribeToFirehoseRole", "Arn"]}
+            assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "logs.amazonaws.com"}}
+            (trust,) = resources["AutoSubscribeToFirehoseRole"]["Properties"]["AssumeRolePolicyDocument"][
+                "Statement"
+            ]
+            assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": "123456789012"}
+
+
+def test_auto_subscribe_is_on_by_default_and_off_creates_nothing_of_it() -> None:
+    assert load_template()["Parameters"]["AutoSubscribe"]["Default"] == "true"
+    for mode in ("lambda", "firehose"):
+        overrides = {"DeliveryMode": mode, "AutoSubscribe": "false"}
+        off = deploy_on_paper(translate(overrides), {**BASE_PARAMETERS, **overrides})
+        assert not [name for name in off["Resources"] if name.startswith("AutoSubscribe")]
+
+
+def test_a_wider_auto_subscribe_trust_is_reported() -> None:
+    def widen(resources: Any) -> None:
+        trust = resources["AutoSubscribeToFirehoseRole"]["Properties"]["AssumeRolePolicyDocument"][
+            "Statement"
+        ][0]
+        trust["Condition"]["ArnLike"]["aws:SourceArn"] = "arn:*:logs:*:*:log-group:*"
+
+    assert any("CloudWatch Logs trust for the pattern" in f for f in mutated("firehose-defaults", widen))

@@ -207,7 +207,7 @@ def test_cfn_lint_catches_a_broken_template(tmp_path: Path) -> None:
 def test_sam_translator_transforms_the_template_without_errors(scenario: str) -> None:
     transformed = translate(SCENARIOS[scenario])
     functions = dict(resources_of_type(transformed, "AWS::Lambda::Function"))
-    assert set(functions) == {"ForwarderFunction", "TransformFunction"}
+    assert set(functions) == {"ForwarderFunction", "TransformFunction", "AutoSubscribeFunction"}
     for function in functions.values():
         assert function["Properties"]["Code"] == {
             "S3Bucket": "hsmaudit-artifacts",
@@ -274,7 +274,7 @@ def test_the_runtime_and_code_uri_match_what_hsmaudit_package_builds() -> None:
     assert function_globals["Architectures"] == [package.Arch.arm64.value]
     expected = package.default_output(REPO_ROOT, package.Arch.arm64)
     functions = list(resources_of_type(template, "AWS::Serverless::Function"))
-    assert len(functions) == 2
+    assert len(functions) == 3
     for _, function in functions:
         assert (DEPLOY_DIR / function["Properties"]["CodeUri"]).resolve() == expected.resolve()
 

@@ -645,14 +645,18 @@ class AwsChecks:
                 chosen = _chosen_filter(filters, destination)
                 since = created if isinstance(created, int) else None
                 filtered = chosen.get("creationTime") if chosen else None
-                if since is not None and isinstance(filtered, int) and filtered - since > BACKFILL_SLACK_MS:
+                late = (
+                    since is not None and isinstance(filtered, int) and filtered - since > BACKFILL_SLACK_MS
+                )
+                first = self._first_event_ms(group) if late else None
+                if isinstance(filtered, int) and first is not None and first < filtered:
                     tally["backfill"] += 1
                     status = "warn"
                     problems.append(
-                        f"was subscribed {_duration(filtered - since)} after it was created; the records "
-                        "written before the filter existed were not forwarded"
+                        f"was subscribed {_duration(filtered - first)} after its first record; the "
+                        "records written before the filter existed were not forwarded"
                     )
-                    fixes.append(backfill_command(group, since_ms=since, until_ms=filtered))
+                    fixes.append(backfill_command(group, since_ms=first, until_ms=filtered))
             days = item.get("retentionInDays")
             if days is not None and int(days) < 365:
                 tally["retention"] += 1
@@ -691,10 +695,28 @@ class AwsChecks:
             results.append(CheckResult("aws.clusters", "fail" if unhealthy else "ok", summary))
         return results
 
+    def _first_event_ms(self, group: str) -> int | None:
+        """The earliest record of any stream of the group (None: none, or not readable)."""
+        first: int | None = None
+        params: dict[str, Any] = {"logGroupName": group}
+        try:
+            while True:
+                page = self.client("logs").describe_log_streams(**params)
+                for stream in page.get("logStreams", []):
+                    stamp = stream.get("firstEventTimestamp")
+                    if isinstance(stamp, int) and (first is None or stamp < first):
+                        first = stamp
+                token = page.get("nextToken")
+                if not token:
+                    return first
+                params["nextToken"] = token
+        except Exception:  # boundary: aws.permissions names a missing DescribeLogStreams
+            return first
+
 
 BACKFILL_SLACK_MS: Final = 60_000
 """A filter made within a minute of its group (the stack, or auto-subscribe, right after CloudHSM
-created it) missed nothing worth naming: an HSM writes its first records after the cluster is up."""
+created it) is not looked at further; a later one is, if a stream's first record predates it."""
 
 
 def _chosen_filter(filters: list[dict[str, Any]], destination: str | None) -> dict[str, Any] | None:
@@ -706,8 +728,8 @@ def _duration(ms: int) -> str:
     minutes = ms // 60_000
     if minutes < 120:
         return f"{minutes} min"
-    hours = minutes // 60
-    return f"{hours} h" if hours < 72 else f"{hours // 24} days"
+    hours = minutes / 60
+    return f"{hours:.1f} h" if hours < 72 else f"{int(hours // 24)} days"
 
 
 def _iso(ms: int) -> str:

@@ -43,7 +43,11 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
 
 # The Lambda entry points (contracts: "Names every part shares"); the template's Handler values.
-HANDLER_MODULES: Final[tuple[str, ...]] = ("hsmaudit.aws.subscription", "hsmaudit.aws.firehose")
+HANDLER_MODULES: Final[tuple[str, ...]] = (
+    "hsmaudit.aws.subscription",
+    "hsmaudit.aws.firehose",
+    "hsmaudit.aws.autosubscribe",
+)
 # Never in the Lambda, even if something reached them: Typer/Rich, Starlette/uvicorn and pySigma
 # live there (style.md, "Keep the Lambda artefact free of CLI and server dependencies").
 EXCLUDED_SUBPACKAGES: Final[frozenset[str]] = frozenset({"cli", "server"})
