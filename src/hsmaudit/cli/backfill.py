@@ -37,6 +37,7 @@ import typer
 
 from hsmaudit.cli.destination import Delivered, DeliveryError, Destination, destination_spool, spool_lines
 from hsmaudit.cli.output import Column, Row, fail, fitted_table, stderr_console
+from hsmaudit.cli.progress import stderr_is_terminal
 from hsmaudit.cli.timespec import TimeSpecError, format_ms, parse_time_ms
 from hsmaudit.records.parse import cluster_id_from_log_group
 from hsmaudit.sinks.checkpoint import (
@@ -654,7 +655,7 @@ def register(app: typer.Typer) -> None:
                     rates={"GetLogEvents": max_rps},
                     backoff_base=retry_base,
                 )
-                progress_view = None if no_progress else _rich_progress()
+                progress_view = None if no_progress or not stderr_is_terminal() else _rich_progress()
                 runner = Backfill(
                     reader,
                     destination,

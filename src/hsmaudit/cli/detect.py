@@ -225,8 +225,11 @@ def register(app: typer.Typer) -> None:
         except ValueError as error:
             fail(str(error), 2)
         empty: list[str] = []
+        from hsmaudit.cli.progress import WorkProgress, input_progress, tracked
+
         with one_line_errors(SourceError, DetectError, msgspec.ValidationError, sqlite3.Error):
             events_seen: int | None = None
+            bar = WorkProgress("detect", total=None, enabled=False)
             if db is not None:
                 if paths:
                     fail("give either input paths or --db, not both", 2)
@@ -235,21 +238,26 @@ def register(app: typer.Typer) -> None:
                 from hsmaudit.detect.engine import DetectionEngine, detect_events
 
                 engine = DetectionEngine(config)
-                events: Iterable[HsmEvent] = iter_events(
-                    input_paths(paths), log_group=log_group, log_stream=log_stream, empty=empty
+                sources = input_paths(paths)
+                bar = input_progress("detect", sources)
+                events: Iterable[HsmEvent] = tracked(
+                    iter_events(sources, log_group=log_group, log_stream=log_stream, empty=empty), bar
                 )
                 if not stream:
-                    events = time_ordered(events)
+                    with bar:
+                        events = time_ordered(events)
                 alerts = detect_events(events, now_usecs=now_usecs, engine=engine)
-            if output is OutputFormat.table or summary:
-                alerts = list(alerts)
-                if db is None:
-                    events_seen = engine.stats.events
-            if output is OutputFormat.table:
-                console = stdout_console()
-                console.print(alerts_table(alerts, width=console.width))
-            else:
-                write_lines(alert_to_json(alert) for alert in alerts)
+            with bar:  # --stream: the bar runs while detection reads the input
+                if output is OutputFormat.table or summary:
+                    alerts = list(alerts)
+                    if db is None:
+                        events_seen = engine.stats.events
+                if output is OutputFormat.table:
+                    bar.close()
+                    console = stdout_console()
+                    console.print(alerts_table(alerts, width=console.width))
+                else:
+                    write_lines(alert_to_json(alert) for alert in alerts)
             if summary:
                 assert isinstance(alerts, list)
                 _summary(alerts, events_seen)

@@ -152,11 +152,19 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Parse CloudHSM audit records into normalised events (JSON lines, one per record)."""
         empty: list[str] = []
+        from hsmaudit.cli.progress import input_progress, tracked
+
         with one_line_errors(SourceError):
-            events = iter_events(input_paths(paths), log_group=log_group, log_stream=log_stream, empty=empty)
-            if output is OutputFormat.table:
-                console = stdout_console()
-                console.print(events_table(events, width=console.width))
-            else:
-                write_lines(event_to_json(event, include_raw=raw) for event in events)
+            sources = input_paths(paths)
+            with input_progress("parse", sources) as bar:
+                events = tracked(
+                    iter_events(sources, log_group=log_group, log_stream=log_stream, empty=empty), bar
+                )
+                if output is OutputFormat.table:
+                    read = list(events)
+                    bar.close()
+                    console = stdout_console()
+                    console.print(events_table(read, width=console.width))
+                else:
+                    write_lines(event_to_json(event, include_raw=raw) for event in events)
         fail_on_empty(empty)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import typer
 
 from hsmaudit.cli.output import Column, OutputFormat, Row, fail, fitted_table, one_line_errors, stdout_console
+from hsmaudit.cli.progress import WorkProgress, stop_on_ctrl_c
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -128,14 +129,18 @@ def replay_spool(
     budget: float = 120.0,
     limit: int | None = None,
     progress: Callable[[BatchOutcome], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> list[BatchOutcome]:
     """Replay every batch (oldest first), stopping when HEC is down or refuses the token.
 
     `progress` sees each outcome as soon as it is known (the CLI prints it then, not at the end).
+    `stop` is asked before each batch (Ctrl-C): the batch in flight is finished, not cut.
     """
     outcomes: list[BatchOutcome] = []
     for batch_id in spool.list():
         if limit is not None and len(outcomes) >= limit:
+            break
+        if stop is not None and stop():
             break
         outcome, go_on = replay_batch(batch_id, spool=spool, client=client, budget=budget)
         outcomes.append(outcome)
@@ -291,6 +296,7 @@ def register(app: typer.Typer) -> None:
                 sys.stdout.flush()
 
             live = emit if output is not OutputFormat.table else None
+            interrupted = in_flight = False
             if list_only:
                 outcomes = list_spool(spool)
                 if live is not None:
@@ -300,13 +306,47 @@ def register(app: typer.Typer) -> None:
                 from hsmaudit.aws.runtime import build_client
 
                 client = build_client(settings)
+                batches = len(list(spool.list()))
+                if limit is not None:
+                    batches = min(batches, limit)
+                outcomes = []
+
+                def seen(outcome: BatchOutcome) -> None:
+                    outcomes.append(outcome)
+                    bar.advance(items=outcome.accepted, done=1)
+                    if live is not None:
+                        live(outcome)
+
                 try:
-                    outcomes = replay_spool(spool, client, budget=budget, limit=limit, progress=live)
+                    with WorkProgress("replay", total=batches) as bar, stop_on_ctrl_c(bar) as stop:
+                        replay_spool(
+                            spool,
+                            client,
+                            budget=budget,
+                            limit=limit,
+                            progress=seen,
+                            stop=lambda: stop.requested,
+                        )
+                        interrupted = stop.requested
+                except KeyboardInterrupt:
+                    interrupted = in_flight = True
                 finally:
                     client.close()
             if output is OutputFormat.table:
                 console = stdout_console()
                 console.print(outcomes_table(outcomes, width=console.width))
+            if interrupted:
+                if outcomes:
+                    _summarise(outcomes, where, list_only=False, exit_on_kept=False)
+                waiting = len(list(spool.list()))
+                flight = (
+                    " (the batch in flight stays there: HEC may see its events twice)" if in_flight else ""
+                )
+                fail(
+                    f"interrupted: {sum(o.accepted for o in outcomes)} events of {len(outcomes)} batches "
+                    f"delivered; {waiting} batches are left in {where}{flight}: run replay again for them",
+                    130,
+                )
             left = None if list_only else sum(1 for _ in spool.list())
             _summarise(outcomes, where, list_only=list_only, left=left)
 
@@ -342,7 +382,14 @@ def outcomes_table(outcomes: list[BatchOutcome], *, width: int) -> Table:
     return fitted_table(OUTCOME_COLUMNS, rows, width=width)
 
 
-def _summarise(outcomes: list[BatchOutcome], where: str, *, list_only: bool, left: int | None = None) -> None:
+def _summarise(
+    outcomes: list[BatchOutcome],
+    where: str,
+    *,
+    list_only: bool,
+    left: int | None = None,
+    exit_on_kept: bool = True,
+) -> None:
     if not outcomes and not list_only:
         sys.stderr.write(f"hsmaudit: nothing to replay: {where} holds no spooled batches\n")
         return
@@ -370,7 +417,7 @@ def _summarise(outcomes: list[BatchOutcome], where: str, *, list_only: bool, lef
         # Replay stops at the first batch HEC refuses for the run (down, token): say how many are
         # still waiting, not only the one that was tried.
         sys.stderr.write(f"hsmaudit: {left} batches still waiting in {where}\n")
-    if counts.get("kept", 0) or counts.get("partial", 0) or held:
+    if exit_on_kept and (counts.get("kept", 0) or counts.get("partial", 0) or held):
         raise typer.Exit(1)
 
 

@@ -12,6 +12,7 @@ import itertools
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -29,11 +30,17 @@ from hsmaudit.cli.parse import (
     input_paths,
     iter_events,
 )
+from hsmaudit.cli.progress import WorkProgress, input_bytes, stop_on_ctrl_c, tracked
 from hsmaudit.records.event import HsmEvent
 from hsmaudit.sources.errors import SourceError
+from hsmaudit.sources.files import STDIN
 
 CHUNK_EVENTS: Final = 5000
-"""Events handed to the destination at a time (HecClient splits them into HEC-sized batches)."""
+"""Events handed to the destination at a time (HecClient splits them into HEC-sized batches);
+for HEC at most ten requests' worth, so Ctrl-C, which lets the chunk in flight finish (and the
+summary then knows exactly what HEC took), waits for ten requests at most."""
+
+HEC_REQUESTS_PER_CHUNK: Final = 10
 
 SEND_HELP: Final = (
     "Send audit records from files or stdin to Splunk HEC, the local store (--db) or a file (--out).\n\n"
@@ -94,14 +101,42 @@ def register(app: typer.Typer) -> None:
         total = Delivered()
         parse_errors = 0
         empty: list[str] = []
+        stopped: Stopped | None = None
         started = time.monotonic()
         with opts.delivery_errors():
             destination = opts.open_destination(options)
             try:
-                events = iter_events(sources, log_group=log_group, log_stream=log_stream, empty=empty)
-                for chunk in chunks(events, CHUNK_EVENTS):
-                    parse_errors += sum(1 for event in chunk if event.parse_error)
-                    total.add(destination.deliver(chunk))
+                with (
+                    WorkProgress("send", total=input_bytes(sources)) as bar,
+                    stop_on_ctrl_c(bar) as stop,
+                ):
+                    reading = Reading()
+
+                    def every_event() -> Iterator[HsmEvent]:
+                        # one stream over all inputs (chunks span files: one spool batch, not one
+                        # per file), noting which input it is in for the bar and for Ctrl-C
+                        for position, source in enumerate(sources):
+                            reading.position = position
+                            yield from tracked(
+                                iter_events(
+                                    [source], log_group=log_group, log_stream=log_stream, empty=empty
+                                ),
+                                bar,
+                                count=False,
+                            )
+                            bar.reach(input_bytes(sources[: position + 1]) or 0)
+
+                    for chunk in chunks(every_event(), chunk_events(destination.chunk_size)):
+                        parse_errors += sum(1 for event in chunk if event.parse_error)
+                        total.add(destination.deliver(chunk))
+                        bar.advance(items=len(chunk))  # delivered; the bar's share is what was read
+                        if stop.requested:
+                            at = reading.position
+                            stopped = Stopped(sources[at], len(sources) - at - 1, in_flight=False)
+                            break
+            except KeyboardInterrupt:
+                # a second Ctrl-C, in the middle of a delivery: its events may or may not be in
+                stopped = Stopped(None, 0, in_flight=True)
             except (DeliveryError, SourceError) as error:
                 fail(f"{error} ({total.events} events were delivered before this)")
             finally:
@@ -133,10 +168,52 @@ def register(app: typer.Typer) -> None:
             )
             for line in spool_lines(total, spool_location):
                 console.print(line, highlight=False, soft_wrap=True, style="yellow")
+        if stopped is not None:
+            fail(stopped.message(total), 130)
         fail_on_empty(empty)
         if total.spooled:
             # Kept, not delivered: a script must not take this run for a success.
             raise typer.Exit(1)
+
+
+def chunk_events(per_request: int | None) -> int:
+    """Events per delivery: CHUNK_EVENTS, or ten HEC requests' worth when that is less."""
+    if per_request is None:
+        return CHUNK_EVENTS
+    return min(CHUNK_EVENTS, HEC_REQUESTS_PER_CHUNK * per_request)
+
+
+@dataclass(slots=True)
+class Reading:
+    """Which input `send` is reading (its index in the list of inputs)."""
+
+    position: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Stopped:
+    """Where Ctrl-C stopped `send`: in which input, how many inputs were not read at all."""
+
+    source: str | None
+    unread: int
+    in_flight: bool
+
+    def message(self, total: Delivered) -> str:
+        """One line: what was delivered, what was not, what to do."""
+        kept = f"{total.accepted} events accepted by HEC" if total.accepted or not total.duplicates else ""
+        if total.spooled:
+            kept += f", {total.spooled} spooled for 'hsmaudit replay'"
+        if self.in_flight:
+            rest = "the delivery in flight may or may not have arrived, and the rest was not sent"
+        else:
+            where = "stdin" if self.source == STDIN else self.source
+            rest = f"the rest of {where}"
+            rest += f" and {self.unread} more inputs were not sent" if self.unread else " was not sent"
+        return (
+            f"interrupted: {kept or f'{total.events} events kept'}; {rest}. Send the same input "
+            "again for the rest (repeats carry the same event_id: the store keeps one, "
+            "Splunk's hsmaudit_dedup drops them)"
+        )
 
 
 def summary_line(total: Delivered, description: str, seconds: float, parse_errors: int) -> str:
