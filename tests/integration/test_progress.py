@@ -24,8 +24,10 @@ import pytest
 from hsmaudit.sinks.spool import LocalSpool, SpoolBatch
 
 from .conftest import CLI_TOKEN, FaultHec
-from .test_cli_harness import HSMAUDIT, clean_env, record_text
+from .test_cli_harness import HSMAUDIT, Moto, clean_env, make_cluster, moto, record_text, run_cli
 from .test_replay_cli import line
+
+__all__ = ["moto"]  # fixture used by name
 
 LOG_GROUP = "/aws/cloudhsm/cluster-progress1"
 BAR = re.compile(r"\d+\.\d%.*ETA")
@@ -222,3 +224,20 @@ def test_parse_and_detect_draw_a_bar_for_large_inputs_on_a_terminal_only(tmp_pat
         )  # fmt: skip
         assert piped.returncode == 0
         assert "%" not in piped.stderr and "ETA" not in piped.stderr
+
+
+# --------------------------------------------------------------------------------------- backfill
+
+
+def test_backfill_draws_its_bars_on_a_terminal_and_nothing_when_piped(moto: Moto, tmp_path: Path) -> None:
+    cluster = make_cluster(moto, hsms=2, records=5)
+    args = ["backfill", "--cluster", cluster.cluster_id, "--since", "2d", "--db", str(tmp_path / "e.sqlite3")]
+    code, _, tty = run_on_terminal(
+        [*args, "--checkpoint", str(tmp_path / "a.json")], clean_env({**moto.env, "COLUMNS": "100"})
+    )
+    assert code == 0, tty
+    assert re.search(r"100\.0%.*5 ev", tty), tty  # one bar per stream: share, events, rate
+    piped = run_cli(*args, "--checkpoint", str(tmp_path / "b.json"), env=moto.env)
+    assert piped.returncode == 0, piped.stderr
+    assert "%" not in piped.stderr and " ev " not in piped.stderr  # the summary table only
+    assert "complete: 10 events delivered" in piped.stderr
