@@ -9,7 +9,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from hsmaudit.records.event import HsmEvent, event_to_dict
@@ -229,6 +229,20 @@ _MAYBE_TEXT = st.one_of(st.none(), st.text(max_size=12), st.sampled_from(["hsm-a
     record_format=st.sampled_from(["text", "certificate", "cloudtrail", None]),
     event_format=st.sampled_from(EVENT_FORMATS),
     index=st.one_of(st.none(), st.just("idx")),
+)
+@example(  # a blank record text goes as the json event (HEC refuses a blank event)
+    raw=" ",
+    hsm_id=None,
+    log_stream=None,
+    log_group=None,
+    cluster_id=None,
+    event_id="",
+    parse_error=None,
+    usecs=0,
+    cwl_timestamp=None,
+    record_format="text",
+    event_format="lean",
+    index=None,
 )
 def test_encoder_fast_path_builds_the_bytes_of_to_hec_event(
     raw: str | None,

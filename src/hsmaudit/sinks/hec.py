@@ -292,7 +292,8 @@ class EventEncoder:
         event_id = event.event_id
         if (
             self._lean
-            and raw is not None
+            and raw  # neither None nor blank (`_has_text`): a blank event goes as json
+            and not raw.isspace()
             and usecs is not None
             and usecs >= 0
             and event_id is not None
