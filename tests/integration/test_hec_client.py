@@ -202,3 +202,19 @@ def test_a_blocked_run_spools_in_bounded_pieces(tmp_path: Path, monkeypatch: pyt
     sizes = [spool.get(b).count for b in spool.list()]
     assert sum(sizes) == 100 and 1 < len(sizes) < 10  # a few pieces, not one per batch
     assert sorted(line for b in spool.list() for line in spool.get(b).lines) == sorted(lines(100))
+
+
+def test_credentials_in_the_hec_url_never_reach_a_reason_a_log_or_the_repr(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN a HEC URL with a user name and password (plain http, not loopback by name: a warning)
+    password = "pw-0f9e8d-SECRET"
+    url = closed_port_url().replace("http://127.0.0.1", f"http://admin:{password}@127.0.0.1")
+    with caplog.at_level("DEBUG"):
+        hec = client(url, max_events=10, max_attempts=1)
+        report = hec.send_lines(lines(5), deadline=time.monotonic() + 5, spool=LocalSpool(tmp_path))
+    # THEN the delivery fails over to the spool, and the password is in no reason, log or repr
+    assert report.spooled_events == 5
+    shown = " ".join([repr(hec), str(report.summary()), *(b.reason for b in report.spooled), caplog.text])
+    assert "refused by ***@127.0.0.1" in shown
+    assert password not in shown and "admin" not in shown

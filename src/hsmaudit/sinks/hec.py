@@ -39,6 +39,7 @@ import msgspec
 import urllib3
 
 from hsmaudit import __version__
+from hsmaudit.config import masked_url
 from hsmaudit.records.event import HsmEvent, event_to_dict
 from hsmaudit.sinks.batch import (
     DEFAULT_MAX_BYTES,
@@ -704,11 +705,13 @@ class HecClient:
             else:
                 pool_options["cert_reqs"] = "CERT_NONE"
                 logger.warning(
-                    "hec: TLS certificate verification is OFF for %s; set a CA bundle instead", origin
+                    "hec: TLS certificate verification is OFF for %s; set a CA bundle instead",
+                    masked_url(origin),
                 )
         elif urlsplit(origin).hostname not in ("127.0.0.1", "localhost", "::1"):
             logger.warning(
-                "hec: %s is plain HTTP: the token and the audit records travel unencrypted", origin
+                "hec: %s is plain HTTP: the token and the audit records travel unencrypted",
+                masked_url(origin),
             )
         self._http: urllib3.PoolManager
         if proxy:
@@ -718,7 +721,8 @@ class HecClient:
         self._user_agent = f"hsmaudit/{__version__}"
 
     def __repr__(self) -> str:
-        return f"HecClient({self.origin}{self.event_path}, ack={self.ack}, channel={self.channel})"
+        shown = masked_url(self.origin + self.event_path)  # never a user:password in the URL
+        return f"HecClient({shown}, ack={self.ack}, channel={self.channel})"
 
     def close(self) -> None:
         """Close pooled connections (tests and CLI runs; a Lambda keeps them)."""
@@ -1069,7 +1073,7 @@ def _transport_reason(error: Exception, origin: str = "") -> str:
     Names the real cause: a name that does not resolve is not a refused connection (the fix is
     the URL or DNS, not starting HEC).
     """
-    where = urlsplit(origin).netloc if origin else ""
+    where = urlsplit(masked_url(origin)).netloc if origin else ""
     # NameResolutionError subclasses NewConnectionError, which subclasses ConnectTimeoutError in
     # urllib3 2.x: test the most specific first.
     if isinstance(error, urllib3.exceptions.NameResolutionError):
