@@ -277,3 +277,39 @@ def test_a_malformed_queue_url_is_one_line(where: str) -> None:
     done = run(where, "--hec-url", "http://127.0.0.1:9")
     assert done.returncode != 0
     assert "not a queue" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_an_event_hec_refuses_goes_to_the_quarantine_and_the_rest_is_delivered(
+    aws_env: str, fault_hec: FaultHec, tmp_path: Path
+) -> None:
+    # GIVEN a failed-delivery object whose second event HEC refuses as it is, and a bad record
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="hsmaudit-fh3")
+    record, lines = delivery_failed_record(0)
+    junk = {"attemptsMade": 1, "arrivalTimestamp": 1, "errorCode": "x", "errorMessage": "y", "rawData": "%%%"}
+    key = "hsmaudit/firehose-failed/2026/12/02/10/mixed.gz"
+    s3.put_object(Bucket="hsmaudit-fh3", Key=key, Body=firehose_object([record, junk]))
+    refused = json.loads(lines[1])
+    fault_hec.poison = lambda envelope: envelope == refused
+    quarantine = tmp_path / "spool"
+    # WHEN without a quarantine spool: nothing can keep them, so the object stays
+    kept = run("s3://hsmaudit-fh3/hsmaudit/firehose-failed/", "--hec-url", fault_hec.url)
+    assert kept.returncode == 1 and [o["status"] for o in outcomes(kept)] == ["kept"]
+    assert "no quarantine spool" in kept.stderr and fault_hec.stats()["requests"] == 0
+    # WHEN with one
+    done = run(
+        "s3://hsmaudit-fh3/hsmaudit/firehose-failed/",
+        "--hec-url",
+        fault_hec.url,
+        "--quarantine",
+        str(quarantine),
+    )
+    # THEN the good events arrived, the refused one and the bad record are in the quarantine, the object is gone
+    assert done.returncode == 0, done.stderr
+    (outcome,) = outcomes(done)
+    assert (outcome["status"], outcome["accepted"], outcome["quarantined"]) == ("quarantined", 2, 2)
+    assert Counter(fault_hec.accepted) == Counter([lines[0], lines[2]])
+    reasons = sorted(reason for _, reason in LocalSpool(quarantine).quarantined())
+    assert len(reasons) == 2 and any("Invalid data format" in r for r in reasons)
+    assert any("rawData is not valid base64" in r for r in reasons)
+    assert s3.list_objects_v2(Bucket="hsmaudit-fh3")["KeyCount"] == 0

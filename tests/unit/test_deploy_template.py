@@ -408,3 +408,53 @@ def test_the_dashboard_is_valid_json_and_shows_metrics_that_exist(branch: int) -
                 assert names[1] in metrics._UNITS, names[1]
                 checked += 1
     assert checked >= 3
+
+
+def _matches(pattern: Mapping[str, Any], event: Mapping[str, Any]) -> bool:
+    """EventBridge's matching for what the template uses: lists of values or `{"prefix": …}`."""
+    for key, expected in pattern.items():
+        if key not in event:
+            return False
+        value = event[key]
+        if isinstance(expected, Mapping):
+            if not isinstance(value, Mapping) or not _matches(expected, value):
+                return False
+            continue
+        ok = any(
+            (isinstance(option, Mapping) and isinstance(value, str) and value.startswith(option["prefix"]))
+            or option == value
+            for option in expected
+        )
+        if not ok:
+            return False
+    return True
+
+
+def test_the_auto_subscribe_rule_matches_cloudtrail_create_log_group_under_the_cluster_prefix_only() -> None:
+    from hsmaudit.aws.autosubscribe import created_log_group
+
+    resources = load_template()["Resources"]
+    rule = resources["AutoSubscribeRule"]["Properties"]
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["AutoSubscribeFunction", "Arn"]}
+    assert resources["AutoSubscribeFunction"]["Properties"]["Handler"] == "hsmaudit.aws.autosubscribe.handler"
+
+    def event(group: str, name: str = "CreateLogGroup") -> dict[str, Any]:
+        # CloudTrail's management event as EventBridge delivers it (source aws.logs)
+        return {
+            "version": "0",
+            "detail-type": "AWS API Call via CloudTrail",
+            "source": "aws.logs",
+            "account": "123456789012",
+            "region": "us-east-1",
+            "detail": {
+                "eventSource": "logs.amazonaws.com",
+                "eventName": name,
+                "requestParameters": {"logGroupName": group},
+            },
+        }
+
+    new = event("/aws/cloudhsm/cluster-new")
+    assert _matches(rule["EventPattern"], new) and created_log_group(new) == "/aws/cloudhsm/cluster-new"
+    assert not _matches(rule["EventPattern"], event("/aws/lambda/x"))
+    assert not _matches(rule["EventPattern"], event("/aws/cloudhsm/cluster-new", "DeleteLogGroup"))
