@@ -54,11 +54,29 @@ _STANDALONE_FIXTURES = frozenset(
 )
 
 
+# Fixtures that need the independent sink: only cross-checks may use them (they skip on a fresh
+# clone), and a cross-check says so in its name (`..._independent_...`, `[independent]`).
+_INDEPENDENT_SINK_FIXTURES = frozenset({"hec_sink", "hec_sink_script", "start_sink"})
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """`HSMAUDIT_STANDALONE_SUBSET=1`: keep only the tests that use sample data, deliver to a
-    loopback HEC or cross-check against the independent sink. `.ci/run` runs that subset once
-    more in a copy of the checkout with nothing beside it, which proves a fresh clone needs
-    nothing outside the repository: only the cross-checks skip there."""
+    """A test that needs the independent sink but is not named as a cross-check is a usage
+    error: it would skip on a fresh clone while testing our own code (use `loopback_hec` or
+    `start_hec`). `HSMAUDIT_STANDALONE_SUBSET=1`: keep only the tests that use sample data,
+    deliver to a loopback HEC or cross-check against the independent sink. `.ci/run` runs that
+    subset once more in a copy of the checkout with nothing beside it, which proves a fresh clone
+    needs nothing outside the repository: only the cross-checks skip there."""
+    hidden = [
+        item.nodeid
+        for item in items
+        if _INDEPENDENT_SINK_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        and "independent" not in item.nodeid
+    ]
+    if hidden:
+        raise pytest.UsageError(
+            "these tests need the independent HEC sink but are not cross-checks (name them "
+            f"..._independent_..., or use loopback_hec / start_hec): {', '.join(hidden)}"
+        )
     if os.environ.get("HSMAUDIT_STANDALONE_SUBSET") != "1":
         return
     kept, dropped = [], []

@@ -743,9 +743,9 @@ def test_people_see_the_other_sides_text_literally_not_as_markup(impostor: Impos
 CREDENTIALS = "s3cret-Passw0rd"
 
 
-def test_credentials_in_the_hec_url_are_never_printed(hec_sink: Any) -> None:
+def test_credentials_in_the_hec_url_are_never_printed(loopback_hec: FaultHec) -> None:
     # GIVEN a HEC URL with a user name and password in it (and a token in the query string)
-    port = hec_sink.url.rsplit(":", 1)[1]
+    port = loopback_hec.url.rsplit(":", 1)[1]
     url = f"http://admin:{CREDENTIALS}@127.0.0.1:{port}/services/collector/event?token={CREDENTIALS}"
     # WHEN doctor runs, as JSON lines, for people, from the flag and from the environment
     code, checks, stderr = doctor("--skip-aws", "--hec-url", url, env={"HSMAUDIT_HEC_TOKEN": TOKEN})
