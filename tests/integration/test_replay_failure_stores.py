@@ -313,3 +313,38 @@ def test_an_event_hec_refuses_goes_to_the_quarantine_and_the_rest_is_delivered(
     assert len(reasons) == 2 and any("Invalid data format" in r for r in reasons)
     assert any("rawData is not valid base64" in r for r in reasons)
     assert s3.list_objects_v2(Bucket="hsmaudit-fh3")["KeyCount"] == 0
+
+
+def test_ctrl_c_stops_a_queue_replay_after_the_message_in_flight(aws_env: str, fault_hec: FaultHec) -> None:
+    # GIVEN 12 on-failure messages and a HEC that takes 0.3 s per request
+    import signal
+    import time
+
+    url = make_queue("hsmaudit-failed-c")
+    sqs = boto3.client("sqs")
+    for first in range(0, 120, 10):
+        sqs.send_message(QueueUrl=url, MessageBody=on_failure_record(cloudwatch_payload(first)))
+    fault_hec.latency = 0.3
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HSMAUDIT_")}
+    env.update({"HOME": "/nonexistent", "NO_COLOR": "1", "HSMAUDIT_HEC_TOKEN": TOKEN, **FAST})
+    process = subprocess.Popen(
+        [HSMAUDIT, "replay", "sqs://hsmaudit-failed-c", "--hec-url", fault_hec.url],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while fault_hec.stats()["requests"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    # WHEN Ctrl-C
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    # THEN it stops with 130, what it delivered was deleted, the rest is in the queue, visible
+    assert process.returncode == 130, err
+    delivered = len(out.splitlines())
+    assert 0 < delivered < 12 and len(fault_hec.accepted) == 5 * delivered
+    assert queue_size(url) == 12 - delivered
+    assert err.strip().splitlines()[-1] == (
+        f"hsmaudit: interrupted: {5 * delivered} events of {delivered} items delivered; the rest is "
+        "left in sqs://hsmaudit-failed-c: run replay again for it"
+    ), err
+    visible = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+    assert int(visible["Attributes"]["ApproximateNumberOfMessages"]) == 12 - delivered

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from hsmaudit.cli.output import OutputFormat, stdout_console
+from hsmaudit.cli.output import OutputFormat, fail, stdout_console
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -56,14 +56,46 @@ def replay_failure_store(
                 live(outcome)
     else:
         from hsmaudit.aws.runtime import build_client
+        from hsmaudit.cli.progress import WorkProgress, stop_on_ctrl_c
 
         keep = quarantine or settings.spool_location
         client = build_client(settings)
+        total = recover.count_items(store)
+        if total is not None and limit is not None:
+            total = min(total, limit)
+        outcomes = []
+        interrupted = in_flight = False
+
+        def seen(outcome: ItemOutcome) -> None:
+            outcomes.append(outcome)
+            bar.advance(items=outcome.accepted, done=1)
+            if live is not None:
+                live(outcome)
+
         try:
             delivery = recover.Delivery(client, open_spool(keep) if keep else None, budget=budget)
-            outcomes = recover.replay_store(store, delivery, limit=limit, progress=live)
+            with WorkProgress("replay", total=total) as bar, stop_on_ctrl_c(bar) as stop:
+                recover.replay_store(store, delivery, limit=limit, progress=seen, stop=lambda: stop.requested)
+                interrupted = stop.requested
+        except KeyboardInterrupt:
+            interrupted = in_flight = True
         finally:
             client.close()
+        if interrupted:
+            for line in recover.source_summary(outcomes, store.location):
+                sys.stderr.write(f"hsmaudit: {line}\n" if not line.startswith(" ") else line + "\n")
+            flight = (
+                " (the item in flight stays there, an SQS message hidden for its visibility timeout: "
+                "HEC may see its events twice)"
+                if in_flight
+                else ""
+            )
+            fail(
+                f"interrupted: {sum(o.accepted for o in outcomes)} events of {len(outcomes)} items "
+                "delivered; "
+                f"the rest is left in {store.location}{flight}: run replay again for it",
+                130,
+            )
     if output is OutputFormat.table:
         stdout_console().print(outcomes_table(outcomes))
     for line in recover.source_summary(outcomes, store.location, listed=list_only):

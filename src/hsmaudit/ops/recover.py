@@ -46,6 +46,7 @@ from hsmaudit.aws.failure_stores import (
     SqsFailureQueue,
     is_queue_url,
 )
+from hsmaudit.sinks.errors import SinkError
 from hsmaudit.sinks.spool import SpoolBatch
 from hsmaudit.sources.cloudwatch import decode_subscription_event, gunzip, iter_json_spans, log_messages
 from hsmaudit.sources.errors import SourceDecodeError
@@ -307,11 +308,12 @@ def replay_queue(
     *,
     limit: int | None = None,
     progress: Progress | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> list[ItemOutcome]:
     """Deliver every on-failure message; delete each once delivered, release the ones left.
 
-    A stopped run (HEC down, `--limit` reached) releases what it received but did not deliver,
-    so those messages are visible again at once.
+    A stopped run (HEC down, `--limit` reached, `stop()` true: Ctrl-C) releases what it received
+    but did not deliver, so those messages are visible again at once.
     """
     outcomes: list[ItemOutcome] = []
     left: list[QueueMessage] = []
@@ -324,7 +326,7 @@ def replay_queue(
                 break
             stopped = False
             for position, message in enumerate(fresh):
-                if stopped or (limit is not None and len(outcomes) >= limit):
+                if stopped or (limit is not None and len(outcomes) >= limit) or (stop is not None and stop()):
                     left.extend(fresh[position:])
                     stopped = True
                     break
@@ -356,11 +358,15 @@ def replay_firehose(
     *,
     limit: int | None = None,
     progress: Progress | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> list[ItemOutcome]:
-    """Deliver every Firehose failure object; delete each once all of it was delivered."""
+    """Deliver every Firehose failure object; delete each once all of it was delivered.
+
+    `stop` is asked before each object (Ctrl-C): the object in flight is finished, not cut.
+    """
     outcomes: list[ItemOutcome] = []
     for key in store.object_keys():
-        if limit is not None and len(outcomes) >= limit:
+        if (limit is not None and len(outcomes) >= limit) or (stop is not None and stop()):
             break
         outcome, go_on = _replay_object(store, key, delivery)
         outcomes.append(outcome)
@@ -455,12 +461,27 @@ def open_failure_store(where: str) -> FailureStore:
 
 
 def replay_store(
-    store: FailureStore, delivery: Delivery, *, limit: int | None = None, progress: Progress | None = None
+    store: FailureStore,
+    delivery: Delivery,
+    *,
+    limit: int | None = None,
+    progress: Progress | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> list[ItemOutcome]:
     """Replay whichever store it is."""
     if isinstance(store, SqsFailureQueue):
-        return replay_queue(store, delivery, limit=limit, progress=progress)
-    return replay_firehose(store, delivery, limit=limit, progress=progress)
+        return replay_queue(store, delivery, limit=limit, progress=progress, stop=stop)
+    return replay_firehose(store, delivery, limit=limit, progress=progress, stop=stop)
+
+
+def count_items(store: FailureStore) -> int | None:
+    """How many items the store holds, for a progress bar (SQS: approximate; None if unknown)."""
+    try:
+        if isinstance(store, SqsFailureQueue):
+            return store.approximate_count()
+        return sum(1 for _ in store.object_keys())
+    except SinkError:
+        return None
 
 
 def list_store(store: FailureStore, encoder: EventEncoder) -> list[ItemOutcome]:
