@@ -33,11 +33,12 @@ from typing import Any, Final, Literal
 
 from hsmaudit.aws.metrics import InvocationMetrics, emit
 from hsmaudit.aws.runtime import get_runtime
+from hsmaudit.records.parse import parse_message
 from hsmaudit.sinks.hec import EventEncoder
 from hsmaudit.sinks.spool import Spool, SpoolBatch
 from hsmaudit.sources.cloudwatch import decode_documents, gunzip, log_messages
 from hsmaudit.sources.errors import SourceDecodeError
-from hsmaudit.sources.message import LogMessage, parse_log_message
+from hsmaudit.sources.message import LogMessage
 
 logger = logging.getLogger("hsmaudit.aws.firehose")
 
@@ -122,13 +123,20 @@ def transform_record(data: Any, *, encoder: EventEncoder, name: str) -> tuple[li
     Raises `SourceDecodeError` for data that cannot be decoded.
     """
     messages, control = record_messages(data, name=name)
+    line = encoder.line
     lines: list[bytes] = []
     parse_errors = 0
-    for message in messages:
-        event = parse_log_message(message)
+    for m in messages:
+        event = parse_message(
+            m.message,
+            log_group=m.log_group,
+            log_stream=m.log_stream,
+            cwl_id=m.cwl_id,
+            cwl_timestamp=m.timestamp,
+        )
         if event.parse_error is not None:
             parse_errors += 1
-        lines.append(encoder.line(event))
+        lines.append(line(event))
     return lines, control, parse_errors
 
 
@@ -174,7 +182,7 @@ def transform_records(
         if not lines:
             result = FirehoseRecordResult(record_id, "Dropped")
         else:
-            payload = b"".join(line + b"\n" for line in lines)
+            payload = b"\n".join(lines) + b"\n"
             result = FirehoseRecordResult(record_id, "Ok", base64.b64encode(payload).decode("ascii"))
             if used + result.size > budget:
                 result = _over_budget(record_id, lines, spool=spool, metadata=metadata, tally=tally)
