@@ -74,7 +74,9 @@ RAW: Any = typer.Option(
     help="json format and --out: include each record's raw text (env HSMAUDIT_INCLUDE_RAW).",
 )
 CONFIG: Any = typer.Option(
-    None, "--config", help="Config file (TOML; default HSMAUDIT_CONFIG or ~/.config/hsmaudit/config.toml)."
+    None,
+    "--config",
+    help="Config file (TOML; default: HSMAUDIT_CONFIG, else config.toml in ~/.config/hsmaudit).",
 )
 
 

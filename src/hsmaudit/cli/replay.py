@@ -238,7 +238,7 @@ def register(app: typer.Typer) -> None:
         config: Path | None = typer.Option(
             None,
             "--config",
-            help="Config file (TOML; default HSMAUDIT_CONFIG or ~/.config/hsmaudit/config.toml).",
+            help="Config file (TOML; default: HSMAUDIT_CONFIG, else config.toml in ~/.config/hsmaudit).",
         ),
     ) -> None:
         """Re-send spooled batches to Splunk HEC; each is deleted only once HEC accepted all of it.
