@@ -19,9 +19,14 @@ style and log type there), renumbered per HSM so each is distinct.
 Targets (issue 3): >= 100,000 events/s, <= 40 bytes/event on the wire, cold import <= 150 ms,
 peak RSS <= 64 MB.
 
+With `--node-blueprint PATH` (Splunk's `splunk-cloudwatch-logs-processor` folder with its
+`splunk-logging` dependency installed) the blueprint runs over the same payloads against the same
+sink, alternating with hsmaudit, and the ratios are printed (target, issue 15: >= 1.5x its
+events/s, <= 0.5x its CPU per event). `--gzip-levels` adds CPU and wire bytes per gzip level 1-6.
+
 Usage: python benchmarks/handler_bench.py --sink PATH [--payloads 200] [--records 50]
-       [--event-format lean|json] [--no-raw] [--sink-nodelay]
-       [--repeat 3]   (best of N runs: figures on a shared machine vary)
+       [--event-format lean|json] [--no-raw] [--sink-nodelay] [--node-blueprint PATH]
+       [--gzip-levels] [--repeat 3]   (median of N runs: figures on a shared machine vary)
 
 `--event-format` is HSMAUDIT_EVENT_FORMAT (default lean, the forwarder's default); `--no-raw`
 (HSMAUDIT_INCLUDE_RAW=false) changes only the json format.
@@ -36,6 +41,7 @@ import json
 import os
 import re
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,6 +49,9 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peers import node_blueprint_dir, run_node_blueprint
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "tests" / "data" / "samples"
@@ -133,6 +142,10 @@ def start_sink(sink: Path, *, nodelay: bool) -> tuple[subprocess.Popen[bytes], s
     raise SystemExit("hec_sink did not start")
 
 
+def reset_sink(url: str) -> None:
+    urllib.request.urlopen(urllib.request.Request(f"{url}/reset", method="POST"), timeout=5).read()
+
+
 def sink_stats(url: str) -> dict[str, Any]:
     with urllib.request.urlopen(f"{url}/stats", timeout=5) as response:  # loopback only
         stats: dict[str, Any] = json.loads(response.read())
@@ -214,7 +227,12 @@ def main() -> None:
         "--event-format", choices=("lean", "json"), default="lean", help="HSMAUDIT_EVENT_FORMAT"
     )
     parser.add_argument("--no-raw", action="store_true", help="HSMAUDIT_INCLUDE_RAW=false (json only)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs; the best is reported")
+    parser.add_argument("--repeat", type=int, default=3, help="runs; the median is reported")
+    parser.add_argument(
+        "--node-blueprint",
+        type=Path,
+        help="Splunk's splunk-cloudwatch-logs-processor folder (splunk-logging installed): run it too",
+    )
     parser.add_argument(
         "--sink-nodelay",
         action="store_true",
@@ -227,6 +245,7 @@ def main() -> None:
 
     payloads = make_payloads(args.payloads, args.records)
     total = args.payloads * args.records
+    blueprint = node_blueprint_dir(args.node_blueprint) if args.node_blueprint else None
     process, url = start_sink(args.sink, nodelay=args.sink_nodelay)
     try:
         os.environ.update(
@@ -241,25 +260,35 @@ def main() -> None:
         from hsmaudit.aws.subscription import handler
 
         handler(payloads[0], None)  # warm: the container's first invocation builds the runtime
-        elapsed = cpu = float("inf")
-        for _ in range(args.repeat):  # best of N: the machine may be shared
-            urllib.request.urlopen(urllib.request.Request(f"{url}/reset", method="POST"), timeout=5).read()
+        runs: list[tuple[float, float]] = []
+        node_runs: list[dict[str, float]] = []
+        for _ in range(args.repeat):  # median of N, alternating with the peer: the machine is shared
+            reset_sink(url)
             started = time.perf_counter()
             cpu_started = time.process_time()
             accepted = 0
             for payload in payloads:
                 accepted += handler(payload, None)["accepted"]
-            elapsed = min(elapsed, time.perf_counter() - started)
-            cpu = min(cpu, time.process_time() - cpu_started)
+            runs.append((time.perf_counter() - started, time.process_time() - cpu_started))
             stats = sink_stats(url)
             if accepted != total or stats["events"] != total:
                 raise SystemExit(
                     f"lost events: sent {total}, accepted {accepted}, sink got {stats['events']}"
                 )
+            if blueprint is not None:
+                reset_sink(url)
+                node_runs.append(run_node_blueprint(blueprint, payloads, url, TOKEN))
+                node_stats = sink_stats(url)
+                if node_stats["events"] != total:
+                    raise SystemExit(
+                        f"the Node blueprint lost events: sink got {node_stats['events']} of {total}"
+                    )
+        elapsed = statistics.median(e for e, _ in runs)
+        cpu = statistics.median(c for _, c in runs)
     finally:
         process.terminate()
         process.wait()
-    floor = max(decode_floor(payloads) for _ in range(args.repeat))
+    floor = statistics.median(decode_floor(payloads) for _ in range(args.repeat))
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     cold = import_ms("import hsmaudit.aws.subscription")
     powertools = import_ms("import aws_lambda_powertools.metrics")
@@ -272,6 +301,16 @@ def main() -> None:
     print(
         f"handler CPU               {total / cpu:,.0f} events per CPU-second ({cpu / total * 1e6:.1f} µs/event; the rest is the sink)"
     )
+    if node_runs:
+        node_elapsed = statistics.median(r["seconds"] for r in node_runs)
+        node_cpu = statistics.median(r["cpu_seconds"] for r in node_runs)
+        print(
+            f"Node blueprint            {total / node_elapsed:,.0f} events/s, {node_cpu / total * 1e6:.1f} µs CPU/event, "
+            f"peak RSS {max(r['rss_mb'] for r in node_runs):.1f} MB (same sink, alternating runs)"
+        )
+        print(
+            f"ratio hsmaudit / Node     {node_elapsed / elapsed:.2f}x events/s, {cpu / node_cpu:.2f}x CPU/event"
+        )
     print(f"decode floor (no HEC)     {floor:,.0f} events/s (base64 + gunzip + JSON + parse)")
     print(
         f"HEC requests              {stats['requests']} ({stats['max_events_per_request']} events max per request)"

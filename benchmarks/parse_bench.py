@@ -1,15 +1,20 @@
 """Parser throughput against its floor, in one run.
 
-(a) records/s for decode + parse + normalise + JSON encode of CloudWatch subscription payloads
-    (the Lambda's per-record work without the network);
+(a) records/s for decode + parse + normalise + encode of CloudWatch subscription payloads, the
+    encoding being the HEC line of the default (lean) event format: the Lambdas' per-record work
+    without the network; (a') the same with the normalised JSON event (the `json` format's body);
 (b) the floor: base64 + gunzip + JSON-decode of the same payloads and re-encoding each message as a
     JSON string (what any forwarder must do at the least);
 (c) the ratio (a)/(b). Targets (issue 2): (a) >= 150,000 records/s on one core, (c) >= 0.5.
 
 The floor is measured twice: with msgspec (the JSON library hsmaudit uses, the strictest floor)
 and with the standard library's json (what a plain forwarder uses); both ratios are printed.
+With `--gdi-toolkit PATH` (Splunk's `CloudWatchLogs-Firehose-Resources/lambda.py`) the same
+payloads also go through that transform (decode + one string concatenation per record, no
+parsing) as a peer's figure. All runs alternate; medians are printed (target, issue 15: (c) >= 0.5).
 
 Usage: python benchmarks/parse_bench.py [--payloads 400] [--records 50] [--repeat 3]
+       [--gdi-toolkit PATH]
 """
 
 from __future__ import annotations
@@ -19,16 +24,23 @@ import base64
 import gzip
 import json
 import random
+import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from hsmaudit.records.event import HsmEvent, event_to_json
 from hsmaudit.records.render import SEPARATORS, render_text_record
+from hsmaudit.sinks.hec import EventEncoder
 from hsmaudit.sources.cloudwatch import decode_subscription_event, log_messages
 from hsmaudit.sources.message import parse_log_message
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peers import firehose_invocations, load_gdi_transform, time_transform
 
 OPS = [
     ("CN_LOGIN", 0xD, "MGMT_USER_DETAILS_LOG", 2),
@@ -92,8 +104,20 @@ def make_payloads(count: int, per_payload: int, seed: int = 1) -> list[dict[str,
     return payloads
 
 
+def lean_pipeline(payloads: list[dict[str, Any]]) -> int:
+    """(a): decode, parse, normalise and build every record's HEC line (default format)."""
+    line = EventEncoder().line
+    count = 0
+    for payload in payloads:
+        for document in decode_subscription_event(payload):
+            for item in log_messages(document):
+                line(parse_log_message(item))
+                count += 1
+    return count
+
+
 def full_pipeline(payloads: list[dict[str, Any]]) -> int:
-    """(a): decode, parse, normalise and encode every record."""
+    """(a'): decode, parse, normalise and encode every record as the JSON event."""
     count = 0
     for payload in payloads:
         for document in decode_subscription_event(payload):
@@ -129,15 +153,21 @@ def floor_stdlib(payloads: list[dict[str, Any]]) -> int:
     return count
 
 
-def best_rate(
-    work: Callable[[list[dict[str, Any]]], int], payloads: list[dict[str, Any]], repeat: int
-) -> float:
-    best = 0.0
-    for _ in range(repeat):
-        start = time.perf_counter()
-        count = work(payloads)
-        best = max(best, count / (time.perf_counter() - start))
-    return best
+def rate(work: Callable[[list[dict[str, Any]]], int], payloads: list[dict[str, Any]]) -> float:
+    start = time.perf_counter()
+    count = work(payloads)
+    return count / (time.perf_counter() - start)
+
+
+def gdi_transform(path: Path, per_payload: int) -> Callable[[list[dict[str, Any]]], int]:
+    """The gdi-toolkit transform over the payloads as Firehose invocations; returns records done."""
+    handler = load_gdi_transform(path)
+
+    def work(payloads: list[dict[str, Any]]) -> int:
+        time_transform(handler, firehose_invocations(payloads))
+        return len(payloads) * per_payload
+
+    return work
 
 
 def main() -> None:
@@ -145,18 +175,40 @@ def main() -> None:
     parser.add_argument("--payloads", type=int, default=400)
     parser.add_argument("--records", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--gdi-toolkit", type=Path, help="the gdi-toolkit's Firehose lambda.py")
     args = parser.parse_args()
     payloads = make_payloads(args.payloads, args.records)
     records = args.payloads * args.records
-    full = best_rate(full_pipeline, payloads, args.repeat)
-    base = best_rate(floor, payloads, args.repeat)
-    base_stdlib = best_rate(floor_stdlib, payloads, args.repeat)
-    print(f"records per run:                               {records:,}")
-    print(f"(a) decode+parse+normalise+encode:             {full:,.0f} records/s")
+    works: dict[str, Callable[[list[dict[str, Any]]], int]] = {
+        "lean": lean_pipeline,
+        "json": full_pipeline,
+        "floor": floor,
+        "floor_stdlib": floor_stdlib,
+    }
+    if args.gdi_toolkit:
+        works["gdi"] = gdi_transform(args.gdi_toolkit, args.records)
+    rates: dict[str, list[float]] = {name: [] for name in works}
+    for _ in range(args.repeat):
+        for name, work in works.items():
+            rates[name].append(rate(work, payloads))
+    lean, full, base, base_stdlib = (
+        statistics.median(rates[name]) for name in ("lean", "json", "floor", "floor_stdlib")
+    )
+    print(
+        f"records per run:                               {records:,} (medians of {args.repeat} alternating runs)"
+    )
+    print(f"(a) decode+parse+normalise+HEC line (lean):    {lean:,.0f} records/s")
+    print(f"(a') decode+parse+normalise+JSON event:        {full:,.0f} records/s")
     print(f"(b) floor, msgspec (b64+gunzip+JSON+encode):   {base:,.0f} records/s")
     print(f"(b') floor, stdlib json:                       {base_stdlib:,.0f} records/s")
-    print(f"(c) ratio (a)/(b):                             {full / base:.2f}")
-    print(f"(c') ratio (a)/(b'):                           {full / base_stdlib:.2f}")
+    print(f"(c) ratio (a)/(b):                             {lean / base:.2f}")
+    print(f"(c') ratio (a)/(b'):                           {lean / base_stdlib:.2f}")
+    print(f"     ratio (a')/(b):                           {full / base:.2f}")
+    if "gdi" in rates:
+        gdi = statistics.median(rates["gdi"])
+        print(
+            f"gdi-toolkit transform (decode, concatenate):   {gdi:,.0f} records/s; (a) is {lean / gdi:.2f}x of it"
+        )
 
 
 if __name__ == "__main__":
