@@ -122,6 +122,18 @@ def test_each_command_explains_itself(path: str) -> None:
     assert len(description) > 20, f"'hsmaudit {path} --help' says too little: {description!r}"
 
 
+@pytest.mark.parametrize("path", command_paths())
+def test_each_commands_description_wraps_to_the_terminal(path: str) -> None:
+    """A docstring's own line breaks must not reach the screen: at 80 columns every line of a
+    paragraph but its last is nearly full (a hard break gave "... quarantined," then "payload")."""
+    text = help_text(path)
+    description = text.split("\n╭", 1)[0].split("\n", 1)[1]  # below Usage, above the first panel
+    for paragraph in re.split(r"\n\s*\n", description.strip("\n")):
+        lines = paragraph.splitlines()
+        for line in lines[:-1]:
+            assert len(line) >= 60, f"'hsmaudit {path} --help' breaks a line early: {line!r}"
+
+
 def test_the_docs_name_no_command_that_does_not_exist() -> None:
     documented = set(documented_blocks(DOCS.read_text()))
     assert documented <= set(command_paths())

@@ -105,8 +105,33 @@ def _plain_metavars(command: Any) -> None:
         _plain_metavars(sub)
 
 
+def reflow(text: str) -> str:
+    """Each paragraph of a help text as one line. Typer's Rich help keeps a docstring's line
+    breaks, so a paragraph wrapped at 100 columns in the source printed ragged at 80 (a line of
+    one word, then a full one). Paragraphs that are lists (`- `, `* `) or start with `\\b` keep
+    their lines; text after `\\f` (hidden from help) is left as it is."""
+    shown, cut, hidden = text.partition("\f")
+
+    def join(paragraph: str) -> str:
+        lines = paragraph.splitlines()
+        if paragraph.startswith("\b") or any(line.lstrip().startswith(("- ", "* ")) for line in lines):
+            return paragraph
+        return " ".join(line.strip() for line in lines if line.strip())
+
+    return "\n\n".join(join(paragraph) for paragraph in shown.split("\n\n")) + cut + hidden
+
+
+def _reflow_help(command: Any) -> None:
+    """Reflow the help of `command` and of every subcommand (see `reflow`)."""
+    if getattr(command, "help", None):
+        command.help = reflow(command.help)
+    for sub in getattr(command, "commands", {}).values():
+        _reflow_help(sub)
+
+
 def main() -> None:
     """Console-script entry point."""
     command = typer.main.get_command(app)
     _plain_metavars(command)
+    _reflow_help(command)
     command()

@@ -53,10 +53,11 @@ def register(app: typer.Typer) -> None:
             60, "--silent-after-minutes", min=1, help="Silent periods shorter than this are not listed."
         ),
     ) -> None:
-        """Write an auditor-ready report of a period: per HSM the sequence ranges, every gap, reset,
-        duplicate and silent period, reboots, activity by day, CloudTrail control-plane calls,
-        alerts and retention, each section tied to its PCI DSS v4 requirement, with digests of the
-        report and of the data it covers."""
+        """Write an auditor-ready report of a period (HTML or JSON), tied to PCI DSS v4.
+
+        Per HSM the sequence ranges, every gap, reset, duplicate and silent period, reboots,
+        activity by day, CloudTrail control-plane calls, alerts and retention, each section tied
+        to its PCI DSS v4 requirement, with digests of the report and of the data it covers."""
         from hsmaudit.ops.report import (
             Period,
             ReportInputError,
