@@ -72,6 +72,8 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
             "NO_COLOR": "1",
             "COLUMNS": "120",
+            # as with the virtualenv activated: the "what next" hints then say plain `hsmaudit`
+            "PATH": os.pathsep.join([str(Path(HSMAUDIT).parent), os.environ.get("PATH", os.defpath)]),
         }
     )
     env.update(extra or {})

@@ -10,13 +10,14 @@ circuit breaker) instead of paying the retry schedule chunk after chunk.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
 from hsmaudit.sinks.spool import LocalSpool, SpoolBatch
 
 from .conftest import OTHER_TOKEN, TOKEN, FaultHec, closed_port_url, record_text
-from .test_cli_harness import run_cli
+from .test_cli_harness import HSMAUDIT, run_cli
 
 LOG_GROUP = "/aws/cloudhsm/cluster-sumtest1"
 # More than one `send` chunk (5000 events), so the breaker must hold across chunks.
@@ -112,6 +113,25 @@ def test_a_dead_hec_without_a_spool_fails_naming_the_cause(tmp_path: Path) -> No
     assert line.startswith("hsmaudit: HEC did not take 30 of 30 events")
     assert f"connection refused by {url.removeprefix('http://')}" in line
     assert "HSMAUDIT_SPOOL_DIR" in line
+
+
+def test_the_next_step_names_the_command_as_started_when_the_venv_is_not_activated(
+    tmp_path: Path,
+) -> None:
+    """After the README's first command (`.venv/bin/hsmaudit ...`, nothing activated) a hint
+    that says bare `hsmaudit` is 'command not found': it names the path that was run."""
+    spool = tmp_path / "spool"
+    args = [str(records_file(tmp_path, 3)), "--hec-url", closed_port_url(), "--spool-dir", str(spool)]
+    env = {"HSMAUDIT_HEC_BACKOFF_BASE": "0.01", "PATH": os.defpath}
+    code, _, stderr = send(*args, env=env)
+    assert code == 1
+    assert (
+        stderr.strip()
+        .splitlines()[-1]
+        .endswith(f"fix HEC ('{HSMAUDIT} doctor'), then run '{HSMAUDIT} replay {spool}'")
+    )
+    _, _, activated = send(*args, env={**env, "PATH": str(Path(HSMAUDIT).parent)})
+    assert activated.strip().splitlines()[-1].endswith(f"then run 'hsmaudit replay {spool}'")
 
 
 def test_self_signed_tls_with_a_spool_says_why_in_the_summary(

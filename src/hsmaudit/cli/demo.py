@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import tempfile
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import typer
 
-from hsmaudit.cli.output import fail, stderr_console, stdout_console
+from hsmaudit.cli.output import fail, self_command, stderr_console, stdout_console
 from hsmaudit.cli.serve import warn_if_exposed
 from hsmaudit.cli.simulate import parse_start
 from hsmaudit.config import (
@@ -467,7 +468,9 @@ def _report(
         console.print(line, highlight=False, soft_wrap=True)
     if headless:
         console.print(
-            f"to look at it on the dashboard: hsmaudit serve --db {db}", highlight=False, soft_wrap=True
+            f"to look at it on the dashboard: {self_command()} serve --db {shlex.quote(str(db))}",
+            highlight=False,
+            soft_wrap=True,
         )
     control_plane_lost = totals.get("control_plane_sent", 0) - totals.get("control_plane_accepted", 0)
     return (

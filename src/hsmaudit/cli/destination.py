@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Protocol
 
+from hsmaudit.cli.output import self_command
 from hsmaudit.records.event import HsmEvent, event_to_json
 
 if TYPE_CHECKING:
@@ -64,9 +65,10 @@ def spool_lines(delivered: Delivered, location: str | None) -> list[str]:
         for reason, count in sorted(delivered.reasons.items(), key=lambda item: -item[1])
     ]
     where = f" {location}" if location else ""
+    hsmaudit = self_command()
     lines.append(
         f"{delivered.spooled} events are in the spool{where}, not in Splunk: fix HEC "
-        f"('hsmaudit doctor'), then run 'hsmaudit replay{where}'"
+        f"('{hsmaudit} doctor'), then run '{hsmaudit} replay{where}'"
     )
     return lines
 

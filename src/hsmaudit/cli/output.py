@@ -7,11 +7,14 @@ token, and exits non-zero.
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal, NoReturn
 
 import typer
@@ -33,6 +36,19 @@ def fail(message: str, code: int = 1) -> NoReturn:
     sys.stderr.write(f"hsmaudit: {message}\n")
     sys.stderr.flush()
     raise typer.Exit(code)
+
+
+def self_command() -> str:
+    """How to run this hsmaudit again, for the "what next" hints: `hsmaudit` when that name on
+    PATH is this program, else the path it was started by (`.venv/bin/hsmaudit` when the
+    virtualenv is not activated, as after the README's first command), so the hint pastes."""
+    invoked = sys.argv[0] if sys.argv else ""
+    if Path(invoked).name != "hsmaudit":
+        return "hsmaudit"  # `python -m hsmaudit.cli` or an embedding: the documented name
+    on_path = shutil.which("hsmaudit")
+    if on_path and Path(on_path).resolve() == Path(invoked).resolve():
+        return "hsmaudit"
+    return shlex.quote(invoked)
 
 
 @contextmanager
