@@ -23,7 +23,7 @@ import pytest
 
 from hsmaudit.sinks.spool import LocalSpool, SpoolBatch
 
-from .conftest import CLI_TOKEN, FaultHec
+from .conftest import CLI_TOKEN, FaultHec, closed_port_url
 from .test_cli_harness import HSMAUDIT, Moto, clean_env, make_cluster, moto, record_text, run_cli
 from .test_replay_cli import line
 
@@ -143,6 +143,21 @@ def test_ctrl_c_stops_send_after_the_request_in_flight_and_says_what_arrived(
     assert last.startswith(f"hsmaudit: interrupted: {arrived} events accepted by HEC;"), err
     assert f"the rest of {records} was not sent" in last
     assert "Traceback" not in err
+
+
+def test_a_line_said_while_the_bar_is_drawn_gets_a_line_of_its_own(tmp_path: Path) -> None:
+    # GIVEN HEC down and a spool: send says so when it happens, while its bar is on screen
+    records = records_file(tmp_path, 300)
+    env = clean_env({
+        "HSMAUDIT_HEC_URL": closed_port_url(), "HSMAUDIT_HEC_TOKEN": CLI_TOKEN,
+        "HSMAUDIT_HEC_MAX_ATTEMPTS": "1", "HSMAUDIT_BATCH_MAX_EVENTS": "10", "COLUMNS": "100",
+    })  # fmt: skip
+    code, _, tty = run_on_terminal(
+        ["send", str(records), "--log-group", LOG_GROUP, "--spool-dir", str(tmp_path / "spool")], env
+    )
+    assert code == 1, tty  # spooled, not delivered
+    # the bar's line is erased (or left) before the line is printed, never written onto
+    assert re.search(r"(\x1b\[2K|\n)(\x1b\[[0-9;]*m)*hsmaudit: HEC unavailable", tty), tty
 
 
 # ----------------------------------------------------------------------------------------- replay

@@ -80,8 +80,16 @@ def write_lines(lines: Iterator[bytes], *, flush_each: bool = False) -> int:
     return count
 
 
+LIVE_STDERR: list[Console] = []
+"""The console of the progress bar on screen, if any (`cli.progress` sets it)."""
+
+
 def stderr_console() -> Console:
-    """A Rich console on stderr, for summaries that must not mix with JSON on stdout."""
+    """A Rich console on stderr, for summaries that must not mix with JSON on stdout. While a
+    progress bar is drawn it is the bar's console, so a line said meanwhile (HEC went down)
+    appears above the bar instead of being written through it."""
+    if LIVE_STDERR:
+        return LIVE_STDERR[-1]
     from rich.console import Console
 
     return Console(stderr=True)

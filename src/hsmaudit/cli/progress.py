@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from hsmaudit.cli.output import stderr_console
+from hsmaudit.cli.output import LIVE_STDERR, stderr_console
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -75,6 +75,7 @@ class WorkProgress:
             self._started = True
             self._progress = _rich_progress(self.unit)
             self._progress.start()
+            LIVE_STDERR.append(self._progress.console)
             self._task = self._progress.add_task(self.description, total=self.total, items=0)
         return self
 
@@ -85,6 +86,8 @@ class WorkProgress:
         """Take the bar off the screen (before a table is printed); safe to call twice."""
         if self._progress is not None:
             self._progress.stop()
+            if self._progress.console in LIVE_STDERR:
+                LIVE_STDERR.remove(self._progress.console)
             self._progress = None
 
     def advance(self, *, items: int = 0, done: int = 0) -> None:
@@ -148,9 +151,10 @@ def _rich_progress(unit: str) -> Progress:
         TimeRemainingColumn(compact=True),
         console=stderr_console(),
         transient=True,
-        # stdout is the command's output (JSON lines): never captured into the bar's stream
+        # stdout is the command's output (JSON lines): never captured into the bar's stream;
+        # a line written to stderr meanwhile is printed above the bar
         redirect_stdout=False,
-        redirect_stderr=False,
+        redirect_stderr=True,
     )
 
 
