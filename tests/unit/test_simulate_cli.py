@@ -17,18 +17,31 @@ from hsmaudit.sources.message import LogMessage, parse_log_message
 RUNNER = CliRunner()
 
 
-def invoke(*args: str) -> str:
-    result = RUNNER.invoke(app, ["simulate", *args])
+def invoke(*args: str, columns: int = 80) -> str:
+    result = RUNNER.invoke(app, ["simulate", *args], env={"COLUMNS": str(columns)})
     assert result.exit_code == 0, result.output
     return result.stdout
 
 
-def test_list_names_every_scenario_with_its_alerts() -> None:
+def test_list_names_every_scenario_with_its_alerts_cloudtrail_ones_too() -> None:
     out = invoke("--list")
+    blocks = {block.split()[0]: block for block in out.replace("\n ", " ").splitlines()}
+    assert list(blocks) == list(SCENARIOS)
     for name, scenario in SCENARIOS.items():
-        line = next(line for line in out.splitlines() if line.startswith(name + " "))
+        audit_log, _, cloudtrail = blocks[name].partition("from its CloudTrail calls")
+        assert scenario.description in " ".join(audit_log.split())
         for rule in scenario.expected_rules:
-            assert rule in line
+            assert rule in audit_log
+        for rule in scenario.control_plane_rules:  # what `demo` raises beyond the audit log
+            assert rule in cloudtrail
+    assert "from its CloudTrail calls (demo): backup-deleted-or-retention-changed" in " ".join(
+        blocks["control-plane"].split()
+    )
+
+
+def test_list_fits_the_terminal() -> None:
+    assert max(len(line) for line in invoke("--list", columns=80).splitlines()) <= 80
+    assert max(len(line) for line in invoke("--list", columns=60).splitlines()) <= 60
 
 
 def test_cloudwatch_lines_are_subscription_payloads_of_the_simulation() -> None:

@@ -8,12 +8,19 @@ inputs `hsmaudit parse`, `detect` and `send` read. Same `--seed` and `--start`: 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import textwrap
+from collections.abc import Iterable
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import typer
 
 from hsmaudit.cli.output import fail, stderr_console, write_lines
+
+if TYPE_CHECKING:
+    from hsmaudit.simulate.scenarios import Scenario
 
 
 class SimulateFormat(StrEnum):
@@ -38,6 +45,32 @@ def parse_start(text: str | None) -> int | None:
         return parse_time(text, name="--start")
     except FilterError as error:
         fail(str(error), 2)
+
+
+def scenario_list(scenarios: Iterable[Scenario], *, width: int) -> str:
+    """Each scenario, what it does and the alerts it must raise, wrapped to `width` under its
+    name. The alerts its CloudTrail calls raise are named apart: `hsmaudit demo` delivers those
+    calls, `simulate` prints only the audit log."""
+    items = list(scenarios)
+    indent = " " * (max(len(item.name) for item in items) + 2)
+    width = max(width, len(indent) + 30)
+    blocks = []
+    for item in items:
+        alerts = ", ".join(sorted(item.expected_rules)) or "none"
+        if item.control_plane_rules:
+            alerts += f"; from its CloudTrail calls (demo): {', '.join(sorted(item.control_plane_rules))}"
+        lines = textwrap.wrap(
+            item.description, width, initial_indent=item.name.ljust(len(indent)), subsequent_indent=indent
+        )
+        lines += textwrap.wrap(
+            f"alerts: {alerts}",
+            width,
+            initial_indent=indent,
+            subsequent_indent=indent + "  ",
+            break_on_hyphens=False,
+        )
+        blocks.append("\n".join(lines))
+    return "\n".join(blocks)
 
 
 def register(app: typer.Typer) -> None:
@@ -79,9 +112,7 @@ def register(app: typer.Typer) -> None:
         from hsmaudit.simulate.scenarios import SCENARIOS, run_scenarios
 
         if list_scenarios:
-            for name, item in SCENARIOS.items():
-                rules = ", ".join(sorted(item.expected_rules)) or "(none)"
-                typer.echo(f"{name:22} {item.description}; alerts: {rules}")
+            typer.echo(scenario_list(SCENARIOS.values(), width=shutil.get_terminal_size().columns))
             return
         names = scenario or list(SCENARIOS)
         left_out = ""
