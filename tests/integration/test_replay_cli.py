@@ -164,6 +164,19 @@ def test_no_spool_anywhere_is_a_one_line_usage_error() -> None:
     assert done.stderr.strip().startswith("hsmaudit: no spool") and len(done.stderr.strip().splitlines()) == 1
 
 
+def test_no_hec_url_names_the_flag_and_the_variable_and_keeps_the_spool(tmp_path: Path) -> None:
+    spool = LocalSpool(tmp_path)
+    fill(spool)
+    before = list(spool.list())
+    done = run(str(tmp_path))
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "hsmaudit: no HEC URL configured: set HSMAUDIT_HEC_URL (on the command line: or give --hec-url, "
+        "or hec_url in the config file)"
+    ]
+    assert list(spool.list()) == before
+
+
 def test_replay_from_s3(aws_env: str, fault_hec: FaultHec) -> None:
     boto3.client("s3").create_bucket(Bucket="replay-s3")
     sent = fill(S3Spool("replay-s3", "spool/"))

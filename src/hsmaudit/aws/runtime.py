@@ -56,7 +56,11 @@ def token_provider(settings: Settings) -> TokenProvider:
 def build_client(settings: Settings, token: TokenProvider | None = None) -> HecClient:
     """An `HecClient` from settings (raises `ConfigError` when the URL or token is missing)."""
     if not settings.hec_url:
-        raise ConfigError("no HEC URL configured: set HSMAUDIT_HEC_URL")
+        # the Lambda reads only its environment; the CLI's replay also takes the flag or the file
+        raise ConfigError(
+            "no HEC URL configured: set HSMAUDIT_HEC_URL (on the command line: or give --hec-url, "
+            "or hec_url in the config file)"
+        )
     if settings.hec_ca_bundle:
         check_ca_bundle(settings.hec_ca_bundle)
     try:
