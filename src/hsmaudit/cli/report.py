@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
             None, "--until", help="End of the period, exclusive (same spellings as --since)."
         ),
         output_format: ReportFormat = typer.Option(
-            ReportFormat.html, "--format", help="html (printable, no scripts) or json."
+            ReportFormat.html, "--format", "-f", help="html (printable, no scripts) or json."
         ),
         out: Path | None = typer.Option(None, "--out", "-o", help="Write the report here (default: stdout)."),
         check: Path | None = typer.Option(
