@@ -224,3 +224,24 @@ def test_a_csv_export_of_raw_records_is_read_like_the_forwarder_reads_them(
     exported = build_report(events_from_splunk_export(path, Period()))
     assert exported == build_report(audit)
     assert exported["digests"]["events"] == len(audit)
+
+
+def test_the_page_names_its_period_in_words_and_its_sections_by_title() -> None:
+    """Without --since/--until the page said "start to end" and was titled "- to -"; the PCI DSS
+    table listed section ids as JSON (`["activity_by_day", ...]`)."""
+    sim = ClusterSimulator(seed=3, hsm_count=2)
+    day_to_day(sim, sessions=1)
+    events = list(parsed_events(sim.sorted_records()))
+    whole = build_report(events)
+    page = render_html(whole)
+    first, last = whole["period"]["first_event"], whole["period"]["last_event"]
+    assert f"<title>CloudHSM audit report {first} to {last}</title>" in page
+    assert "<td>all the data read (no --since or --until)</td>" in page
+    assert "start to end" not in page and "- to -" not in page
+    assert "<td>Activity by day, Control plane</td>" in page and "[&quot;" not in page
+    assert "<p class=ok>none found</p>" in page  # the integrity tables this stream has nothing for
+    since = events[1].usecs
+    assert since is not None
+    bounded = render_html(build_report(events, Period(since_usecs=since)))
+    assert f"<td>{format_usecs(since)} to the last event</td>" in bounded
+    assert f"<title>CloudHSM audit report {format_usecs(since)} to {last}</title>" in bounded

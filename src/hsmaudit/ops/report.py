@@ -493,20 +493,46 @@ def _pci_note(section: str) -> str:
     return f"<p class=pci>Evidence for PCI DSS v4 {_esc(', '.join(numbers))}</p>" if numbers else ""
 
 
+_SECTION_TITLES: Final = {
+    "streams": "Audit streams",
+    "integrity": "Integrity",
+    "activity_by_day": "Activity by day",
+    "control_plane": "Control plane",
+    "alerts": "Alerts raised",
+    "retention": "Retention",
+}
+
+
+def _period_text(period: dict[str, Any]) -> str:
+    """The period in words: without --since/--until the report covers all the data it read
+    (it said "start to end", and the page title "- to -")."""
+    since, until = period["since"], period["until"]
+    if not since and not until:
+        return "all the data read (no --since or --until)"
+    return f"{since or 'the first event'} to {until or 'the last event'}"
+
+
 def render_html(report: dict[str, Any]) -> str:
     """A printable page: no scripts, no external resources, every value escaped."""
     period = report["period"]
     integrity = report["integrity"]
+    first = period["since"] or period["first_event"]
+    last = period["until"] or period["last_event"]
+    span = f" {first} to {last}" if first and last else ""
+    pci_rows = [
+        {**row, "sections": ", ".join(_SECTION_TITLES.get(name, name) for name in row["sections"])}
+        for row in report["pci_dss"]
+    ]
     parts: list[str] = [
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
         "<meta http-equiv=Content-Security-Policy content=\"default-src 'none'; style-src 'unsafe-inline'\">",
         "<meta name=viewport content='width=device-width,initial-scale=1'>",
-        f"<title>CloudHSM audit report {_esc(period['since'])} to {_esc(period['until'])}</title>",
+        f"<title>CloudHSM audit report{_esc(span)}</title>",
         f"<style>{_CSS}</style></head><body>",
         "<h1>CloudHSM audit report</h1>",
         _table(
             [
-                {"item": "period", "value": f"{period['since'] or 'start'} to {period['until'] or 'end'}"},
+                {"item": "period", "value": _period_text(period)},
                 {"item": "events read", "value": period["events"]},
                 {"item": "first / last event", "value": f"{period['first_event']} / {period['last_event']}"},
                 {"item": "clusters", "value": ", ".join(period["clusters"]) or "-"},
@@ -519,7 +545,7 @@ def render_html(report: dict[str, Any]) -> str:
             "",
         ),
         "<h2>PCI DSS v4 requirements and where this report evidences them</h2>",
-        _table(report["pci_dss"], ["requirement", "title", "sections", "evidence"], ""),
+        _table(pci_rows, ["requirement", "title", "sections", "evidence"], ""),
         "<h2 id=streams>Audit streams: sequence ranges and reboots</h2>",
         _pci_note("streams"),
     ]
@@ -558,7 +584,7 @@ def render_html(report: dict[str, Any]) -> str:
             _table(
                 integrity[key],
                 ["time", "cluster_id", "hsm_id", "details", "event_ids"],
-                f"none: {title.lower()}",
+                "none found",
             )
         )
     parts.append("<h3>Silent periods (the HSM wrote nothing while its cluster did)</h3>")
