@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
+import pty
+import re
 import socket
 import ssl
+import subprocess
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -24,7 +28,7 @@ import boto3
 import pytest
 
 from .conftest import FaultHec
-from .test_cli_harness import Moto, hec_sink, make_cluster, moto, run_cli
+from .test_cli_harness import HSMAUDIT, Moto, clean_env, hec_sink, make_cluster, moto, run_cli
 
 __all__ = ["hec_sink", "moto"]  # fixtures used by name
 
@@ -378,6 +382,37 @@ def test_people_get_one_line_per_check() -> None:
     lines = result.stdout.splitlines()
     assert len(lines) == 7
     assert lines[1].startswith("✘ hec.reachable")
+
+
+def test_on_an_80_column_terminal_each_finding_wraps_under_itself() -> None:
+    """A terminal broke the long lines at its margin, mid-word, under the check names; piped
+    output (above) stays one line per check."""
+    leader, follower = pty.openpty()
+    env = clean_env({"HSMAUDIT_HEC_TOKEN": TOKEN, "COLUMNS": "80"})
+    argv = [HSMAUDIT, "doctor", "--skip-aws", "--hec-url", f"http://127.0.0.1:{free_port()}"]
+    process = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=follower, stderr=subprocess.PIPE, env=env
+    )
+    os.close(follower)
+    seen = bytearray()
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed its end
+            break
+        if not chunk:
+            break
+        seen += chunk
+    assert process.wait(timeout=60) == 1
+    os.close(leader)
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", seen.decode()).replace("\r", "").splitlines()
+    assert lines[0].startswith("✔ hec.config       HEC URL http://127.0.0.1:")
+    assert max(len(line) for line in lines) <= 80
+    start = next(i for i, line in enumerate(lines) if line.startswith("✘ hec.reachable    HEC is down:"))
+    reachable = lines[start : next(i for i, line in enumerate(lines) if line.startswith("- hec.tls"))]
+    assert len(reachable) > 1 and all(line.startswith(" " * 19) for line in reachable[1:])
+    assert "Settings > Data inputs > HTTP Event Collector" in " ".join(" ".join(reachable).split())
+    assert TOKEN not in seen.decode()
 
 
 # ------------------------------------------------------------------------------------------ AWS tests

@@ -40,6 +40,7 @@ import re
 import socket
 import ssl
 import sys
+import textwrap
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -793,10 +794,18 @@ def print_result(result: CheckResult, *, as_json: bool) -> None:
 
     mark, style = _MARK[result.status]
     console = stdout_console()
+    head = f"{mark} {result.check:<16} "
+    text = result.line()
+    # On a screen a long finding wraps under itself, the check column kept clear (the terminal
+    # broke it mid-word at the left margin); piped (grep, a file) it stays one line per check.
+    lines = [text]
+    if console.is_terminal:
+        width = max(console.width - len(head), 30)
+        lines = textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False) or [text]
     # escape(): a line may quote the other side's text, and "[...]" in it is not our markup.
-    console.print(
-        f"[{style}]{mark} {result.check:<16}[/] {escape(result.line())}", highlight=False, soft_wrap=True
-    )
+    console.print(f"[{style}]{head[:-1]}[/] {escape(lines[0])}", highlight=False, soft_wrap=True)
+    for more in lines[1:]:
+        console.print(" " * len(head) + escape(more), highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
