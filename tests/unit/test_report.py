@@ -231,15 +231,19 @@ def test_the_page_names_its_period_in_words_and_its_sections_by_title() -> None:
     table listed section ids as JSON (`["activity_by_day", ...]`)."""
     sim = ClusterSimulator(seed=3, hsm_count=2)
     day_to_day(sim, sessions=1)
-    events = list(parsed_events(sim.sorted_records()))
+    sim.api_call("DeleteHsm", {"hsmId": sim.hsms[1].hsm_id})
+    events = [*parsed_events(sim.sorted_records()), *(cloudtrail_event(c) for c in sim.api_calls)]
     whole = build_report(events)
     page = render_html(whole)
     first, last = whole["period"]["first_event"], whole["period"]["last_event"]
     assert f"<title>CloudHSM audit report {first} to {last}</title>" in page
     assert "<td>all the data read (no --since or --until)</td>" in page
     assert "start to end" not in page and "- to -" not in page
-    assert "<td>Activity by day, Control plane</td>" in page and "[&quot;" not in page
+    assert "<td>Activity by day, Control plane</td>" in page and "&quot;activity_by_day" not in page
     assert "<p class=ok>none found</p>" in page  # the integrity tables this stream has nothing for
+    assert f"<td class=t>{first}</td>" in page  # timestamps and ids are not split at hyphens
+    assert f"<td class=t>{sim.hsms[1].hsm_id}</td>" in page  # the control-plane table
+    assert "td.t{white-space:nowrap}" in page
     since = events[1].usecs
     assert since is not None
     bounded = render_html(build_report(events, Period(since_usecs=since)))

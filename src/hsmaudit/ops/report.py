@@ -455,7 +455,7 @@ body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:72rem;paddin
 h1{font-size:1.6rem}h2{border-bottom:2px solid #333;margin-top:2rem;font-size:1.2rem}
 table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem}
 th,td{border:1px solid #bbb;padding:.25rem .45rem;text-align:left;vertical-align:top}
-th{background:#eee}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#eee}td.num{text-align:right;font-variant-numeric:tabular-nums}td.t{white-space:nowrap}
 .ok{color:#064}.bad{color:#a00;font-weight:600}code{font-size:.85em;word-break:break-all}
 .pci{font-size:.85rem;color:#444}.wrap{overflow-x:auto;max-width:100%}
 @media print{body{margin:0;max-width:none}.wrap{overflow:visible}h2{break-after:avoid}tr{break-inside:avoid}}
@@ -472,6 +472,13 @@ def _esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
+# Timestamps and ids are read and compared whole: never split at their hyphens.
+_WHOLE_COLUMNS: Final = frozenset(
+    {"time", "first_time", "last_time", "from", "to", "first_event", "last_event"}
+    | {"cluster_id", "hsm_id", "backup_id"}
+)
+
+
 def _table(rows: list[dict[str, Any]], columns: list[str], empty: str) -> str:
     if not rows:
         return f"<p class=ok>{_esc(empty)}</p>"
@@ -482,6 +489,8 @@ def _table(rows: list[dict[str, Any]], columns: list[str], empty: str) -> str:
         for column in columns:
             value = row.get(column)
             kind = " class=num" if isinstance(value, int) and not isinstance(value, bool) else ""
+            if column in _WHOLE_COLUMNS and value:
+                kind = " class=t"
             cells.append(f"<td{kind}>{_esc(value)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     table = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
