@@ -86,6 +86,25 @@ def test_unknown_scenario_fails_with_one_line(tmp_path: Path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_a_taken_port_fails_with_one_line_naming_it_and_keeps_the_store(tmp_path: Path) -> None:
+    """8088 is Splunk's HEC port too: on a Splunk machine the dashboard's port is often taken."""
+    import socket
+
+    db = tmp_path / "kept.sqlite3"
+    assert run_demo(db, "--scenario", "seed").returncode == 0
+    before = db.read_bytes()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_demo(db, "--scenario", "seed", "--port", str(port))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"hsmaudit: cannot listen on 127.0.0.1:{port}: Address already in use; choose another --port"
+    ]
+    assert db.read_bytes() == before
+
+
 def test_interactive_demo_keeps_streaming_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     import re
     import signal

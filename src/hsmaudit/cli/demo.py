@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Final
 import typer
 
 from hsmaudit.cli.output import fail, self_command, stderr_console, stdout_console
-from hsmaudit.cli.serve import warn_if_exposed
+from hsmaudit.cli.serve import check_port_free, warn_if_exposed
 from hsmaudit.cli.simulate import parse_start
 from hsmaudit.config import (
     HSMAUDIT_DB,
@@ -290,6 +290,10 @@ def register(app: typer.Typer) -> None:
             simulation = plan_simulation(scenario, seed=seed, hsms=hsms, start=start)
         except ValueError as error:
             fail(str(error), 2)
+        listen_port = 0 if port is None and headless else (8088 if port is None else port)
+        # before the store is replaced: 8088 is Splunk's HEC port too, often taken on a Splunk
+        # machine (uvicorn logged a bind error and the reason was not in hsmaudit's own line)
+        check_port_free(host, listen_port)
         refusal = fresh_store(db, cluster_id=simulation.simulator.cluster_id, reset=reset)
         if refusal:
             fail(refusal, 2)
@@ -302,7 +306,7 @@ def register(app: typer.Typer) -> None:
             server = start_in_thread(
                 create_app(store, CollectorSettings(token=token), allowed_hosts=allowed_hosts_for(host)),
                 host,
-                0 if port is None and headless else (8088 if port is None else port),
+                listen_port,
             )
         except (RuntimeError, OSError, SystemExit) as error:
             store.close()
