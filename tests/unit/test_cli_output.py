@@ -1,4 +1,4 @@
-"""`self_command`: the "what next" hints name a command the user can paste."""
+"""What the CLI shares: `self_command` (hints the user can paste) and `fitted_table`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hsmaudit.cli.output import self_command
+from hsmaudit.cli.output import fitted_table, self_command
 
 
 def console_script(folder: Path) -> Path:
@@ -47,3 +47,23 @@ def test_the_path_run_when_path_finds_another_hsmaudit(
 def test_the_documented_name_when_not_started_as_hsmaudit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "argv", ["-m"])
     assert self_command() == "hsmaudit"
+
+
+def test_a_table_gives_back_a_dropped_column_that_fits_after_all() -> None:
+    """Detect's columns with a long rule id at 80 columns: severity was dropped first, then hsm
+    and user had to go too, and severity would have fitted in the room they left."""
+    from rich.console import Console
+
+    from hsmaudit.cli.detect import ALERT_COLUMNS
+
+    row = (
+        "2026-12-02T03:26:09.000000Z", "high", "backup-deleted-or-retention-changed", "cluster-ieqh746yng7",
+        "hsm-5sb2glshv3m", "HsmAdmin/ops-admin", '{"backup_id": "backup-gqb5zozap3k"}',
+    )  # fmt: skip
+    console = Console(width=80, record=True, color_system=None)
+    console.print(fitted_table(ALERT_COLUMNS, [(row, "")], width=80))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    header = [cell.strip() for cell in text.splitlines()[1].strip("┃").split("┃")]
+    assert header == ["time", "severity", "rule"]
+    assert "not shown at 80 columns: cluster, hsm, user, details" in " ".join(text.split())
