@@ -86,6 +86,16 @@ def test_parse_table_at_80_columns_keeps_each_timestamp_whole(samples_dir: Path)
     assert "not shown" not in wide.stdout and "severity" in wide.stdout
 
 
+def test_parse_table_names_user_types_short_so_a_user_stays_whole(samples_dir: Path) -> None:
+    """'admin (CN_CRYPTO_OFFICER)' folded at 80 columns and left ')' alone on the next line."""
+    result = run_cli(
+        "parse", "--format", "table", str(samples_dir / "aws-doc-06-login-co-success.txt"), env=NARROW
+    )
+    assert result.returncode == 0, result.stderr
+    (row,) = cells_of(result.stdout)
+    assert "admin (CO)" in row
+
+
 def test_rules_list_at_80_columns_never_breaks_a_rule_id() -> None:
     ids = run_cli("rules", "list", "--format", "jsonl").stdout
     rule_ids = re.findall(r'"rule":"([a-z0-9-]+)"', ids)

@@ -21,6 +21,7 @@ from hsmaudit.cli.output import (
     write_lines,
 )
 from hsmaudit.records.event import HsmEvent, event_to_json
+from hsmaudit.records.opcodes import USER_TYPE_ABBREVIATIONS
 from hsmaudit.sources.errors import SourceError
 from hsmaudit.sources.files import STDIN, read_bytes, read_paths
 from hsmaudit.sources.message import LogMessage, parse_log_message
@@ -118,7 +119,9 @@ def events_table(events: Iterable[HsmEvent], *, width: int) -> Table:
     for event in events:
         user = event.user_name or ""
         if event.user_type:
-            user = f"{user} ({event.user_type})"
+            # CO/CU as the dashboard says: "(CN_CRYPTO_OFFICER)" folded at 80 columns, leaving
+            # a lone ")" on the next line
+            user = f"{user} ({USER_TYPE_ABBREVIATIONS.get(event.user_type, event.user_type)})"
         handle = event.key_handle if event.key_handle is not None else event.object_handle
         response = event.response or ""
         if event.parse_error:
