@@ -14,11 +14,12 @@ import pytest
 
 from hsmaudit.aws.s3spool import S3Spool
 from hsmaudit.aws.secrets import SecretsManagerToken, SsmToken
+from hsmaudit.aws.spools import open_spool
 from hsmaudit.aws.subscription import handler
 from hsmaudit.cli.replay import replay_spool
 from hsmaudit.sinks.errors import HecTokenError, SpoolError
 from hsmaudit.sinks.hec import EventEncoder, HecClient, StaticToken
-from hsmaudit.sinks.spool import SpoolBatch, open_spool
+from hsmaudit.sinks.spool import SpoolBatch
 from hsmaudit.sources.cloudwatch import document_from_object, log_messages
 from hsmaudit.sources.message import parse_log_message
 

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hsmaudit.aws.spools import SPOOLS, open_spool
 from hsmaudit.sinks.errors import SpoolError
-from hsmaudit.sinks.spool import SPOOLS, LocalSpool, SpoolBatch, decode_batch, encode_batch, open_spool
+from hsmaudit.sinks.spool import LocalSpool, SpoolBatch, decode_batch, encode_batch
 
 
 def test_round_trip_keeps_lines_reason_and_metadata(tmp_path: Path) -> None:

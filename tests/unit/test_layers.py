@@ -6,7 +6,8 @@
 4. `ops` composes layers 1-3 into what an operator runs (engines without Typer/Rich).
 5. `cli` may import anything; nothing imports `cli`.
 
-Checked on the source with `ast`, so imports inside functions count too.
+Checked on the source with `ast`, so imports inside functions count too, and so does a string
+passed to `importlib.import_module(...)` / `import_module(...)` (style.md: that is an import).
 """
 
 from __future__ import annotations
@@ -41,8 +42,16 @@ def _part(module: str) -> str | None:
     return parts[1]
 
 
-def _imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(), filename=str(path))
+def _is_import_module(call: ast.Call) -> bool:
+    """`importlib.import_module(...)`, `import_module(...)` or `__import__(...)`."""
+    func = call.func
+    if isinstance(func, ast.Attribute):
+        return func.attr == "import_module"
+    return isinstance(func, ast.Name) and func.id in {"import_module", "__import__"}
+
+
+def _source_imports(source: str, filename: str = "<string>") -> set[str]:
+    tree = ast.parse(source, filename=filename)
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -50,7 +59,27 @@ def _imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
             found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Call) and _is_import_module(node) and node.args:
+            name = node.args[0]
+            if isinstance(name, ast.Constant) and isinstance(name.value, str):
+                found.add(name.value)
     return found
+
+
+def _imports(path: Path) -> set[str]:
+    return _source_imports(path.read_text(), filename=str(path))
+
+
+def _upward(own: str, modules: set[str]) -> list[str]:
+    """The modules in `modules` that a file of package `own` may not import."""
+    problems = []
+    for module in sorted(modules):
+        other = _part(module)
+        if other is None or other == own or other not in LAYER:
+            continue
+        if other == "cli" or LAYER[other] >= LAYER[own]:
+            problems.append(f"{module} ({own} is layer {LAYER[own]}, {other} is {LAYER[other]})")
+    return problems
 
 
 def _violations() -> list[str]:
@@ -60,14 +89,7 @@ def _violations() -> list[str]:
         own = relative.parts[0].removesuffix(".py")
         if own not in LAYER:
             continue
-        for module in _imports(path):
-            other = _part(module)
-            if other is None or other == own or other not in LAYER:
-                continue
-            if other == "cli" or LAYER[other] >= LAYER[own]:
-                problems.append(
-                    f"{relative}: imports {module} ({own} is layer {LAYER[own]}, {other} is {LAYER[other]})"
-                )
+        problems.extend(f"{relative}: imports {found}" for found in _upward(own, _imports(path)))
     return problems
 
 
@@ -78,6 +100,25 @@ def test_every_package_has_a_layer() -> None:
 
 def test_imports_follow_the_layers() -> None:
     assert _violations() == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        'import importlib\n\ndef f():\n    return importlib.import_module("hsmaudit.aws.s3spool")\n',
+        'from importlib import import_module\n\nMOD = import_module("hsmaudit.ops.recover")\n',
+        "def f():\n    from hsmaudit.server import app\n",
+    ],
+)
+def test_the_checker_catches_a_planted_upward_import(source: str) -> None:
+    """A `sinks` file loading a higher layer, by statement or by string, is reported."""
+    assert _upward("sinks", _source_imports(source)) != []
+
+
+def test_the_checker_allows_a_downward_string_import() -> None:
+    source = 'import importlib\n\nMOD = importlib.import_module("hsmaudit.records.parse")\n'
+    assert _source_imports(source) >= {"hsmaudit.records.parse"}
+    assert _upward("sinks", _source_imports(source)) == []
 
 
 @pytest.mark.parametrize("package", ["records", "sources", "sinks", "detect", "store", "aws"])

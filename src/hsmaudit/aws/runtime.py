@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hsmaudit.aws.spools import open_spool
 from hsmaudit.config import ConfigError, Settings, load_settings
 from hsmaudit.sinks.hec import HecClient, StaticToken, TokenProvider
-from hsmaudit.sinks.spool import Spool, open_spool
+from hsmaudit.sinks.spool import Spool
 
 logger = logging.getLogger("hsmaudit.aws")
 

@@ -191,7 +191,7 @@ def open_destination(options: DeliveryOptions) -> Destination:
     client = hec_client(settings)
     spool = None
     if settings.spool_location:
-        from hsmaudit.sinks.spool import open_spool
+        from hsmaudit.aws.spools import open_spool
 
         spool = open_spool(settings.spool_location)
     return HecDestination(client, spool=spool, on_block=say_blocked)

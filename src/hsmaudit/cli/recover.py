@@ -32,9 +32,9 @@ def replay_failure_store(
     quarantine: str | None,
 ) -> None:
     """List or replay one failure store; raises `typer.Exit(1)` when something is left."""
+    from hsmaudit.aws.spools import open_spool
     from hsmaudit.ops import recover
     from hsmaudit.sinks.hec import EventEncoder
-    from hsmaudit.sinks.spool import open_spool
 
     store = recover.open_failure_store(where)
 

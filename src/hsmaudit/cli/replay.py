@@ -287,7 +287,7 @@ def register(app: typer.Typer) -> None:
             if not where:
                 fail("no spool: give a directory or s3://bucket/prefix, or set HSMAUDIT_SPOOL_DIR", 2)
             check_spool_location(where)
-            from hsmaudit.sinks.spool import open_spool
+            from hsmaudit.aws.spools import open_spool
 
             spool = open_spool(where)
 

@@ -16,8 +16,9 @@ foreign or edited file raises `SpoolCorruptError` and replay moves it to the qua
 (`quarantine/` beside the batches) with its reason instead of sending it. The digest is unkeyed:
 it proves the file is what the writer wrote *unless* someone who can write the spool also
 recomputed it; against that, see docs/forwarder.md (S3 Object Lock / versioning). The three-method
-interface and a factory that imports only the chosen back end follow the Datadog Forwarder's
-`retry/base_storage.py`; unlike it, a stored batch is deleted only once *all* of it is accepted.
+interface follows the Datadog Forwarder's `retry/base_storage.py` (the factory that opens a spool
+by location, importing only the chosen back end, is `aws/spools.py`); unlike it, a stored batch
+is deleted only once *all* of it is accepted.
 """
 
 from __future__ import annotations
@@ -25,11 +26,10 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
-import importlib
 import os
 import secrets
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -311,25 +311,3 @@ class LocalSpool:
                 reason = "(no reason recorded)"
             found.append((batch_id, reason))
         return iter(found)
-
-
-def _open_s3(location: str) -> Spool:
-    # Resolved by name so the sinks layer never imports boto3 (style.md: boto3 only in aws/);
-    # like the Datadog Forwarder's retry/__init__.py, only the chosen back end is imported.
-    module = importlib.import_module("hsmaudit.aws.s3spool")
-    spool: Spool = module.S3Spool.from_url(location)
-    return spool
-
-
-def _open_local(location: str) -> Spool:
-    return LocalSpool(location)
-
-
-SPOOLS: Final[dict[str, Callable[[str], Spool]]] = {"local": _open_local, "s3": _open_s3}
-"""Spool back ends by name; each takes a location (`/dir` or `s3://bucket/prefix`)."""
-
-
-def open_spool(location: str) -> Spool:
-    """Open the spool at a directory path or an `s3://bucket/prefix` URL."""
-    kind = "s3" if location.startswith("s3://") else "local"
-    return SPOOLS[kind](location)
