@@ -76,3 +76,19 @@ def test_wrong_input_is_a_clear_error(tmp_path: Path) -> None:
     assert broken.returncode == 1 and "export.json:2" in broken.stderr
     when = run("report", "--db", str(tmp_path / "x"), "--since", "yesterday-ish")
     assert when.returncode == 2 and "--since" in when.stderr
+
+
+def test_a_period_with_none_of_the_stores_events_says_what_it_holds(tmp_path: Path) -> None:
+    """docs/report.md's quarter over the demo's store (its events are placed around now) gave an
+    empty report and no word why."""
+    db = tmp_path / "store.sqlite3"
+    count = make_store(db)  # the simulator's default start: January 2026
+    empty = run("report", "--db", str(db), "--since", "2025-07-01", "--until", "2025-10-01", "-f", "json")
+    assert empty.returncode == 0, empty.stderr  # an empty period is an answer, not a failure
+    assert json.loads(empty.stdout)["digests"]["events"] == 0
+    assert (
+        f"hsmaudit report: no event of {db} is in the period; it holds {count} events at other times "
+        "(without --since/--until the report covers them all)"
+    ) in empty.stderr
+    whole = run("report", "--db", str(db), "-f", "json")
+    assert "no event of" not in whole.stderr

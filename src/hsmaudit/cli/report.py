@@ -21,6 +21,22 @@ class ReportFormat(StrEnum):
     json = "json"
 
 
+def _say_what_the_store_holds(db: Path) -> None:
+    """An empty period over a store that has events is usually the wrong dates (the demo's
+    events are placed around now): say so on stderr, the report itself stays as asked."""
+    from hsmaudit.store.database import EventStore
+
+    with EventStore(db) as store:
+        held = store.count_events()
+    if held:
+        stderr_console().print(
+            f"hsmaudit report: no event of {db} is in the period; it holds {held} events at other "
+            "times (without --since/--until the report covers them all)",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 def register(app: typer.Typer) -> None:
     """Add `report` to the app."""
 
@@ -83,6 +99,8 @@ def register(app: typer.Typer) -> None:
                 if not db.is_file():
                     fail(f"no store at {db} (run 'hsmaudit serve' or 'hsmaudit demo' first)", 2)
                 events = events_from_store(db, period)
+                if not events and (since or until):
+                    _say_what_the_store_holds(db)
             else:
                 events = []
                 for path in splunk_export:
