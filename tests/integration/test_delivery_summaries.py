@@ -45,6 +45,8 @@ def test_all_accepted_says_so_and_exits_0(tmp_path: Path, fault_hec: FaultHec) -
     assert code == 0, stderr
     assert stderr.strip().startswith("sent 250 events to HEC")
     assert stderr.strip().endswith(": 250 accepted")
+    # the destination's parts stay apart from the time ("no spool in 0.1s" read as one phrase)
+    assert f"to HEC {fault_hec.url.rstrip('/')}/services/collector/event (no spool) in " in stderr
 
 
 def test_a_wrong_token_spools_everything_after_one_refusal_and_exits_1(

@@ -113,7 +113,8 @@ class HecDestination:
         # accepted prefix is then re-sent at most once).
         self.chunk_size: int | None = client.max_events
         self.budget_seconds = budget_seconds
-        spool_text = f", spool {spool.location}" if spool is not None else ", no spool"
+        # in brackets: "..., no spool in 0.1s" read as if the spool took 0.1s
+        spool_text = f" (spool {spool.location})" if spool is not None else " (no spool)"
         self.description = f"HEC {client.origin}{client.event_path}{spool_text}"
         self.requests = 0
         self.retries = 0
