@@ -32,7 +32,7 @@ from typing import Final
 from hsmaudit.detect.ruleset import ascii_lower
 from hsmaudit.records.alert import Alert
 from hsmaudit.records.event import HsmEvent
-from hsmaudit.records.parse import format_usecs
+from hsmaudit.records.time import format_usecs
 
 RULE_ID: Final = "login-brute-force"
 REPLICA_WINDOW_USECS: Final = 5_000_000

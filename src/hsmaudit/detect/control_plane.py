@@ -18,7 +18,7 @@ from typing import Final
 
 from hsmaudit.records.alert import Alert
 from hsmaudit.records.event import HsmEvent, Severity
-from hsmaudit.records.parse import format_usecs
+from hsmaudit.records.time import format_usecs
 
 RULE_ID: Final = "hsm-removed-while-active"
 DEFAULT_ACTIVE_WINDOW_USECS: Final = 10 * 60 * 1_000_000

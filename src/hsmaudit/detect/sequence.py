@@ -27,7 +27,7 @@ from typing import Final, NamedTuple
 
 from hsmaudit.records.alert import Alert
 from hsmaudit.records.event import HsmEvent
-from hsmaudit.records.parse import format_usecs
+from hsmaudit.records.time import format_usecs
 
 DEFAULT_REORDER_WINDOW_USECS: Final = 120_000_000
 DEFAULT_MAX_PENDING: Final = 1024

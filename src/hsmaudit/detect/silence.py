@@ -18,7 +18,7 @@ from typing import Final
 
 from hsmaudit.records.alert import Alert
 from hsmaudit.records.event import HsmEvent, Severity
-from hsmaudit.records.parse import format_usecs
+from hsmaudit.records.time import format_usecs
 
 RULE_ID: Final = "hsm-silent"
 DEFAULT_SILENT_AFTER_USECS: Final = 3_600_000_000

@@ -34,7 +34,7 @@ from hsmaudit.detect.sequence import SequenceDetector, SequenceSettings
 from hsmaudit.detect.silence import SilenceDetector
 from hsmaudit.records.alert import Alert
 from hsmaudit.records.event import FIELD_NAMES, HsmEvent, event_from_dict
-from hsmaudit.records.parse import format_usecs
+from hsmaudit.records.time import format_usecs
 
 _JSON_FIELDS: Final = frozenset({"extra", "attributes"})
 _BOOL_FIELDS: Final = frozenset({"success", "mfa_enabled"})

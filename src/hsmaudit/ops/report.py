@@ -34,7 +34,8 @@ import msgspec
 from hsmaudit import __version__
 from hsmaudit.detect.engine import DetectionConfig, detect_events
 from hsmaudit.records.event import FIELD_NAMES, HsmEvent, event_from_dict
-from hsmaudit.records.parse import format_usecs, parse_message
+from hsmaudit.records.parse import parse_message
+from hsmaudit.records.time import format_usecs
 
 REPORT_FORMAT: Final = "hsmaudit-report/1"
 DAY_USECS: Final = 86_400_000_000

@@ -36,6 +36,10 @@ from hsmaudit.records.opcodes import (
     opcode_info,
 )
 
+# Re-exported (the `as` form is the explicit re-export) for callers that still import them here.
+from hsmaudit.records.time import format_times as format_times  # noqa: PLC0414
+from hsmaudit.records.time import format_usecs as format_usecs  # noqa: PLC0414
+
 CLOUDHSM_LOG_GROUP_PREFIX: Final = "/aws/cloudhsm/"
 
 NOT_A_RECORD: Final = "not a CloudHSM audit record"
@@ -828,43 +832,7 @@ _CONVERTERS: Final[dict[str, Any]] = {
 }
 
 
-# --- time --------------------------------------------------------------------------------
-
-_DAY_CACHE: dict[int, tuple[str, str]] = {}
-_SECOND_CACHE: dict[int, tuple[str, str]] = {}
-
-
-def format_times(usecs: int) -> tuple[str, str]:
-    """usecs -> (ISO-8601 with 6 digits and Z, the record's own `MM/DD/YY hh:mm:ss.ffffff`).
-
-    Prefixes are cached per second (records come in bursts) and dates per day; strftime per
-    record cost more than the rest of the parse (benchmarks/parse_bench.py). Raises
-    OverflowError/ValueError/OSError for instants datetime cannot represent.
-    """
-    seconds, micros = divmod(usecs, 1_000_000)
-    prefixes = _SECOND_CACHE.get(seconds)
-    if prefixes is None:
-        day, second_of_day = divmod(seconds, 86_400)
-        dates = _DAY_CACHE.get(day)
-        if dates is None:
-            moment = datetime.fromtimestamp(day * 86_400, UTC)
-            dates = (moment.strftime("%Y-%m-%d"), moment.strftime("%m/%d/%y"))
-            if len(_DAY_CACHE) >= _CACHE_LIMIT:
-                _DAY_CACHE.clear()
-            _DAY_CACHE[day] = dates
-        hour, rest = divmod(second_of_day, 3600)
-        clock = f"{hour:02d}:{rest // 60:02d}:{rest % 60:02d}."
-        prefixes = (f"{dates[0]}T{clock}", f"{dates[1]} {clock}")
-        if len(_SECOND_CACHE) >= _CACHE_LIMIT:
-            _SECOND_CACHE.clear()
-        _SECOND_CACHE[seconds] = prefixes
-    fraction = f"{micros:06d}"
-    return f"{prefixes[0]}{fraction}Z", prefixes[1] + fraction
-
-
-def format_usecs(usecs: int) -> str:
-    """ISO-8601 UTC with exactly six fractional digits and `Z` (the contract's `time`)."""
-    return format_times(usecs)[0]
+# --- time (formatting: records/time.py) -------------------------------------------------
 
 
 def _usecs_from_text(text: str) -> int | None:

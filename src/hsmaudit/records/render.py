@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Final, Literal
 
 from hsmaudit.records.event import HsmEvent
-from hsmaudit.records.parse import format_times
+from hsmaudit.records.time import format_times
 
 Separator = Literal["space", "colon", "tabs"]
 SEPARATORS: Final[tuple[Separator, ...]] = ("space", "colon", "tabs")

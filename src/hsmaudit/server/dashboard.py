@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from hsmaudit.records.event import FIELD_NAMES, HsmEvent, event_to_dict
 from hsmaudit.records.opcodes import USER_TYPE_ABBREVIATIONS
-from hsmaudit.records.parse import format_usecs
+from hsmaudit.records.time import format_usecs
 from hsmaudit.store.query import (
     CONTROL_PLANE_LANE,
     EventFilter,

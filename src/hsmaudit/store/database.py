@@ -44,7 +44,7 @@ from hsmaudit.records.opcodes import (
     LOGIN_OPCODE,
     USER_TYPE_ABBREVIATIONS,
 )
-from hsmaudit.records.parse import format_usecs
+from hsmaudit.records.time import format_usecs
 from hsmaudit.store.errors import StoreDataError, StoreError, StoreSchemaError
 from hsmaudit.store.query import (
     CONTROL_PLANE_LANE,

@@ -74,7 +74,7 @@ class EventFilter:
 
     def as_params(self) -> dict[str, str]:
         """The filter as query parameters (times as ISO-8601), leaving out the "any" ones."""
-        from hsmaudit.records.parse import format_usecs
+        from hsmaudit.records.time import format_usecs
 
         params: dict[str, str] = {}
         for name in ("cluster_id", "hsm_id", "log_type", "opcode"):
