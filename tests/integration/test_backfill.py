@@ -206,6 +206,18 @@ def test_hec_failing_half_way_stops_the_backfill_and_the_resume_fills_the_rest_o
     assert sorted(delivered_ids(loopback_hec)) == sorted(expected_ids(moto, cluster))
 
 
+def test_no_region_is_one_line_with_no_empty_table_and_no_checkpoint_it_never_wrote(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "cp.json"
+    args = ["--since", "1d", "--db", str(tmp_path / "e.sqlite3"), "--checkpoint", str(checkpoint)]
+    result = run_cli("backfill", "--cluster", "cluster-abc", *args, "--no-progress")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "hsmaudit: no AWS Region: give --region, or set AWS_REGION (or AWS_DEFAULT_REGION, "
+        "or `region` in your AWS profile)"
+    ]
+    assert not checkpoint.exists()
+
+
 def test_a_refused_token_spools_the_history_and_replay_delivers_it_once(
     moto: Moto, loopback_hec: FaultHec, tmp_path: Path
 ) -> None:

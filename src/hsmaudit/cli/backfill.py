@@ -675,6 +675,13 @@ def register(app: typer.Typer) -> None:
                     else:
                         runner.run(summary)
             except (LogsError, DeliveryError, CheckpointError) as error:
+                if not checkpoint_path.exists() and not summary.totals()["delivered"]:
+                    # Nothing was read or kept (no Region, no credentials, HEC down at the first
+                    # request): the problem alone, not an empty table and a checkpoint file that
+                    # was never written.
+                    if json_summary:
+                        _report(summary, json_summary)
+                    fail(str(error))
                 _report(summary, json_summary)
                 fail(f"{error} (progress so far is in {checkpoint_path}; run the same command to resume)")
             finally:
