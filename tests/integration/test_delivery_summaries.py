@@ -163,7 +163,8 @@ def test_replay_rows_and_summary_say_what_happened_and_why(tmp_path: Path, fault
     # THEN replay stops at the first batch, names the reason on its own line, and exits 1
     assert refused.returncode == 1
     assert "  1 batches (10 events) kept: HEC refused the token" in refused.stderr
-    assert f"hsmaudit: 3 batches still waiting in {spool.location}" in refused.stderr
+    assert f"hsmaudit: 3 batches still waiting in {spool.location}; nothing was lost" in refused.stderr
+    assert "then run the same replay again" in refused.stderr  # the next step, not just a count
     # WHEN HEC takes them
     done = run_cli("replay", spool.location, "--hec-url", fault_hec.url, env=env)
     assert done.returncode == 0, done.stderr

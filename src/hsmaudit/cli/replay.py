@@ -416,7 +416,11 @@ def _summarise(
     if left:
         # Replay stops at the first batch HEC refuses for the run (down, token): say how many are
         # still waiting, not only the one that was tried.
-        sys.stderr.write(f"hsmaudit: {left} batches still waiting in {where}\n")
+        sys.stderr.write(
+            f"hsmaudit: {left} batches still waiting in {where}; nothing was lost: fix what HEC "
+            "answered above ('hsmaudit doctor' checks the URL, TLS and token), then run the same "
+            "replay again\n"
+        )
     if exit_on_kept and (counts.get("kept", 0) or counts.get("partial", 0) or held):
         raise typer.Exit(1)
 
