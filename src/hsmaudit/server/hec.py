@@ -32,7 +32,6 @@ import re
 import threading
 import time
 import uuid
-import zlib
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from hsmaudit.records.cloudtrail import CloudTrailStats, cloudtrail_events, is_c
 from hsmaudit.records.event import SEVERITY_RANK, HsmEvent
 from hsmaudit.records.identity import fields_content, text_event_id, unparsed_event_id
 from hsmaudit.records.parse import cluster_id_from_log_group, hsm_id_from_log_stream, parse_message
+from hsmaudit.sources.gzip_members import InflateError, InflateLimitError, inflate_members
 
 LOG: Final = logging.getLogger("hsmaudit.server")
 
@@ -195,50 +195,21 @@ def inflate_gzip(body: bytes, *, limit: int) -> bytearray:
 
 
 def _inflated_chunks(body: bytes, limit: int) -> Iterator[bytes]:
-    """The inflated bytes of every member, at most `_INFLATE_STEP` per chunk; raises past `limit`.
-
-    Input goes to zlib in `_GZIP_STEP` slices of a memoryview: a member's leftover input is at
-    most one slice, so thousands of tiny members cost linear time (the old loop copied the rest of
-    the body per member).
-    """
-    view = memoryview(body)
-    position, size, produced = 0, len(view), 0
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    pending: bytes | memoryview = b""
-    in_member = False
+    """The inflated bytes of every member (`sources.gzip_members`), at most `_INFLATE_STEP` per
+    chunk, in `_GZIP_STEP` input slices; past `limit` or on broken gzip, HEC's answers."""
     try:
-        while True:
-            if not pending:
-                if position >= size:
-                    break
-                pending = view[position : position + _GZIP_STEP]
-                position += len(pending)
-            if not in_member and pending[:1] == b"\0":
-                # NUL padding after a member (tape-block writers) is skipped, as before.
-                pending = bytes(pending).lstrip(b"\0")
-                if not pending:
-                    continue
-            in_member = True
-            # At most _INFLATE_STEP out per call: a bomb's 8 KiB slice would otherwise come back
-            # as one 8 MiB bytes object.
-            chunk = inflater.decompress(pending, min(_INFLATE_STEP, limit + 1 - produced))
-            produced += len(chunk)
-            if produced > limit:
-                raise PayloadTooLargeError(produced, limit)
-            if chunk:
-                yield chunk
-            if inflater.eof:
-                pending = inflater.unused_data  # at most one slice
-                inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                in_member = False
-            else:
-                pending = inflater.unconsumed_tail
-    except zlib.error:
-        raise HecRequestError(
-            INVALID_DATA_FORMAT, text="Invalid data format: body is not valid gzip"
-        ) from None
-    if in_member:
-        raise HecRequestError(INVALID_DATA_FORMAT, text="Invalid data format: gzip body is truncated")
+        yield from inflate_members(
+            body, limit=limit, in_step=_GZIP_STEP, out_step=_INFLATE_STEP, skip_nul_padding=True
+        )
+    except InflateLimitError as error:
+        raise PayloadTooLargeError(error.produced, limit) from None
+    except InflateError as error:
+        text = (
+            "Invalid data format: gzip body is truncated"
+            if error.reason == "truncated"
+            else "Invalid data format: body is not valid gzip"
+        )
+        raise HecRequestError(INVALID_DATA_FORMAT, text=text) from None
 
 
 class Envelope(msgspec.Struct, frozen=True):

@@ -14,13 +14,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import zlib
 from collections.abc import Iterator
 from typing import Any, Final
 
 import msgspec
 
 from hsmaudit.sources.errors import SourceDecodeError
+from hsmaudit.sources.gzip_members import InflateError, InflateLimitError, inflate_members
 from hsmaudit.sources.message import LogMessage
 
 DATA_MESSAGE: Final = "DATA_MESSAGE"
@@ -78,34 +78,15 @@ def gunzip(compressed: bytes, *, name: str = "payload", limit: int = MAX_DECOMPR
     time (no copy of the rest of the buffer per member).
     """
     out = bytearray()
-    view = memoryview(compressed)
-    position, size = 0, len(view)
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    pending: bytes | memoryview = b""
-    in_member = False
     try:
-        while True:
-            if not pending:
-                if position >= size:
-                    break
-                pending = view[position : position + _GZIP_CHUNK]
-                position += len(pending)
-            in_member = True
-            out += inflater.decompress(pending, limit + 1 - len(out))
-            if len(out) > limit:
-                raise SourceDecodeError(
-                    f"{name}: decompresses to more than {limit} bytes (refused as a compression bomb)"
-                )
-            if inflater.eof:
-                pending = inflater.unused_data  # at most one chunk
-                inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                in_member = False
-            else:
-                pending = inflater.unconsumed_tail
-    except zlib.error as error:
-        raise SourceDecodeError(f"{name}: not valid gzip data ({error})") from None
-    if in_member:
-        raise SourceDecodeError(f"{name}: not valid gzip data (truncated)")
+        for chunk in inflate_members(compressed, limit=limit, in_step=_GZIP_CHUNK):
+            out += chunk
+    except InflateLimitError:
+        raise SourceDecodeError(
+            f"{name}: decompresses to more than {limit} bytes (refused as a compression bomb)"
+        ) from None
+    except InflateError as error:
+        raise SourceDecodeError(f"{name}: not valid gzip data ({error.reason})") from None
     return bytes(out)
 
 
