@@ -173,7 +173,7 @@ def subscribe_group(
     subscribed_at = now_ms if now_ms is not None else int(time.time() * 1000)
     coexist = f" (beside {foreign})" if foreign else ""
     reason = f"subscribed to {target.destination_arn}{coexist}"
-    first = _first_event_ms(logs, group)
+    first = first_event_ms(logs, group)
     if first is not None and first < subscribed_at:
         command = (
             f"hsmaudit backfill --cluster {cluster_id} --since {_iso(first)} "
@@ -183,8 +183,9 @@ def subscribe_group(
     return Outcome("subscribed", group, reason)
 
 
-def _first_event_ms(logs: Any, group: str) -> int | None:
-    """The earliest record of any stream of the group (None when it holds none yet)."""
+def first_event_ms(logs: Any, group: str) -> int | None:
+    """The earliest record of any stream of the group (None when it holds none yet); doctor's
+    `--all-clusters` asks the same to name the backfill a late filter needs."""
     first: int | None = None
     params: dict[str, Any] = {"logGroupName": group}
     while True:

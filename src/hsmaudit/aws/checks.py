@@ -697,21 +697,12 @@ class AwsChecks:
 
     def _first_event_ms(self, group: str) -> int | None:
         """The earliest record of any stream of the group (None: none, or not readable)."""
-        first: int | None = None
-        params: dict[str, Any] = {"logGroupName": group}
+        from hsmaudit.aws.autosubscribe import first_event_ms
+
         try:
-            while True:
-                page = self.client("logs").describe_log_streams(**params)
-                for stream in page.get("logStreams", []):
-                    stamp = stream.get("firstEventTimestamp")
-                    if isinstance(stamp, int) and (first is None or stamp < first):
-                        first = stamp
-                token = page.get("nextToken")
-                if not token:
-                    return first
-                params["nextToken"] = token
+            return first_event_ms(self.client("logs"), group)
         except Exception:  # boundary: aws.permissions names a missing DescribeLogStreams
-            return first
+            return None
 
 
 BACKFILL_SLACK_MS: Final = 60_000

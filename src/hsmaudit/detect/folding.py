@@ -35,6 +35,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
+import msgspec
+
 from hsmaudit.detect.bruteforce import REPLICA_WINDOW_USECS, replica_key
 from hsmaudit.detect.ruleset import Rule, ascii_lower
 from hsmaudit.records.alert import Alert
@@ -91,14 +93,9 @@ def action_alert(rule: Rule, copies: list[HsmEvent]) -> Alert:
         if copy.severity is not None and SEVERITY_RANK[copy.severity] > SEVERITY_RANK[severity]:
             severity = copy.severity
     hsms = sorted({copy.hsm_id or copy.log_stream or "" for copy in copies} - {""})
-    return Alert(
-        rule=alert.rule,
-        title=alert.title,
+    return msgspec.structs.replace(
+        alert,
         severity=severity,
-        time=alert.time,
-        cluster_id=alert.cluster_id,
-        hsm_id=alert.hsm_id,
-        user_name=alert.user_name,
         event_ids=[copy.event_id for copy in copies if copy.event_id],
         details={**alert.details, "copies": len(copies), "hsms": hsms},
     )
