@@ -33,7 +33,12 @@ from typing import Any, Final, Literal
 
 from hsmaudit.aws.metrics import InvocationMetrics, emit
 from hsmaudit.aws.runtime import get_runtime
-from hsmaudit.records.parse import parse_message
+from hsmaudit.records.parse import (
+    cluster_id_from_log_group,
+    hsm_id_from_log_stream,
+    lean_identity,
+    parse_message,
+)
 from hsmaudit.sinks.hec import EventEncoder
 from hsmaudit.sinks.spool import Spool, SpoolBatch
 from hsmaudit.sources.cloudwatch import decode_documents, gunzip, log_messages
@@ -124,9 +129,25 @@ def transform_record(data: Any, *, encoder: EventEncoder, name: str) -> tuple[li
     """
     messages, control = record_messages(data, name=name)
     line = encoder.line
+    text_line = encoder.text_line if encoder.event_format == "lean" else None
     lines: list[bytes] = []
     parse_errors = 0
+    origins: dict[tuple[str | None, str | None], tuple[str | None, str | None]] = {}
     for m in messages:
+        if text_line is not None:
+            # The lean line needs only the record's time and id from the parse: a canonical
+            # record that parses clean skips building its event (same bytes, a test holds them).
+            group, stream = m.log_group, m.log_stream
+            origin = origins.get((group, stream))
+            if origin is None:
+                cluster_id = cluster_id_from_log_group(group)
+                origin = origins[(group, stream)] = (cluster_id, hsm_id_from_log_stream(stream, cluster_id))
+            identity = lean_identity(m.message, *origin)
+            if identity is not None:
+                fast = text_line(m.message, *identity, origin[1], stream or None, group or None, origin[0])
+                if fast is not None:
+                    lines.append(fast)
+                    continue
         event = parse_message(
             m.message,
             log_group=m.log_group,

@@ -301,26 +301,48 @@ class EventEncoder:
             and event.parse_error is None
             and event.record_format != "cloudtrail"
         ):
-            key = (event.hsm_id, event.log_stream, event.log_group, event.cluster_id)
-            parts = self._lean_parts.get(key)
-            if parts is None:
-                parts = self._lean_head(key)
-            try:
-                text, identity = _STR_ENCODER.encode(raw), _STR_ENCODER.encode(event_id)
-            except UnicodeEncodeError:
-                return self._line(event)
-            return b"".join(
-                (
-                    b'{"time":',
-                    b"%d.%06d" % divmod(usecs, 1_000_000),
-                    parts[0],
-                    text,
-                    parts[1],
-                    identity,
-                    b"}}",
-                )
+            line = self.text_line(
+                raw, usecs, event_id, event.hsm_id, event.log_stream, event.log_group, event.cluster_id
             )
+            if line is not None:
+                return line
         return self._line(event)
+
+    def text_line(
+        self,
+        raw: str,
+        usecs: int,
+        event_id: str,
+        hsm_id: str | None,
+        log_stream: str | None,
+        log_group: str | None,
+        cluster_id: str | None,
+    ) -> bytes | None:
+        """The lean line of a clean text record from its parts (no `HsmEvent` needed), or None.
+
+        The caller vouches that the record parsed clean, `raw` is not blank and `usecs` >= 0
+        (`line`, or `records.parse.lean_identity` in the Firehose transformation); None when
+        the text has no UTF-8 form, and then `line` of the parsed event says what to send.
+        """
+        key = (hsm_id, log_stream, log_group, cluster_id)
+        parts = self._lean_parts.get(key)
+        if parts is None:
+            parts = self._lean_head(key)
+        try:
+            text, identity = _STR_ENCODER.encode(raw), _STR_ENCODER.encode(event_id)
+        except UnicodeEncodeError:
+            return None
+        return b"".join(
+            (
+                b'{"time":',
+                b"%d.%06d" % divmod(usecs, 1_000_000),
+                parts[0],
+                text,
+                parts[1],
+                identity,
+                b"}}",
+            )
+        )
 
     def _lean_head(self, key: tuple[str | None, str | None, str | None, str | None]) -> tuple[bytes, bytes]:
         """Bytes around one stream's lean event text: `,<envelope>,"event":`, `,"fields":{…"event_id":`."""
