@@ -12,7 +12,7 @@ prefix with their raw data (kept, not lost); request and response are each limit
 
 Outcomes per record:
 - DATA_MESSAGE(s) -> `Ok` with the envelopes (multi-document and multi-member gzip safe; also
-  when Firehose already decompressed them, or extracted single messages: `record_messages`);
+  when Firehose already decompressed them, or extracted single messages: `record_documents`);
 - only CONTROL_MESSAGEs -> `Dropped` (CloudWatch's health check, never an event);
 - undecodable (bad base64, gzip, JSON, wrong shape) -> `ProcessingFailed`, logged with the reason;
 - over the 6 MB response budget -> its envelopes are written to the spool (when configured) and
@@ -41,9 +41,8 @@ from hsmaudit.records.parse import (
 )
 from hsmaudit.sinks.hec import EventEncoder
 from hsmaudit.sinks.spool import Spool, SpoolBatch
-from hsmaudit.sources.cloudwatch import decode_documents, gunzip, log_messages
+from hsmaudit.sources.cloudwatch import SubscriptionDocument, decode_documents, gunzip
 from hsmaudit.sources.errors import SourceDecodeError
-from hsmaudit.sources.message import LogMessage
 
 logger = logging.getLogger("hsmaudit.aws.firehose")
 
@@ -78,15 +77,15 @@ class FirehoseRecordResult:
         return _RECORD_OVERHEAD + len(self.record_id) + (len(self.data) if self.data is not None else 0)
 
 
-def record_messages(data: Any, *, name: str) -> tuple[list[LogMessage], int]:
-    """One Firehose record's data -> (log messages, control messages).
+def record_documents(data: Any, *, name: str) -> tuple[list[SubscriptionDocument], str | None]:
+    """One Firehose record's data -> (its subscription documents, or its one extracted message).
 
     Three shapes, told apart by content (cloudhsm-records.md §11.1):
     - gzip (magic `1f 8b`): CloudWatch's compressed subscription document(s), the default;
     - a JSON subscription document: Firehose's own CloudWatch Logs *decompression* is on (then the
       response is only ~4x the input instead of 20-80x, see docs/forwarder.md);
     - anything else: Firehose's *message extraction* is on, the data is one log message with no
-      log group or stream (so no cluster or HSM id).
+      log group or stream (so no cluster or HSM id): returned as the second item, with no documents.
 
     Raises `SourceDecodeError` for data that is not base64, bad gzip, a gzip'd non-document, or
     not UTF-8.
@@ -98,66 +97,61 @@ def record_messages(data: Any, *, name: str) -> tuple[list[LogMessage], int]:
     except (binascii.Error, ValueError) as error:
         raise SourceDecodeError(f"{name}: not valid base64 ({error})") from None
     if raw[:2] == GZIP_MAGIC:
-        documents = decode_documents(gunzip(raw, name=name), name=name)
-    else:
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise SourceDecodeError(
-                f"{name}: not UTF-8 text ({error.reason} at byte {error.start})"
-            ) from None
-        try:
-            documents = decode_documents(raw, name=name) if '"messageType"' in text else []
-        except SourceDecodeError:
-            documents = []
-        if not documents:
-            return [LogMessage(text)], 0
-    messages: list[LogMessage] = []
-    control = 0
-    for document in documents:
-        if document.is_control:
-            control += 1
-            continue
-        messages.extend(log_messages(document))
-    return messages, control
+        return decode_documents(gunzip(raw, name=name), name=name), None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise SourceDecodeError(f"{name}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    try:
+        documents = decode_documents(raw, name=name) if '"messageType"' in text else []
+    except SourceDecodeError:
+        documents = []
+    return (documents, None) if documents else ([], text)
 
 
 def transform_record(data: Any, *, encoder: EventEncoder, name: str) -> tuple[list[bytes], int, int]:
     """One Firehose record's data -> (HEC lines, control messages, parse errors).
 
+    In the lean format a clean record's line needs only its time and id from the parse:
+    `lean_identity` gives them without building the event (same bytes as `parse_message` +
+    `encoder.line`, tests/unit/test_lean_identity.py); anything else is parsed in full.
     Raises `SourceDecodeError` for data that cannot be decoded.
     """
-    messages, control = record_messages(data, name=name)
+    documents, extracted = record_documents(data, name=name)
     line = encoder.line
+    if extracted is not None:
+        event = parse_message(extracted)
+        return [line(event)], 0, int(event.parse_error is not None)
     text_line = encoder.text_line if encoder.event_format == "lean" else None
     lines: list[bytes] = []
-    parse_errors = 0
-    origins: dict[tuple[str | None, str | None], tuple[str | None, str | None]] = {}
-    for m in messages:
-        if text_line is not None:
-            # The lean line needs only the record's time and id from the parse: a canonical
-            # record that parses clean skips building its event (same bytes, a test holds them).
-            group, stream = m.log_group, m.log_stream
-            origin = origins.get((group, stream))
-            if origin is None:
-                cluster_id = cluster_id_from_log_group(group)
-                origin = origins[(group, stream)] = (cluster_id, hsm_id_from_log_stream(stream, cluster_id))
-            identity = lean_identity(m.message, *origin)
-            if identity is not None:
-                fast = text_line(m.message, *identity, origin[1], stream or None, group or None, origin[0])
-                if fast is not None:
-                    lines.append(fast)
-                    continue
-        event = parse_message(
-            m.message,
-            log_group=m.log_group,
-            log_stream=m.log_stream,
-            cwl_id=m.cwl_id,
-            cwl_timestamp=m.timestamp,
-        )
-        if event.parse_error is not None:
-            parse_errors += 1
-        lines.append(line(event))
+    append = lines.append
+    control = parse_errors = 0
+    for document in documents:
+        if document.is_control:
+            control += 1
+            continue
+        group, stream = document.log_group or None, document.log_stream or None
+        cluster_id = cluster_id_from_log_group(group)
+        hsm_id = hsm_id_from_log_stream(stream, cluster_id)
+        for entry in document.log_events:
+            message = entry.message
+            if text_line is not None:
+                identity = lean_identity(message, cluster_id, hsm_id)
+                if identity is not None:
+                    fast = text_line(message, identity[0], identity[1], hsm_id, stream, group, cluster_id)
+                    if fast is not None:
+                        append(fast)
+                        continue
+            event = parse_message(
+                message,
+                log_group=group,
+                log_stream=stream,
+                cwl_id=entry.id or None,
+                cwl_timestamp=entry.timestamp,
+            )
+            if event.parse_error is not None:
+                parse_errors += 1
+            append(line(event))
     return lines, control, parse_errors
 
 
