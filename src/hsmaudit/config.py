@@ -22,6 +22,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from hsmaudit.errors import HsmauditError
+
 # -- environment variable names (the shared list in the team's preamble; docs/configuration.md)
 HSMAUDIT_CONFIG: Final = "HSMAUDIT_CONFIG"
 HSMAUDIT_DB: Final = "HSMAUDIT_DB"  # local store file of serve/demo (`--db`); not a forwarder setting
@@ -68,7 +70,7 @@ Kind = Literal["str", "bool", "int", "float"]
 Origin = Literal["default", "file", "env", "flag"]
 
 
-class ConfigError(ValueError):
+class ConfigError(HsmauditError, ValueError):
     """A setting has a value that cannot be used; the message names setting and source."""
 
 

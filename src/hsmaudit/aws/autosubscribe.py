@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from hsmaudit.config import load_settings
+from hsmaudit.errors import HsmauditError
 
 logger = logging.getLogger("hsmaudit.aws.autosubscribe")
 
@@ -45,7 +46,7 @@ FILTER_QUOTA: Final = 2
 Status = Literal["ignored", "subscribed", "already", "refused"]
 
 
-class AutoSubscribeError(Exception):
+class AutoSubscribeError(HsmauditError):
     """The group could not be subscribed; the message says why and what to do."""
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from hsmaudit.aws.logs import LOG_GROUP_PREFIX
+from hsmaudit.errors import HsmauditError
 
 Status = Literal["ok", "fail", "warn", "skip"]
 ErrorKind = Literal["denied", "credentials", "not_found", "throttled", "unavailable", "other"]
@@ -200,7 +201,7 @@ def forwarder_permissions(
     return [permission for permission in operator if permission.action in wanted]
 
 
-class AwsSessionError(Exception):
+class AwsSessionError(HsmauditError):
     """No usable AWS session (unknown profile, no Region); `fix` says what to do."""
 
     def __init__(self, message: str, fix: str, *, check: str = "aws.credentials") -> None:

@@ -12,8 +12,10 @@ token-store failures surface as `hsmaudit.sinks.errors.HecTokenError` inside the
 
 from __future__ import annotations
 
+from hsmaudit.errors import HsmauditError
 
-class ForwarderError(Exception):
+
+class ForwarderError(HsmauditError):
     """Base class of the handlers' own errors."""
 
 

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from hsmaudit.errors import HsmauditError
 from hsmaudit.records.parse import cluster_id_from_log_group
 from hsmaudit.sources.message import LogMessage
 
@@ -49,7 +50,7 @@ THROTTLING_CODES: Final = frozenset(
 TRANSIENT_CODES: Final = frozenset({"ServiceUnavailableException", "InternalFailure", "ServiceUnavailable"})
 
 
-class LogsError(Exception):
+class LogsError(HsmauditError):
     """A CloudWatch Logs call failed for good (after retries, or for a reason retrying cannot fix).
 
     Tree: `LogsError` -> `LogsThrottledError` (still throttled after every retry),

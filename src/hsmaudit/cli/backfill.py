@@ -39,6 +39,7 @@ from hsmaudit.cli.destination import Delivered, DeliveryError, Destination, dest
 from hsmaudit.cli.output import Column, Row, fail, fitted_table, stderr_console
 from hsmaudit.cli.progress import stderr_is_terminal
 from hsmaudit.cli.timespec import TimeSpecError, format_ms, parse_time_ms
+from hsmaudit.errors import HsmauditError
 from hsmaudit.records.parse import cluster_id_from_log_group
 from hsmaudit.sinks.checkpoint import (
     BackfillJob,
@@ -80,7 +81,7 @@ BACKFILL_HELP: Final = (
 # --------------------------------------------------------------------------------- the engine
 
 
-class BackfillOptionError(ValueError):
+class BackfillOptionError(HsmauditError, ValueError):
     """The options do not describe a backfill (missing or contradictory)."""
 
 

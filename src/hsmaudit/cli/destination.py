@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Protocol
 
 from hsmaudit.cli.output import self_command
+from hsmaudit.errors import HsmauditError
 from hsmaudit.records.event import HsmEvent, event_to_json
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from hsmaudit.store.database import EventStore
 
 
-class DeliveryError(Exception):
+class DeliveryError(HsmauditError):
     """Not every event was kept; nothing after the last kept event may be counted as delivered."""
 
 

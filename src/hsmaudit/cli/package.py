@@ -38,6 +38,7 @@ import typer
 
 import hsmaudit
 from hsmaudit.cli.output import OutputFormat, fail, one_line_errors, stdout_console, write_lines
+from hsmaudit.errors import HsmauditError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
@@ -75,7 +76,7 @@ class Arch(StrEnum):
         return "manylinux2014_aarch64" if self is Arch.arm64 else "manylinux2014_x86_64"
 
 
-class PackageError(Exception):
+class PackageError(HsmauditError):
     """The zip could not be built; the message says what and what next (no traceback)."""
 
 

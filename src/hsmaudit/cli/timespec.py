@@ -11,11 +11,13 @@ import time
 from datetime import UTC, datetime
 from typing import Final
 
+from hsmaudit.errors import HsmauditError
+
 _RELATIVE: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*(?:ago)?\s*$", re.IGNORECASE)
 _UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 
 
-class TimeSpecError(ValueError):
+class TimeSpecError(HsmauditError, ValueError):
     """The text is not a time this command understands."""
 
 

@@ -12,8 +12,10 @@ alert, not an exception.
 
 from __future__ import annotations
 
+from hsmaudit.errors import HsmauditError
 
-class DetectError(Exception):
+
+class DetectError(HsmauditError):
     """Base of every error raised by `hsmaudit.detect`."""
 
 

@@ -33,6 +33,7 @@ import msgspec
 
 from hsmaudit import __version__
 from hsmaudit.detect.engine import DetectionConfig, detect_events
+from hsmaudit.errors import HsmauditError
 from hsmaudit.records.event import FIELD_NAMES, HsmEvent, event_from_dict
 from hsmaudit.records.parse import parse_message
 from hsmaudit.records.time import format_usecs
@@ -76,7 +77,7 @@ PCI_SECTIONS: Final = (
 )
 
 
-class ReportInputError(ValueError):
+class ReportInputError(HsmauditError, ValueError):
     """An export file that is not JSON lines, a JSON array or CSV of search results."""
 
 

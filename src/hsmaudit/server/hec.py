@@ -39,6 +39,7 @@ from typing import Any, Final
 
 import msgspec
 
+from hsmaudit.errors import HsmauditError
 from hsmaudit.records.cloudtrail import CloudTrailStats, cloudtrail_events, is_cloudtrail
 from hsmaudit.records.event import SEVERITY_RANK, HsmEvent
 from hsmaudit.records.identity import fields_content, text_event_id, unparsed_event_id
@@ -125,7 +126,7 @@ def reply_status(code: int) -> int:
     return REPLIES[code][1]
 
 
-class HecRequestError(Exception):
+class HecRequestError(HsmauditError):
     """A request HEC rejects: `code` from the §1.8 table, `invalid_event_number` for per-event ones."""
 
     def __init__(
@@ -146,7 +147,7 @@ class HecRequestError(Exception):
         return body
 
 
-class PayloadTooLargeError(Exception):
+class PayloadTooLargeError(HsmauditError):
     """The (decompressed) body exceeds the limit: HTTP 413, so the sender splits the batch."""
 
     def __init__(self, size: int, limit: int) -> None:

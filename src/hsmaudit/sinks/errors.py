@@ -22,8 +22,10 @@ Facts: `docs/reference/splunk.md` §1.8 (status codes and retryability) and §1.
 
 from __future__ import annotations
 
+from hsmaudit.errors import HsmauditError
 
-class SinkError(Exception):
+
+class SinkError(HsmauditError):
     """Base class of every sinks-layer error."""
 
 

@@ -10,8 +10,10 @@ These errors are for transports that cannot be opened at all, and always name th
 
 from __future__ import annotations
 
+from hsmaudit.errors import HsmauditError
 
-class SourceError(Exception):
+
+class SourceError(HsmauditError):
     """Base class of every sources-layer error."""
 
 

@@ -17,10 +17,12 @@ import zlib
 from collections.abc import Iterator
 from typing import Final
 
+from hsmaudit.errors import HsmauditError
+
 _GZIP_WBITS: Final = 16 + zlib.MAX_WBITS
 
 
-class InflateError(ValueError):
+class InflateError(HsmauditError, ValueError):
     """The data is not valid gzip; `reason` says why (zlib's message, or "truncated")."""
 
     def __init__(self, reason: str) -> None:
@@ -28,7 +30,7 @@ class InflateError(ValueError):
         self.reason = reason
 
 
-class InflateLimitError(ValueError):
+class InflateLimitError(HsmauditError, ValueError):
     """The members inflate to more than `limit` bytes (`produced` is how far it got)."""
 
     def __init__(self, produced: int, limit: int) -> None:

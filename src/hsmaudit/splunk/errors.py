@@ -7,8 +7,10 @@ SplunkAppError            the app cannot be built from these sources
 
 from __future__ import annotations
 
+from hsmaudit.errors import HsmauditError
 
-class SplunkAppError(Exception):
+
+class SplunkAppError(HsmauditError):
     """The Splunk app cannot be built; the message says what to fix."""
 
 

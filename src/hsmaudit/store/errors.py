@@ -10,8 +10,10 @@ StoreError               the local SQLite store cannot be opened, read or writte
 
 from __future__ import annotations
 
+from hsmaudit.errors import HsmauditError
 
-class StoreError(Exception):
+
+class StoreError(HsmauditError):
     """The local store failed; the message names the file and what to do next."""
 
 

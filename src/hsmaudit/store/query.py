@@ -14,13 +14,15 @@ from typing import Any, Final
 
 import msgspec
 
+from hsmaudit.errors import HsmauditError
+
 FILTER_NAMES: Final = ("cluster_id", "hsm_id", "log_type", "opcode", "since", "until")
 """Query parameters of the page and of `/api/summary` (contracts.md §5)."""
 
 _EPOCH: Final = re.compile(r"^\d+(\.\d+)?$")
 
 
-class FilterError(ValueError):
+class FilterError(HsmauditError, ValueError):
     """A filter value that cannot be used (an unreadable time); the message says which."""
 
 
