@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from hsmaudit.booleans import FALSE, TRUE
 from hsmaudit.errors import HsmauditError
 
 # -- environment variable names (the shared list in the team's preamble; docs/configuration.md)
@@ -167,9 +168,6 @@ SETTINGS_BY_NAME: Final[dict[str, SettingSpec]] = {spec.name: spec for spec in S
 ENV_VARS: Final[tuple[str, ...]] = (HSMAUDIT_CONFIG, *(spec.env for spec in SETTINGS))
 """Every `HSMAUDIT_*` variable the project reads."""
 
-_TRUE: Final = frozenset({"1", "true", "yes", "on"})
-_FALSE: Final = frozenset({"0", "false", "no", "off"})
-
 
 def masked_url(url: str) -> str:
     """`url` safe to print: embedded credentials and query values become `***`.
@@ -296,9 +294,9 @@ def _convert(spec: SettingSpec, value: Any, origin: str) -> str | bool | int | f
     if spec.kind == "bool":
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.strip().lower() in _TRUE:
+        if isinstance(value, str) and value.strip().lower() in TRUE:
             return True
-        if isinstance(value, str) and value.strip().lower() in _FALSE:
+        if isinstance(value, str) and value.strip().lower() in FALSE:
             return False
         raise ConfigError(f"{where} must be true or false")
     if spec.kind == "int":

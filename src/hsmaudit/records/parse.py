@@ -21,6 +21,7 @@ from typing import Any, Final, NamedTuple
 
 import msgspec
 
+from hsmaudit.booleans import FALSE, TRUE
 from hsmaudit.records.event import SEVERITY_RANK, Category, HsmEvent, Outcome, Severity
 from hsmaudit.records.identity import (
     certificate_event_id,
@@ -125,8 +126,6 @@ _LABEL_OF: Final[dict[str, str]] = {
     "user_name": "User Name",
     "user_type": "User Type",
 }
-_TRUE: Final = frozenset({"yes", "true", "enabled", "1", "on"})
-_FALSE: Final = frozenset({"no", "false", "disabled", "0", "off"})
 
 
 class _Bad(ValueError):
@@ -830,9 +829,9 @@ def _set_number_of_users(value: str, fields: dict[str, Any]) -> None:
 
 def _set_mfa(value: str, fields: dict[str, Any]) -> None:
     word = value.lower()
-    if word in _TRUE:
+    if word in TRUE:
         fields["mfa_enabled"] = True
-    elif word in _FALSE:
+    elif word in FALSE:
         fields["mfa_enabled"] = False
     else:
         raise _Bad(value)

@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Final, NamedTuple
 
+from hsmaudit.booleans import FALSE_WORDS, TRUE_WORDS
 from hsmaudit.records.cloudtrail import ACTIONS as CLOUDTRAIL_ACTIONS
 from hsmaudit.records.cloudtrail import EVENT_SOURCE as CLOUDTRAIL_EVENT_SOURCE
 from hsmaudit.records.opcodes import CERTIFICATE_OPCODES, CRYPTO_OFFICER_TYPES, OPCODES, OpcodeInfo
@@ -381,6 +382,11 @@ ORIGIN_ALIASES: Final = (
 )
 
 
+def _spl_words(words: tuple[str, ...]) -> str:
+    """`"yes", "true", ...`: the word set as the arguments of SPL's `in(...)`, in the set's order."""
+    return ", ".join(f'"{word}"' for word in words)
+
+
 def _hex(field: str) -> str:
     return f"tonumber({field}, 16)"
 
@@ -439,8 +445,8 @@ def text_conversions() -> list[str]:
         f"EVAL-target_user_type_code = {_auto_int('hsmaudit_target_user_type_code')}",
         f"EVAL-operation_code = {_auto_int('hsmaudit_operation_code')}",
         'EVAL-session_handle = "0x" . lower(hsmaudit_session_hex)',
-        'EVAL-mfa_enabled = case(in(lower(hsmaudit_mfa), "yes", "true", "enabled", "1", "on"), "true", '
-        'in(lower(hsmaudit_mfa), "no", "false", "disabled", "0", "off"), "false")',
+        f'EVAL-mfa_enabled = case(in(lower(hsmaudit_mfa), {_spl_words(TRUE_WORDS)}), "true", '
+        f'in(lower(hsmaudit_mfa), {_spl_words(FALSE_WORDS)}), "false")',
         f"EVAL-usecs = {TEXT_USECS}",
     ]
 
