@@ -7,10 +7,8 @@ from here (`records.parse` re-exports both names for older callers).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Final
 
-_CACHE_LIMIT: Final = 4096
-"""Entries per cache before it is cleared (the parser's value caches use the same bound)."""
+from hsmaudit.records.cache import remember
 
 _DAY_CACHE: dict[int, tuple[str, str]] = {}
 _SECOND_CACHE: dict[int, tuple[str, str]] = {}
@@ -30,16 +28,10 @@ def format_times(usecs: int) -> tuple[str, str]:
         dates = _DAY_CACHE.get(day)
         if dates is None:
             moment = datetime.fromtimestamp(day * 86_400, UTC)
-            dates = (moment.strftime("%Y-%m-%d"), moment.strftime("%m/%d/%y"))
-            if len(_DAY_CACHE) >= _CACHE_LIMIT:
-                _DAY_CACHE.clear()
-            _DAY_CACHE[day] = dates
+            dates = remember(_DAY_CACHE, day, (moment.strftime("%Y-%m-%d"), moment.strftime("%m/%d/%y")))
         hour, rest = divmod(second_of_day, 3600)
         clock = f"{hour:02d}:{rest // 60:02d}:{rest % 60:02d}."
-        prefixes = (f"{dates[0]}T{clock}", f"{dates[1]} {clock}")
-        if len(_SECOND_CACHE) >= _CACHE_LIMIT:
-            _SECOND_CACHE.clear()
-        _SECOND_CACHE[seconds] = prefixes
+        prefixes = remember(_SECOND_CACHE, seconds, (f"{dates[0]}T{clock}", f"{dates[1]} {clock}"))
     fraction = f"{micros:06d}"
     return f"{prefixes[0]}{fraction}Z", prefixes[1] + fraction
 
