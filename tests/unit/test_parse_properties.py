@@ -10,6 +10,7 @@ import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hsmaudit.records.context import RecordContext
 from hsmaudit.records.event import HsmEvent, event_from_json, event_to_json
 from hsmaudit.records.identity import text_event_id
 from hsmaudit.records.opcodes import OPCODES
@@ -153,7 +154,7 @@ def test_fast_path_and_line_path_give_the_same_event(generated: HsmEvent, style:
     origin = (
         ("/aws/cloudhsm/cluster-p", "hsm-q", "cluster-p", "hsm-q") if context else (None, None, None, None)
     )
-    ctx = parser._Context(*origin, "id-1", 5)
+    ctx = RecordContext(*origin, "id-1", 5)
     fast = parser._fast_text_event(record, ctx)
     assert fast is not None  # rendered records have the canonical layout
     assert fast == parser._parse_text_lines(record, ctx)

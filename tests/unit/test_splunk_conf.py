@@ -117,10 +117,10 @@ def test_the_generated_blocks_and_lookup_tables_are_up_to_date() -> None:
 
 def test_the_opcode_lookup_is_what_the_parser_derives() -> None:
     # The CSV the app ships, read back, gives the parser's category, verb and severity for every
-    # opcode and case (the rows are computed by records.parse._derive; this reads the shipped file).
+    # opcode and case (the rows are computed by records.severity.derive; this reads the shipped file).
     import csv
 
-    from hsmaudit.records.parse import _derive
+    from hsmaudit.records.severity import derive as _derive
 
     with (APP_DIR / "lookups" / "hsmaudit_opcodes.csv").open(encoding="utf-8", newline="") as handle:
         shipped = list(csv.DictReader(handle))

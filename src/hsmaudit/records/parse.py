@@ -8,45 +8,44 @@ Facts from `docs/reference/cloudhsm-records.md`:
 - §2.1: a record is a `Time:` line then `label<SEP>value` lines; `<SEP>` is ` : `, `: ` or TABs
   before `: `; split at the first separator only (the Response value has more colons).
 - §2.3: newer variants add or reorder lines, so parse into a label map, never by position.
-- §8.1: certificate-storage records are JSON objects with `op_code`; their handles exceed 2^53.
+- §8.1: certificate-storage records are JSON objects with `op_code` (`records/certificate.py`).
+
+The parts it composes: `records/context.py` (where a record came from), `records/values.py`
+(one converter per label), `records/severity.py` (outcome, category, severity),
+`records/certificate.py`, `records/time.py` and `records/identity.py` (event ids).
 """
 
 from __future__ import annotations
 
-import functools
 import re
-from datetime import UTC, datetime
 from hashlib import blake2b
 from typing import Any, Final, NamedTuple
 
 import msgspec
 
-from hsmaudit.booleans import FALSE, TRUE
-from hsmaudit.records.event import SEVERITY_RANK, Category, HsmEvent, Outcome, Severity
-from hsmaudit.records.identity import (
-    certificate_event_id,
-    json_content,
-    lines_content,
-    text_content,
-    text_event_id,
-    unparsed_event_id,
-)
-from hsmaudit.records.opcodes import (
-    CRYPTO_OFFICER_TYPES,
-    TIME_INFO_LOG_TYPE,
-    opcode_info,
-)
+from hsmaudit.records.certificate import parse_certificate
+from hsmaudit.records.context import CLOUDHSM_LOG_GROUP_PREFIX as CLOUDHSM_LOG_GROUP_PREFIX  # noqa: PLC0414
+from hsmaudit.records.context import NOT_A_RECORD as NOT_A_RECORD  # noqa: PLC0414
+from hsmaudit.records.context import ORIGINS, RecordContext, origin_of, unparsed
+from hsmaudit.records.context import cluster_id_from_log_group as cluster_id_from_log_group  # noqa: PLC0414
+from hsmaudit.records.context import hsm_id_from_log_stream as hsm_id_from_log_stream  # noqa: PLC0414
+from hsmaudit.records.event import Category, HsmEvent, Outcome, Severity
+from hsmaudit.records.identity import lines_content, text_content, text_event_id, unparsed_event_id
+from hsmaudit.records.severity import derive
 
 # Re-exported (the `as` form is the explicit re-export) for callers that still import them here.
 from hsmaudit.records.time import format_times as format_times  # noqa: PLC0414
 from hsmaudit.records.time import format_usecs as format_usecs  # noqa: PLC0414
+from hsmaudit.records.values import (
+    CACHE_LIMIT,
+    CONVERTERS,
+    BadValue,
+    enum_value,
+    response_value,
+    session_value,
+    usecs_from_text,
+)
 
-CLOUDHSM_LOG_GROUP_PREFIX: Final = "/aws/cloudhsm/"
-
-NOT_A_RECORD: Final = "not a CloudHSM audit record"
-
-_TIME_TEXT: Final = re.compile(r"^(\d{2})/(\d{2})/(\d{2}) (\d{2}):(\d{2}):(\d{2})\.(\d{6})$")
-_USEC_VALUE: Final = re.compile(r"usecs?[ \t]*:[ \t]*(\d+)")
 # A text record whose lines were reordered still has its skeleton labels somewhere.
 _TEXT_RECORD_HINT: Final = re.compile(r"^[ \t]*(?:Time|Sequence No|Opcode)[ \t]*:", re.MULTILINE)
 # Possessive: giving back a blank can never help (':' and a value's first character are not blanks),
@@ -128,25 +127,6 @@ _LABEL_OF: Final[dict[str, str]] = {
 }
 
 
-class _Bad(ValueError):
-    """A value that does not have the form its label promises (becomes `parse_error`)."""
-
-
-def cluster_id_from_log_group(log_group: str | None) -> str | None:
-    """`/aws/cloudhsm/cluster-likphkxygsn` -> `cluster-likphkxygsn`; None for other groups."""
-    if log_group and log_group.startswith(CLOUDHSM_LOG_GROUP_PREFIX):
-        rest = log_group[len(CLOUDHSM_LOG_GROUP_PREFIX) :].strip("/")
-        return rest or None
-    return None
-
-
-def hsm_id_from_log_stream(log_stream: str | None, cluster_id: str | None) -> str | None:
-    """The HSM id is the stream name, except for the cluster-named certificate stream (§1)."""
-    if not log_stream or log_stream == cluster_id or log_stream.startswith("cluster-"):
-        return None
-    return log_stream
-
-
 def parse_message(
     message: str,
     *,
@@ -162,24 +142,24 @@ def parse_message(
     >>> parse_message("hello").parse_error
     'not a CloudHSM audit record'
     """
-    origin = _ORIGINS.get((log_group, log_stream))
+    origin = ORIGINS.get((log_group, log_stream))
     if origin is None:
-        origin = _origin(log_group, log_stream)
+        origin = origin_of(log_group, log_stream)
     if message.startswith("Time: ") and message.isascii():
-        # The canonical record, with no _Context and no dispatch: what the Lambdas carry.
+        # The canonical record, with no RecordContext and no dispatch: what the Lambdas carry.
         try:
             fast = _fast_text(message, *origin, cwl_id or None, cwl_timestamp)
         except (ValueError, OverflowError):
             fast = None  # as in _parse_text: the line path names the bad value
         except Exception as error:  # total, as below
-            return _unparsed(
+            return unparsed(
                 message,
-                _Context(*origin, cwl_id or None, cwl_timestamp),
+                RecordContext(*origin, cwl_id or None, cwl_timestamp),
                 f"unreadable record ({type(error).__name__})",
             )
         if fast is not None:
             return fast
-    context = _Context(*origin, cwl_id or None, cwl_timestamp)
+    context = RecordContext(*origin, cwl_id or None, cwl_timestamp)
     if not message.isascii():
         try:
             message.encode("utf-8")
@@ -188,10 +168,10 @@ def parse_message(
     try:
         return _classify(message, context)
     except Exception as error:  # the parser is total: bad input is data, never a raise
-        return _unparsed(message, context, f"unreadable record ({type(error).__name__})")
+        return unparsed(message, context, f"unreadable record ({type(error).__name__})")
 
 
-def _classify(message: str, context: _Context) -> HsmEvent:
+def _classify(message: str, context: RecordContext) -> HsmEvent:
     """Pick the record format by its first characters and parse it."""
     if message.startswith("Time: "):
         return _parse_text(message, context)
@@ -199,14 +179,14 @@ def _classify(message: str, context: _Context) -> HsmEvent:
     if stripped.startswith("Time") or _TEXT_RECORD_HINT.search(message):
         return _parse_text(message, context)
     if stripped.startswith("{"):
-        return _parse_certificate(message, context)
-    return _unparsed(message, context, NOT_A_RECORD if stripped else "empty message")
+        return parse_certificate(message, context)
+    return unparsed(message, context, NOT_A_RECORD if stripped else "empty message")
 
 
 SURROGATES_ESCAPED: Final = "lone surrogate(s) in the record, kept as \\uXXXX escapes"
 
 
-def _with_surrogates_escaped(message: str, context: _Context) -> HsmEvent:
+def _with_surrogates_escaped(message: str, context: RecordContext) -> HsmEvent:
     """A record with lone surrogates (no UTF-8 form) is parsed with each one written `\\udXXX`.
 
     The escapes keep the original reversibly visible in `raw` and every later stage (JSON, HEC,
@@ -216,61 +196,16 @@ def _with_surrogates_escaped(message: str, context: _Context) -> HsmEvent:
     try:
         event = _classify(escaped, context)
     except Exception as error:  # total, as above
-        event = _unparsed(escaped, context, f"unreadable record ({type(error).__name__})")
+        event = unparsed(escaped, context, f"unreadable record ({type(error).__name__})")
     errors = (event.parse_error, SURROGATES_ESCAPED) if event.parse_error else (SURROGATES_ESCAPED,)
     flagged = "; ".join(errors)
     return msgspec.structs.replace(event, parse_error=flagged)
 
 
-_ORIGINS: dict[tuple[str | None, str | None], tuple[str | None, str | None, str | None, str | None]] = {}
-
-
-def _origin(
-    log_group: str | None, log_stream: str | None
-) -> tuple[str | None, str | None, str | None, str | None]:
-    """(log_group, log_stream, cluster_id, hsm_id), memoised: a payload has one group and stream."""
-    cluster_id = cluster_id_from_log_group(log_group)
-    origin = (
-        log_group or None,
-        log_stream or None,
-        cluster_id,
-        hsm_id_from_log_stream(log_stream, cluster_id),
-    )
-    if len(_ORIGINS) >= _CACHE_LIMIT:
-        _ORIGINS.clear()
-    _ORIGINS[(log_group, log_stream)] = origin
-    return origin
-
-
-class _Context(msgspec.Struct, frozen=True):
-    log_group: str | None
-    log_stream: str | None
-    cluster_id: str | None
-    hsm_id: str | None
-    cwl_id: str | None
-    cwl_timestamp: int | None
-
-
-def _unparsed(message: str, ctx: _Context, error: str) -> HsmEvent:
-    return HsmEvent(
-        cluster_id=ctx.cluster_id,
-        hsm_id=ctx.hsm_id,
-        category="other",
-        severity="medium",
-        event_id=unparsed_event_id(ctx.cluster_id, ctx.log_stream, ctx.cwl_id, message),
-        log_group=ctx.log_group,
-        log_stream=ctx.log_stream,
-        cwl_id=ctx.cwl_id,
-        cwl_timestamp=ctx.cwl_timestamp,
-        parse_error=error,
-        raw=message,
-    )
-
-
 # --- classic text records ---------------------------------------------------------------
 
 
-def _parse_text(message: str, ctx: _Context) -> HsmEvent:
+def _parse_text(message: str, ctx: RecordContext) -> HsmEvent:
     try:
         fast = _fast_text_event(message, ctx)
     except (ValueError, OverflowError):
@@ -304,17 +239,17 @@ _STATIC: dict[tuple[str, str, str, str, str | None], _Static | None] = {}
 
 def _static(command: str, opcode: str, response: str, log_type: str, user_type: str | None) -> _Static | None:
     try:
-        command_name, command_code = _enum(command)
-        opcode_name, opcode_code = _enum(opcode)
-        log_type_name, log_type_code = _enum(log_type)
-        response_code, kind, response_text = _response(response)
-        user_type_name, user_type_code = _enum(user_type) if user_type is not None else (None, None)
-    except (_Bad, ValueError):
+        command_name, command_code = enum_value(command)
+        opcode_name, opcode_code = enum_value(opcode)
+        log_type_name, log_type_code = enum_value(log_type)
+        response_code, kind, response_text = response_value(response)
+        user_type_name, user_type_code = enum_value(user_type) if user_type is not None else (None, None)
+    except (BadValue, ValueError):
         static = None
     else:
         success = kind == "HSM Return" and response_code == 0
         derived = [
-            _derive(opcode_name, success, user_type_name, None, log_type_name, later, False)
+            derive(opcode_name, success, user_type_name, None, log_type_name, later, False)
             for later in (False, True)
         ]
         # Building an event with 33 keywords costs ~4x replacing 14 fields of a template (and a
@@ -358,13 +293,13 @@ def _static(command: str, opcode: str, response: str, log_type: str, user_type: 
             templates[0],
             templates[1],
         )
-    if len(_STATIC) >= _CACHE_LIMIT:
+    if len(_STATIC) >= CACHE_LIMIT:
         _STATIC.clear()
     _STATIC[(command, opcode, response, log_type, user_type)] = static
     return static
 
 
-def _fast_text_event(message: str, ctx: _Context) -> HsmEvent | None:
+def _fast_text_event(message: str, ctx: RecordContext) -> HsmEvent | None:
     """The canonical layout in one regex match, or None to take the line-by-line path."""
     return _fast_text(
         message, ctx.log_group, ctx.log_stream, ctx.cluster_id, ctx.hsm_id, ctx.cwl_id, ctx.cwl_timestamp
@@ -453,8 +388,8 @@ def _fast_core(message: str, cluster_id: str | None, hsm_id: str | None) -> _Cor
     if static.required and (user if static.required[0] == "user_name" else key) is None:
         return None
     try:
-        session_handle = _session(session)
-    except (_Bad, ValueError):
+        session_handle = session_value(session)
+    except (BadValue, ValueError):
         return None
     usecs = int(usecs_text)
     sequence_no = int(sequence, 16)
@@ -515,7 +450,7 @@ def lean_identity(message: str, cluster_id: str | None, hsm_id: str | None) -> t
 _replace: Final = msgspec.structs.replace
 
 
-def _parse_text_lines(message: str, ctx: _Context) -> HsmEvent:
+def _parse_text_lines(message: str, ctx: RecordContext) -> HsmEvent:
     """General path: any line order, unknown labels, CRLF; reports everything that is wrong."""
     text = message.replace("\r\n", "\n").replace("\r", "\n") if "\r" in message else message
     values: dict[str, str] = {}
@@ -554,8 +489,8 @@ def _parse_text_lines(message: str, ctx: _Context) -> HsmEvent:
     fields: dict[str, Any] = {}
     for key, value in values.items():
         try:
-            _CONVERTERS[key](value, fields)
-        except (_Bad, ValueError):
+            CONVERTERS[key](value, fields)
+        except (BadValue, ValueError):
             errors.append(f"bad {_LABEL_OF.get(key, key)} value {value[:40]!r}")
     log_type = fields.get("log_type")
     missing = [key for key in _REQUIRED if key not in values]
@@ -564,7 +499,7 @@ def _parse_text_lines(message: str, ctx: _Context) -> HsmEvent:
     if missing:
         errors.insert(0, "missing field(s): " + ", ".join(_LABEL_OF[key] for key in missing))
     if "usecs" not in fields and "time_text" in fields and "time" in values:
-        usecs = _usecs_from_text(fields["time_text"])
+        usecs = usecs_from_text(fields["time_text"])
         if usecs is not None:
             fields["usecs"] = usecs
             errors.append("Time line has no usecs; time taken from its text")
@@ -577,7 +512,7 @@ def _parse_text_lines(message: str, ctx: _Context) -> HsmEvent:
 
 def _text_event(
     message: str,
-    ctx: _Context,
+    ctx: RecordContext,
     fields: dict[str, Any],
     extra: dict[str, str] | None,
     errors: list[str],
@@ -606,7 +541,7 @@ def _text_event(
     opcode = fields.get("opcode")
     sequence_no = fields.get("sequence_no")
     reboot_counter = fields.get("reboot_counter")
-    derived = _derive(
+    derived = derive(
         opcode,
         success,
         fields.get("user_type"),
@@ -639,342 +574,4 @@ def _text_event(
         parse_error=parse_error,
         raw=message,
         **fields,
-    )
-
-
-@functools.lru_cache(maxsize=4096)
-def _derive(
-    opcode: str | None,
-    success: bool | None,
-    user_type: str | None,
-    target_user_type: str | None,
-    log_type: str | None,
-    past_first_record: bool,
-    has_error: bool,
-) -> tuple[Outcome | None, Category, str, Severity]:
-    """(outcome, category, action, severity): a pure function of few values, so it is cached."""
-    info = opcode_info(opcode)
-    category: Category = "time_sync" if log_type == TIME_INFO_LOG_TYPE else info.category
-    outcome: Outcome | None = None if success is None else ("success" if success else "failure")
-    rank = SEVERITY_RANK[info.severity]
-    if opcode == "CN_LOGIN" and success is False:
-        # A failed crypto-officer login is an attack on the keys to the kingdom.
-        rank = max(rank, SEVERITY_RANK["critical" if user_type in CRYPTO_OFFICER_TYPES else "high"])
-    elif opcode == "CN_CHANGE_PSWD" and (
-        user_type in CRYPTO_OFFICER_TYPES or target_user_type in CRYPTO_OFFICER_TYPES
-    ):
-        rank = max(rank, SEVERITY_RANK["critical"])
-    elif opcode == "CN_INIT_TOKEN" and past_first_record:
-        # Initialisation is the first record of a new HSM; later in a stream it re-initialises one.
-        rank = max(rank, SEVERITY_RANK["critical"])
-    elif success is False:
-        rank = max(rank, SEVERITY_RANK["medium"])
-    if has_error:
-        rank = max(rank, SEVERITY_RANK["medium"])
-    return outcome, category, info.action, _SEVERITY_BY_RANK[rank]
-
-
-_SEVERITY_BY_RANK: Final[dict[int, Severity]] = {0: "info", 1: "medium", 2: "high", 3: "critical"}
-
-
-# --- value converters: each reads one label's value into typed fields ---------------------
-
-
-def _int_auto(text: str) -> int:
-    """Decimal, or hex with a 0x prefix (any case)."""
-    if text[:2] in ("0x", "0X"):
-        return int(text, 16)
-    if not text.isdigit():
-        raise _Bad(text)
-    return int(text)
-
-
-def _hex(text: str) -> int:
-    if text[:2] not in ("0x", "0X"):
-        raise _Bad(text)
-    return int(text, 16)
-
-
-_CACHE_LIMIT: Final = 4096
-_ENUMS: dict[str, tuple[str, int | None]] = {}
-_RESPONSES: dict[str, tuple[int, str, str | None]] = {}
-_SESSIONS: dict[str, str] = {}
-
-
-def _enum(text: str) -> tuple[str, int | None]:
-    """`NAME (code)` -> (NAME, code), memoised: a stream repeats a few dozen such values."""
-    hit = _ENUMS.get(text)
-    if hit is None:
-        hit = _enum_uncached(text)
-        if len(_ENUMS) < _CACHE_LIMIT:
-            _ENUMS[text] = hit
-    return hit
-
-
-def _session(text: str) -> str:
-    hit = _SESSIONS.get(text)
-    if hit is None:
-        hit = f"0x{_hex(text):x}"
-        if len(_SESSIONS) >= _CACHE_LIMIT:
-            _SESSIONS.clear()
-        _SESSIONS[text] = hit
-    return hit
-
-
-def _response(value: str) -> tuple[int, str, str | None]:
-    """`157:HSM Error: user isn't initialized ...` -> (157, "HSM Error", text) (§5), memoised."""
-    hit = _RESPONSES.get(value)
-    if hit is None:
-        code, sep, rest = value.partition(":")
-        rest = rest.lstrip()
-        kind, sep2, text = rest.partition(":")
-        if not sep or not sep2 or not code.strip().isdigit() or kind not in ("HSM Return", "HSM Error"):
-            raise _Bad(value)
-        hit = (int(code), kind, text.strip() or None)
-        if len(_RESPONSES) < _CACHE_LIMIT:
-            _RESPONSES[value] = hit
-    return hit
-
-
-def _enum_uncached(text: str) -> tuple[str, int | None]:
-    """`NAME (code)` -> (NAME, code); a bare NAME is accepted with no code."""
-    name, sep, code = text.rpartition(" (")
-    if not sep:
-        if not text or " " in text:
-            raise _Bad(text)
-        return text, None
-    if not code.endswith(")") or not name:
-        raise _Bad(text)
-    return name.rstrip(), _int_auto(code[:-1].strip())
-
-
-def _set_time(value: str, fields: dict[str, Any]) -> None:
-    match = _USEC_VALUE.search(value)
-    if match is None:
-        text = value.rstrip(", ")
-        if _TIME_TEXT.match(text) is None:
-            raise _Bad(value)
-        fields["time_text"] = text
-        return
-    fields["usecs"] = int(match.group(1))
-    text = value[: match.start()].rstrip(", \t")
-    if text:
-        fields["time_text"] = text
-
-
-def _set_sequence(value: str, fields: dict[str, Any]) -> None:
-    fields["sequence_no"] = _hex(value)
-
-
-def _set_reboot(value: str, fields: dict[str, Any]) -> None:
-    fields["reboot_counter"] = _hex(value)
-
-
-def _set_command_type(value: str, fields: dict[str, Any]) -> None:
-    fields["command_type"], fields["command_type_code"] = _enum(value)
-
-
-def _set_opcode(value: str, fields: dict[str, Any]) -> None:
-    fields["opcode"], fields["opcode_code"] = _enum(value)
-
-
-def _set_session(value: str, fields: dict[str, Any]) -> None:
-    fields["session_handle"] = _session(value)
-
-
-def _set_response(value: str, fields: dict[str, Any]) -> None:
-    try:
-        fields["response_code"], fields["response_kind"], fields["response"] = _response(value)
-    except _Bad:
-        fields["response"] = value
-        raise
-
-
-def _set_log_type(value: str, fields: dict[str, Any]) -> None:
-    fields["log_type"], fields["log_type_code"] = _enum(value)
-
-
-def _set_user_type(value: str, fields: dict[str, Any]) -> None:
-    fields["user_type"], fields["user_type_code"] = _enum(value)
-
-
-def _set_target_user_type(value: str, fields: dict[str, Any]) -> None:
-    fields["target_user_type"], fields["target_user_type_code"] = _enum(value)
-
-
-def _set_operation(value: str, fields: dict[str, Any]) -> None:
-    fields["operation"], fields["operation_code"] = _enum(value)
-
-
-def _handle(value: str) -> int | None:
-    number = _int_auto(value)
-    return number or None  # 0 means "no key in this slot" (§2.1)
-
-
-def _set_key_handle(value: str, fields: dict[str, Any]) -> None:
-    fields["key_handle"] = _handle(value)
-
-
-def _set_public_key_handle(value: str, fields: dict[str, Any]) -> None:
-    fields["public_key_handle"] = _handle(value)
-
-
-def _set_mechanism(value: str, fields: dict[str, Any]) -> None:
-    fields["mechanism"] = _int_auto(value)
-
-
-def _set_number_of_users(value: str, fields: dict[str, Any]) -> None:
-    fields["number_of_users"] = _int_auto(value)
-
-
-def _set_mfa(value: str, fields: dict[str, Any]) -> None:
-    word = value.lower()
-    if word in TRUE:
-        fields["mfa_enabled"] = True
-    elif word in FALSE:
-        fields["mfa_enabled"] = False
-    else:
-        raise _Bad(value)
-
-
-def _string(field: str) -> Any:
-    def setter(value: str, fields: dict[str, Any]) -> None:
-        fields[field] = value or None
-
-    return setter
-
-
-def _usec_line(field: str) -> Any:
-    # TIME_INFO_LOG (§2.2): `local time : 04/22/22 ..., usec:<n>`, `propagation delay : usec:<n>`.
-    def setter(value: str, fields: dict[str, Any]) -> None:
-        match = _USEC_VALUE.search(value)
-        if match is None:
-            raise _Bad(value)
-        fields[field] = int(match.group(1))
-
-    return setter
-
-
-_CONVERTERS: Final[dict[str, Any]] = {
-    "time": _set_time,
-    "version_no": _string("version_no"),
-    "sequence_no": _set_sequence,
-    "reboot_counter": _set_reboot,
-    "command_type": _set_command_type,
-    "opcode": _set_opcode,
-    "session_handle": _set_session,
-    "response": _set_response,
-    "log_type": _set_log_type,
-    "user_name": _string("user_name"),
-    "user_type": _set_user_type,
-    "user_id": _string("user_id"),
-    "target_user_name": _string("target_user_name"),
-    "target_user_type": _set_target_user_type,
-    "target_user_id": _string("target_user_id"),
-    "key_handle": _set_key_handle,
-    "public_key_handle": _set_public_key_handle,
-    "mechanism": _set_mechanism,
-    "mfa_enabled": _set_mfa,
-    "operation": _set_operation,
-    "number_of_users": _set_number_of_users,
-    "user_ids": _string("user_ids"),
-    "local_time": _usec_line("local_time_usecs"),
-    "host_time": _usec_line("host_time_usecs"),
-    "propagation_delay": _usec_line("propagation_delay_usecs"),
-}
-
-
-# --- time (formatting: records/time.py) -------------------------------------------------
-
-
-def _usecs_from_text(text: str) -> int | None:
-    match = _TIME_TEXT.match(text)
-    if match is None:
-        return None
-    month, day, year, hour, minute, second, micros = (int(part) for part in match.groups())
-    try:
-        moment = datetime(2000 + year, month, day, hour, minute, second, tzinfo=UTC)
-    except ValueError:
-        return None
-    return int(moment.timestamp()) * 1_000_000 + micros
-
-
-# --- certificate-storage records (§8.1) --------------------------------------------------
-
-_JSON_DECODER: Final = msgspec.json.Decoder()
-
-
-def _parse_certificate(message: str, ctx: _Context) -> HsmEvent:
-    try:
-        document = _JSON_DECODER.decode(message)  # msgspec keeps integers beyond 2^53 exact
-    except msgspec.DecodeError:
-        return _unparsed(message, ctx, "malformed JSON record")
-    if not isinstance(document, dict) or "op_code" not in document:
-        return _unparsed(message, ctx, NOT_A_RECORD + " (JSON without op_code)")
-    errors: list[str] = []
-    opcode = document.get("op_code")
-    if not isinstance(opcode, str) or not opcode:
-        errors.append("bad op_code")
-        opcode = None
-    handle = document.get("object_handle")
-    if handle is not None and (isinstance(handle, bool) or not isinstance(handle, int)):
-        errors.append("bad object_handle")
-        handle = None
-    response = document.get("response")
-    if response is not None and not isinstance(response, str):
-        errors.append("bad response")
-        response = None
-    if response is None:
-        errors.append("missing response")
-    attributes = document.get("attributes")
-    if attributes is not None and not (
-        isinstance(attributes, list) and all(isinstance(a, str) for a in attributes)
-    ):
-        errors.append("bad attributes")
-        attributes = None
-    timestamp = document.get("timestamp")
-    usecs: int | None = None
-    iso: str | None = None
-    if isinstance(timestamp, int) and not isinstance(timestamp, bool):
-        try:
-            iso = format_times(timestamp * 1000)[0]
-            usecs = timestamp * 1000
-        except (OverflowError, ValueError, OSError):
-            errors.append(f"timestamp {timestamp} is out of range")
-    else:
-        errors.append("missing timestamp")
-    extra = {
-        key: value if isinstance(value, str) else msgspec.json.encode(value).decode()
-        for key, value in document.items()
-        if key not in ("op_code", "object_handle", "response", "attributes", "timestamp")
-    } or None
-    success = None if response is None else response == "OK"
-    info = opcode_info(opcode)
-    parse_error = "; ".join(errors) if errors else None
-    severity: Severity = info.severity
-    if success is False or parse_error is not None:
-        severity = _SEVERITY_BY_RANK[max(SEVERITY_RANK[severity], SEVERITY_RANK["medium"])]
-    return HsmEvent(
-        time=iso,
-        usecs=usecs,
-        cluster_id=ctx.cluster_id,
-        hsm_id=ctx.hsm_id,
-        record_format="certificate",
-        opcode=opcode,
-        response=response,
-        success=success,
-        outcome=None if success is None else ("success" if success else "failure"),
-        object_handle=handle,
-        attributes=attributes,
-        category="certificate",
-        action=info.action,
-        severity=severity,
-        event_id=certificate_event_id(ctx.cluster_id, ctx.log_stream, json_content(document)),
-        log_group=ctx.log_group,
-        log_stream=ctx.log_stream,
-        cwl_id=ctx.cwl_id,
-        cwl_timestamp=ctx.cwl_timestamp,
-        extra=extra,
-        parse_error=parse_error,
-        raw=message,
     )

@@ -1,12 +1,12 @@
 """Search-time knowledge derived from the opcode table: props.conf blocks, lookup tables, event types.
 
 The parser decides `category`, `action`, `severity`, `outcome` and `success` from
-`hsmaudit.records.opcodes` (`records.parse._derive`); Splunk must decide the same for events that
+`hsmaudit.records.opcodes` (`records.severity.derive`); Splunk must decide the same for events that
 carry only the record text (the lean HEC event, raw text sent any other way, the published
 recipe's `aws:cloudwatch:cloudhsm`). Hand-copying ~60 opcodes would drift, so this module renders:
 
 * `lookups/hsmaudit_opcodes.csv`: (opcode, case) -> category, verb, severity, CIM fields, computed
-  by calling the parser's own `_derive` for every opcode and case, so the table *is* the code's
+  by calling the parser's own `derive` for every opcode and case, so the table *is* the code's
   answer; `lookups/hsmaudit_status.csv`: (record format, result) -> record_format, outcome,
   success, CIM status;
 * the generated blocks of props.conf: the text sourcetypes' extractions and, for every sourcetype,
@@ -45,7 +45,7 @@ from hsmaudit.booleans import FALSE_WORDS, TRUE_WORDS
 from hsmaudit.records.cloudtrail import ACTIONS as CLOUDTRAIL_ACTIONS
 from hsmaudit.records.cloudtrail import EVENT_SOURCE as CLOUDTRAIL_EVENT_SOURCE
 from hsmaudit.records.opcodes import CERTIFICATE_OPCODES, CRYPTO_OFFICER_TYPES, OPCODES, OpcodeInfo
-from hsmaudit.records.parse import _derive
+from hsmaudit.records.severity import derive
 from hsmaudit.splunk.errors import KnowledgeError
 
 JSON_SOURCETYPE: Final = "aws:cloudhsm:audit"
@@ -151,9 +151,9 @@ RESULTS: Final = ("success", "failure", "unknown")
 TIME_KINDS: Final = ("-", "time")
 """`time` for TIME_INFO_LOG records (category time_sync), else `-`."""
 OFFICER_OPCODES: Final = frozenset({"CN_LOGIN", "CN_CHANGE_PSWD"})
-"""Opcodes whose severity depends on whether a crypto officer is involved (`_derive`)."""
+"""Opcodes whose severity depends on whether a crypto officer is involved (`derive`)."""
 SEQUENCE_OPCODES: Final = frozenset({"CN_INIT_TOKEN"})
-"""Opcodes whose severity depends on whether the record is past sequence 0 (`_derive`)."""
+"""Opcodes whose severity depends on whether the record is past sequence 0 (`derive`)."""
 UNKNOWN_OPCODE_PROBE: Final = "CN_HSMAUDIT_UNKNOWN"
 
 
@@ -206,7 +206,7 @@ OPCODE_COLUMNS: Final = (
 def _opcode_row(opcode: str, case: Case, probe: str) -> dict[str, str]:
     officer_type = "CN_CRYPTO_OFFICER" if case.officer else "CN_CRYPTO_USER"
     success = {"success": True, "failure": False}.get(case.result)
-    _outcome, category, verb, severity = _derive(
+    _outcome, category, verb, severity = derive(
         probe,
         success,
         officer_type,
