@@ -12,13 +12,14 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from hsmaudit.booleans import FALSE, TRUE
+from hsmaudit.errors import HsmauditError
 
 _TIME_TEXT: Final = re.compile(r"^(\d{2})/(\d{2})/(\d{2}) (\d{2}):(\d{2}):(\d{2})\.(\d{6})$")
 _USEC_VALUE: Final = re.compile(r"usecs?[ \t]*:[ \t]*(\d+)")
 
 
-class BadValue(ValueError):
-    """A value that does not have the form its label promises (becomes `parse_error`)."""
+class BadValue(HsmauditError, ValueError):
+    """A value that does not have the form its label promises (the parser makes it `parse_error`)."""
 
 
 def _int_auto(text: str) -> int:
