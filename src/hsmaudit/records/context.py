@@ -10,9 +10,9 @@ from typing import Final
 
 import msgspec
 
+from hsmaudit.records.cache import remember
 from hsmaudit.records.event import HsmEvent
 from hsmaudit.records.identity import unparsed_event_id
-from hsmaudit.records.values import CACHE_LIMIT
 
 CLOUDHSM_LOG_GROUP_PREFIX: Final = "/aws/cloudhsm/"
 
@@ -48,10 +48,7 @@ def origin_of(
         cluster_id,
         hsm_id_from_log_stream(log_stream, cluster_id),
     )
-    if len(ORIGINS) >= CACHE_LIMIT:
-        ORIGINS.clear()
-    ORIGINS[(log_group, log_stream)] = origin
-    return origin
+    return remember(ORIGINS, (log_group, log_stream), origin)
 
 
 class RecordContext(msgspec.Struct, frozen=True):

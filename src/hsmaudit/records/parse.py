@@ -23,6 +23,7 @@ from typing import Any, Final, NamedTuple
 
 import msgspec
 
+from hsmaudit.records.cache import remember
 from hsmaudit.records.certificate import parse_certificate
 from hsmaudit.records.context import CLOUDHSM_LOG_GROUP_PREFIX as CLOUDHSM_LOG_GROUP_PREFIX  # noqa: PLC0414
 from hsmaudit.records.context import NOT_A_RECORD as NOT_A_RECORD  # noqa: PLC0414
@@ -37,7 +38,6 @@ from hsmaudit.records.severity import derive
 from hsmaudit.records.time import format_times as format_times  # noqa: PLC0414
 from hsmaudit.records.time import format_usecs as format_usecs  # noqa: PLC0414
 from hsmaudit.records.values import (
-    CACHE_LIMIT,
     CONVERTERS,
     BadValue,
     enum_value,
@@ -293,10 +293,7 @@ def _static(command: str, opcode: str, response: str, log_type: str, user_type: 
             templates[0],
             templates[1],
         )
-    if len(_STATIC) >= CACHE_LIMIT:
-        _STATIC.clear()
-    _STATIC[(command, opcode, response, log_type, user_type)] = static
-    return static
+    return remember(_STATIC, (command, opcode, response, log_type, user_type), static)
 
 
 def _fast_text_event(message: str, ctx: RecordContext) -> HsmEvent | None:

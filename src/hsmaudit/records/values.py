@@ -2,7 +2,7 @@
 
 `CONVERTERS` maps a field name to its converter; a value that does not have the form its label
 promises raises `BadValue` (the parser turns it into `parse_error`). Repeating values (names with
-codes, responses, session handles) are memoised within `CACHE_LIMIT` entries.
+codes, responses, session handles) are memoised (`records.cache.remember`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from hsmaudit.booleans import FALSE, TRUE
 from hsmaudit.errors import HsmauditError
+from hsmaudit.records.cache import remember
 
 _TIME_TEXT: Final = re.compile(r"^(\d{2})/(\d{2})/(\d{2}) (\d{2}):(\d{2}):(\d{2})\.(\d{6})$")
 _USEC_VALUE: Final = re.compile(r"usecs?[ \t]*:[ \t]*(\d+)")
@@ -37,7 +38,6 @@ def _hex(text: str) -> int:
     return int(text, 16)
 
 
-CACHE_LIMIT: Final = 4096
 _ENUMS: dict[str, tuple[str, int | None]] = {}
 _RESPONSES: dict[str, tuple[int, str, str | None]] = {}
 _SESSIONS: dict[str, str] = {}
@@ -47,19 +47,14 @@ def enum_value(text: str) -> tuple[str, int | None]:
     """`NAME (code)` -> (NAME, code), memoised: a stream repeats a few dozen such values."""
     hit = _ENUMS.get(text)
     if hit is None:
-        hit = _enum_uncached(text)
-        if len(_ENUMS) < CACHE_LIMIT:
-            _ENUMS[text] = hit
+        hit = remember(_ENUMS, text, _enum_uncached(text))
     return hit
 
 
 def session_value(text: str) -> str:
     hit = _SESSIONS.get(text)
     if hit is None:
-        hit = f"0x{_hex(text):x}"
-        if len(_SESSIONS) >= CACHE_LIMIT:
-            _SESSIONS.clear()
-        _SESSIONS[text] = hit
+        hit = remember(_SESSIONS, text, f"0x{_hex(text):x}")
     return hit
 
 
@@ -72,9 +67,7 @@ def response_value(value: str) -> tuple[int, str, str | None]:
         kind, sep2, text = rest.partition(":")
         if not sep or not sep2 or not code.strip().isdigit() or kind not in ("HSM Return", "HSM Error"):
             raise BadValue(value)
-        hit = (int(code), kind, text.strip() or None)
-        if len(_RESPONSES) < CACHE_LIMIT:
-            _RESPONSES[value] = hit
+        hit = remember(_RESPONSES, value, (int(code), kind, text.strip() or None))
     return hit
 
 
