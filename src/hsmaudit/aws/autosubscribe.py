@@ -207,11 +207,9 @@ _CLIENTS: dict[str, Any] = {}
 def _client(service: str) -> Any:
     """One boto3 client per service for the container's life (made on first use)."""
     if service not in _CLIENTS:
-        import boto3
-        from botocore.config import Config
+        from hsmaudit.aws.clients import aws_client
 
-        config = Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"})
-        _CLIENTS[service] = boto3.client(service, config=config)  # type: ignore[call-overload]
+        _CLIENTS[service] = aws_client(service, read_timeout=10)
     return _CLIENTS[service]
 
 

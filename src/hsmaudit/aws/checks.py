@@ -217,26 +217,23 @@ def aws_clients(*, region: str | None, profile: str | None) -> tuple[ClientFacto
     Region and endpoint come from the usual AWS environment unless given (`AWS_ENDPOINT_URL`
     points every client at an emulator in tests). Two attempts at most: a doctor must answer fast.
     """
-    import boto3
-    from botocore.config import Config
     from botocore.exceptions import BotoCoreError
 
-    from hsmaudit.aws.region import NO_REGION_FIX, resolve_region
+    from hsmaudit.aws.clients import aws_client, aws_session
+    from hsmaudit.aws.region import NO_REGION_FIX
 
     try:
-        session = boto3.session.Session(profile_name=profile, region_name=resolve_region(region))
+        session = aws_session(region=region, profile=profile)
     except BotoCoreError as error:
         raise AwsSessionError(
             f"the AWS session cannot start ({error})", "check --profile / AWS_PROFILE"
         ) from None
     if not session.region_name:
         raise AwsSessionError("no AWS Region is configured", NO_REGION_FIX, check="aws.region")
-    config = Config(
-        retries={"total_max_attempts": 2, "mode": "standard"}, connect_timeout=10, read_timeout=20
-    )
+    retries = {"total_max_attempts": 2, "mode": "standard"}
 
     def client(service: str) -> Any:
-        return session.client(service, config=config)  # type: ignore[call-overload]
+        return aws_client(service, session=session, connect_timeout=10, read_timeout=20, retries=retries)
 
     return client, session.region_name
 

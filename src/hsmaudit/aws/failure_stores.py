@@ -28,9 +28,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import urlsplit
 
-from hsmaudit.aws.secrets import aws_error_code
+from hsmaudit.aws.clients import aws_client, aws_error_code, split_s3_url
 from hsmaudit.sinks.errors import SinkError
 
 SQS_URL: Final = re.compile(r"^https://sqs[.-]([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(\d{12})/([^/?#]+)$")
@@ -43,15 +42,8 @@ class FailureStoreError(SinkError):
     """SQS or S3 refused a read, delete or visibility change of a failure store."""
 
 
-def aws_client(service: str, *, region: str | None = None) -> Any:
-    """A boto3 client with short timeouts; `region` when the URL names one (a queue URL does)."""
-    import boto3
-    from botocore.config import Config
-
-    from hsmaudit.aws.region import resolve_region
-
-    config = Config(connect_timeout=3, read_timeout=25, retries={"max_attempts": 3, "mode": "standard"})
-    return boto3.client(service, region_name=region or resolve_region(), config=config)  # type: ignore[call-overload]
+READ_TIMEOUT: Final = 25
+"""Seconds: longer than a ReceiveMessage long poll (`wait`, at most 20 s)."""
 
 
 def is_queue_url(where: str) -> bool:
@@ -98,7 +90,7 @@ class SqsFailureQueue:
     def client(self) -> Any:
         """The boto3 SQS client, made on first use."""
         if self._client is None:
-            self._client = aws_client("sqs", region=self._region)
+            self._client = aws_client("sqs", read_timeout=READ_TIMEOUT, region=self._region)
         return self._client
 
     @property
@@ -167,11 +159,10 @@ class FirehoseFailureObjects:
     """Firehose's failed-delivery or processing-failed objects under `s3://bucket/prefix`."""
 
     def __init__(self, url: str, *, client: Any = None) -> None:
-        parts = urlsplit(url)
-        if parts.scheme != "s3" or not parts.netloc:
+        location = split_s3_url(url)
+        if location is None:
             raise FailureStoreError(f"not an S3 URL: {url!r} (expected s3://bucket/prefix)")
-        self.bucket = parts.netloc
-        self.prefix = parts.path.lstrip("/")
+        self.bucket, self.prefix = location
         self._client = client
 
     @property
@@ -183,7 +174,7 @@ class FirehoseFailureObjects:
     def client(self) -> Any:
         """The boto3 S3 client, made on first use."""
         if self._client is None:
-            self._client = aws_client("s3")
+            self._client = aws_client("s3", read_timeout=READ_TIMEOUT)
         return self._client
 
     def object_keys(self) -> Iterator[str]:

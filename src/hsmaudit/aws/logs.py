@@ -382,21 +382,23 @@ def logs_client(
     *, region: str | None = None, endpoint_url: str | None = None, profile: str | None = None
 ) -> CloudWatchLogsClient:
     """A CloudWatch Logs client without botocore's hidden retries (see the module docstring)."""
-    import boto3
-    from botocore.config import Config
     from botocore.exceptions import BotoCoreError, NoRegionError
 
-    from hsmaudit.aws.region import NO_REGION_FIX, resolve_region
+    from hsmaudit.aws.clients import aws_client, aws_session
+    from hsmaudit.aws.region import NO_REGION_FIX
 
-    config = Config(
-        retries={"total_max_attempts": 1, "mode": "standard"},
-        connect_timeout=10,
-        read_timeout=60,
-        user_agent_extra="hsmaudit",
-    )
     try:
-        session = boto3.session.Session(profile_name=profile, region_name=resolve_region(region))
-        return session.client("logs", endpoint_url=endpoint_url, config=config)
+        session = aws_session(region=region, profile=profile)
+        client: CloudWatchLogsClient = aws_client(
+            "logs",
+            session=session,
+            endpoint_url=endpoint_url,
+            connect_timeout=10,
+            read_timeout=60,
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            user_agent_extra="hsmaudit",
+        )
+        return client
     except NoRegionError:
         raise LogsError(f"no AWS Region: {NO_REGION_FIX}") from None
     except BotoCoreError as error:  # e.g. ProfileNotFound

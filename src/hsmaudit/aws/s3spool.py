@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote
 
-from hsmaudit.aws.secrets import aws_error_code, boto3_client
+from hsmaudit.aws.clients import aws_client, aws_error_code, split_s3_url
 from hsmaudit.sinks.errors import SpoolError
 from hsmaudit.sinks.spool import QUARANTINE, SPOOL_SUFFIX, SpoolBatch, decode_batch, encode_batch
 
@@ -34,10 +34,10 @@ class S3Spool:
     @classmethod
     def from_url(cls, url: str, *, client: Any = None) -> S3Spool:
         """`s3://bucket/prefix/` -> S3Spool."""
-        parts = urlsplit(url)
-        if parts.scheme != "s3" or not parts.netloc:
+        location = split_s3_url(url)
+        if location is None:
             raise SpoolError(f"not an S3 spool URL: {url!r} (expected s3://bucket/prefix)")
-        return cls(parts.netloc, parts.path.lstrip("/"), client=client)
+        return cls(*location, client=client)
 
     @property
     def location(self) -> str:
@@ -48,7 +48,7 @@ class S3Spool:
     def client(self) -> Any:
         """The boto3 S3 client, made on first use."""
         if self._client is None:
-            self._client = boto3_client("s3")
+            self._client = aws_client("s3", read_timeout=5)  # the invocation's time is short
         return self._client
 
     def _key(self, batch_id: str) -> str:

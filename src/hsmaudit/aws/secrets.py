@@ -16,25 +16,11 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
+from hsmaudit.aws.clients import aws_client, aws_error_code
 from hsmaudit.sinks.errors import HecTokenError
 
 TOKEN_KEYS: Final = ("token", "hec_token", "HEC_TOKEN", "splunk_hec_token")
 """Keys tried, in order, when a secret holds a JSON object rather than the bare token."""
-
-
-def boto3_client(service: str) -> Any:
-    """A boto3 client with short timeouts (a hung secret store must not eat the invocation).
-
-    The Region comes from `aws.region.resolve_region` (`AWS_REGION` too, which boto3 alone would
-    ignore), the endpoint from the usual AWS environment (`AWS_ENDPOINT_URL`).
-    """
-    import boto3
-    from botocore.config import Config
-
-    from hsmaudit.aws.region import resolve_region
-
-    config = Config(connect_timeout=3, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"})
-    return boto3.client(service, region_name=resolve_region(), config=config)  # type: ignore[call-overload]
 
 
 def token_from_secret(secret: str, *, name: str) -> str:
@@ -57,16 +43,6 @@ def token_from_secret(secret: str, *, name: str) -> str:
     if not text:
         raise HecTokenError(f"{name} is empty")
     return text
-
-
-def aws_error_code(error: Exception) -> str:
-    """The AWS error code of a botocore error (`AccessDenied`, …), else the exception's class name."""
-    response = getattr(error, "response", None)
-    if isinstance(response, dict):
-        code = response.get("Error", {}).get("Code")
-        if isinstance(code, str):
-            return code
-    return type(error).__name__
 
 
 class _CachedToken:
@@ -101,7 +77,8 @@ class _CachedToken:
             return self._value
         try:
             if self._client is None:
-                self._client = boto3_client(self._service())
+                # 5 s read timeout: a hung secret store must not eat the invocation
+                self._client = aws_client(self._service(), read_timeout=5)
             value = self._fetch(self._client)
         except HecTokenError:
             raise
