@@ -192,7 +192,7 @@ def test_https_hec_through_an_authenticating_connect_proxy(tls_hec: tuple[FaultH
 
 
 def test_a_blocked_run_spools_in_bounded_pieces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import hsmaudit.sinks.hec as hec_module
+    import hsmaudit.sinks.hec.client as hec_module
 
     monkeypatch.setattr(hec_module, "HELD_BYTES_LIMIT", 2000)
     hec = client(closed_port_url(), max_events=10, max_attempts=1)
