@@ -5,11 +5,15 @@ Where it sits: the local collector (`hsmaudit serve`) writes HEC events here, th
 when `add_events` returns: WAL mode with `synchronous=FULL` fsyncs the log at every commit, and
 the collector answers HEC success only after that (so a SIGKILL loses nothing acknowledged).
 
+`EventStore` only composes; each concept has its module:
+
+- store/connection.py: opening, pragmas, the schema check, transactions, checkpoints, closing;
+- store/rows.py: the row codec, `HsmEvent`/`Alert` to and from rows;
+- store/writes.py: inserts and de-duplication (repeats, forged twins), rollups in the same commit;
+- the reads below: what the dashboard, the API, the detections and `tail` read.
+
 Repeats are free: `event_id` is UNIQUE and deterministic (records/identity.py), so a Lambda retry,
 a replay or a resent batch stores each record once and is counted once.
-
-One writer at a time (a lock; SQLite allows one anyway), any number of readers on their own
-per-thread connections, which WAL lets run beside the writer.
 
 >>> from hsmaudit.records.parse import parse_message
 >>> store = EventStore(":memory:")
@@ -23,20 +27,14 @@ per-thread connections, which WAL lets run beside the writer.
 # value, filter values included, is bound as a parameter.
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import sqlite3
-import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Final, Literal
-
-import msgspec
+from typing import Any, Final
 
 from hsmaudit.records.alert import Alert
-from hsmaudit.records.event import FIELD_NAMES, HsmEvent, event_to_json
-from hsmaudit.records.identity import CONTENT_FIELDS, claimed_twin_event_id, unparsed_event_id
+from hsmaudit.records.event import FIELD_NAMES, HsmEvent
 from hsmaudit.records.opcodes import (
     KEY_DELETION_OPCODES,
     KEY_EXPORT_OPCODES,
@@ -45,7 +43,8 @@ from hsmaudit.records.opcodes import (
     USER_TYPE_ABBREVIATIONS,
 )
 from hsmaudit.records.time import format_usecs
-from hsmaudit.store.errors import StoreDataError, StoreError, StoreSchemaError
+from hsmaudit.store import writes
+from hsmaudit.store.connection import StoreConnections, Synchronous
 from hsmaudit.store.query import (
     CONTROL_PLANE_LANE,
     EventFilter,
@@ -62,39 +61,19 @@ from hsmaudit.store.query import (
     UserCount,
     parse_time,
 )
-from hsmaudit.store.schema import (
-    APPLICATION_ID,
-    BOOL_FIELDS,
-    EVENT_COLUMNS,
-    INSERT_ALERT,
-    INSERT_EVENT,
-    JSON_FIELDS,
-    ROLLUP_BUCKET_USECS,
-    ROLLUP_FROM_NEW_ROWS,
-    SCHEMA,
-    SCHEMA_VERSION,
-    STREAMS_FROM_NEW_ROWS,
+from hsmaudit.store.rows import (
+    ALERT_COLUMNS,
+    alert_from_row,
+    event_from_row,
+    integer_from_column,
+    json_text,
+    stored_alert,
 )
+from hsmaudit.store.schema import ROLLUP_BUCKET_USECS
+from hsmaudit.store.writes import PreparedRows
 
-Synchronous = Literal["FULL", "NORMAL"]
-
-_INT64_MAX: Final = 2**63 - 1
-_BIG_INT_TAG: Final = "int:"
-_JSON_INDEXES: Final = tuple(i for i, name in enumerate(FIELD_NAMES) if name in JSON_FIELDS)
-_BOOL_INDEXES: Final = tuple(i for i, name in enumerate(FIELD_NAMES) if name in BOOL_FIELDS)
-_INT_INDEXES: Final = tuple(
-    i for i, (name, sql_type) in enumerate(EVENT_COLUMNS) if sql_type == "INTEGER" and name not in BOOL_FIELDS
-)
-_EVENT_ID: Final = FIELD_NAMES.index("event_id")
-_ENCODE: Final = msgspec.json.Encoder().encode
-_DECODE_JSON: Final = msgspec.json.Decoder().decode
-_CHECKPOINT_INTERVAL: Final = 0.5
-_WAL_RESTART_PAGES: Final = 65_536  # 256 MiB of 4 KiB pages
 _RECENT_LIMIT_MAX: Final = 1000
 _BY_USER_LIMIT: Final = 25
-_ALERT_COLUMNS: Final = (
-    "alert_id, rule, title, severity, time, cluster_id, hsm_id, user_name, event_ids, details"
-)
 _MINUTE: Final = 60_000_000
 _TIMELINE_WIDTHS: Final = tuple(
     m * _MINUTE for m in (1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080, 43200, 525600)
@@ -102,274 +81,22 @@ _TIMELINE_WIDTHS: Final = tuple(
 """Round bucket widths of the timeline (1 minute … 1 year); from 1 h on, whole rollup buckets."""
 
 
-def _event_row(event: HsmEvent) -> tuple[Any, ...]:
-    """One `events` row: JSON text for maps/lists, 0/1 for booleans, huge ints kept as text."""
-    row = list(msgspec.structs.astuple(event))
-    for index in _JSON_INDEXES:
-        if row[index] is not None:
-            row[index] = _ENCODE(row[index]).decode()
-    for index in _INT_INDEXES:
-        value = row[index]
-        # SQLite integers are 64-bit; certificate handles stay below that, hostile input may not.
-        # Kept exact as tagged text (plain digits would be turned into a lossy REAL by the
-        # column's INTEGER affinity).
-        if value is not None and not -_INT64_MAX - 1 <= value <= _INT64_MAX:
-            row[index] = _BIG_INT_TAG + str(value)
-    if row[_EVENT_ID] is None:
-        row[_EVENT_ID] = unparsed_event_id(
-            event.cluster_id, event.log_stream, event.cwl_id, event_to_json(event).decode()
-        )
-    return tuple(row)
-
-
-PreparedRows = dict[str, tuple[Any, ...]]
-"""`events` rows by `event_id` (repeats within the batch dropped), ready to insert."""
-
-# What tells a redelivery from a record that claims another's id: identity, content, parse error.
-_SAME_RECORD: Final = tuple(
-    FIELD_NAMES.index(name)
-    for name in (
-        "cluster_id",
-        "hsm_id",
-        "reboot_counter",
-        "sequence_no",
-        "usecs",
-        *CONTENT_FIELDS,
-        "parse_error",
-    )
-)
-_SAME_RECORD_COLUMNS: Final = ", ".join(FIELD_NAMES[index] for index in _SAME_RECORD)
-
-
-def _record_key(row: Sequence[Any]) -> tuple[Any, ...]:
-    return tuple(row[index] for index in _SAME_RECORD)
-
-
-def _as_claimed_twin(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """The row under `claimed_twin_event_id`: other content behind a stored record's id."""
-    twin = list(row)
-    twin[_EVENT_ID] = claimed_twin_event_id(row[_EVENT_ID], repr(_record_key(row)))
-    return tuple(twin)
-
-
-def prepare_rows(events: Iterable[HsmEvent]) -> PreparedRows:
-    """Rows for `EventStore.add_rows`: pure Python, so callers can build them off the writer thread.
-
-    A repeat of an id within the batch is dropped when it is the same record (a redelivery) and
-    kept under a twin id when its content differs (contracts.md §1: de-duplication never hides
-    a forged twin, even one sent with the genuine record's id).
-    """
-    rows: PreparedRows = {}
-    for event in events:
-        row = _event_row(event)
-        known = rows.get(row[_EVENT_ID])
-        if known is None:
-            rows[row[_EVENT_ID]] = row
-        elif _record_key(known) != _record_key(row):
-            twin = _as_claimed_twin(row)
-            rows.setdefault(twin[_EVENT_ID], twin)
-    return rows
-
-
-def _event_from_row(row: Sequence[Any]) -> HsmEvent:
-    data: dict[str, Any] = dict(zip(FIELD_NAMES, row, strict=True))
-    for name in JSON_FIELDS:
-        if data[name] is not None:
-            data[name] = _DECODE_JSON(data[name])
-    for name in BOOL_FIELDS:
-        if data[name] is not None:
-            data[name] = bool(data[name])
-    for index in _INT_INDEXES:
-        name = FIELD_NAMES[index]
-        if isinstance(data[name], str) and data[name].startswith(_BIG_INT_TAG):
-            data[name] = int(data[name][len(_BIG_INT_TAG) :])
-    return msgspec.convert(data, HsmEvent)
-
-
-def _stored_alert(row: Sequence[Any]) -> StoredAlert:
-    alert_id, rule, title, severity, time, cluster_id, hsm_id, user_name, event_ids, details = row
-    return StoredAlert(
-        alert_id=alert_id,
-        rule=rule,
-        title=title,
-        severity=severity,
-        time=time,
-        cluster_id=cluster_id,
-        hsm_id=hsm_id,
-        user_name=user_name,
-        event_ids=_DECODE_JSON(event_ids),
-        details=_DECODE_JSON(details),
-    )
-
-
-def alert_id(alert: Alert) -> str:
-    """Deterministic id of an alert (rule, events, where): re-running detections adds nothing."""
-    basis = "|".join(
-        (
-            alert.rule,
-            alert.cluster_id or "",
-            alert.hsm_id or "",
-            alert.user_name or "",
-            ",".join(alert.event_ids),
-        )
-    )
-    if not alert.event_ids:
-        basis += "|" + (alert.time or "") + "|" + _ENCODE(alert.details).decode()
-    return hashlib.blake2b(basis.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-
-
 class EventStore:
     """The local store. `path` is a file (created if missing) or `:memory:` for tests."""
 
     def __init__(self, path: str | Path, *, synchronous: Synchronous = "FULL") -> None:
         self.path = str(path)
-        self._synchronous = synchronous
-        self._write_lock = threading.Lock()
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
-        self._readers_lock = threading.Lock()
-        self._closed = False
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._writer = self._connect()
-        self._create_schema()
-        self._checkpointer: threading.Thread | None = None
-        self._stop_checkpoints = threading.Event()
-        if self.path != ":memory:":
-            # Checkpoints copy the WAL into the database file and fsync it. Run on the commit
-            # path (SQLite's default) they delay the acknowledgement of whichever request trips
-            # them; a background thread does the same work off that path. Commits stay durable:
-            # the WAL itself is fsynced at every commit (synchronous=FULL).
-            self._writer.execute("PRAGMA wal_autocheckpoint = 0")
-            self._checkpointer = threading.Thread(
-                target=self._checkpoint_loop, name="hsmaudit-checkpoint", daemon=True
-            )
-            self._checkpointer.start()
-
-    # --- connections ------------------------------------------------------------------
-
-    def _connect(self) -> sqlite3.Connection:
-        try:
-            connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-            connection.execute("PRAGMA busy_timeout = 30000")
-            if self.path != ":memory:":
-                connection.execute("PRAGMA journal_mode = WAL")
-            connection.execute(f"PRAGMA synchronous = {self._synchronous}")
-            # 64 MiB page cache: the unique event_id index is written at random places.
-            connection.execute("PRAGMA cache_size = -65536")
-            connection.execute("PRAGMA foreign_keys = OFF")
-        except sqlite3.Error as error:
-            raise StoreError(f"cannot open store {self.path}: {error}") from error
-        return connection
+        self._connections = StoreConnections(self.path, synchronous=synchronous)
+        # The writer's lock, for tests that hold the writer back (the group commit's).
+        self._write_lock = self._connections.write_lock
 
     def _reader(self) -> sqlite3.Connection:
-        """This thread's read connection (the writer's, for `:memory:`, which cannot be shared)."""
-        if self._closed:
-            raise StoreError(f"store {self.path} is closed")
-        if self.path == ":memory:":
-            return self._writer
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = self._connect()
-            connection.execute("PRAGMA query_only = ON")
-            self._local.connection = connection
-            with self._readers_lock:
-                self._readers.append(connection)
-        return connection
-
-    def _create_schema(self) -> None:
-        with self._write_lock:
-            try:
-                application_id = self._writer.execute("PRAGMA application_id").fetchone()[0]
-                version = self._writer.execute("PRAGMA user_version").fetchone()[0]
-                tables = {
-                    row[0]
-                    for row in self._writer.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-                }
-            except sqlite3.DatabaseError as error:
-                raise StoreSchemaError(f"{self.path} is not an SQLite database: {error}") from error
-            if tables and application_id != APPLICATION_ID:
-                raise StoreSchemaError(
-                    f"{self.path} is an SQLite file but not an hsmaudit store; give another --db path"
-                )
-            if version > SCHEMA_VERSION:
-                raise StoreSchemaError(
-                    f"{self.path} has store schema {version}, newer than this hsmaudit's "
-                    f"({SCHEMA_VERSION}); upgrade hsmaudit"
-                )
-            with self._transaction(f"cannot create the schema in {self.path}"):
-                for statement in SCHEMA:
-                    self._writer.execute(statement)
-                # Fields are added to HsmEvent freely (contracts.md §1): a store made by an older
-                # hsmaudit gets their columns, empty (NULL) for the events it already holds.
-                present = {row[1] for row in self._writer.execute("PRAGMA table_info(events)")}
-                for name, sql_type in EVENT_COLUMNS:
-                    if name not in present:
-                        self._writer.execute(f"ALTER TABLE events ADD COLUMN {name} {sql_type}")
-                self._writer.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                self._writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-    @contextlib.contextmanager
-    def _transaction(self, failure: str) -> Iterator[None]:
-        """`BEGIN IMMEDIATE` … `COMMIT` on the writer, rolled back on ANY exception.
-
-        Not only `sqlite3.Error`: binding a str with a lone surrogate raises UnicodeEncodeError,
-        an int beyond 64 bits OverflowError, and a KeyboardInterrupt can land anywhere. Without
-        the rollback the connection stays inside the failed transaction and the next, innocent
-        write fails with "cannot start a transaction within a transaction". Called with the
-        write lock held. `failure` starts the StoreError message.
-        """
-        try:
-            self._writer.execute("BEGIN IMMEDIATE")
-            yield
-            self._writer.execute("COMMIT")
-        except BaseException as error:
-            self._rollback()
-            if isinstance(error, sqlite3.Error):
-                raise StoreError(f"{failure}: {error}") from error
-            if isinstance(error, ValueError | TypeError | OverflowError):
-                raise StoreDataError(
-                    f"{failure}: a value cannot be stored ({type(error).__name__})"
-                ) from error
-            raise
-
-    def _rollback(self) -> None:
-        """Roll back if a transaction is open; a failing ROLLBACK must not hide the first error."""
-        with contextlib.suppress(sqlite3.Error):
-            if self._writer.in_transaction:
-                self._writer.execute("ROLLBACK")
-
-    def _checkpoint_loop(self) -> None:
-        connection = self._connect()
-        try:
-            while not self._stop_checkpoints.wait(_CHECKPOINT_INTERVAL):
-                try:
-                    _, wal_pages, _ = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                    if wal_pages > _WAL_RESTART_PAGES:
-                        # Readers kept the WAL from being reused: wait for them once, then restart it.
-                        connection.execute("PRAGMA wal_checkpoint(RESTART)")
-                except sqlite3.Error:  # busy or locked: the next round tries again
-                    continue
-        finally:
-            connection.close()
+        """This thread's read connection (store/connection.py)."""
+        return self._connections.reader()
 
     def close(self) -> None:
         """Close every connection (idempotent); the WAL is checkpointed into the database file."""
-        if self._closed:
-            return
-        self._closed = True
-        self._stop_checkpoints.set()
-        if self._checkpointer is not None:
-            self._checkpointer.join(timeout=30)
-        with self._readers_lock:
-            for connection in self._readers:
-                connection.close()
-            self._readers.clear()
-        with self._write_lock:
-            if self.path != ":memory:":
-                with contextlib.suppress(sqlite3.Error):
-                    self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            self._writer.close()
+        self._connections.close()
 
     def __enter__(self) -> EventStore:
         return self
@@ -377,7 +104,7 @@ class EventStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # --- writes -----------------------------------------------------------------------
+    # --- writes (store/writes.py) -----------------------------------------------------
 
     def add_events(self, events: Iterable[HsmEvent]) -> int:
         """Store events durably; returns how many were new (repeats of a stored `event_id` are skipped).
@@ -385,75 +112,15 @@ class EventStore:
         One transaction: the events and the rollups commit together or not at all. When this
         returns, the commit is on disk (WAL, synchronous=FULL).
         """
-        return self.add_rows(prepare_rows(events))
+        return writes.add_rows(self._connections, writes.prepare_rows(events))
 
     def add_rows(self, rows: PreparedRows) -> int:
         """Store rows made by `prepare_rows` (the writer thread's half of `add_events`)."""
-        if not rows:
-            return 0
-        with self._write_lock:
-            if self._closed:
-                raise StoreError(f"store {self.path} is closed")
-            with self._transaction(f"cannot write to store {self.path}"):
-                # New rows get rowids above the current maximum (rows are never deleted): the
-                # rollups are computed in SQL from exactly those rows, so repeats that INSERT OR
-                # IGNORE skipped are never counted.
-                (last_rowid,) = self._writer.execute("SELECT coalesce(max(rowid), 0) FROM events").fetchone()
-                before = self._writer.total_changes
-                self._writer.executemany(INSERT_EVENT, rows.values())
-                inserted = self._writer.total_changes - before
-                if inserted < len(rows):  # some ids were stored already: redeliveries or claimed ids
-                    inserted += self._insert_claimed_twins(rows)
-                if inserted:
-                    self._writer.execute(ROLLUP_FROM_NEW_ROWS, (last_rowid,))
-                    self._writer.execute(STREAMS_FROM_NEW_ROWS, (last_rowid,))
-        return inserted
-
-    def _insert_claimed_twins(self, rows: PreparedRows) -> int:
-        """Rows whose id was stored with other content go in under a twin id; returns how many."""
-        twins = []
-        ids = list(rows)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ", ".join("?" for _ in chunk)
-            stored = self._writer.execute(
-                f"SELECT event_id, {_SAME_RECORD_COLUMNS} FROM events WHERE event_id IN ({marks})",
-                chunk,
-            )
-            for event_id, *values in stored:
-                row = rows[event_id]
-                if tuple(values) != _record_key(row):
-                    twins.append(_as_claimed_twin(row))
-        if not twins:
-            return 0
-        before = self._writer.total_changes
-        self._writer.executemany(INSERT_EVENT, twins)
-        return self._writer.total_changes - before
+        return writes.add_rows(self._connections, rows)
 
     def add_alerts(self, alerts: Iterable[Alert]) -> int:
         """Store alerts; returns how many were new (the same rule on the same events is stored once)."""
-        rows = [
-            (
-                alert_id(alert),
-                alert.rule,
-                alert.title,
-                alert.severity,
-                alert.time,
-                alert.cluster_id,
-                alert.hsm_id,
-                alert.user_name,
-                _ENCODE(alert.event_ids).decode(),
-                _ENCODE(alert.details).decode(),
-            )
-            for alert in alerts
-        ]
-        if not rows:
-            return 0
-        with self._write_lock, self._transaction(f"cannot write alerts to store {self.path}"):
-            before = self._writer.total_changes
-            self._writer.executemany(INSERT_ALERT, rows)
-            added = self._writer.total_changes - before
-        return added
+        return writes.add_alerts(self._connections, alerts)
 
     # --- reads ------------------------------------------------------------------------
 
@@ -474,7 +141,7 @@ class EventStore:
             params,
         )
         for row in cursor:
-            yield row[0], _event_from_row(row[1:])
+            yield row[0], event_from_row(row[1:])
 
     def recent_events(self, filters: EventFilter, limit: int = 100) -> list[HsmEvent]:
         """The newest events matching the filter (HSM time, then arrival), for the detail table."""
@@ -485,7 +152,7 @@ class EventStore:
             "ORDER BY usecs DESC, rowid DESC LIMIT ?"
         )
         rows = self._reader().execute(sql, [*params, max(1, min(limit, _RECENT_LIMIT_MAX))]).fetchall()
-        return [_event_from_row(row) for row in rows]
+        return [event_from_row(row) for row in rows]
 
     def alerts(self, filters: EventFilter | None = None, limit: int = 200) -> list[Alert]:
         """Stored alerts, newest first, narrowed by cluster, HSM and time range."""
@@ -494,27 +161,8 @@ class EventStore:
             "SELECT rule, title, severity, time, cluster_id, hsm_id, user_name, event_ids, details "
             f"FROM alerts WHERE {' AND '.join(where)} ORDER BY time DESC, rowid DESC LIMIT ?"
         )
-        out: list[Alert] = []
-        for rule, title, severity, time, cluster_id, hsm_id, user_name, event_ids, details in (
-            self._reader().execute(sql, [*params, limit]).fetchall()
-        ):
-            out.append(
-                msgspec.convert(
-                    {
-                        "rule": rule,
-                        "title": title,
-                        "severity": severity,
-                        "time": time,
-                        "cluster_id": cluster_id,
-                        "hsm_id": hsm_id,
-                        "user_name": user_name,
-                        "event_ids": _DECODE_JSON(event_ids),
-                        "details": _DECODE_JSON(details),
-                    },
-                    Alert,
-                )
-            )
-        return out
+        rows = self._reader().execute(sql, [*params, limit]).fetchall()
+        return [alert_from_row(row) for row in rows]
 
     def alert_rows(
         self, filters: EventFilter | None = None, *, limit: int = 25, offset: int = 0
@@ -522,28 +170,28 @@ class EventStore:
         """One page of the alerts a filter covers (see `_alert_where`), newest first, with their ids."""
         where, params = _alert_where(filters or EventFilter())
         sql = (
-            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE {' AND '.join(where)} "
+            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE {' AND '.join(where)} "
             "ORDER BY time DESC, rowid DESC LIMIT ? OFFSET ?"
         )
         rows = self._reader().execute(sql, [*params, max(1, min(limit, _RECENT_LIMIT_MAX)), max(0, offset)])
-        return [_stored_alert(row) for row in rows]
+        return [stored_alert(row) for row in rows]
 
     def alert(self, alert_id: str) -> StoredAlert | None:
         """The stored alert with this id, or None."""
         row = (
             self._reader()
-            .execute(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE alert_id = ?", (alert_id,))
+            .execute(f"SELECT {ALERT_COLUMNS} FROM alerts WHERE alert_id = ?", (alert_id,))
             .fetchone()
         )
-        return None if row is None else _stored_alert(row)
+        return None if row is None else stored_alert(row)
 
     def alerts_for_event(self, event_id: str) -> list[StoredAlert]:
         """The alerts an event raised (or helped raise), newest first."""
         sql = (
-            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE instr(event_ids, ?) > 0 AND EXISTS "
+            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE instr(event_ids, ?) > 0 AND EXISTS "
             "(SELECT 1 FROM json_each(alerts.event_ids) WHERE value = ?) ORDER BY time DESC, rowid DESC"
         )
-        return [_stored_alert(row) for row in self._reader().execute(sql, (event_id, event_id))]
+        return [stored_alert(row) for row in self._reader().execute(sql, (event_id, event_id))]
 
     def events_page(self, filters: EventFilter, *, limit: int = 50, offset: int = 0) -> list[HsmEvent]:
         """One page of the events a filter covers, newest first (HSM time, then arrival)."""
@@ -553,7 +201,7 @@ class EventStore:
             "ORDER BY usecs DESC, rowid DESC LIMIT ? OFFSET ?"
         )
         rows = self._reader().execute(sql, [*params, max(1, min(limit, _RECENT_LIMIT_MAX)), max(0, offset)])
-        return [_event_from_row(row) for row in rows]
+        return [event_from_row(row) for row in rows]
 
     def event(self, event_id: str) -> HsmEvent | None:
         """The stored event with this `event_id`, or None."""
@@ -562,7 +210,7 @@ class EventStore:
             .execute(f"SELECT {', '.join(FIELD_NAMES)} FROM events WHERE event_id = ?", (event_id,))
             .fetchone()
         )
-        return None if row is None else _event_from_row(row)
+        return None if row is None else event_from_row(row)
 
     def events_by_id(self, event_ids: Sequence[str]) -> list[HsmEvent]:
         """The stored events among `event_ids`, in HSM time order (ids not stored are left out)."""
@@ -573,7 +221,7 @@ class EventStore:
             f"SELECT {', '.join(FIELD_NAMES)} FROM events WHERE event_id IN (SELECT value FROM json_each(?)) "
             "ORDER BY usecs, rowid"
         )
-        return [_event_from_row(row) for row in self._reader().execute(sql, (_ENCODE(ids).decode(),))]
+        return [event_from_row(row) for row in self._reader().execute(sql, (json_text(ids),))]
 
     def session_user(self, event: HsmEvent) -> str | None:
         """Who ran a command whose record names no user: the last successful login on the same
@@ -768,7 +416,7 @@ class EventStore:
         for cluster, handle, _ in keys:
             step_where = [*where, "coalesce(cluster_id, '') = ?", "key_handle = ?"]
             events = [
-                _event_from_row(row)
+                event_from_row(row)
                 for row in connection.execute(
                     f"SELECT {', '.join(FIELD_NAMES)} FROM events WHERE {' AND '.join(step_where)} "
                     "ORDER BY usecs, rowid",
@@ -795,9 +443,7 @@ class EventStore:
             out.append(
                 KeyLifecycle(
                     cluster_id=cluster or None,
-                    key_handle=handle
-                    if isinstance(handle, int)
-                    else int(str(handle).removeprefix(_BIG_INT_TAG)),
+                    key_handle=integer_from_column(handle),
                     public_key_handle=next(
                         (e.public_key_handle for e in events if e.public_key_handle is not None), None
                     ),

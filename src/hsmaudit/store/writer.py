@@ -14,14 +14,15 @@ import threading
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Final
 
-from hsmaudit.store.database import prepare_rows
 from hsmaudit.store.errors import StoreDataError, StoreError
+from hsmaudit.store.writes import prepare_rows
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from hsmaudit.records.event import HsmEvent
-    from hsmaudit.store.database import EventStore, PreparedRows
+    from hsmaudit.store.database import EventStore
+    from hsmaudit.store.writes import PreparedRows
 
 _STOP: Final = object()
 
