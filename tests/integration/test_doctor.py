@@ -645,8 +645,8 @@ def test_no_aws_region_is_named() -> None:
     ],
 )
 def test_a_splunk_cloud_url_of_the_wrong_shape_is_pointed_out(url: str, status: str) -> None:
-    from hsmaudit.cli.doctor import HecProbe
     from hsmaudit.config import Settings
+    from hsmaudit.ops.hec_probe import HecProbe
 
     result, go_on = HecProbe(Settings(hec_url=url), timeout=1, test_event=False).config()
     assert (result.status, go_on) == (status, True)

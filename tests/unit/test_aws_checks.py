@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hsmaudit.aws.checks import AwsChecks, Permission
+from hsmaudit.ops.aws_checks import AwsChecks, Permission
 
 
 class FakeIam:

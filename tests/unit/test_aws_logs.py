@@ -9,15 +9,15 @@ from botocore.exceptions import ClientError, NoCredentialsError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hsmaudit.aws.checks import (
+from hsmaudit.aws.logs import RateLimiter, log_group_for_cluster
+from hsmaudit.cli.timespec import TimeSpecError, parse_time_ms
+from hsmaudit.ops.aws_checks import (
     _subscription_result,
     error_kind,
     forwarder_permissions,
     needed_permissions,
     principal_for_simulation,
 )
-from hsmaudit.aws.logs import RateLimiter, log_group_for_cluster
-from hsmaudit.cli.timespec import TimeSpecError, parse_time_ms
 
 
 class FakeClock:
