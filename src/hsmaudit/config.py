@@ -1,5 +1,8 @@
 """Configuration: every setting, its `HSMAUDIT_*` environment variable, flag and default, in one place.
 
+The default values themselves are stated once, in `hsmaudit.defaults` (which the HEC client's
+policies read too); `SETTINGS` and `Settings` take them from there.
+
 Precedence: command-line flags > environment > config file > defaults. The config file is TOML
 (flat `setting = value` keys, named as below), found at `--config`, else `HSMAUDIT_CONFIG`, else
 `~/.config/hsmaudit/config.toml` when it exists. The Lambda handlers use the environment only.
@@ -22,6 +25,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from hsmaudit import defaults
 from hsmaudit.booleans import FALSE, TRUE
 from hsmaudit.errors import HsmauditError
 
@@ -61,7 +65,7 @@ HSMAUDIT_SUBSCRIBE_ROLE_ARN: Final = "HSMAUDIT_SUBSCRIBE_ROLE_ARN"
 HSMAUDIT_SUBSCRIBE_FILTER_NAME: Final = "HSMAUDIT_SUBSCRIBE_FILTER_NAME"
 
 DEFAULT_CONFIG_PATH: Final = "~/.config/hsmaudit/config.toml"
-MAX_BATCH_BYTES: Final = 5 * 1024 * 1024
+MAX_BATCH_BYTES: Final = defaults.HEC_MAX_EVENT_BYTES
 """HEC's default per-event `maxEventSize` (splunk.md §1.10); no request goes above it."""
 
 EVENT_FORMATS: Final = ("lean", "json")
@@ -99,68 +103,70 @@ SETTINGS: Final[tuple[SettingSpec, ...]] = (
                 "Secrets Manager secret holding the token (plain string, or JSON with a `token` key)"),
     SettingSpec("hec_token_ssm_parameter", HSMAUDIT_HEC_TOKEN_SSM_PARAMETER, "str", None,
                 "SSM parameter (SecureString) holding the token"),
-    SettingSpec("hec_token_ttl", HSMAUDIT_HEC_TOKEN_TTL, "float", 300.0,
+    SettingSpec("hec_token_ttl", HSMAUDIT_HEC_TOKEN_TTL, "float", defaults.HEC_TOKEN_TTL,
                 "seconds a fetched token is cached (it is also re-fetched once after HEC answers 401/403)"),
     SettingSpec("hec_index", HSMAUDIT_HEC_INDEX, "str", None,
                 "HEC `index` for every event (only sent when set)", "--index"),
-    SettingSpec("event_format", HSMAUDIT_EVENT_FORMAT, "str", "lean",
+    SettingSpec("event_format", HSMAUDIT_EVENT_FORMAT, "str", defaults.EVENT_FORMAT,
                 "HEC event format: `lean` (the record text as CloudHSM wrote it, ids as indexed "
                 "`fields`: licence = the logs' own size) or `json` (the normalised event object)",
                 "--event-format"),
     SettingSpec("hec_sourcetype", HSMAUDIT_HEC_SOURCETYPE, "str", None,
                 "HEC `sourcetype`; unset: the format's, `aws:cloudhsm:audit:text` (lean) or "
                 "`aws:cloudhsm:audit` (json)", "--sourcetype"),
-    SettingSpec("hec_ack", HSMAUDIT_HEC_ACK, "bool", False,
+    SettingSpec("hec_ack", HSMAUDIT_HEC_ACK, "bool", defaults.HEC_ACK,
                 "use indexer acknowledgement (the token must have it enabled)", "--ack/--no-ack"),
-    SettingSpec("hec_ack_timeout", HSMAUDIT_HEC_ACK_TIMEOUT, "float", 60.0,
+    SettingSpec("hec_ack_timeout", HSMAUDIT_HEC_ACK_TIMEOUT, "float", defaults.HEC_ACK_TIMEOUT,
                 "seconds to wait for an ack before resending once; still unacknowledged then: spooled"),
-    SettingSpec("hec_ack_poll_interval", HSMAUDIT_HEC_ACK_POLL_INTERVAL, "float", 2.0,
+    SettingSpec("hec_ack_poll_interval", HSMAUDIT_HEC_ACK_POLL_INTERVAL, "float",
+                defaults.HEC_ACK_POLL_INTERVAL,
                 "seconds between ack polls"),
     SettingSpec("hec_ca_bundle", HSMAUDIT_HEC_CA_BUNDLE, "str", None,
                 "PEM file of CA certificates to trust for HEC (e.g. Splunk's own or an internal CA)",
                 "--ca-bundle"),
-    SettingSpec("hec_verify", HSMAUDIT_HEC_VERIFY, "bool", True,
+    SettingSpec("hec_verify", HSMAUDIT_HEC_VERIFY, "bool", defaults.HEC_VERIFY,
                 "verify HEC's TLS certificate; `false` is logged as a warning on every cold start",
                 "--insecure"),
     SettingSpec("hec_proxy", HSMAUDIT_HEC_PROXY, "str", None,
                 "HTTP(S) proxy for HEC requests, `http://[user:password@]proxy:3128` (https HEC is "
                 "tunnelled with CONNECT); `HTTPS_PROXY` is not read for HEC", secret=True),
-    SettingSpec("hec_timeout", HSMAUDIT_HEC_TIMEOUT, "float", 5.0,
+    SettingSpec("hec_timeout", HSMAUDIT_HEC_TIMEOUT, "float", defaults.HEC_TIMEOUT,
                 "seconds per HEC request (connect and read), also bounded by the time left", "--timeout"),
-    SettingSpec("hec_max_attempts", HSMAUDIT_HEC_MAX_ATTEMPTS, "int", 5,
+    SettingSpec("hec_max_attempts", HSMAUDIT_HEC_MAX_ATTEMPTS, "int", defaults.HEC_MAX_ATTEMPTS,
                 "tries per batch on retryable failures (503, 429, 5xx, timeouts, resets) before spooling"),
-    SettingSpec("hec_backoff_base", HSMAUDIT_HEC_BACKOFF_BASE, "float", 0.5,
+    SettingSpec("hec_backoff_base", HSMAUDIT_HEC_BACKOFF_BASE, "float", defaults.HEC_BACKOFF_BASE,
                 "first retry waits up to this many seconds; each further retry doubles it (full jitter)"),
-    SettingSpec("hec_backoff_cap", HSMAUDIT_HEC_BACKOFF_CAP, "float", 8.0,
+    SettingSpec("hec_backoff_cap", HSMAUDIT_HEC_BACKOFF_CAP, "float", defaults.HEC_BACKOFF_CAP,
                 "longest wait between retries, in seconds (also caps a server's Retry-After)"),
-    SettingSpec("include_raw", HSMAUDIT_INCLUDE_RAW, "bool", True,
+    SettingSpec("include_raw", HSMAUDIT_INCLUDE_RAW, "bool", defaults.INCLUDE_RAW,
                 "`json` format only: keep the record text in `event.raw` (a lean event is the text)",
                 "--raw/--no-raw"),
     SettingSpec("spool_bucket", HSMAUDIT_SPOOL_BUCKET, "str", None,
                 "S3 bucket for batches HEC did not take (the Lambda's spool)"),
-    SettingSpec("spool_prefix", HSMAUDIT_SPOOL_PREFIX, "str", "hsmaudit/spool/",
+    SettingSpec("spool_prefix", HSMAUDIT_SPOOL_PREFIX, "str", defaults.SPOOL_PREFIX,
                 "key prefix in the spool bucket"),
     SettingSpec("spool_dir", HSMAUDIT_SPOOL_DIR, "str", None,
                 "local spool directory (CLI, demo; in Lambda only `/tmp`, which is not durable)",
                 "--spool-dir"),
-    SettingSpec("batch_max_events", HSMAUDIT_BATCH_MAX_EVENTS, "int", 500,
+    SettingSpec("batch_max_events", HSMAUDIT_BATCH_MAX_EVENTS, "int", defaults.BATCH_MAX_EVENTS,
                 "events per HEC request at most"),
-    SettingSpec("batch_max_bytes", HSMAUDIT_BATCH_MAX_BYTES, "int", 1024 * 1024,
+    SettingSpec("batch_max_bytes", HSMAUDIT_BATCH_MAX_BYTES, "int", defaults.BATCH_MAX_BYTES,
                 "uncompressed bytes per HEC request at most (HEC limits apply before gzip; max 5 MiB)"),
-    SettingSpec("time_reserve", HSMAUDIT_TIME_RESERVE, "float", 2.0,
+    SettingSpec("time_reserve", HSMAUDIT_TIME_RESERVE, "float", defaults.TIME_RESERVE,
                 "seconds of each invocation kept back for spooling what HEC has not taken"),
-    SettingSpec("metrics", HSMAUDIT_METRICS, "bool", True,
+    SettingSpec("metrics", HSMAUDIT_METRICS, "bool", defaults.METRICS,
                 "emit CloudWatch EMF metrics from the Lambda handlers"),
-    SettingSpec("metrics_namespace", HSMAUDIT_METRICS_NAMESPACE, "str", "hsmaudit",
+    SettingSpec("metrics_namespace", HSMAUDIT_METRICS_NAMESPACE, "str", defaults.METRICS_NAMESPACE,
                 "CloudWatch metrics namespace"),
-    SettingSpec("log_level", HSMAUDIT_LOG_LEVEL, "str", "INFO",
+    SettingSpec("log_level", HSMAUDIT_LOG_LEVEL, "str", defaults.LOG_LEVEL,
                 "log level of the handlers (`DEBUG`, `INFO`, `WARNING`, `ERROR`)"),
     SettingSpec("subscribe_destination_arn", HSMAUDIT_SUBSCRIBE_DESTINATION_ARN, "str", None,
                 "auto-subscribe function: where a new cluster's subscription filter sends (the "
                 "forwarder function or the delivery stream)"),
     SettingSpec("subscribe_role_arn", HSMAUDIT_SUBSCRIBE_ROLE_ARN, "str", None,
                 "auto-subscribe function, Firehose mode: the role CloudWatch Logs puts records with"),
-    SettingSpec("subscribe_filter_name", HSMAUDIT_SUBSCRIBE_FILTER_NAME, "str", "hsmaudit",
+    SettingSpec("subscribe_filter_name", HSMAUDIT_SUBSCRIBE_FILTER_NAME, "str",
+                defaults.SUBSCRIBE_FILTER_NAME,
                 "auto-subscribe function: the name of the subscription filter it puts"),
 )  # fmt: skip
 
@@ -214,33 +220,33 @@ class Settings:
     hec_token: str | None = field(default=None, repr=False)
     hec_token_secret_arn: str | None = None
     hec_token_ssm_parameter: str | None = None
-    hec_token_ttl: float = 300.0
+    hec_token_ttl: float = defaults.HEC_TOKEN_TTL
     hec_index: str | None = None
-    event_format: Literal["lean", "json"] = "lean"
+    event_format: Literal["lean", "json"] = defaults.EVENT_FORMAT
     hec_sourcetype: str | None = None
-    hec_ack: bool = False
-    hec_ack_timeout: float = 60.0
-    hec_ack_poll_interval: float = 2.0
+    hec_ack: bool = defaults.HEC_ACK
+    hec_ack_timeout: float = defaults.HEC_ACK_TIMEOUT
+    hec_ack_poll_interval: float = defaults.HEC_ACK_POLL_INTERVAL
     hec_ca_bundle: str | None = None
-    hec_verify: bool = True
+    hec_verify: bool = defaults.HEC_VERIFY
     hec_proxy: str | None = field(default=None, repr=False)
-    hec_timeout: float = 5.0
-    hec_max_attempts: int = 5
-    hec_backoff_base: float = 0.5
-    hec_backoff_cap: float = 8.0
-    include_raw: bool = True
+    hec_timeout: float = defaults.HEC_TIMEOUT
+    hec_max_attempts: int = defaults.HEC_MAX_ATTEMPTS
+    hec_backoff_base: float = defaults.HEC_BACKOFF_BASE
+    hec_backoff_cap: float = defaults.HEC_BACKOFF_CAP
+    include_raw: bool = defaults.INCLUDE_RAW
     spool_bucket: str | None = None
-    spool_prefix: str = "hsmaudit/spool/"
+    spool_prefix: str = defaults.SPOOL_PREFIX
     spool_dir: str | None = None
-    batch_max_events: int = 500
-    batch_max_bytes: int = 1024 * 1024
-    time_reserve: float = 2.0
-    metrics: bool = True
-    metrics_namespace: str = "hsmaudit"
-    log_level: str = "INFO"
+    batch_max_events: int = defaults.BATCH_MAX_EVENTS
+    batch_max_bytes: int = defaults.BATCH_MAX_BYTES
+    time_reserve: float = defaults.TIME_RESERVE
+    metrics: bool = defaults.METRICS
+    metrics_namespace: str = defaults.METRICS_NAMESPACE
+    log_level: str = defaults.LOG_LEVEL
     subscribe_destination_arn: str | None = None
     subscribe_role_arn: str | None = None
-    subscribe_filter_name: str = "hsmaudit"
+    subscribe_filter_name: str = defaults.SUBSCRIBE_FILTER_NAME
     origins: Mapping[str, Origin] = field(default_factory=dict, repr=False, compare=False)
     config_path: str | None = None
 

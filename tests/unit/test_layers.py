@@ -1,7 +1,7 @@
 """The tree is the data flow: who may import whom (docs/architecture.md, shared style guide).
 
-0. `errors` (the root `HsmauditError`) and `booleans` (the true/false words) import nothing of
-   ours; every layer may import them.
+0. `errors` (the root `HsmauditError`), `booleans` (the true/false words) and `defaults` (every
+   setting's default) import nothing of ours; every layer may import them.
 1. `records` (and the stdlib-only `config`) import nothing else of ours but `errors`.
 2. `sources`, `sinks`, `detect`, `store` import layer 1 only, not each other.
 3. `aws`, `server`, `simulate`, `splunk` compose layers 1-2 and do not import each other.
@@ -24,6 +24,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "src" / "hsmaudit"
 LAYER = {
     "errors": 0,
     "booleans": 0,
+    "defaults": 0,
     "records": 1,
     "config": 1,
     "sources": 2,

@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Final
 
-DEFAULT_MAX_EVENTS: Final = 500
-DEFAULT_MAX_BYTES: Final = 1024 * 1024
-MAX_BYTES_LIMIT: Final = 5 * 1024 * 1024
+from hsmaudit import defaults
+
+DEFAULT_MAX_EVENTS: Final = defaults.BATCH_MAX_EVENTS
+DEFAULT_MAX_BYTES: Final = defaults.BATCH_MAX_BYTES
+MAX_BYTES_LIMIT: Final = defaults.HEC_MAX_EVENT_BYTES
 """HEC's default `maxEventSize` (inputs.conf [http]); no request of ours is larger."""
 
 LINE_SEPARATOR: Final = b"\n"

@@ -19,11 +19,12 @@ from typing import Final, Literal, TypeGuard, get_args
 
 import msgspec
 
+from hsmaudit import defaults
 from hsmaudit.records.event import HsmEvent, event_to_dict
 
 EventFormat = Literal["lean", "json"]
 EVENT_FORMATS: Final[tuple[str, ...]] = get_args(EventFormat)
-DEFAULT_EVENT_FORMAT: Final[EventFormat] = "lean"
+DEFAULT_EVENT_FORMAT: Final[EventFormat] = defaults.EVENT_FORMAT
 JSON_SOURCETYPE: Final = "aws:cloudhsm:audit"
 """Sourcetype of the `json` format: the normalised event object (`KV_MODE = json` in the app)."""
 TEXT_SOURCETYPE: Final = "aws:cloudhsm:audit:text"
