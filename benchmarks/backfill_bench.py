@@ -36,7 +36,7 @@ from tests.integration.test_cli_harness import (  # noqa: E402
     make_cluster,
 )
 
-from hsmaudit.sinks.checkpoint import BackfillJob, Checkpoint, StreamPosition, save_checkpoint  # noqa: E402
+from hsmaudit.sources.checkpoint import BackfillJob, Checkpoint, StreamPosition, save_checkpoint  # noqa: E402
 
 
 def run_backfill(args: list[str], env: dict[str, str]) -> tuple[dict[str, object], float]:

@@ -7,15 +7,15 @@ keep their other bases too (`ConfigError` is still a `ValueError`), so every exi
 
     HsmauditError
     ├── ConfigError (ValueError)               config
-    ├── SourceError, InflateError, ...         sources/
-    ├── SinkError, CheckpointError, ...        sinks/
+    ├── SourceError, CheckpointError, ...      sources/
+    ├── SinkError, ...                         sinks/
     ├── DetectError                            detect/
     ├── StoreError, FilterError (ValueError)   store/
     ├── ForwarderError, LogsError, ...         aws/
     ├── HecRequestError, ...                   server/
     ├── SplunkAppError                         splunk/
-    ├── ReportInputError (ValueError)          ops/
-    └── TimeSpecError (ValueError), ...        cli/
+    ├── ReportInputError, TimeSpecError, ...   ops/ (the option errors are also ValueErrors)
+    └── PackageError, ...                      cli/
 """
 
 from __future__ import annotations

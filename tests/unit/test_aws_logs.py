@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hsmaudit.aws.logs import RateLimiter, log_group_for_cluster
-from hsmaudit.cli.timespec import TimeSpecError, parse_time_ms
 from hsmaudit.ops.aws_checks import (
     _subscription_result,
     error_kind,
@@ -18,6 +17,7 @@ from hsmaudit.ops.aws_checks import (
     needed_permissions,
     principal_for_simulation,
 )
+from hsmaudit.ops.timespec import TimeSpecError, parse_time_ms
 
 
 class FakeClock:

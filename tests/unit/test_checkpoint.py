@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hsmaudit.sinks.checkpoint import (
+from hsmaudit.sources.checkpoint import (
     BackfillJob,
     Checkpoint,
     CheckpointError,

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from hsmaudit.cli.destination import Destination, HecDestination, JsonlDestination, StoreDestination
 from hsmaudit.cli.output import fail
+from hsmaudit.ops.destination import Destination, HecDestination, JsonlDestination, StoreDestination
 
 if TYPE_CHECKING:
     from hsmaudit.config import Settings

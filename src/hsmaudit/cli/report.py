@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 from hsmaudit.cli.output import fail, stderr_console
-from hsmaudit.cli.timespec import TimeSpecError, parse_time_ms
+from hsmaudit.ops.timespec import TimeSpecError, parse_time_ms
 
 
 class ReportFormat(StrEnum):

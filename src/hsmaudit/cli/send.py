@@ -2,7 +2,7 @@
 
 For records that never went through the Lambda: exported logs, an auditor's extract, the output
 of `aws logs filter-log-events`, or `hsmaudit parse` output edited by hand. The events go through
-the Lambda's own HEC client and spool (`cli.destination`), in chunks, so memory stays flat on
+the Lambda's own HEC client and spool (`ops.destination`), in chunks, so memory stays flat on
 large inputs.
 """
 
@@ -20,8 +20,7 @@ import msgspec
 import typer
 
 from hsmaudit.cli import delivery_options as opts
-from hsmaudit.cli.destination import Delivered, DeliveryError, destination_spool, spool_lines
-from hsmaudit.cli.output import fail, stderr_console
+from hsmaudit.cli.output import fail, self_command, stderr_console
 from hsmaudit.cli.parse import (
     LOG_GROUP_OPTION,
     LOG_STREAM_OPTION,
@@ -31,6 +30,7 @@ from hsmaudit.cli.parse import (
     iter_events,
 )
 from hsmaudit.cli.progress import WorkProgress, input_bytes, stop_on_ctrl_c, tracked
+from hsmaudit.ops.destination import Delivered, DeliveryError, destination_spool, spool_lines
 from hsmaudit.records.event import HsmEvent
 from hsmaudit.sources.errors import SourceError
 from hsmaudit.sources.files import STDIN
@@ -166,7 +166,7 @@ def register(app: typer.Typer) -> None:
                 highlight=False,
                 soft_wrap=True,
             )
-            for line in spool_lines(total, spool_location):
+            for line in spool_lines(total, spool_location, command=self_command()):
                 console.print(line, highlight=False, soft_wrap=True, style="yellow")
         if stopped is not None:
             fail(stopped.message(total), 130)

@@ -26,7 +26,7 @@ import typer
 
 from hsmaudit.cli import delivery_options as opts
 from hsmaudit.cli.output import OutputFormat, fail, one_line_errors, severity_style, stdout_console
-from hsmaudit.cli.timespec import TimeSpecError, parse_time_ms
+from hsmaudit.ops.timespec import TimeSpecError, parse_time_ms
 from hsmaudit.records.alert import alert_to_json
 from hsmaudit.records.event import HsmEvent, event_to_json
 from hsmaudit.sources.message import LogMessage, parse_log_message

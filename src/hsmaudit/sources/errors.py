@@ -2,7 +2,9 @@
 
 Tree:
     SourceError
-    └── SourceDecodeError   bad base64, bad gzip, bad JSON, wrong envelope shape
+    ├── SourceDecodeError   bad base64, bad gzip, bad JSON, wrong envelope shape
+    └── CheckpointError     (sources/checkpoint.py) a backfill's read position cannot be read,
+                            written, or belongs to another job
 
 A record whose *content* is bad is not an error here: it becomes an event with `parse_error`.
 These errors are for transports that cannot be opened at all, and always name the input.

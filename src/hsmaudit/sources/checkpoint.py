@@ -1,5 +1,8 @@
 """Backfill checkpoints: per log stream, how far delivery has got, written atomically.
 
+A checkpoint is a source's read position (where to read CloudWatch Logs from again), so it sits
+in `sources/` beside the transports; `ops/backfill.py` advances it after each kept batch.
+
 `hsmaudit backfill` reads each HSM's log stream in CloudWatch timestamp order and, after every
 batch HEC accepted (or the spool or store kept), records here the timestamp (ms) of the last
 delivered log event and the `event_id`s delivered *at that timestamp*. A resumed backfill reads
@@ -34,12 +37,12 @@ from typing import Final
 
 import msgspec
 
-from hsmaudit.sinks.errors import SinkError
+from hsmaudit.sources.errors import SourceError
 
 CHECKPOINT_VERSION: Final = 1
 
 
-class CheckpointError(SinkError):
+class CheckpointError(SourceError):
     """The checkpoint file cannot be read, written, or does not belong to this job."""
 
 

@@ -1,7 +1,8 @@
 """Times on the command line: ISO-8601 dates and times, epoch milliseconds, or `90d`/`12h`/`30m` ago.
 
 `--since`/`--until` of `backfill` and `tail` accept the same spellings, always in UTC unless the
-ISO text carries an offset.
+ISO text carries an offset. It sits in `ops/` because the backfill engine re-reads a relative
+window (`--since 90d`) against the moment its checkpoint's job was first defined.
 """
 
 from __future__ import annotations

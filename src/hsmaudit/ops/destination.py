@@ -1,5 +1,5 @@
 """Where `send` and `backfill` put events: Splunk HEC (through the Lambda's own client), the local
-store, or a JSON-lines file.
+store, or a JSON-lines file (an operator engine: no Typer, no Rich; the CLI picks one from flags).
 
 Each destination's `deliver` returns only when every event is kept (accepted by HEC, written to
 the spool, stored, or written) and raises `DeliveryError` otherwise, so a caller can advance its
@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Protocol
 
-from hsmaudit.cli.output import self_command
 from hsmaudit.errors import HsmauditError
 from hsmaudit.records.event import HsmEvent, event_to_json
 
@@ -57,8 +56,12 @@ def destination_spool(destination: object) -> str | None:
     return str(location) if location is not None else None
 
 
-def spool_lines(delivered: Delivered, location: str | None) -> list[str]:
-    """One line per reason events went to the spool, largest first, and what to do next."""
+def spool_lines(delivered: Delivered, location: str | None, *, command: str) -> list[str]:
+    """One line per reason events went to the spool, largest first, and what to do next.
+
+    `command` is how the operator runs hsmaudit again (the CLI passes `cli.output.self_command()`),
+    so the hint pastes into their shell.
+    """
     if not delivered.spooled:
         return []
     lines = [
@@ -66,10 +69,9 @@ def spool_lines(delivered: Delivered, location: str | None) -> list[str]:
         for reason, count in sorted(delivered.reasons.items(), key=lambda item: -item[1])
     ]
     where = f" {location}" if location else ""
-    hsmaudit = self_command()
     lines.append(
         f"{delivered.spooled} events are in the spool{where}, not in Splunk: fix HEC "
-        f"('{hsmaudit} doctor'), then run '{hsmaudit} replay{where}'"
+        f"('{command} doctor'), then run '{command} replay{where}'"
     )
     return lines
 
