@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from hsmaudit.detect.compiler import PACKAGE_ROOT, RULES_JSON
+from hsmaudit.detect.compiler import RULES_JSON
 from hsmaudit.detect.engine import DetectionConfig, DetectionEngine
+from hsmaudit.ops.compiled_rules import PACKAGE_ROOT
 from hsmaudit.records.cloudtrail import ACTIONS
 from hsmaudit.records.opcodes import CERTIFICATE_OPCODES, OPCODES, USER_TYPE_ABBREVIATIONS
 from hsmaudit.records.parse import parse_message

@@ -12,17 +12,18 @@ from typing import Any
 import pytest
 import yaml
 
-from hsmaudit.detect.compiler import (
+from hsmaudit.detect.compiler import RULES_JSON, OutputPaths, RuleSource, rule_sources
+from hsmaudit.detect.compiler import stale_files as stale_outputs
+from hsmaudit.detect.compiler import write_generated as write_outputs
+from hsmaudit.detect.errors import RuleError
+from hsmaudit.detect.ruleset import compile_condition, load_ruleset, ruleset_from_json
+from hsmaudit.ops.compiled_rules import (
     PACKAGE_ROOT,
-    RULES_JSON,
-    RuleSource,
+    SAVEDSEARCHES,
     render_generated,
-    rule_sources,
     stale_files,
     write_generated,
 )
-from hsmaudit.detect.errors import RuleError
-from hsmaudit.detect.ruleset import compile_condition, load_ruleset, ruleset_from_json
 from hsmaudit.records.event import FIELD_NAMES, HsmEvent
 
 SIGMA_RULE_IDS = {
@@ -195,6 +196,16 @@ def test_write_generated_rewrites_stale_files_and_removes_orphans(tmp_path: Path
     (tmp_path / RULES_JSON).write_text("{}")
     assert stale_files(tmp_path) == [RULES_JSON]
     assert write_generated(tmp_path) == [RULES_JSON]
+
+
+def test_compiler_writes_where_the_caller_says(tmp_path: Path) -> None:
+    # detect/ does not know the Splunk app's layout: every output path is the caller's.
+    paths = OutputPaths(rules_json="a/rules.json", sqlite_dir="b/sql", savedsearches="c/alerts.conf")
+    changed = write_outputs(tmp_path, paths)
+    assert {"a/rules.json", "c/alerts.conf", "b/sql/failed-login.sql"} <= set(changed)
+    assert all(path.startswith(("a/", "b/sql/", "c/")) for path in changed)
+    assert stale_outputs(tmp_path, paths) == []
+    assert (tmp_path / "c/alerts.conf").read_text() == (PACKAGE_ROOT / SAVEDSEARCHES).read_text()
 
 
 def test_ruleset_rejects_an_unknown_version_and_bad_trees() -> None:

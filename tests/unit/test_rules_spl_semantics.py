@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 from addonfactory_splunk_conf_parser_lib import TABConfigParser
 
-from hsmaudit.detect.compiler import PACKAGE_ROOT
 from hsmaudit.detect.engine import DetectionConfig, detect_events
 from hsmaudit.detect.folding import FOLDED_RULES
 from hsmaudit.detect.ruleset import load_ruleset
+from hsmaudit.ops.compiled_rules import PACKAGE_ROOT
 from hsmaudit.records.event import HsmEvent, event_to_dict
 
 from .splunk_scheduler import SEARCH_INFO, relative_time

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from addonfactory_splunk_conf_parser_lib import TABConfigParser
 
-from hsmaudit.detect.compiler import PACKAGE_ROOT, SAVEDSEARCHES
 from hsmaudit.detect.ruleset import load_ruleset
+from hsmaudit.ops.compiled_rules import PACKAGE_ROOT, SAVEDSEARCHES
 from hsmaudit.records.event import FIELD_NAMES
 
 CONF = PACKAGE_ROOT / SAVEDSEARCHES

@@ -305,7 +305,7 @@ def register(app: typer.Typer) -> None:
         Needs the 'sigma' extra (pySigma and its Splunk and SQLite backends).
         """
         try:
-            from hsmaudit.detect.compiler import stale_files, write_generated
+            from hsmaudit.ops.compiled_rules import stale_files, write_generated
         except ImportError as error:
             fail(f"pySigma is not installed ({error.name}): pip install 'hsmaudit[sigma]'")
         with one_line_errors(DetectError):
