@@ -189,7 +189,7 @@ def gzip_levels(
     """(level, µs of gzip per event, wire bytes per event) for levels 1-6 on the handler's own bodies.
 
     The bodies are the HEC lines the handler builds (default format from the environment),
-    batched as it batches them, so the figure is the one HecClient's `gzip_level` trades.
+    batched as it batches them, so the figure is the one `BatchPolicy.gzip_level` (the HEC client's) trades.
     """
     from hsmaudit.sinks.batch import join_lines
     from hsmaudit.sinks.hec import EventEncoder

@@ -23,7 +23,7 @@ from hsmaudit.aws.errors import DeliveryIncompleteError
 from hsmaudit.aws.subscription import handler
 from hsmaudit.cli.replay import replay_spool
 from hsmaudit.sinks.errors import SpoolError
-from hsmaudit.sinks.hec import EventEncoder, HecClient, StaticToken
+from hsmaudit.sinks.hec import ConnectionPolicy, EventEncoder, HecClient, RetryPolicy, StaticToken
 from hsmaudit.sinks.spool import LocalSpool
 from hsmaudit.sources.cloudwatch import document_from_object, log_messages
 from hsmaudit.sources.message import parse_log_message
@@ -64,7 +64,12 @@ def spooled(spool_dir: Path) -> list[bytes]:
 
 
 def replay_to(url: str, spool_dir: Path, token: str = TOKEN) -> None:
-    client = HecClient(url, StaticToken(token), timeout=2.0, backoff_base=0.01)
+    client = HecClient(
+        url,
+        StaticToken(token),
+        connection=ConnectionPolicy(timeout=2.0),
+        retry=RetryPolicy(backoff_base=0.01),
+    )
     try:
         outcomes = replay_spool(LocalSpool(spool_dir), client, budget=10.0)
     finally:

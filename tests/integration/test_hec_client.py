@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from msgspec.structs import replace
 
-from hsmaudit.sinks.hec import HecClient, StaticToken
+from hsmaudit.sinks.hec import BatchPolicy, ConnectionPolicy, HecClient, RetryPolicy, StaticToken
 from hsmaudit.sinks.spool import LocalSpool
 
 from .conftest import TOKEN, FaultHec, HecServer, closed_port_url
@@ -30,16 +31,25 @@ def lines(count: int, start: int = 0) -> list[bytes]:
     ]
 
 
-def client(url: str, **options: object) -> HecClient:
-    defaults: dict[str, object] = {"timeout": 1.0, "backoff_base": 0.01, "backoff_cap": 0.02}
-    return HecClient(url, StaticToken(TOKEN), **{**defaults, **options})  # type: ignore[arg-type]
+CONNECTION = ConnectionPolicy(timeout=1.0)
+RETRY = RetryPolicy(backoff_base=0.01, backoff_cap=0.02)
+
+
+def client(
+    url: str,
+    *,
+    connection: ConnectionPolicy = CONNECTION,
+    retry: RetryPolicy = RETRY,
+    batch: BatchPolicy | None = None,
+) -> HecClient:
+    return HecClient(url, StaticToken(TOKEN), connection=connection, retry=retry, batch=batch)
 
 
 def test_one_keep_alive_connection_gzip_and_one_channel_across_sends(
     start_hec: Callable[..., HecServer],
 ) -> None:
     sink = start_hec()
-    hec = client(sink.url, max_events=10)
+    hec = client(sink.url, batch=BatchPolicy(max_events=10))
     for round_ in range(3):
         report = hec.send_lines(lines(25, round_ * 25), deadline=time.monotonic() + 5)
         assert report.accepted == 25 and report.requests == 3
@@ -60,7 +70,7 @@ def test_incorrect_index_spools_the_rest_without_sending_more(fault_hec: FaultHe
     fault_hec.script = [
         ("status", 400, {"text": "Incorrect index", "code": 7, "invalid-event-number": 0}, {})
     ]
-    report = client(fault_hec.url, max_events=5).send_lines(
+    report = client(fault_hec.url, batch=BatchPolicy(max_events=5)).send_lines(
         lines(20), deadline=time.monotonic() + 5, spool=LocalSpool(tmp_path)
     )
     assert (report.accepted, report.spooled_events, report.requests) == (0, 20, 1)
@@ -78,11 +88,15 @@ def test_tls_is_verified_by_default_and_a_ca_bundle_makes_it_work(
     assert (refused.accepted, refused.failed_events, refused.retries) == (0, 3, 0)
     assert "CA bundle" in refused.failed[0].reason
     # AND with the CA bundle it is delivered
-    trusted = client(server.url, ca_bundle=str(ca)).send_lines(lines(3), deadline=time.monotonic() + 5)
+    trusted = client(server.url, connection=replace(CONNECTION, ca_bundle=str(ca))).send_lines(
+        lines(3), deadline=time.monotonic() + 5
+    )
     assert trusted.accepted == 3 and server.accepted == lines(3)
     # AND turning verification off works but says so
     caplog.set_level(logging.WARNING)
-    insecure = client(server.url, verify=False).send_lines(lines(2, 3), deadline=time.monotonic() + 5)
+    insecure = client(server.url, connection=replace(CONNECTION, verify=False)).send_lines(
+        lines(2, 3), deadline=time.monotonic() + 5
+    )
     assert insecure.accepted == 2
     assert any("verification is OFF" in r.getMessage() for r in caplog.records)
 
@@ -178,12 +192,20 @@ def test_https_hec_through_an_authenticating_connect_proxy(tls_hec: tuple[FaultH
     server, ca = tls_hec
     proxy = ConnectProxy("svc", "p@ss:word")
     try:
-        hec = client(server.url, ca_bundle=str(ca), proxy=f"http://svc:p%40ss%3Aword@{proxy.url_host}")
+        hec = client(
+            server.url,
+            connection=replace(
+                CONNECTION, ca_bundle=str(ca), proxy=f"http://svc:p%40ss%3Aword@{proxy.url_host}"
+            ),
+        )
         report = hec.send_lines(lines(6), deadline=time.monotonic() + 5)
         assert report.accepted == 6 and server.accepted == lines(6)
         assert proxy.tunnels == [server.url.removeprefix("https://")]  # one tunnel, TLS end to end
         assert "p@ss" not in repr(hec)
-        refused = client(server.url, ca_bundle=str(ca), proxy=f"http://svc:wrong@{proxy.url_host}")
+        refused = client(
+            server.url,
+            connection=replace(CONNECTION, ca_bundle=str(ca), proxy=f"http://svc:wrong@{proxy.url_host}"),
+        )
         report = refused.send_lines(lines(2), deadline=time.monotonic() + 5)
         assert (report.accepted, report.failed_events, report.retries) == (0, 2, 0)
         assert "407" in report.failed[0].reason and "wrong" not in report.failed[0].reason
@@ -195,7 +217,7 @@ def test_a_blocked_run_spools_in_bounded_pieces(tmp_path: Path, monkeypatch: pyt
     import hsmaudit.sinks.hec.client as hec_module
 
     monkeypatch.setattr(hec_module, "HELD_BYTES_LIMIT", 2000)
-    hec = client(closed_port_url(), max_events=10, max_attempts=1)
+    hec = client(closed_port_url(), batch=BatchPolicy(max_events=10), retry=replace(RETRY, max_attempts=1))
     spool = LocalSpool(tmp_path)
     report = hec.send_lines(lines(100), deadline=time.monotonic() + 5, spool=spool)
     assert (report.accepted, report.spooled_events, report.requests) == (0, 100, 1)
@@ -211,7 +233,7 @@ def test_credentials_in_the_hec_url_never_reach_a_reason_a_log_or_the_repr(
     password = "pw-0f9e8d-SECRET"
     url = closed_port_url().replace("http://127.0.0.1", f"http://admin:{password}@127.0.0.1")
     with caplog.at_level("DEBUG"):
-        hec = client(url, max_events=10, max_attempts=1)
+        hec = client(url, batch=BatchPolicy(max_events=10), retry=replace(RETRY, max_attempts=1))
         report = hec.send_lines(lines(5), deadline=time.monotonic() + 5, spool=LocalSpool(tmp_path))
     # THEN the delivery fails over to the spool, and the password is in no reason, log or repr
     assert report.spooled_events == 5

@@ -18,7 +18,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hsmaudit.sinks.hec import HecClient, StaticToken
+from hsmaudit.sinks.hec import BatchPolicy, ConnectionPolicy, HecClient, RetryPolicy, StaticToken
 from hsmaudit.sinks.spool import LocalSpool
 
 from .conftest import TOKEN, FaultHec
@@ -54,11 +54,9 @@ def test_every_line_is_accepted_or_spooled_exactly_once(
     client = HecClient(
         fault_hec.url,
         StaticToken(TOKEN),
-        max_events=max_events,
-        max_attempts=attempts,
-        timeout=2.0,
-        backoff_base=0.001,
-        backoff_cap=0.002,
+        connection=ConnectionPolicy(timeout=2.0),
+        retry=RetryPolicy(max_attempts=attempts, backoff_base=0.001, backoff_cap=0.002),
+        batch=BatchPolicy(max_events=max_events),
     )
     with TemporaryDirectory() as directory:
         spool = LocalSpool(Path(directory))

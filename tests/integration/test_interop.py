@@ -23,7 +23,7 @@ from hsmaudit.server.app import CollectorSettings, create_app
 from hsmaudit.server.run import RunningServer, start_in_thread
 from hsmaudit.simulate.emit import parsed_events
 from hsmaudit.simulate.scenarios import run_scenarios
-from hsmaudit.sinks.hec import EventFormat, HecClient, StaticToken
+from hsmaudit.sinks.hec import AckPolicy, BatchPolicy, EventEncoder, EventFormat, HecClient, StaticToken
 from hsmaudit.store.database import EventStore
 
 TOKEN = "interop-token-5a2c"
@@ -101,10 +101,9 @@ def test_hsmaudit_hec_client_with_acks_delivers_every_event_as_is(
     client = HecClient(
         server.url,
         StaticToken(TOKEN),
-        ack=True,
-        ack_poll_interval=0.01,
-        max_events=50,
-        event_format=event_format,
+        acks=AckPolicy(enabled=True, poll_interval=0.01),
+        batch=BatchPolicy(max_events=50),
+        encoder=EventEncoder(event_format=event_format),
     )
     try:
         report = client.send(events, deadline=time.monotonic() + 60)

@@ -18,7 +18,16 @@ from typing import Any
 
 from hsmaudit.aws.spools import open_spool
 from hsmaudit.config import ConfigError, Settings, load_settings
-from hsmaudit.sinks.hec import HecClient, StaticToken, TokenProvider
+from hsmaudit.sinks.hec import (
+    AckPolicy,
+    BatchPolicy,
+    ConnectionPolicy,
+    EventEncoder,
+    HecClient,
+    RetryPolicy,
+    StaticToken,
+    TokenProvider,
+)
 from hsmaudit.sinks.spool import Spool
 
 logger = logging.getLogger("hsmaudit.aws")
@@ -68,22 +77,29 @@ def build_client(settings: Settings, token: TokenProvider | None = None) -> HecC
         return HecClient(
             settings.hec_url,
             token or token_provider(settings),
-            verify=settings.hec_verify,
-            ca_bundle=settings.hec_ca_bundle,
-            ack=settings.hec_ack,
-            index=settings.hec_index,
-            event_format=settings.event_format,
-            sourcetype=settings.hec_sourcetype,
-            include_raw=settings.include_raw,
-            max_events=settings.batch_max_events,
-            max_bytes=settings.batch_max_bytes,
-            timeout=settings.hec_timeout,
-            max_attempts=settings.hec_max_attempts,
-            backoff_base=settings.hec_backoff_base,
-            backoff_cap=settings.hec_backoff_cap,
-            ack_timeout=settings.hec_ack_timeout,
-            ack_poll_interval=settings.hec_ack_poll_interval,
-            proxy=settings.hec_proxy,
+            connection=ConnectionPolicy(
+                timeout=settings.hec_timeout,
+                verify=settings.hec_verify,
+                ca_bundle=settings.hec_ca_bundle,
+                proxy=settings.hec_proxy,
+            ),
+            retry=RetryPolicy(
+                max_attempts=settings.hec_max_attempts,
+                backoff_base=settings.hec_backoff_base,
+                backoff_cap=settings.hec_backoff_cap,
+            ),
+            acks=AckPolicy(
+                enabled=settings.hec_ack,
+                timeout=settings.hec_ack_timeout,
+                poll_interval=settings.hec_ack_poll_interval,
+            ),
+            batch=BatchPolicy(max_events=settings.batch_max_events, max_bytes=settings.batch_max_bytes),
+            encoder=EventEncoder(
+                event_format=settings.event_format,
+                sourcetype=settings.hec_sourcetype,
+                index=settings.hec_index,
+                include_raw=settings.include_raw,
+            ),
         )
     except ValueError as error:
         raise ConfigError(str(error)) from None

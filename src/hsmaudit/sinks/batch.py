@@ -3,7 +3,8 @@
 Facts: `docs/reference/splunk.md` §1.4-§1.5 and §1.10. HEC takes envelopes back to
 back in one body; its limits apply to the *decompressed* body, so batches are sized by their
 uncompressed bytes (an OTel issue shows gzip'd batches slipping past client-side checks). Splunk's
-own collectors cap requests at 1-2 MiB; we default to 1 MiB and 500 events, never above 5 MiB.
+own collectors cap requests at 1-2 MiB; we default to 1 MiB and 500 events (`hsmaudit.defaults`,
+through `hec.policy.BatchPolicy`), never above 5 MiB.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from typing import Final
 
 from hsmaudit import defaults
 
-DEFAULT_MAX_EVENTS: Final = defaults.BATCH_MAX_EVENTS
-DEFAULT_MAX_BYTES: Final = defaults.BATCH_MAX_BYTES
 MAX_BYTES_LIMIT: Final = defaults.HEC_MAX_EVENT_BYTES
 """HEC's default `maxEventSize` (inputs.conf [http]); no request of ours is larger."""
 

@@ -4,6 +4,7 @@ One concept per module, in the order a record meets them:
 
 - `envelope`: an `HsmEvent` -> one HEC line (`to_hec_event`, `EventEncoder`, the formats).
 - `client`: `HecClient` batches, gzips and POSTs lines, retries, polls acks, spools what HEC refuses.
+- `policy`: `ConnectionPolicy`, `RetryPolicy`, `AckPolicy`, `BatchPolicy`, the client's settings as values.
 - `answers`: an HEC answer (status + JSON body) -> the ackId or the matching `HecError`.
 - `report`: `DeliveryReport`, what became of every line of one send.
 - `token`: where the token comes from (`TokenProvider`, `StaticToken`).
@@ -35,6 +36,7 @@ from hsmaudit.sinks.hec.envelope import (
     hec_time,
     to_hec_event,
 )
+from hsmaudit.sinks.hec.policy import AckPolicy, BatchPolicy, ConnectionPolicy, RetryPolicy
 from hsmaudit.sinks.hec.report import DeliveryReport, FailedBatch, SpooledBatch
 from hsmaudit.sinks.hec.token import StaticToken, TokenProvider
 from hsmaudit.sinks.hec.url import ACK_PATH, EVENT_PATH, event_url
@@ -56,11 +58,15 @@ __all__ = [
     "SOURCETYPES",
     "TEXT_SOURCETYPE",
     "TOKEN_CODES",
+    "AckPolicy",
+    "BatchPolicy",
+    "ConnectionPolicy",
     "DeliveryReport",
     "EventEncoder",
     "EventFormat",
     "FailedBatch",
     "HecClient",
+    "RetryPolicy",
     "SpooledBatch",
     "StaticToken",
     "TokenProvider",

@@ -35,13 +35,7 @@ import urllib3
 from hsmaudit import __version__
 from hsmaudit.config import masked_url
 from hsmaudit.records.event import HsmEvent
-from hsmaudit.sinks.batch import (
-    DEFAULT_MAX_BYTES,
-    DEFAULT_MAX_EVENTS,
-    MAX_BYTES_LIMIT,
-    batch_lines,
-    join_lines,
-)
+from hsmaudit.sinks.batch import MAX_BYTES_LIMIT, batch_lines, join_lines
 from hsmaudit.sinks.errors import (
     HecError,
     HecInvalidEventError,
@@ -52,7 +46,8 @@ from hsmaudit.sinks.errors import (
     HecTransportError,
 )
 from hsmaudit.sinks.hec.answers import INDEX_CODE, classify_answer
-from hsmaudit.sinks.hec.envelope import DEFAULT_EVENT_FORMAT, EventEncoder, EventFormat
+from hsmaudit.sinks.hec.envelope import EventEncoder, EventFormat
+from hsmaudit.sinks.hec.policy import AckPolicy, BatchPolicy, ConnectionPolicy, RetryPolicy
 from hsmaudit.sinks.hec.proxy import proxy_manager
 from hsmaudit.sinks.hec.report import DeliveryReport, FailedBatch, SpooledBatch
 from hsmaudit.sinks.hec.token import TokenProvider
@@ -121,29 +116,20 @@ class HecClient:
 
     One instance per Lambda container (or CLI run): it owns the urllib3 pool (keep-alive reused
     across invocations) and the channel GUID (reference §1.6: one per execution environment).
-    Construct it from explicit values; `hsmaudit.config` and the handlers decide those values.
+    Construct it from explicit values; `hsmaudit.config` and the handlers decide those values
+    (`aws.runtime.build_client` makes the policies from `Settings`).
 
     Args:
         url: HEC origin or endpoint URL (https; http only for a local collector).
         token: where the token comes from; it is read per request and never logged.
-        verify: verify TLS certificates (on by default; turning it off logs a warning).
-        ca_bundle: a PEM file of CA certificates to trust instead of the system store.
-        ack: use indexer acknowledgement (poll `/services/collector/ack`).
-        index: HEC `index` for every event (only when set).
-        event_format: `lean` (the record text, indexed fields; the default) or `json`.
-        sourcetype: HEC `sourcetype`; None: the format's own (`SOURCETYPES`).
-        include_raw: keep the record text in `event.raw` (the `json` format only).
-        max_events, max_bytes: batch caps (uncompressed bytes, reference §1.10).
-        timeout: seconds per request (connect and read), further bounded by the deadline.
-        max_attempts: tries per batch for retryable failures before it is spooled.
-        backoff_base, backoff_cap: full-jitter exponential backoff: sleep U(0, min(cap, base*2^n)).
-        ack_timeout: seconds to wait for an ack before resending once, then spooling.
-        ack_poll_interval: seconds between ack polls (Splunk suggests 10 s; a Lambda pays for it).
-        gzip_level: compression level for request bodies. 1 by default: on lean batches it takes
-            half the CPU of level 6 for about 10% more bytes (`benchmarks/handler_bench.py --gzip-levels`).
-        proxy: an HTTP(S) proxy URL (`http://[user:password@]proxy:3128`) for HEC requests; https
-            HEC URLs are tunnelled with CONNECT, so TLS stays end to end. Not read from
-            `HTTPS_PROXY`: the setting names the proxy for HEC explicitly.
+        connection: timeout, TLS verification, CA bundle, proxy (`policy.ConnectionPolicy`).
+        retry: attempts and backoff for retryable failures (`policy.RetryPolicy`).
+        acks: indexer acknowledgement on or off, its timeout and poll interval (`policy.AckPolicy`).
+        batch: events and bytes per request, gzip level (`policy.BatchPolicy`).
+        encoder: builds each event's line: format, sourcetype, index, raw (`envelope.EventEncoder`;
+            by default the lean format with its own sourcetype, no index, raw kept).
+        channel: the `X-Splunk-Request-Channel` GUID; a new one when not given.
+        sleep, clock, rng: time and jitter, injectable for tests.
     """
 
     def __init__(
@@ -151,64 +137,34 @@ class HecClient:
         url: str,
         token: TokenProvider,
         *,
-        verify: bool = True,
-        ca_bundle: str | None = None,
-        ack: bool = False,
-        index: str | None = None,
-        event_format: EventFormat = DEFAULT_EVENT_FORMAT,
-        sourcetype: str | None = None,
-        include_raw: bool = True,
-        max_events: int = DEFAULT_MAX_EVENTS,
-        max_bytes: int = DEFAULT_MAX_BYTES,
-        timeout: float = 5.0,
-        max_attempts: int = 5,
-        backoff_base: float = 0.5,
-        backoff_cap: float = 8.0,
-        ack_timeout: float = 60.0,
-        ack_poll_interval: float = 2.0,
-        gzip_level: int = 1,
-        proxy: str | None = None,
+        connection: ConnectionPolicy | None = None,
+        retry: RetryPolicy | None = None,
+        acks: AckPolicy | None = None,
+        batch: BatchPolicy | None = None,
+        encoder: EventEncoder | None = None,
         channel: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
         origin, self.event_path, self.ack_path = event_url(url)
-        if max_events < 1:
-            raise ValueError("max_events must be at least 1")
-        if not 1 <= max_bytes <= MAX_BYTES_LIMIT:
-            raise ValueError(f"max_bytes must be between 1 and {MAX_BYTES_LIMIT}")
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
         self.origin = origin
         self._token = token
-        self.ack = ack
-        self.index = index
-        self.include_raw = include_raw
-        self.max_events = max_events
-        self.max_bytes = max_bytes
-        self.timeout = timeout
-        self.max_attempts = max_attempts
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
-        self.ack_timeout = ack_timeout
-        self.ack_poll_interval = ack_poll_interval
-        self.gzip_level = gzip_level
+        self.connection = connection = connection or ConnectionPolicy()
+        self.retry = retry or RetryPolicy()
+        self.acks = acks or AckPolicy()
+        self.batch = batch or BatchPolicy()
+        self.encoder = encoder or EventEncoder()
         self.channel = channel or str(uuid.uuid4())
         self._sleep = sleep
         self._clock = clock
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-        self.encoder = EventEncoder(
-            event_format=event_format, sourcetype=sourcetype, index=index, include_raw=include_raw
-        )
-        self.event_format = event_format
-        self.sourcetype = self.encoder.sourcetype
         pool_options: dict[str, Any] = {"num_pools": 2, "maxsize": 2, "block": False, "retries": False}
         if origin.startswith("https://"):
-            if verify:
+            if connection.verify:
                 pool_options["cert_reqs"] = "CERT_REQUIRED"
-                if ca_bundle:
-                    pool_options["ca_certs"] = ca_bundle
+                if connection.ca_bundle:
+                    pool_options["ca_certs"] = connection.ca_bundle
             else:
                 pool_options["cert_reqs"] = "CERT_NONE"
                 logger.warning(
@@ -221,11 +177,42 @@ class HecClient:
                 masked_url(origin),
             )
         self._http: urllib3.PoolManager
-        if proxy:
-            self._http = proxy_manager(proxy, pool_options)
+        if connection.proxy:
+            self._http = proxy_manager(connection.proxy, pool_options)
         else:
             self._http = urllib3.PoolManager(**pool_options)
         self._user_agent = f"hsmaudit/{__version__}"
+
+    # What callers read of the policies and the encoder (the CLI's chunk size, the runtime tests).
+    @property
+    def ack(self) -> bool:
+        """Whether indexer acknowledgement is on."""
+        return self.acks.enabled
+
+    @property
+    def max_events(self) -> int:
+        """Lines per request at most."""
+        return self.batch.max_events
+
+    @property
+    def event_format(self) -> EventFormat:
+        """The encoder's format, `lean` or `json`."""
+        return self.encoder.event_format
+
+    @property
+    def sourcetype(self) -> str:
+        """The sourcetype every line carries."""
+        return self.encoder.sourcetype
+
+    @property
+    def index(self) -> str | None:
+        """The HEC `index` every line carries, or None (the token's default)."""
+        return self.encoder.index
+
+    @property
+    def include_raw(self) -> bool:
+        """Whether json-format lines keep the record text in `event.raw`."""
+        return self.encoder.include_raw
 
     def __repr__(self) -> str:
         shown = masked_url(self.origin + self.event_path)  # never a user:password in the URL
@@ -285,12 +272,12 @@ class HecClient:
 
         # Every line is in exactly one batch: counting per batch is counting per line, without a
         # generator frame per line.
-        for batch in batch_lines(lines, max_events=self.max_events, max_bytes=self.max_bytes):
+        for batch in batch_lines(lines, max_events=self.batch.max_events, max_bytes=self.batch.max_bytes):
             run.lines_in += len(batch)
             self._deliver(batch, run, resends=0)
-            if self.ack and len(run.pending) >= 64:
+            if self.acks.enabled and len(run.pending) >= 64:
                 self._poll_acks(run)
-        if self.ack:
+        if self.acks.enabled:
             self._await_acks(run)
         self._flush_blocked(run)
         return run.report()
@@ -318,9 +305,10 @@ class HecClient:
             logger.error("hec: %s; spooling the rest of this run without sending", reason)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        delay = self._rng.uniform(0.0, min(self.backoff_cap, self.backoff_base * (2 ** (attempt - 1))))
+        cap, base = self.retry.backoff_cap, self.retry.backoff_base
+        delay = self._rng.uniform(0.0, min(cap, base * (2 ** (attempt - 1))))
         if retry_after is not None:
-            delay = max(delay, min(retry_after, self.backoff_cap))
+            delay = max(delay, min(retry_after, cap))
         return delay
 
     def _deliver(self, batch: list[bytes], run: _Run, *, resends: int) -> None:
@@ -397,7 +385,7 @@ class HecClient:
                     break
                 except HecRetryableError as error:
                     attempt += 1
-                    if attempt >= self.max_attempts:
+                    if attempt >= self.retry.max_attempts:
                         reason = f"HEC still failing after {attempt} attempts ({error})"
                         self._park(lines, reason, run)
                         self._block(run, f"HEC unavailable ({error})")
@@ -410,7 +398,7 @@ class HecClient:
                     logger.info("hec: attempt %d failed (%s); retrying in %.2fs", attempt, error, delay)
                     self._sleep(delay)
                     continue
-                if self.ack and ack_id is not None:
+                if self.acks.enabled and ack_id is not None:
                     run.pending[ack_id] = _Pending(lines, self._clock(), resends)
                 else:
                     run.accepted += len(lines)
@@ -436,7 +424,7 @@ class HecClient:
 
     def _post(self, lines: list[bytes], remaining: float, run: _Run) -> int | None:
         body = join_lines(lines)
-        wire = gzip.compress(body, compresslevel=self.gzip_level, mtime=0)
+        wire = gzip.compress(body, compresslevel=self.batch.gzip_level, mtime=0)
         headers = self._headers(self._token.token())
         headers["Content-Encoding"] = "gzip"
         run.requests += 1
@@ -448,7 +436,7 @@ class HecClient:
     def _request(
         self, path: str, body: bytes, headers: dict[str, str], remaining: float, run: _Run
     ) -> tuple[int, bytes, Mapping[str, str]]:
-        limit = max(0.05, min(self.timeout, remaining))
+        limit = max(0.05, min(self.connection.timeout, remaining))
         started = time.perf_counter()
         try:
             response = self._http.urlopen(
@@ -521,32 +509,33 @@ class HecClient:
 
     def _await_acks(self, run: _Run) -> None:
         """Poll until every ack arrives; resend once what is late; spool what never arrives."""
+        ack_timeout, poll_interval = self.acks.timeout, self.acks.poll_interval
         while run.pending:
             now = self._clock()
-            late = [ack_id for ack_id, p in run.pending.items() if now - p.sent_at >= self.ack_timeout]
+            late = [ack_id for ack_id, p in run.pending.items() if now - p.sent_at >= ack_timeout]
             for ack_id in late:
                 pending = run.pending.pop(ack_id)
-                time_left = run.deadline - now > self.ack_poll_interval
+                time_left = run.deadline - now > poll_interval
                 if pending.resends < 1 and run.blocked is None and time_left:
                     run.resent_unacked += len(pending.lines)
                     logger.warning(
                         "hec: ackId %d not acknowledged within %.1fs; resending its %d events "
                         "(HEC may index them twice)",
                         ack_id,
-                        self.ack_timeout,
+                        ack_timeout,
                         len(pending.lines),
                     )
                     self._deliver(pending.lines, run, resends=pending.resends + 1)
                 else:
                     self._park(
                         pending.lines,
-                        f"HEC did not acknowledge indexing within {self.ack_timeout:g}s "
+                        f"HEC did not acknowledge indexing within {ack_timeout:g}s "
                         f"(ackId {ack_id}); they may be indexed, so replay may duplicate them",
                         run,
                     )
             if not run.pending:
                 return
-            wait = min(self.ack_poll_interval, run.deadline - self._clock() - 0.05)
+            wait = min(poll_interval, run.deadline - self._clock() - 0.05)
             if wait <= 0:
                 break
             self._sleep(wait)
