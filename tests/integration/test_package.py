@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from hsmaudit.cli.package import Arch, PackageError, build_lambda_zip, contents_digest, reachable_modules
+from hsmaudit.ops.package import Arch, PackageError, build_lambda_zip, contents_digest, reachable_modules
 
 from ..conftest import REPO_ROOT, SAMPLES_DIR
 from .conftest import FaultHec, received_event
@@ -545,7 +545,7 @@ def test_the_packaged_forwarder_works_with_the_environment_the_template_sets(
 
 
 def test_compiled_builds_are_identical_and_load_their_bytecode(tmp_path: Path) -> None:
-    from hsmaudit.cli.package import find_interpreter
+    from hsmaudit.ops.package import find_interpreter
 
     interpreter = find_interpreter(LOCAL_PYTHON, sys.executable)
     pip = (sys.executable, "-m", "pip", f"--cache-dir={tmp_path / 'cache'}")
@@ -589,7 +589,7 @@ def test_compiled_builds_are_identical_and_load_their_bytecode(tmp_path: Path) -
 
 
 def test_compiling_with_an_interpreter_of_another_version_is_refused() -> None:
-    from hsmaudit.cli.package import find_interpreter
+    from hsmaudit.ops.package import find_interpreter
 
     with pytest.raises(PackageError, match=r"is not CPython 3\.9"):
         find_interpreter("3.9", sys.executable)

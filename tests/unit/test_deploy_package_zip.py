@@ -1,4 +1,4 @@
-"""`hsmaudit.cli.package` building blocks: the deterministic zip writer and the import walk."""
+"""`hsmaudit.ops.package` building blocks: the deterministic zip writer and the import walk."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hsmaudit.cli.package import ZIP_EPOCH, _imported_names, _zip_time, write_zip
+from hsmaudit.ops.package import ZIP_EPOCH, _imported_names, _zip_time, write_zip
 
 _SEGMENT = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_0123456789", min_size=1, max_size=8)
 _NAME = st.lists(_SEGMENT, min_size=1, max_size=4).map(lambda parts: "/".join(parts) + ".py")

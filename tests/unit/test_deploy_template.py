@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from hsmaudit.cli import package
 from hsmaudit.config import ENV_VARS, SETTINGS_BY_NAME
+from hsmaudit.ops import package
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOY_DIR = REPO_ROOT / "deploy"
