@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, unquote
 
+from hsmaudit import defaults
 from hsmaudit.aws.clients import aws_client, aws_error_code, split_s3_url
 from hsmaudit.sinks.errors import SpoolError
 from hsmaudit.sinks.spool import QUARANTINE, SPOOL_SUFFIX, SpoolBatch, decode_batch, encode_batch
@@ -22,7 +23,7 @@ from hsmaudit.sinks.spool import QUARANTINE, SPOOL_SUFFIX, SpoolBatch, decode_ba
 class S3Spool:
     """Spooled batches as S3 objects under a prefix."""
 
-    def __init__(self, bucket: str, prefix: str = "hsmaudit/spool/", *, client: Any = None) -> None:
+    def __init__(self, bucket: str, prefix: str = defaults.SPOOL_PREFIX, *, client: Any = None) -> None:
         if not bucket:
             raise SpoolError("the spool bucket name is empty")
         self.bucket = bucket

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import typer
 
+from hsmaudit import defaults
 from hsmaudit.cli.output import fail, self_command, stderr_console, stdout_console
 from hsmaudit.cli.serve import check_port_free, warn_if_exposed
 from hsmaudit.cli.simulate import parse_start
@@ -67,7 +68,7 @@ class LambdaContext:
 
 @contextlib.contextmanager
 def lambda_environment(
-    url: str, token: str, spool_dir: Path, *, event_format: str = "lean"
+    url: str, token: str, spool_dir: Path, *, event_format: str = defaults.EVENT_FORMAT
 ) -> Iterator[None]:
     """Configure the real handler as the CloudFormation template would, then restore the environment.
 
@@ -264,7 +265,7 @@ def register(app: typer.Typer) -> None:
             help="After the scenarios, keep simulating everyday work (not with --headless).",
         ),
         event_format: str = typer.Option(
-            "lean",
+            defaults.EVENT_FORMAT,
             "--event-format",
             help="HEC event format the handler sends: lean (the record text; default) or json.",
         ),
