@@ -14,8 +14,7 @@ keep their other bases too (`ConfigError` is still a `ValueError`), so every exi
     ├── ForwarderError, LogsError, ...         aws/
     ├── HecRequestError, ...                   server/
     ├── SplunkAppError                         splunk/
-    ├── ReportInputError, TimeSpecError, ...   ops/ (the option errors are also ValueErrors)
-    └── PackageError, ...                      cli/
+    └── ReportInputError, TimeSpecError, BackfillOptionError (ValueError), DeliveryError, PackageError  ops/
 """
 
 from __future__ import annotations
