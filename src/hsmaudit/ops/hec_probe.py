@@ -22,6 +22,8 @@ forwarder would spool everything there. The URL is printed with any embedded use
 password or query value masked (`https://***@host`).
 
 Every problem is one `CheckResult` saying what and what to do. The token is never put in one.
+HEC's codes are named in `hsmaudit.sinks.hec.answers` (imported when a check runs, like urllib3,
+so loading the CLI does not load the HEC client).
 Plain Python (sockets, `ssl`, urllib3): no Typer or Rich, so the probe runs without the CLI.
 """
 
@@ -444,6 +446,8 @@ class HecProbe:
     def health(self) -> tuple[CheckResult, bool]:
         import urllib3
 
+        from hsmaudit.sinks.hec import answers as hec
+
         base = self.event_path.split("/services/collector")[0]
         path = f"{base}/services/collector/health"
         try:
@@ -451,7 +455,7 @@ class HecProbe:
         except urllib3.exceptions.HTTPError as error:
             return self._http_failure("hec.health", error)
         status, code, text = answer.status, answer.code, answer.text
-        if status == 200 and code == 17:
+        if status == 200 and code == hec.HEALTHY:
             return CheckResult("hec.health", "ok", "HEC reports itself healthy"), True
         if status == 200 or (status < 400 and not answer.is_hec):
             # Splunk answers {"text":"HEC is healthy","code":17}; a 200 without it is not HEC.
@@ -481,6 +485,7 @@ class HecProbe:
         from hsmaudit.aws.runtime import token_provider
         from hsmaudit.config import ConfigError
         from hsmaudit.sinks.errors import HecTokenError
+        from hsmaudit.sinks.hec import answers as hec
 
         try:
             self._token = token_provider(self.settings).token()
@@ -498,16 +503,16 @@ class HecProbe:
         if not answer.is_hec and (status < 400 or status in (401, 403)):
             # A login page's 200 (or 401/403) says nothing about the HEC token.
             return answer.not_hec("hec.token", self.event_path), False
-        if code in (5, 10, 12, 13, 0):
+        if code in hec.TOKEN_ACCEPTED_CODES:
             return CheckResult("hec.token", "ok", f"the HEC token (from {source}) is valid and enabled"), True
-        if code in {1, 22}:
+        if code in hec.DISABLED_TOKEN_CODES:
             return CheckResult(
                 "hec.token",
                 "fail",
                 f"the HEC token (from {source}) is disabled in Splunk (HEC code {code}: {text})",
                 "enable it under Settings > Data inputs > HTTP Event Collector",
             ), False
-        if code in (4, 21) or status in (401, 403):
+        if code in hec.REFUSED_TOKEN_CODES or status in (401, 403):
             return CheckResult(
                 "hec.token",
                 "fail",
@@ -523,13 +528,15 @@ class HecProbe:
     def ack(self) -> tuple[CheckResult, bool]:
         import urllib3
 
+        from hsmaudit.sinks.hec import answers as hec
+
         try:
             answer = self._request("POST", self.ack_path, b'{"acks":[0]}', self._headers())
         except urllib3.exceptions.HTTPError as error:
             return self._http_failure("hec.ack", error)
         wanted = self.settings.hec_ack
         status = answer.status
-        if answer.code == 14:
+        if answer.code == hec.ACK_DISABLED:
             self.token_has_ack = False
         elif status == 200 and isinstance((answer.body or {}).get("acks"), dict):
             self.token_has_ack = True
@@ -541,13 +548,15 @@ class HecProbe:
                 f"cannot tell whether the token uses indexer acknowledgement (HTTP {status}{what})",
                 None
                 if not wanted
-                else "HSMAUDIT_HEC_ACK is on: if sending fails with HEC code 14, turn it off",
+                else f"HSMAUDIT_HEC_ACK is on: if sending fails with HEC code {hec.ACK_DISABLED}, "
+                "turn it off",
             ), True
         if wanted and not self.token_has_ack:
             return CheckResult(
                 "hec.ack",
                 "fail",
-                "HSMAUDIT_HEC_ACK is on but the token has indexer acknowledgement off (HEC code 14)",
+                "HSMAUDIT_HEC_ACK is on but the token has indexer acknowledgement off "
+                f"(HEC code {hec.ACK_DISABLED})",
                 "set HSMAUDIT_HEC_ACK=false, or enable 'Indexer acknowledgement' on the token",
             ), True
         if self.token_has_ack and not wanted:
@@ -566,6 +575,8 @@ class HecProbe:
     # -- 7 -------------------------------------------------------------------------------------
     def index(self) -> tuple[CheckResult, bool]:
         import urllib3
+
+        from hsmaudit.sinks.hec import answers as hec
 
         index = self.settings.hec_index
         where = f"index {index}" if index else "the token's default index"
@@ -588,22 +599,22 @@ class HecProbe:
         if not answer.is_hec:
             # Only {"text":"Success","code":0} says the event was taken (§1.8).
             return answer.not_hec("hec.index", self.event_path), True
-        if status == 200 and code == 0:
+        if status == 200 and code == hec.SUCCESS:
             return CheckResult(
                 "hec.index", "ok", f"HEC accepted a test event into {where} (sourcetype {DOCTOR_SOURCETYPE})"
             ), True
-        if code == 7:
+        if code == hec.INCORRECT_INDEX:
             return CheckResult(
                 "hec.index",
                 "fail",
-                f"the token may not write to {where} (HEC code 7: {text})",
+                f"the token may not write to {where} (HEC code {code}: {text})",
                 "add the index to the token's allowed indexes, or fix HSMAUDIT_HEC_INDEX",
             ), True
-        if code == 10:
+        if code == hec.DATA_CHANNEL_MISSING:
             return CheckResult(
                 "hec.index",
                 "fail",
-                "HEC wants a channel (HEC code 10: the token has indexer acknowledgement on)",
+                f"HEC wants a channel (HEC code {code}: the token has indexer acknowledgement on)",
                 "set HSMAUDIT_HEC_ACK=true",
             ), True
         return CheckResult(

@@ -39,19 +39,8 @@ from hsmaudit.records.event import HsmEvent
 from hsmaudit.records.parse import parse_message
 from hsmaudit.server.dashboard import dashboard_routes
 from hsmaudit.server.hec import (
-    ACK_DISABLED,
-    DATA_CHANNEL_MISSING,
     DEFAULT_MAX_CONTENT_LENGTH,
     DEFAULT_MAX_EVENT_SIZE,
-    HEALTHY,
-    INTERNAL_ERROR,
-    INVALID_AUTHORIZATION,
-    INVALID_DATA_FORMAT,
-    INVALID_TOKEN,
-    NO_DATA,
-    QUERY_STRING_AUTH_DISABLED,
-    SUCCESS,
-    TOKEN_REQUIRED,
     AckRegistry,
     HecRequestError,
     PayloadTooLargeError,
@@ -62,6 +51,20 @@ from hsmaudit.server.hec import (
     envelope_events,
     reply_body,
     reply_status,
+)
+from hsmaudit.sinks.hec.answers import (
+    ACK_DISABLED,
+    DATA_CHANNEL_MISSING,
+    HEALTHY,
+    INTERNAL_ERROR,
+    INVALID_AUTHORIZATION,
+    INVALID_DATA_FORMAT,
+    INVALID_TOKEN,
+    NO_DATA,
+    QUERY_STRING_AUTH_DISABLED,
+    SUCCESS,
+    TOKEN_REQUIRED,
+    UNHEALTHY_QUEUES_FULL,
 )
 from hsmaudit.sources.files import split_records
 from hsmaudit.store.errors import StoreDataError, StoreError
@@ -324,7 +327,7 @@ class Collector:
             return _reply(NO_DATA)
         if self.writer.alive:
             return _reply(HEALTHY)
-        return _reply(18)
+        return _reply(UNHEALTHY_QUEUES_FULL)
 
     async def ack(self, request: Request) -> Response:
         """`/services/collector/ack`: which ack ids of this channel are indexed (reference §1.7)."""

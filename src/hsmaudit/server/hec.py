@@ -1,7 +1,8 @@
 """The HEC wire protocol as the local collector speaks it: replies, envelopes, channels and acks.
 
 Facts from `docs/reference/splunk.md` §1:
-- replies are `{"text": …, "code": N}` with the HTTP status of the §1.8 table; per-event
+- replies are `{"text": …, "code": N}` with the HTTP status of the §1.8 table (named once, with
+  its texts, in `hsmaudit.sinks.hec.answers`, which the HEC client classifies with); per-event
   rejections add `invalid-event-number` (0-based); events before it are accepted (§1.9);
 - a body is envelopes back to back (`{"event":…}{"event":…}`), whitespace allowed, no array (§1.4);
 - `event` is required (code 12) and must not be blank (code 13); `fields` must be flat (code 15);
@@ -44,49 +45,18 @@ from hsmaudit.records.cloudtrail import CloudTrailStats, cloudtrail_events, is_c
 from hsmaudit.records.event import SEVERITY_RANK, HsmEvent
 from hsmaudit.records.identity import fields_content, text_event_id, unparsed_event_id
 from hsmaudit.records.parse import cluster_id_from_log_group, hsm_id_from_log_stream, parse_message
+from hsmaudit.sinks.hec.answers import (
+    EVENT_FIELD_BLANK,
+    EVENT_FIELD_REQUIRED,
+    INDEXED_FIELDS_ERROR,
+    INVALID_DATA_CHANNEL,
+    INVALID_DATA_FORMAT,
+    NO_DATA,
+    REPLIES,
+)
 from hsmaudit.sources.gzip_members import InflateError, InflateLimitError, inflate_members
 
 LOG: Final = logging.getLogger("hsmaudit.server")
-
-# code -> (text, HTTP status): Splunk's "Troubleshoot HTTP Event Collector" table (reference §1.8).
-REPLIES: Final[dict[int, tuple[str, int]]] = {
-    0: ("Success", 200),
-    1: ("Token disabled", 403),
-    2: ("Token is required", 401),
-    3: ("Invalid authorization", 401),
-    4: ("Invalid token", 403),
-    5: ("No data", 400),
-    6: ("Invalid data format", 400),
-    7: ("Incorrect index", 400),
-    8: ("Internal server error", 500),
-    9: ("Server is busy", 503),
-    10: ("Data channel is missing", 400),
-    11: ("Invalid data channel", 400),
-    12: ("Event field is required", 400),
-    13: ("Event field cannot be blank", 400),
-    14: ("ACK is disabled", 400),
-    15: ("Error in handling indexed fields", 400),
-    16: ("Query string authorization is not enabled", 400),
-    17: ("HEC is healthy", 200),
-    18: ("HEC is unhealthy, queues are full", 503),
-}
-
-SUCCESS: Final = 0
-TOKEN_REQUIRED: Final = 2
-INVALID_AUTHORIZATION: Final = 3
-INVALID_TOKEN: Final = 4
-NO_DATA: Final = 5
-INVALID_DATA_FORMAT: Final = 6
-INTERNAL_ERROR: Final = 8
-SERVER_BUSY: Final = 9
-DATA_CHANNEL_MISSING: Final = 10
-INVALID_DATA_CHANNEL: Final = 11
-EVENT_FIELD_REQUIRED: Final = 12
-EVENT_FIELD_BLANK: Final = 13
-ACK_DISABLED: Final = 14
-INDEXED_FIELDS_ERROR: Final = 15
-QUERY_STRING_AUTH_DISABLED: Final = 16
-HEALTHY: Final = 17
 
 DEFAULT_MAX_CONTENT_LENGTH: Final = 32 * 1024 * 1024
 """Largest decompressed request body, bytes. Splunk's default is 800 MB (limits.conf); a local
