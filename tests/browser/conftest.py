@@ -3,24 +3,21 @@ local server filled with simulated activity, the detections' alerts and hostile 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import urllib3
 
 from hsmaudit.detect.engine import detect_events
 from hsmaudit.records.event import HsmEvent
 from hsmaudit.records.parse import parse_message
 from hsmaudit.records.render import render_text_record
-from hsmaudit.server.app import CollectorSettings, create_app
-from hsmaudit.server.run import RunningServer, start_in_thread
 from hsmaudit.simulate.emit import parsed_events
 from hsmaudit.simulate.scenarios import run_scenarios
 from hsmaudit.store.database import EventStore
+
+from ..support.collector import Collector, serve_store
 
 CHROMIUM = os.environ.get("HSMAUDIT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -39,23 +36,8 @@ XSS_LINE = "<script>alert(4)</script>"
 LOG_GROUP = "/aws/cloudhsm/cluster-browser01"
 
 
-@dataclass
-class Dashboard:
-    """A running server over a filled store."""
-
-    server: RunningServer
-    store: EventStore
-    db: Path
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def api(self, path: str) -> dict[str, object]:
-        response = urllib3.request("GET", self.url + path, timeout=10)
-        assert response.status == 200
-        data: dict[str, object] = json.loads(response.data)
-        return data
+Dashboard = Collector
+"""What the browser tests look at: the real collector over a filled store (`support.collector`)."""
 
 
 def hostile_events() -> list[HsmEvent]:
@@ -96,10 +78,10 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
     events = list(parsed_events(run_scenarios(seed=31).records)) + hostile_events()
     store.add_events(events)
     store.add_alerts(detect_events(events))
-    server = start_in_thread(create_app(store, CollectorSettings(token="browser-token")))
-    yield Dashboard(server=server, store=store, db=db)
-    server.stop()
-    store.close()
+    running = serve_store(store, db, token="browser-token")
+    yield running
+    running.server.stop()
+    running.store.close()
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ import pytest
 from hsmaudit.aws import autosubscribe
 from hsmaudit.aws.autosubscribe import AutoSubscribeError, handler
 
-from .conftest import record_text
+from .payloads import record_text
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"

@@ -15,7 +15,7 @@ from typing import Any
 
 from hsmaudit.records.parse import parse_message
 
-from .conftest import FaultHec
+from .fault_hec import FaultHec
 from .test_cli_harness import (
     BASE_MS,
     HSMAUDIT,

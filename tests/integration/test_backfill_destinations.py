@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from .conftest import TOKEN, FaultHec
+from .fault_hec import TOKEN, FaultHec
 from .test_cli_harness import HSMAUDIT, Moto, clean_env, make_cluster, moto
 
 __all__ = ["moto"]  # fixture used by name

@@ -10,7 +10,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .conftest import TOKEN, FaultHec, record_text
+from .fault_hec import TOKEN, FaultHec
+from .payloads import record_text
 from .test_cli_harness import run_cli
 
 LOG_GROUP = "/aws/cloudhsm/cluster-msgtest1"
@@ -74,7 +75,7 @@ def test_an_unresolvable_host_is_not_called_connection_refused(tmp_path: Path) -
 
 
 def test_a_dead_port_is_called_connection_refused(tmp_path: Path) -> None:
-    from .conftest import closed_port_url
+    from .fault_hec import closed_port_url
 
     url = closed_port_url()
     code, _, stderr = send(

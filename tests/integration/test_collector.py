@@ -9,100 +9,25 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-import sqlite3
 import uuid
 import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
-import urllib3
 
 from hsmaudit.detect.engine import detect_events
-from hsmaudit.records.event import HsmEvent, event_to_dict
+from hsmaudit.records.event import HsmEvent
 from hsmaudit.records.parse import parse_message
-from hsmaudit.server.app import CollectorSettings, create_app
-from hsmaudit.server.run import RunningServer, start_in_thread
 from hsmaudit.simulate.emit import parsed_events
 from hsmaudit.simulate.scenarios import run_scenarios
 from hsmaudit.sinks.hec import EventEncoder, EventFormat
-from hsmaudit.store.database import EventStore
 
-TOKEN = "collector-test-token-SECRET-91f3"
+from ..support.collector import HTTP, TOKEN, Collector, start_collector
+from .payloads import envelope, simulated
+
 LOG_GROUP = "/aws/cloudhsm/cluster-coltest01"
-HTTP = urllib3.PoolManager(retries=False, timeout=15)
-
-
-@dataclass
-class Collector:
-    """A running collector and its store file."""
-
-    server: RunningServer
-    store: EventStore
-    db: Path
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def post(
-        self,
-        path: str,
-        body: bytes | str,
-        *,
-        token: str | None = TOKEN,
-        headers: dict[str, str] | None = None,
-        gzip_body: bool = False,
-    ) -> tuple[int, dict[str, Any]]:
-        data = body.encode() if isinstance(body, str) else body
-        sent = dict(headers or {})
-        if token is not None:
-            sent.setdefault("Authorization", f"Splunk {token}")
-        if gzip_body:
-            data = gzip.compress(data)
-            sent["Content-Encoding"] = "gzip"
-        response = HTTP.request("POST", self.url + path, body=data, headers=sent)
-        return response.status, json.loads(response.data)
-
-    def count(self) -> int:
-        with sqlite3.connect(self.db) as connection:
-            return int(connection.execute("SELECT count(*) FROM events").fetchone()[0])
-
-
-def start_collector(tmp_path: Path, **settings: Any) -> Collector:
-    db = tmp_path / "collector.sqlite3"
-    store = EventStore(db)
-    server = start_in_thread(create_app(store, CollectorSettings(token=TOKEN, **settings)))
-    return Collector(server=server, store=store, db=db)
-
-
-@pytest.fixture
-def collector(tmp_path: Path) -> Iterator[Collector]:
-    running = start_collector(tmp_path)
-    yield running
-    running.server.stop()
-    running.store.close()
-
-
-def simulated(count: int = 40) -> list[HsmEvent]:
-    events = list(parsed_events(run_scenarios(["seed", "failed-login-burst"], seed=11).records))
-    assert len(events) >= count
-    return events[:count]
-
-
-def envelope(event: HsmEvent) -> str:
-    return json.dumps(
-        {
-            "time": (event.usecs or 0) / 1e6,
-            "host": event.hsm_id,
-            "source": event.log_group,
-            "sourcetype": "aws:cloudhsm:audit",
-            "event": event_to_dict(event),
-        }
-    )
 
 
 def body_of(events: list[HsmEvent], separator: str = "\n") -> str:

@@ -14,7 +14,6 @@ import gzip
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,17 +21,10 @@ import urllib3
 
 from hsmaudit.server.hec import MAX_JSON_DEPTH
 
-from .test_collector import TOKEN, Collector, envelope, simulated, start_collector
+from ..support.collector import TOKEN, Collector, start_collector
+from .payloads import envelope, simulated
 
 EVENT_PATH = "/services/collector/event"
-
-
-@pytest.fixture
-def collector(tmp_path: Path) -> Iterator[Collector]:
-    running = start_collector(tmp_path)
-    yield running
-    running.server.stop()
-    running.store.close()
 
 
 def deep(opening: str, closing: str, depth: int, inner: str = "1") -> str:

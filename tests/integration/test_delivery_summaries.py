@@ -16,7 +16,8 @@ from pathlib import Path
 
 from hsmaudit.sinks.spool import LocalSpool, SpoolBatch
 
-from .conftest import OTHER_TOKEN, TOKEN, FaultHec, closed_port_url, record_text
+from .fault_hec import OTHER_TOKEN, TOKEN, FaultHec, closed_port_url
+from .payloads import record_text
 from .test_cli_harness import HSMAUDIT, run_cli
 
 LOG_GROUP = "/aws/cloudhsm/cluster-sumtest1"

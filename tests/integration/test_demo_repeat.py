@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .conftest import record_text
+from .payloads import record_text
 
 HSMAUDIT = str(Path(sys.executable).with_name("hsmaudit"))
 

@@ -27,7 +27,7 @@ from typing import Any, Final
 import boto3
 import pytest
 
-from .conftest import FaultHec
+from .fault_hec import FaultHec
 from .test_cli_harness import HSMAUDIT, Moto, clean_env, hec_sink, make_cluster, moto, run_cli
 
 __all__ = ["hec_sink", "moto"]  # fixtures used by name

@@ -16,7 +16,8 @@ from hsmaudit.aws.s3spool import S3Spool
 from hsmaudit.cli.replay import replay_spool
 from hsmaudit.sinks.hec import HecClient, StaticToken
 
-from .conftest import TOKEN, FakeContext, FaultHec, received_event, record_text, subscription_document
+from .fault_hec import TOKEN, FaultHec
+from .payloads import FakeContext, received_event, record_text, subscription_document
 
 
 def firehose_record(record_id: str, start: int, count: int) -> dict[str, str]:

@@ -23,16 +23,8 @@ from hsmaudit.sinks.spool import SpoolBatch
 from hsmaudit.sources.cloudwatch import document_from_object, log_messages
 from hsmaudit.sources.message import parse_log_message
 
-from .conftest import (
-    OTHER_TOKEN,
-    TOKEN,
-    FakeContext,
-    FaultHec,
-    closed_port_url,
-    record_text,
-    subscription_document,
-    subscription_event,
-)
+from .fault_hec import OTHER_TOKEN, TOKEN, FaultHec, closed_port_url
+from .payloads import FakeContext, record_text, subscription_document, subscription_event
 
 
 @pytest.fixture(autouse=True)

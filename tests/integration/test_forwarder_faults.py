@@ -4,7 +4,7 @@ For every fault, every input event ends up accepted by HEC or in the spool (coun
 guessed), and after `replay` every event is in the sink exactly as it was built, byte for byte.
 The tests through `start_hec` run against our HEC and once more against the independent sink
 (a cross-check that skips when it is absent).
-Timeouts and backoffs are shortened (conftest.FAST_SETTINGS) so the matrix runs in seconds.
+Timeouts and backoffs are shortened (aws_env.FAST_SETTINGS) so the matrix runs in seconds.
 """
 
 from __future__ import annotations
@@ -28,19 +28,16 @@ from hsmaudit.sinks.spool import LocalSpool
 from hsmaudit.sources.cloudwatch import document_from_object, log_messages
 from hsmaudit.sources.message import parse_log_message
 
-from .conftest import (
-    OTHER_TOKEN,
-    TOKEN,
+from .fault_hec import OTHER_TOKEN, TOKEN, FaultHec, closed_port_url
+from .payloads import (
     FakeContext,
-    FaultHec,
-    HecServer,
-    closed_port_url,
     control_document,
     received_event,
     record_text,
     subscription_document,
     subscription_event,
 )
+from .shared_sink import HecServer
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .conftest import TOKEN
+from .fault_hec import TOKEN
 
 HEAVY = (
     "typer",

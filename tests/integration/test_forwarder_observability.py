@@ -13,17 +13,8 @@ import pytest
 
 from hsmaudit.aws.subscription import handler
 
-from .conftest import (
-    OTHER_TOKEN,
-    TOKEN,
-    FakeContext,
-    FaultHec,
-    closed_port_url,
-    control_document,
-    record_text,
-    subscription_document,
-    subscription_event,
-)
+from .fault_hec import OTHER_TOKEN, TOKEN, FaultHec, closed_port_url
+from .payloads import FakeContext, control_document, record_text, subscription_document, subscription_event
 
 MARKER = "payload-marker-5b1e"
 """A user name that appears only inside records: it must never reach a log line or a metric."""

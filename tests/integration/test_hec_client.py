@@ -16,7 +16,8 @@ from msgspec.structs import replace
 from hsmaudit.sinks.hec import BatchPolicy, ConnectionPolicy, HecClient, RetryPolicy, StaticToken
 from hsmaudit.sinks.spool import LocalSpool
 
-from .conftest import TOKEN, FaultHec, HecServer, closed_port_url
+from .fault_hec import TOKEN, FaultHec, closed_port_url
+from .shared_sink import HecServer
 
 
 @pytest.fixture(autouse=True)

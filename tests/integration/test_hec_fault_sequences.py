@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from hsmaudit.sinks.hec import BatchPolicy, ConnectionPolicy, HecClient, RetryPolicy, StaticToken
 from hsmaudit.sinks.spool import LocalSpool
 
-from .conftest import TOKEN, FaultHec
+from .fault_hec import TOKEN, FaultHec
 
 ACTIONS = st.sampled_from(
     [

@@ -36,9 +36,10 @@ from hsmaudit.aws.firehose import handler as firehose_handler
 from hsmaudit.aws.subscription import handler as subscription_handler
 from hsmaudit.server.hec import MAX_JSON_DEPTH
 
-from .conftest import TOKEN, FakeContext, FaultHec, control_document, record_text, subscription_document
-from .test_collector import TOKEN as COLLECTOR_TOKEN
-from .test_collector import Collector, start_collector
+from ..support.collector import TOKEN as COLLECTOR_TOKEN
+from ..support.collector import Collector, start_collector
+from .fault_hec import TOKEN, FaultHec
+from .payloads import FakeContext, control_document, record_text, subscription_document
 
 HOSTILE = settings(
     max_examples=40,

@@ -25,7 +25,7 @@ from hsmaudit.sinks.spool import LocalSpool
 from hsmaudit.sources.checkpoint import load_checkpoint
 from hsmaudit.store.database import EventStore
 
-from .conftest import TOKEN, FaultHec
+from .fault_hec import TOKEN, FaultHec
 from .test_cli_harness import Cluster, Moto, make_cluster, moto
 
 __all__ = ["moto"]  # a fixture used by name

@@ -14,7 +14,8 @@ from hsmaudit.records.parse import parse_message
 from hsmaudit.sinks.hec import BatchPolicy, ConnectionPolicy, HecClient, RetryPolicy, StaticToken
 from hsmaudit.sinks.spool import LocalSpool
 
-from .conftest import TOKEN, FaultHec, closed_port_url, record_text
+from .fault_hec import TOKEN, FaultHec, closed_port_url
+from .payloads import record_text
 
 LOG_GROUP = "/aws/cloudhsm/cluster-abc123def45"
 STREAM = "hsm-abc123def45"

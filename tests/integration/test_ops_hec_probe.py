@@ -16,7 +16,7 @@ import pytest
 from hsmaudit.config import Settings
 from hsmaudit.ops.hec_probe import DOCTOR_SOURCETYPE, HecProbe
 
-from .conftest import OTHER_TOKEN, TOKEN, FaultHec, closed_port_url
+from .fault_hec import OTHER_TOKEN, TOKEN, FaultHec, closed_port_url
 from .test_doctor import Impostor, SplunkLikeHec
 
 if TYPE_CHECKING:

@@ -28,7 +28,8 @@ import pytest
 from hsmaudit.ops.package import Arch, PackageError, build_lambda_zip, contents_digest, reachable_modules
 
 from ..conftest import REPO_ROOT, SAMPLES_DIR
-from .conftest import FaultHec, received_event
+from .fault_hec import FaultHec
+from .payloads import received_event
 
 REQUIREMENTS = REPO_ROOT / "deploy" / "requirements-lambda.txt"
 LOG_GROUP = "/aws/cloudhsm/cluster-pkgtest01"

@@ -23,7 +23,7 @@ import pytest
 
 from hsmaudit.sinks.spool import LocalSpool, SpoolBatch
 
-from .conftest import CLI_TOKEN, FaultHec, closed_port_url
+from .fault_hec import CLI_TOKEN, FaultHec, closed_port_url
 from .test_cli_harness import HSMAUDIT, Moto, clean_env, make_cluster, moto, record_text, run_cli
 from .test_replay_cli import line
 

@@ -74,7 +74,8 @@ def test_doctor_files_a_missing_region_under_its_own_check(moto: Moto) -> None:
 
 
 def test_the_token_secret_and_the_s3_spool_use_aws_region_too(moto: Moto, tmp_path: Path) -> None:
-    from .conftest import closed_port_url, record_text
+    from .fault_hec import closed_port_url
+    from .payloads import record_text
 
     # GIVEN the token in Secrets Manager, an S3 spool, and only AWS_REGION set
     secret_arn = moto.client("secretsmanager").create_secret(Name="hec-token", SecretString="s3cr3t-token")[
@@ -99,7 +100,8 @@ def test_the_token_secret_and_the_s3_spool_use_aws_region_too(moto: Moto, tmp_pa
 
 
 def test_a_token_secret_without_any_region_names_the_fix(moto: Moto, tmp_path: Path) -> None:
-    from .conftest import closed_port_url, record_text
+    from .fault_hec import closed_port_url
+    from .payloads import record_text
 
     records = tmp_path / "records.txt"
     records.write_text(record_text(1) + "\n")

@@ -16,7 +16,7 @@ import boto3
 from hsmaudit.aws.s3spool import S3Spool
 from hsmaudit.sinks.spool import SPOOL_SUFFIX, LocalSpool, Spool, SpoolBatch, decode_batch
 
-from .conftest import OTHER_TOKEN, TOKEN, FaultHec, closed_port_url
+from .fault_hec import OTHER_TOKEN, TOKEN, FaultHec, closed_port_url
 
 HSMAUDIT = str(Path(sys.executable).with_name("hsmaudit"))
 

@@ -33,7 +33,8 @@ from hsmaudit.aws.firehose import transform_record
 from hsmaudit.sinks.hec import SOURCETYPES, EventEncoder
 from hsmaudit.sinks.spool import LocalSpool
 
-from .conftest import TOKEN, FaultHec, record_text, subscription_document, subscription_event
+from .fault_hec import TOKEN, FaultHec
+from .payloads import record_text, subscription_document, subscription_event
 
 HSMAUDIT = str(Path(sys.executable).with_name("hsmaudit"))
 FAST = {

@@ -8,7 +8,8 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from .conftest import FaultHec, received_event
+from .fault_hec import FaultHec
+from .payloads import received_event
 from .test_cli_harness import hec_sink, kept_events, record_text, run_cli
 
 __all__ = ["hec_sink"]  # fixture used by name

@@ -1,0 +1,1 @@
+"""Test helpers more than one tier uses (`integration/`, `browser/`); no tests here."""
