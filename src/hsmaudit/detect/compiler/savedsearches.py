@@ -245,7 +245,7 @@ def render_savedsearches(
         "# One stanza per hsmaudit rule id (docs/detections.md). Every search starts from the",
         "# `hsmaudit_events` macro (index + sourcetypes, edited in one place).",
         "# Single-event rules: pySigma Splunk backend. login-brute-force, sequence-*, hsm-silent:",
-        "# reviewed hand-written SPL (src/hsmaudit/detect/compiler.py) - sliding windows and",
+        "# reviewed hand-written SPL (src/hsmaudit/detect/compiler/spl.py) - sliding windows and",
         "# per-stream state that the backend cannot express.",
         "",
     ]
