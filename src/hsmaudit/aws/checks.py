@@ -1,4 +1,4 @@
-"""The AWS session `hsmaudit doctor`'s AWS checks run on (the checks are in `ops/aws_checks.py`).
+"""The AWS session `hsmaudit doctor`'s AWS checks run on (the checks are in `ops/aws_checks/`).
 
 Only the boto3 part stays in `aws/` (the only boto3 user): a client factory for one session with
 doctor's short retries and timeouts, and the one-line error when no session can start.
