@@ -14,7 +14,8 @@ keep their other bases too (`ConfigError` is still a `ValueError`), so every exi
     ├── ForwarderError, LogsError, ...         aws/
     ├── HecRequestError, ...                   server/
     ├── SplunkAppError                         splunk/
-    └── ReportInputError, TimeSpecError, BackfillOptionError (ValueError), DeliveryError, PackageError  ops/
+    └── ReportInputError, TimeSpecError, BackfillOptionError (ValueError), DeliveryError, PackageError,
+        DetectOptionError (ValueError), DetectStoreError  ops/
 """
 
 from __future__ import annotations

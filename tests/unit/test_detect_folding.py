@@ -20,9 +20,9 @@ import pytest
 from typer.testing import CliRunner
 
 from hsmaudit.cli.app import app
-from hsmaudit.cli.detect import time_ordered
 from hsmaudit.detect.engine import DetectionConfig, DetectionEngine, detect_events
 from hsmaudit.detect.sqlite import detect_store
+from hsmaudit.ops.detection import time_ordered
 from hsmaudit.records.alert import Alert, alert_from_json, alert_to_json
 from hsmaudit.records.event import HsmEvent, event_to_json
 from hsmaudit.server.detections import DetectionTailer

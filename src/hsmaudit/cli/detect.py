@@ -7,15 +7,11 @@ command that regenerates the rule set, the SQLite queries and the Splunk `saveds
 
 from __future__ import annotations
 
-import heapq
-import re
 import sqlite3
 import sys
-import time
-from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING
 
 import msgspec
 import typer
@@ -41,41 +37,22 @@ from hsmaudit.cli.parse import (
     iter_events,
 )
 from hsmaudit.detect.errors import DetectError
+from hsmaudit.ops.detection import (
+    DetectOptionError,
+    DetectStoreError,
+    alerts_summary,
+    detection_config,
+    parse_now_usecs,
+    rule_rows,
+    store_alerts,
+    time_ordered,
+)
 from hsmaudit.records.alert import Alert, alert_to_json
 from hsmaudit.records.event import HsmEvent
 from hsmaudit.sources.errors import SourceError
 
 if TYPE_CHECKING:
     from rich.table import Table
-
-    from hsmaudit.detect.engine import DetectionConfig
-
-_DURATION: Final = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
-_UNIT_SECONDS: Final[dict[str, int]] = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration_usecs(text: str) -> int:
-    """`90`, `90s`, `30m`, `6h`, `1d` -> microseconds (raises ValueError)."""
-    match = _DURATION.match(text)
-    if match is None or int(match.group(1)) == 0:
-        raise ValueError(f"bad duration {text!r}: use a positive number with s, m, h or d (e.g. 30m)")
-    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)] * 1_000_000
-
-
-def parse_now_usecs(text: str | None) -> int | None:
-    """`--now`: absent = each cluster's newest record; `now` = wall clock; or an ISO-8601 time."""
-    if text is None:
-        return None
-    if text.strip().lower() == "now":
-        return time.time_ns() // 1000
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError as error:
-        raise ValueError(f"bad --now {text!r}: use 'now' or an ISO-8601 time") from error
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1_000_000)
-
 
 ALERT_COLUMNS = (
     Column("time", wrap=False),
@@ -118,65 +95,8 @@ def alerts_table(alerts: Iterable[Alert], *, width: int) -> Table:
     return fitted_table(ALERT_COLUMNS, rows, width=width)
 
 
-def _config(silent_after: str, disabled: list[str] | None) -> DetectionConfig:
-    from hsmaudit.detect.engine import DetectionConfig
-    from hsmaudit.detect.ruleset import load_ruleset
-
-    known = set(load_ruleset().rule_ids)
-    unknown = sorted(set(disabled or ()) - known)
-    if unknown:
-        fail(f"unknown rule id(s) {', '.join(unknown)}; see 'hsmaudit rules list'", 2)
-    try:
-        silent_usecs = parse_duration_usecs(silent_after)
-    except ValueError as error:
-        fail(str(error), 2)
-    return DetectionConfig(silent_after_usecs=silent_usecs, disabled=frozenset(disabled or ()))
-
-
-def _store_alerts(db: Path, config: DetectionConfig, now_usecs: int | None) -> list[Alert]:
-    from hsmaudit.detect.sqlite import detect_store
-
-    if not db.is_file():
-        fail(f"no store at {db}: give the path of an hsmaudit SQLite store", 2)
-    try:
-        # Read-only: detection never changes the store (its temporary view lives in `temp`).
-        connection = sqlite3.connect(db.resolve().as_uri() + "?mode=ro", uri=True)
-    except sqlite3.Error as error:
-        fail(f"cannot open {db}: {error}")
-    try:
-        return detect_store(connection, config, now_usecs=now_usecs)
-    finally:
-        connection.close()
-
-
-def time_ordered(events: Iterable[HsmEvent]) -> Iterator[HsmEvent]:
-    """Every event, the HSM streams merged by HSM time, each stream in its own (input) order.
-
-    Reading one HSM's stream after another would otherwise release its records before the other
-    HSMs' copies of the same logins arrive. Within a stream the input order is kept (it is the
-    sequence order; an HSM clock stepped back must not reorder the stream into a false gap).
-    Ties go by stream name, so the result does not depend on the order the inputs were given.
-    Memory is proportional to the input (about 1 KB per event); `--stream` keeps it flat for
-    input that is already in time order.
-    """
-    streams: dict[str, list[HsmEvent]] = {}
-    for event in events:
-        stream = event.hsm_id or f"{event.log_group or ''}|{event.log_stream or ''}"
-        streams.setdefault(stream, []).append(event)
-    keyed = (
-        [(event.usecs or 0, index, position, event) for position, event in enumerate(streams[name])]
-        for index, name in enumerate(sorted(streams))
-    )
-    return (item[3] for item in heapq.merge(*keyed, key=lambda item: item[:3]))
-
-
 def _summary(alerts: list[Alert], events: int | None) -> None:
-    counts: dict[str, int] = {}
-    for alert in alerts:
-        counts[alert.rule] = counts.get(alert.rule, 0) + 1
-    parts = ", ".join(f"{rule} {count}" for rule, count in sorted(counts.items())) or "none"
-    seen = "" if events is None else f"{events} events, "
-    stderr_console().print(f"{seen}{len(alerts)} alerts: {parts}", highlight=False)
+    stderr_console().print(alerts_summary(alerts, events), highlight=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -219,7 +139,10 @@ def register(app: typer.Typer) -> None:
         cluster's streams given one file after another give the same alerts as one merged file.
         Exits 0 whether or not alerts fired; non-zero only when the input cannot be read.
         """
-        config = _config(silent_after, disable)
+        try:
+            config = detection_config(silent_after, disable)
+        except DetectOptionError as error:
+            fail(str(error), 2)
         try:
             now_usecs = parse_now_usecs(now)
         except ValueError as error:
@@ -227,13 +150,17 @@ def register(app: typer.Typer) -> None:
         empty: list[str] = []
         from hsmaudit.cli.progress import WorkProgress, input_progress, tracked
 
-        with one_line_errors(SourceError, DetectError, msgspec.ValidationError, sqlite3.Error):
+        expected = (SourceError, DetectError, DetectStoreError, msgspec.ValidationError, sqlite3.Error)
+        with one_line_errors(*expected):
             events_seen: int | None = None
             bar = WorkProgress("detect", total=None, enabled=False)
             if db is not None:
                 if paths:
                     fail("give either input paths or --db, not both", 2)
-                alerts: Iterable[Alert] = _store_alerts(db, config, now_usecs)
+                try:
+                    alerts: Iterable[Alert] = store_alerts(db, config, now_usecs)
+                except DetectOptionError as error:
+                    fail(str(error), 2)
             else:
                 from hsmaudit.detect.engine import DetectionEngine, detect_events
 
@@ -280,11 +207,11 @@ def register(app: typer.Typer) -> None:
         from hsmaudit.detect.ruleset import load_ruleset
 
         with one_line_errors(DetectError):
-            rows = _rule_rows(load_ruleset().metadata)
+            rows = rule_rows(load_ruleset().metadata)
             if output is OutputFormat.jsonl:
                 write_lines(msgspec.json.encode(row) for row in rows)
                 return
-            rule_rows: list[Row] = [
+            table_rows: list[Row] = [
                 (
                     (row.rule, row.severity, row.kind, ", ".join(row.runs_in), row.title),
                     severity_style(row.severity),
@@ -292,7 +219,7 @@ def register(app: typer.Typer) -> None:
                 for row in rows
             ]
             console = stdout_console()
-            console.print(fitted_table(RULE_COLUMNS, rule_rows, width=console.width))
+            console.print(fitted_table(RULE_COLUMNS, table_rows, width=console.width))
 
     @rules_app.command("compile")
     def rules_compile(
@@ -319,26 +246,3 @@ def register(app: typer.Typer) -> None:
             sys.stdout.write(
                 "".join(f"wrote src/hsmaudit/{path}\n" for path in changed) or "generated files are current\n"
             )
-
-
-class RuleRow(msgspec.Struct, frozen=True):
-    """One line of `hsmaudit rules list`."""
-
-    rule: str
-    severity: str
-    kind: str
-    runs_in: list[str]
-    title: str
-
-
-def _rule_rows(metadata: dict[str, dict[str, Any]]) -> list[RuleRow]:
-    rows = []
-    for rule_id, entry in sorted(metadata.items()):
-        if "condition" in entry:
-            kind, runs_in = "single-event", ["python", "sqlite", "splunk"]
-        elif "timespan_seconds" in entry:
-            kind, runs_in = "correlation", ["python", "sqlite", "splunk"]
-        else:
-            kind, runs_in = "stateful", ["python", "splunk"]
-        rows.append(RuleRow(rule_id, str(entry["severity"]), kind, runs_in, str(entry["title"])))
-    return rows
