@@ -30,13 +30,9 @@ def dims_conditions(filters: EventFilter) -> tuple[list[str], list[Any]]:
 
 
 def event_conditions(filters: EventFilter) -> tuple[list[str], list[Any]]:
-    where = ["1 = 1"]
-    params: list[Any] = []
-    for name in ("cluster_id", "hsm_id", "log_type", "opcode"):
-        value = getattr(filters, name)
-        if value is not None:
-            where.append(f"{name} = ?")
-            params.append(value)
+    """The whole filter on `events`: its columns and its time window."""
+    dims_where, params = dims_conditions(filters)
+    where = ["1 = 1", *dims_where]
     if filters.since_usecs is not None:
         where.append("usecs >= ?")
         params.append(filters.since_usecs)

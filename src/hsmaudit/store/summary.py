@@ -22,7 +22,7 @@ from hsmaudit.records.opcodes import (
 )
 from hsmaudit.records.time import format_usecs
 from hsmaudit.store.alerts import alert_counts
-from hsmaudit.store.conditions import event_conditions
+from hsmaudit.store.conditions import dims_conditions, event_conditions
 from hsmaudit.store.query import EventFilter, FailedLogins, Summary, UserCount
 from hsmaudit.store.schema import ROLLUP_BUCKET_USECS
 
@@ -132,13 +132,7 @@ def failed_logins_by_user(connection: sqlite3.Connection, filters: EventFilter) 
 
 def summary_queries(filters: EventFilter) -> list[tuple[str, list[Any]]]:
     """SQL for the summary: whole buckets from the rollup, cut edges from `events`."""
-    dims_where: list[str] = []
-    dims_params: list[Any] = []
-    for name in ("cluster_id", "hsm_id", "log_type", "opcode"):
-        value = getattr(filters, name)
-        if value is not None:
-            dims_where.append(f"{name} = ?")
-            dims_params.append(value)
+    dims_where, dims_params = dims_conditions(filters)
 
     rollup_select = (
         "SELECT hsm_id, log_type, opcode, user_type, success, parse_error, sum(n), max(last_usecs) "
