@@ -112,16 +112,11 @@ def _opcodes(tree: dict[str, Any]) -> set[str] | None:
     return None
 
 
-def rule_entry(source: RuleSource) -> dict[str, Any]:
-    rule = sigma_collection([source.text]).rules[0]
-    conditions = rule.detection.parsed_condition
-    if len(conditions) != 1:
-        raise RuleError("exactly one condition is supported", rule=source.rule_id)
-    tree = _condition_tree(conditions[0].parsed, source.rule_id)
-    opcodes = _opcodes(tree)
-    level = rule.level.name.lower() if rule.level else "medium"
+def _header(rule_id: str, rule: Any, *, default_level: str) -> dict[str, Any]:
+    """What every `rules.json` entry starts with, single-event rule or correlation, in this order."""
+    level = rule.level.name.lower() if rule.level else default_level
     return {
-        "id": source.rule_id,
+        "id": rule_id,
         "uuid": str(rule.id),
         "title": rule.title,
         "level": level,
@@ -129,6 +124,18 @@ def rule_entry(source: RuleSource) -> dict[str, Any]:
         "description": " ".join((rule.description or "").split()),
         "tags": [str(tag) for tag in rule.tags],
         "falsepositives": list(rule.falsepositives or []),
+    }
+
+
+def rule_entry(source: RuleSource) -> dict[str, Any]:
+    rule = sigma_collection([source.text]).rules[0]
+    conditions = rule.detection.parsed_condition
+    if len(conditions) != 1:
+        raise RuleError("exactly one condition is supported", rule=source.rule_id)
+    tree = _condition_tree(conditions[0].parsed, source.rule_id)
+    opcodes = _opcodes(tree)
+    return {
+        **_header(source.rule_id, rule, default_level="medium"),
         "opcodes": sorted(opcodes) if opcodes is not None else None,
         "logsource": _logsource(rule, source.rule_id),
         "condition": tree,
@@ -150,16 +157,8 @@ def correlation_entry(source: RuleSource, texts: list[str]) -> dict[str, Any]:
         raise RuleError(
             "only event_count correlations with a gte condition are supported", rule=source.rule_id
         )
-    level = rule.level.name.lower() if rule.level else "high"
     return {
-        "id": source.rule_id,
-        "uuid": str(rule.id),
-        "title": rule.title,
-        "level": level,
-        "severity": LEVEL_SEVERITY[level],
-        "description": " ".join((rule.description or "").split()),
-        "tags": [str(tag) for tag in rule.tags],
-        "falsepositives": list(rule.falsepositives or []),
+        **_header(source.rule_id, rule, default_level="high"),
         "type": "event_count",
         "rules": [reference.reference for reference in rule.rules],
         "group_by": list(rule.group_by or []),
