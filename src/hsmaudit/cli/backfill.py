@@ -31,7 +31,15 @@ from hsmaudit.ops.backfill import (
     plan_rows,
     resolve_job,
 )
-from hsmaudit.ops.destination import Delivered, DeliveryError, Destination, destination_spool, spool_lines
+from hsmaudit.ops.destination import (
+    Delivered,
+    DeliveryError,
+    DeliveryOptions,
+    Destination,
+    destination_key,
+    destination_spool,
+    spool_lines,
+)
 from hsmaudit.ops.timespec import format_ms
 from hsmaudit.sources.checkpoint import BackfillJob, Checkpoint, CheckpointError
 
@@ -271,7 +279,7 @@ def register(app: typer.Typer) -> None:
         """Load CloudHSM audit history from CloudWatch Logs (see BACKFILL_HELP)."""
         from hsmaudit.aws.logs import LogsError, LogsReader, logs_client
 
-        settings = opts.DeliveryOptions(
+        settings = DeliveryOptions(
             db=db,
             out=out,
             hec_url=hec_url,
@@ -284,10 +292,9 @@ def register(app: typer.Typer) -> None:
             raw=raw,
             config=config,
         )
-        if out == "-" and json_summary:
-            fail("--out - and --json both want stdout; write the events to a file", 2)
+        opts.check_stdout(out, json_summary)
         with opts.delivery_errors():
-            destination_key = opts.destination_key(settings)
+            delivers_to = destination_key(settings)
         try:
             job, checkpoint_path, state = resolve_job(
                 clusters=clusters,
@@ -296,7 +303,7 @@ def register(app: typer.Typer) -> None:
                 until=until,
                 checkpoint=checkpoint,
                 restart=restart,
-                destination=destination_key,
+                destination=delivers_to,
             )
         except CheckpointError as error:
             fail(str(error))

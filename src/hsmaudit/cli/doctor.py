@@ -23,6 +23,7 @@ from hsmaudit.cli import delivery_options as opts
 from hsmaudit.cli.output import fail, stdout_console
 from hsmaudit.ops.aws_checks import aws_checks, function_checks
 from hsmaudit.ops.checks import CheckResult
+from hsmaudit.ops.destination import DeliveryOptions, quiet_library_logs, resolve_settings
 from hsmaudit.ops.hec_probe import HecProbe
 
 DOCTOR_HELP: Final = (
@@ -130,9 +131,7 @@ def register(app: typer.Typer) -> None:
 
         if all_clusters and clusters:
             fail("--all-clusters checks every cluster's log group: leave out --cluster", 2)
-        options = opts.DeliveryOptions(
-            hec_url=hec_url, index=index, ack=ack, ca_bundle=ca_bundle, config=config
-        )
+        options = DeliveryOptions(hec_url=hec_url, index=index, ack=ack, ca_bundle=ca_bundle, config=config)
         failures: list[CheckResult] = []
 
         def report(result: CheckResult) -> None:
@@ -161,11 +160,11 @@ def register(app: typer.Typer) -> None:
 
                 settings = load_settings(options.flags(), environ=lambda_environment)
             else:
-                settings = opts.resolve_settings(options)
+                settings = resolve_settings(options)
         except ConfigError as error:
             report(CheckResult("config", "fail", str(error)))
             fail(f"doctor found {len(failures)} problem(s), the configuration among them")
-        opts.quiet_library_logs()
+        quiet_library_logs()
         results: list[Iterator[CheckResult]] = []
         source = None
         if lambda_environment is not None:

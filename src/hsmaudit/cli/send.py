@@ -3,16 +3,14 @@
 For records that never went through the Lambda: exported logs, an auditor's extract, the output
 of `aws logs filter-log-events`, or `hsmaudit parse` output edited by hand. The events go through
 the Lambda's own HEC client and spool (`ops.destination`), in chunks, so memory stays flat on
-large inputs.
+large inputs (`ops.send`: the chunks, the counts, the summary; this module reads and prints).
 """
 
 from __future__ import annotations
 
-import itertools
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -30,17 +28,10 @@ from hsmaudit.cli.parse import (
     iter_events,
 )
 from hsmaudit.cli.progress import WorkProgress, input_bytes, stop_on_ctrl_c, tracked
-from hsmaudit.ops.destination import Delivered, DeliveryError, destination_spool, spool_lines
+from hsmaudit.ops.destination import DeliveryError, DeliveryOptions, destination_spool, spool_lines
+from hsmaudit.ops.send import Reading, Sending, Stopped
 from hsmaudit.records.event import HsmEvent
 from hsmaudit.sources.errors import SourceError
-from hsmaudit.sources.files import STDIN
-
-CHUNK_EVENTS: Final = 5000
-"""Events handed to the destination at a time (HecClient splits them into HEC-sized batches);
-for HEC at most ten requests' worth, so Ctrl-C, which lets the chunk in flight finish (and the
-summary then knows exactly what HEC took), waits for ten requests at most."""
-
-HEC_REQUESTS_PER_CHUNK: Final = 10
 
 SEND_HELP: Final = (
     "Send audit records from files or stdin to Splunk HEC, the local store (--db) or a file (--out).\n\n"
@@ -52,12 +43,6 @@ SEND_HELP: Final = (
     "Exits 1 unless HEC accepted (or --db/--out kept) every event: when any was spooled, not "
     "taken, or an input held no records."
 )
-
-
-def chunks(events: Iterator[HsmEvent], size: int) -> Iterator[list[HsmEvent]]:
-    """Lists of at most `size` events, in order."""
-    while chunk := list(itertools.islice(events, size)):
-        yield chunk
 
 
 def register(app: typer.Typer) -> None:
@@ -82,9 +67,8 @@ def register(app: typer.Typer) -> None:
         json_summary: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     ) -> None:
         """Send audit records to Splunk HEC or the local store (see SEND_HELP)."""
-        if out == "-" and json_summary:
-            fail("--out - and --json both want stdout; write the events to a file", 2)
-        options = opts.DeliveryOptions(
+        opts.check_stdout(out, json_summary)
+        options = DeliveryOptions(
             db=db,
             out=out,
             hec_url=hec_url,
@@ -98,13 +82,13 @@ def register(app: typer.Typer) -> None:
             config=config,
         )
         sources = input_paths(paths)
-        total = Delivered()
-        parse_errors = 0
         empty: list[str] = []
         stopped: Stopped | None = None
         started = time.monotonic()
         with opts.delivery_errors():
             destination = opts.open_destination(options)
+            sending = Sending(destination)
+            total = sending.total
             try:
                 with (
                     WorkProgress("send", total=input_bytes(sources)) as bar,
@@ -126,9 +110,8 @@ def register(app: typer.Typer) -> None:
                             )
                             bar.reach(input_bytes(sources[: position + 1]) or 0)
 
-                    for chunk in chunks(every_event(), chunk_events(destination.chunk_size)):
-                        parse_errors += sum(1 for event in chunk if event.parse_error)
-                        total.add(destination.deliver(chunk))
+                    for chunk in sending.chunks(every_event()):
+                        sending.deliver(chunk)
                         bar.advance(items=len(chunk))  # delivered; the bar's share is what was read
                         if stop.requested:
                             at = reading.position
@@ -142,30 +125,14 @@ def register(app: typer.Typer) -> None:
             finally:
                 destination.close()
         seconds = time.monotonic() - started
-        spool_location = destination_spool(destination)
-        summary = {
-            "destination": destination.description,
-            "events": total.events,
-            "accepted": total.accepted,
-            "spooled": total.spooled,
-            "spooled_reasons": [{"reason": r, "events": n} for r, n in total.reasons.items()],
-            "spool": spool_location,
-            "duplicates": total.duplicates,
-            "hec_requests": getattr(destination, "requests", 0),
-            "parse_errors": parse_errors,
-            "empty_inputs": empty,
-            "seconds": round(seconds, 3),
-        }
         if json_summary:
+            summary = sending.summary(seconds=seconds, empty_inputs=empty)
             sys.stdout.write(msgspec.json.encode(summary).decode() + "\n")
             sys.stdout.flush()
         else:
             console = stderr_console()
-            console.print(
-                summary_line(total, destination.description, seconds, parse_errors),
-                highlight=False,
-                soft_wrap=True,
-            )
+            console.print(sending.summary_line(seconds), highlight=False, soft_wrap=True)
+            spool_location = destination_spool(destination)
             for line in spool_lines(total, spool_location, command=self_command()):
                 console.print(line, highlight=False, soft_wrap=True, style="yellow")
         if stopped is not None:
@@ -174,54 +141,3 @@ def register(app: typer.Typer) -> None:
         if total.spooled:
             # Kept, not delivered: a script must not take this run for a success.
             raise typer.Exit(1)
-
-
-def chunk_events(per_request: int | None) -> int:
-    """Events per delivery: CHUNK_EVENTS, or ten HEC requests' worth when that is less."""
-    if per_request is None:
-        return CHUNK_EVENTS
-    return min(CHUNK_EVENTS, HEC_REQUESTS_PER_CHUNK * per_request)
-
-
-@dataclass(slots=True)
-class Reading:
-    """Which input `send` is reading (its index in the list of inputs)."""
-
-    position: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Stopped:
-    """Where Ctrl-C stopped `send`: in which input, how many inputs were not read at all."""
-
-    source: str | None
-    unread: int
-    in_flight: bool
-
-    def message(self, total: Delivered) -> str:
-        """One line: what was delivered, what was not, what to do."""
-        kept = f"{total.accepted} events accepted by HEC" if total.accepted or not total.duplicates else ""
-        if total.spooled:
-            kept += f", {total.spooled} spooled for 'hsmaudit replay'"
-        if self.in_flight:
-            rest = "the delivery in flight may or may not have arrived, and the rest was not sent"
-        else:
-            where = "stdin" if self.source == STDIN else self.source
-            rest = f"the rest of {where}"
-            rest += f" and {self.unread} more inputs were not sent" if self.unread else " was not sent"
-        return (
-            f"interrupted: {kept or f'{total.events} events kept'}; {rest}. Send the same input "
-            "again for the rest (repeats carry the same event_id: the store keeps one, "
-            "Splunk's hsmaudit_dedup drops them)"
-        )
-
-
-def summary_line(total: Delivered, description: str, seconds: float, parse_errors: int) -> str:
-    """`sent N events to X in Ys: A accepted`, or, when not all arrived, how many did and how many wait."""
-    counts = f"{total.accepted} accepted"
-    counts += f", {total.spooled} spooled" if total.spooled else ""
-    counts += f", {total.duplicates} already stored" if total.duplicates else ""
-    counts += f", {parse_errors} unparsed (sent with parse_error set)" if parse_errors else ""
-    if total.spooled:
-        return f"{total.events} events for {description}, in {seconds:.1f}s: {counts}"
-    return f"sent {total.events} events to {description} in {seconds:.1f}s: {counts}"

@@ -1,5 +1,10 @@
 """Where `send` and `backfill` put events: Splunk HEC (through the Lambda's own client), the local
-store, or a JSON-lines file (an operator engine: no Typer, no Rich; the CLI picks one from flags).
+store, or a JSON-lines file (an operator engine: no Typer, no Rich; the CLI passes the flags' values
+as `DeliveryOptions` and `open_destination` picks one: `--db`, `--out`, else HEC).
+
+Settings resolve with config.py's one precedence: flags > `HSMAUDIT_*` environment > config file >
+defaults, the same for every command and the Lambda. The HEC token has no flag on purpose (a flag
+shows in `ps` and shell history): `HSMAUDIT_HEC_TOKEN`, or a Secrets Manager / SSM reference.
 
 Each destination's `deliver` returns only when every event is kept (accepted by HEC, written to
 the spool, stored, or written) and raises `DeliveryError` otherwise, so a caller can advance its
@@ -14,12 +19,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from hsmaudit.errors import HsmauditError
 from hsmaudit.records.event import HsmEvent, event_to_json
 
 if TYPE_CHECKING:
+    from hsmaudit.config import Settings
     from hsmaudit.sinks.hec import HecClient
     from hsmaudit.sinks.spool import Spool
     from hsmaudit.store.database import EventStore
@@ -27,6 +33,10 @@ if TYPE_CHECKING:
 
 class DeliveryError(HsmauditError):
     """Not every event was kept; nothing after the last kept event may be counted as delivered."""
+
+
+class DestinationChoiceError(HsmauditError, ValueError):
+    """The options name two destinations (`--db` and `--out`): a usage error."""
 
 
 @dataclass
@@ -201,3 +211,124 @@ class JsonlDestination:
             self._handle.close()
         else:
             self._handle.flush()
+
+
+@dataclass(frozen=True)
+class DeliveryOptions:
+    """The delivery flags as given (None: not given, so environment or config file decide)."""
+
+    db: Path | None = None
+    out: str | None = None
+    hec_url: str | None = None
+    index: str | None = None
+    event_format: str | None = None
+    sourcetype: str | None = None
+    ack: bool | None = None
+    ca_bundle: Path | None = None
+    spool_dir: Path | None = None
+    raw: bool | None = None
+    config: Path | None = None
+
+    def flags(self) -> dict[str, Any]:
+        """Setting name -> flag value, for `config.load_settings`."""
+        return {
+            "hec_url": self.hec_url,
+            "hec_index": self.index,
+            "event_format": self.event_format,
+            "hec_sourcetype": self.sourcetype,
+            "hec_ack": self.ack,
+            "hec_ca_bundle": str(self.ca_bundle) if self.ca_bundle is not None else None,
+            "spool_dir": str(self.spool_dir) if self.spool_dir is not None else None,
+            "include_raw": self.raw,
+        }
+
+
+def resolve_settings(options: DeliveryOptions) -> Settings:
+    """Settings with the one precedence: flags > environment > config file > defaults."""
+    from hsmaudit.config import load_settings
+
+    return load_settings(options.flags(), config_path=str(options.config) if options.config else None)
+
+
+def hec_client(settings: Settings) -> HecClient:
+    """The Lambda's `HecClient`, built by the Lambda's own factory from the resolved settings."""
+    from hsmaudit.aws.runtime import build_client
+    from hsmaudit.config import ConfigError
+
+    if not settings.hec_url:
+        raise ConfigError("no HEC URL: give --hec-url or set HSMAUDIT_HEC_URL (or use --db / --out)")
+    return build_client(settings)
+
+
+def destination_key(options: DeliveryOptions) -> str:
+    """What the options deliver to, as a stable string for backfill's checkpoint.
+
+    `hec <origin><path> index=<index>` (the index is part of it: another index is another
+    place), `db <absolute path>`, `out <absolute path>` (`out -` for stdout). Nothing is opened.
+    """
+    if options.db is not None:
+        return f"db {options.db.expanduser().resolve()}"
+    if options.out is not None:
+        return "out -" if options.out == "-" else f"out {Path(options.out).expanduser().resolve()}"
+    settings = resolve_settings(options)
+    if not settings.hec_url:
+        return "hec (no URL)"
+    from urllib.parse import urlsplit
+
+    from hsmaudit.sinks.hec import event_url
+
+    try:
+        origin, path, _ = event_url(settings.hec_url)
+        parts = urlsplit(origin)
+        port = parts.port
+    except ValueError:
+        return "hec (invalid URL)"
+    # host and port only: credentials in the URL must not end up in a checkpoint file
+    where = f"{parts.scheme}://{parts.hostname}" + (f":{port}" if port else "")
+    return f"hec {where}{path} index={settings.hec_index or '(the token default)'}"
+
+
+def open_destination(
+    options: DeliveryOptions,
+    *,
+    on_unverified: Callable[[], None] | None = None,
+    on_block: Callable[[str], None] | None = None,
+) -> Destination:
+    """The destination the options name: --db, --out, or HEC (with the configured spool).
+
+    `on_unverified` is called before the HEC client is built when TLS verification is off (the
+    CLI warns once); `on_block` goes to `HecDestination`.
+    """
+    if options.db is not None and options.out is not None:
+        raise DestinationChoiceError("give either --db or --out, not both")
+    settings = resolve_settings(options)
+    if options.db is not None:
+        from hsmaudit.store.database import EventStore
+
+        return StoreDestination(EventStore(options.db), str(options.db))
+    if options.out is not None:
+        return JsonlDestination(options.out, include_raw=settings.include_raw)
+    quiet_library_logs()
+    if not settings.hec_verify and on_unverified is not None:
+        on_unverified()
+    client = hec_client(settings)
+    spool = None
+    if settings.spool_location:
+        from hsmaudit.aws.spools import open_spool
+
+        spool = open_spool(settings.spool_location)
+    return HecDestination(client, spool=spool, on_block=on_block)
+
+
+def quiet_library_logs() -> None:
+    """The HEC client logs for the Lambda (CloudWatch); on a terminal the summary says it all.
+
+    Without a handler, Python's last-resort handler would print those records on stderr next to
+    the command's own one-line error.
+    """
+    import logging
+
+    library = logging.getLogger("hsmaudit")
+    if not library.handlers:
+        library.addHandler(logging.NullHandler())
+        library.propagate = False
