@@ -15,7 +15,8 @@ keep their other bases too (`ConfigError` is still a `ValueError`), so every exi
     ├── HecRequestError, ...                   server/
     ├── SplunkAppError                         splunk/
     └── ReportInputError, TimeSpecError, BackfillOptionError (ValueError), DeliveryError, PackageError,
-        DetectOptionError (ValueError), DetectStoreError, DestinationChoiceError (ValueError)  ops/
+        DetectOptionError (ValueError), DetectStoreError, DestinationChoiceError (ValueError),
+        SpoolLocationError                                                                    ops/
 """
 
 from __future__ import annotations

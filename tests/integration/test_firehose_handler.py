@@ -13,7 +13,7 @@ import boto3
 
 from hsmaudit.aws.firehose import RESPONSE_LIMIT, handler
 from hsmaudit.aws.s3spool import S3Spool
-from hsmaudit.cli.replay import replay_spool
+from hsmaudit.ops.replay import replay_spool
 from hsmaudit.sinks.hec import HecClient, StaticToken
 
 from .fault_hec import TOKEN, FaultHec

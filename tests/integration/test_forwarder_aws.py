@@ -16,7 +16,7 @@ from hsmaudit.aws.s3spool import S3Spool
 from hsmaudit.aws.secrets import SecretsManagerToken, SsmToken
 from hsmaudit.aws.spools import open_spool
 from hsmaudit.aws.subscription import handler
-from hsmaudit.cli.replay import replay_spool
+from hsmaudit.ops.replay import replay_spool
 from hsmaudit.sinks.errors import HecTokenError, SpoolError
 from hsmaudit.sinks.hec import EventEncoder, HecClient, StaticToken
 from hsmaudit.sinks.spool import SpoolBatch

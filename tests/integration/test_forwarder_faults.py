@@ -21,7 +21,7 @@ import pytest
 
 from hsmaudit.aws.errors import DeliveryIncompleteError
 from hsmaudit.aws.subscription import handler
-from hsmaudit.cli.replay import replay_spool
+from hsmaudit.ops.replay import replay_spool
 from hsmaudit.sinks.errors import SpoolError
 from hsmaudit.sinks.hec import ConnectionPolicy, EventEncoder, HecClient, RetryPolicy, StaticToken
 from hsmaudit.sinks.spool import LocalSpool

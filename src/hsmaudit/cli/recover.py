@@ -1,8 +1,8 @@
 """`hsmaudit replay <sqs://… | queue URL | s3://…/firehose-failed/…>`: flags -> ops.recover -> output.
 
 `cli/replay.py` hands a failure-store URL here (`ops.recover.is_failure_store`); our own spool
-stays there. Output as for the spool: one JSON line per item as it is done (or a table), then the
-per-source summary on stderr; exit 1 when anything is left in the store.
+stays there (`ops.replay`). Output as for the spool: one JSON line per item as it is done (or a
+table), then the per-source summary on stderr; exit 1 when anything is left in the store.
 """
 
 from __future__ import annotations

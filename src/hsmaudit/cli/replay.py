@@ -1,190 +1,34 @@
-"""`hsmaudit replay`: send spooled batches to HEC, deleting each only after HEC accepted all of it.
+"""`hsmaudit replay`: flags -> `ops.replay` (our spool) or `ops.recover` (AWS's failure stores) -> output.
 
-The spool (a local directory or `s3://bucket/prefix`) holds HEC lines exactly as the forwarder
-built them, so replay re-sends bytes, not re-parsed records: what reaches Splunk is what would
-have reached it the first time. Per batch:
-
-- all lines accepted -> the batch is deleted;
-- some accepted, some refused -> the refused ones are written as a new batch (with the reason)
-  *before* the original is deleted, so a crash in between can duplicate but never lose;
-- none accepted -> the batch stays as it is; if HEC is down or refuses the token, replay stops;
-- lines HEC refused as they are (a bad event, one event too large) cannot succeed on a retry:
-  they are written as a batch of their own and moved to the quarantine with HEC's reason;
-- a batch that cannot be read or fails its digest (truncated, altered) is quarantined unsent;
-- raw payloads (`kind: payload`, inputs that could not be decoded) are listed and left alone.
-
-Running it again is safe: a deleted batch is gone from the listing, and deleting twice is fine.
-Unlike the Datadog Forwarder (which deletes a stored object once *any* batch built from it
-succeeds), nothing is deleted before HEC took every line of it.
+Prints one JSON line per batch as it goes (or a table), then the summary on stderr; exit 1 when
+HEC did not take everything, 2 when the spool named is not there. What replay does with each
+batch (and why nothing is deleted before HEC took all of it) is in `ops/replay.py`.
 """
 
 from __future__ import annotations
 
-import json
 import sys
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from hsmaudit.cli.output import Column, OutputFormat, Row, fail, fitted_table, one_line_errors, stdout_console
 from hsmaudit.cli.progress import WorkProgress, stop_on_ctrl_c
+from hsmaudit.ops.replay import (
+    BatchOutcome,
+    SpoolLocationError,
+    anything_left,
+    check_spool_location,
+    list_spool,
+    replay_spool,
+    summary_lines,
+)
 
 if TYPE_CHECKING:
     from rich.table import Table
 
     from hsmaudit.config import Settings
-    from hsmaudit.sinks.hec import HecClient
-    from hsmaudit.sinks.spool import Spool
-
-Status = Literal["replayed", "partial", "kept", "payload", "listed", "quarantined", "unreadable"]
-
-
-@dataclass(frozen=True, slots=True)
-class BatchOutcome:
-    """What replay did with one spooled batch (JSON line on stdout)."""
-
-    batch_id: str
-    status: Status
-    events: int
-    accepted: int
-    reason: str
-    new_batch_id: str | None = None
-    quarantined: int = 0
-    """Lines (or, for an unreadable batch, 1) moved to the quarantine."""
-
-    def as_json(self) -> str:
-        """One JSON line, counts and ids only."""
-        return json.dumps(
-            {
-                "batch_id": self.batch_id,
-                "status": self.status,
-                "events": self.events,
-                "accepted": self.accepted,
-                "reason": self.reason,
-                "new_batch_id": self.new_batch_id,
-                "quarantined": self.quarantined,
-            },
-            ensure_ascii=False,
-        )
-
-
-def replay_batch(
-    batch_id: str, *, spool: Spool, client: HecClient, budget: float
-) -> tuple[BatchOutcome, bool]:
-    """Replay one batch; returns its outcome and whether replay should go on to the next."""
-    from hsmaudit.sinks.errors import SpoolCorruptError
-    from hsmaudit.sinks.spool import SpoolBatch
-
-    try:
-        batch = spool.get(batch_id)
-    except SpoolCorruptError as error:
-        spool.quarantine(batch_id, str(error))
-        return BatchOutcome(batch_id, "quarantined", 0, 0, str(error), quarantined=1), True
-    if batch.kind != "hec":
-        return BatchOutcome(batch_id, "payload", 1, 0, batch.reason), True
-    report = client.send_lines(
-        batch.lines, deadline=time.monotonic() + budget, spool=None, metadata=batch.metadata
-    )
-    if not report.failed:
-        spool.delete(batch_id)
-        # The reason it was spooled is history now: a replayed row carries no failure reason.
-        return BatchOutcome(batch_id, "replayed", len(batch.lines), report.accepted, ""), True
-    go_on = report.blocked is None
-    poison = [failed for failed in report.failed if not failed.retryable]
-    retry = [failed for failed in report.failed if failed.retryable]
-    reason = (retry or poison)[0].reason
-    if not poison and report.accepted == 0 and report.failed_events == len(batch.lines):
-        return BatchOutcome(batch_id, "kept", len(batch.lines), 0, reason), go_on
-    metadata = {**batch.metadata, "replayed_from": batch_id}
-    # First keep what is left (retryable lines in the spool, refused ones in the quarantine),
-    # then drop the original: a crash in between can duplicate, never lose.
-    new_id = None
-    if retry:
-        rest = tuple(line for failed in retry for line in failed.lines)
-        remainder = SpoolBatch(lines=rest, reason=reason, metadata=metadata)
-        spool.put(remainder)
-        new_id = remainder.batch_id
-    bad = 0
-    for failed in poison:
-        refused = SpoolBatch(lines=failed.lines, reason=failed.reason, metadata=metadata)
-        spool.put(refused)
-        spool.quarantine(refused.batch_id, failed.reason)
-        bad += len(failed.lines)
-    spool.delete(batch_id)
-    status: Status = "partial" if retry else "quarantined"
-    outcome = BatchOutcome(
-        batch_id, status, len(batch.lines), report.accepted, reason, new_id, quarantined=bad
-    )
-    return outcome, go_on
-
-
-def replay_spool(
-    spool: Spool,
-    client: HecClient,
-    *,
-    budget: float = 120.0,
-    limit: int | None = None,
-    progress: Callable[[BatchOutcome], None] | None = None,
-    stop: Callable[[], bool] | None = None,
-) -> list[BatchOutcome]:
-    """Replay every batch (oldest first), stopping when HEC is down or refuses the token.
-
-    `progress` sees each outcome as soon as it is known (the CLI prints it then, not at the end).
-    `stop` is asked before each batch (Ctrl-C): the batch in flight is finished, not cut.
-    """
-    outcomes: list[BatchOutcome] = []
-    for batch_id in spool.list():
-        if limit is not None and len(outcomes) >= limit:
-            break
-        if stop is not None and stop():
-            break
-        outcome, go_on = replay_batch(batch_id, spool=spool, client=client, budget=budget)
-        outcomes.append(outcome)
-        if progress is not None:
-            progress(outcome)
-        if not go_on:
-            break
-    return outcomes
-
-
-def list_spool(spool: Spool) -> list[BatchOutcome]:
-    """What is in the spool (and its quarantine), without sending or moving anything."""
-    from hsmaudit.sinks.errors import SpoolCorruptError
-
-    outcomes = []
-    for batch_id in spool.list():
-        try:
-            batch = spool.get(batch_id)
-        except SpoolCorruptError as error:
-            outcomes.append(BatchOutcome(batch_id, "unreadable", 0, 0, str(error)))
-            continue
-        outcomes.append(BatchOutcome(batch_id, "listed", batch.count, 0, batch.reason))
-    for batch_id, reason in spool.quarantined():
-        outcomes.append(BatchOutcome(batch_id, "quarantined", 0, 0, reason))
-    return outcomes
-
-
-def check_spool_location(where: str) -> None:
-    """A local spool that does not exist is a mistyped path (exit 2), not an empty spool.
-
-    Otherwise replay would print "replayed 0 batches" and exit 0 while the real spool, one typo
-    away, still holds everything.
-    """
-    if where.startswith("s3://"):
-        return
-    path = Path(where)
-    if not path.exists():
-        fail(
-            f"no spool at {where}: the directory does not exist; give the directory that "
-            "send/backfill spooled to (--spool-dir / HSMAUDIT_SPOOL_DIR)",
-            2,
-        )
-    if not path.is_dir():
-        fail(f"no spool at {where}: it is a file, not a spool directory", 2)
 
 
 def _settings(flags: dict[str, Any], config: Path | None) -> Settings:
@@ -286,7 +130,10 @@ def register(app: typer.Typer) -> None:
                 return
             if not where:
                 fail("no spool: give a directory or s3://bucket/prefix, or set HSMAUDIT_SPOOL_DIR", 2)
-            check_spool_location(where)
+            try:
+                check_spool_location(where)
+            except SpoolLocationError as error:
+                fail(str(error), 2)
             from hsmaudit.aws.spools import open_spool
 
             spool = open_spool(where)
@@ -390,54 +237,7 @@ def _summarise(
     left: int | None = None,
     exit_on_kept: bool = True,
 ) -> None:
-    if not outcomes and not list_only:
-        sys.stderr.write(f"hsmaudit: nothing to replay: {where} holds no spooled batches\n")
-        return
-    counts: dict[str, int] = {}
-    for outcome in outcomes:
-        counts[outcome.status] = counts.get(outcome.status, 0) + 1
-    events = sum(o.accepted for o in outcomes)
-    if list_only:
-        waiting = len(outcomes) - counts.get("quarantined", 0)
-        sys.stderr.write(
-            f"hsmaudit: {waiting} batches in {where} ({counts.get('unreadable', 0)} unreadable); "
-            f"{counts.get('quarantined', 0)} in quarantine\n"
-        )
-        return
-    held = sum(o.quarantined for o in outcomes)
-    sys.stderr.write(
-        f"hsmaudit: replayed {counts.get('replayed', 0)} batches ({events} events accepted) from {where}; "
-        f"partial {counts.get('partial', 0)}, kept {counts.get('kept', 0)}, "
-        f"quarantined {counts.get('quarantined', 0)} ({held} items moved to quarantine), "
-        f"raw payloads left {counts.get('payload', 0)}\n"
-    )
-    for line in reason_lines(outcomes):
-        sys.stderr.write(line + "\n")
-    if left:
-        # Replay stops at the first batch HEC refuses for the run (down, token): say how many are
-        # still waiting, not only the one that was tried.
-        sys.stderr.write(
-            f"hsmaudit: {left} batches still waiting in {where}; nothing was lost: fix what HEC "
-            "answered above ('hsmaudit doctor' checks the URL, TLS and token), then run the same "
-            "replay again\n"
-        )
-    if exit_on_kept and (counts.get("kept", 0) or counts.get("partial", 0) or held):
+    for line in summary_lines(outcomes, where, list_only=list_only, left=left):
+        sys.stderr.write(f"hsmaudit: {line}\n" if not line.startswith(" ") else line + "\n")
+    if exit_on_kept and not list_only and anything_left(outcomes):
         raise typer.Exit(1)
-
-
-def reason_lines(outcomes: list[BatchOutcome]) -> list[str]:
-    """One line per (what happened, why) for batches HEC did not take whole, largest first."""
-    groups: dict[tuple[str, str], list[int]] = {}
-    for outcome in outcomes:
-        if outcome.status not in ("kept", "partial", "quarantined"):
-            continue
-        verb = {"kept": "kept", "partial": "partly kept", "quarantined": "quarantined"}[outcome.status]
-        left = outcome.events - outcome.accepted
-        batches_events = groups.setdefault((verb, outcome.reason), [0, 0])
-        batches_events[0] += 1
-        batches_events[1] += left
-    ordered = sorted(groups.items(), key=lambda item: -item[1][1])
-    return [
-        f"  {batches} batches ({events} events) {verb}: {reason}"
-        for (verb, reason), (batches, events) in ordered
-    ]

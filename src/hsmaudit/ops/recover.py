@@ -2,7 +2,7 @@
 
 `hsmaudit replay` picks a store by its URL (`open_failure_store`): `sqs://name` or a queue URL is
 the Lambda's on-failure queue; `s3://…/firehose-failed/…` or `…/firehose-errors/…` are the
-objects Firehose wrote (any other `s3://` URL, or a path, is our own spool: `cli/replay.py`).
+objects Firehose wrote (any other `s3://` URL, or a path, is our own spool: `ops/replay.py`).
 
 What each item becomes, before anything is sent:
 
@@ -15,7 +15,8 @@ What each item becomes, before anything is sent:
   not invoke it): `rawData` is the original CloudWatch record (gzip'd subscription document);
   decoded, parsed and encoded as the transformation would have (`aws.firehose.transform_record`).
 
-Per item (a message, an object), the rules of `cli/replay.py` for spooled batches:
+Per item (a message, an object), the rules of `ops/replay.py` for spooled batches (and its
+handling of refused lines, `split_failures` and `quarantine_refused`):
 
 - every line accepted -> the item is deleted;
 - HEC refused some lines as they are (a bad event, one too large), the rest accepted -> the
@@ -46,6 +47,7 @@ from hsmaudit.aws.failure_stores import (
     SqsFailureQueue,
     is_queue_url,
 )
+from hsmaudit.ops.replay import quarantine_refused, split_failures
 from hsmaudit.sinks.errors import SinkError
 from hsmaudit.sinks.spool import SpoolBatch
 from hsmaudit.sources.cloudwatch import decode_subscription_event, gunzip, iter_json_spans, log_messages
@@ -245,8 +247,7 @@ def deliver_item(
     report = delivery.client.send_lines(
         decoded.lines, deadline=time.monotonic() + delivery.budget, spool=None, metadata=metadata
     )
-    retry = [failed for failed in report.failed if failed.retryable]
-    poison = [failed for failed in report.failed if not failed.retryable]
+    retry, poison = split_failures(report)
     if retry:
         outcome = ItemOutcome(
             source, item, decoded.kind, "kept", events, accepted=report.accepted, reason=retry[0].reason
@@ -259,15 +260,11 @@ def deliver_item(
         )
         return outcome, True
     held = 0
-    reasons: list[str] = []
+    reasons = [failed.reason for failed in poison]
     quarantine = delivery.quarantine
-    for failed in poison:
+    if poison:
         assert quarantine is not None
-        refused = SpoolBatch(lines=failed.lines, reason=failed.reason, metadata=metadata)
-        quarantine.put(refused)
-        quarantine.quarantine(refused.batch_id, failed.reason)
-        held += len(failed.lines)
-        reasons.append(failed.reason)
+        held = quarantine_refused(quarantine, poison, metadata)
     for record in decoded.bad:
         assert quarantine is not None
         kept = SpoolBatch(kind="payload", payload=record.raw, reason=record.reason, metadata=metadata)
