@@ -199,6 +199,7 @@ def register(app: typer.Typer) -> None:
     from hsmaudit.cli import delivery_options as opts
 
     @app.command("backfill", help=BACKFILL_HELP)
+    @opts.with_delivery_flags
     def backfill_command(
         clusters: list[str] = typer.Option(
             [],
@@ -253,17 +254,7 @@ def register(app: typer.Typer) -> None:
         ),
         region: str | None = opts.REGION,
         profile: str | None = opts.PROFILE,
-        db: Path | None = opts.DB,
-        out: str | None = opts.OUT,
-        hec_url: str | None = opts.HEC_URL,
-        index: str | None = opts.INDEX,
-        event_format: str | None = opts.EVENT_FORMAT,
-        sourcetype: str | None = opts.SOURCETYPE,
-        ack: bool | None = opts.ACK,
-        ca_bundle: Path | None = opts.CA_BUNDLE,
-        spool_dir: Path | None = opts.SPOOL_DIR,
-        raw: bool | None = opts.RAW,
-        config: Path | None = opts.CONFIG,
+        delivery: DeliveryOptions = opts.DELIVERY,
         json_summary: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
         plan: bool = typer.Option(
             False,
@@ -279,22 +270,9 @@ def register(app: typer.Typer) -> None:
         """Load CloudHSM audit history from CloudWatch Logs (see BACKFILL_HELP)."""
         from hsmaudit.aws.logs import LogsError, LogsReader, logs_client
 
-        settings = DeliveryOptions(
-            db=db,
-            out=out,
-            hec_url=hec_url,
-            index=index,
-            event_format=event_format,
-            sourcetype=sourcetype,
-            ack=ack,
-            ca_bundle=ca_bundle,
-            spool_dir=spool_dir,
-            raw=raw,
-            config=config,
-        )
-        opts.check_stdout(out, json_summary)
+        opts.check_stdout(delivery.out, json_summary)
         with opts.delivery_errors():
-            delivers_to = destination_key(settings)
+            delivers_to = destination_key(delivery)
         try:
             job, checkpoint_path, state = resolve_job(
                 clusters=clusters,
@@ -327,7 +305,7 @@ def register(app: typer.Typer) -> None:
             return
         destination: Destination | None = None
         with opts.delivery_errors():
-            destination = opts.open_destination(settings)
+            destination = opts.open_destination(delivery)
             summary.destination = destination.description
             summary.spool = destination_spool(destination)
             try:

@@ -9,9 +9,12 @@ and shell history): set `HSMAUDIT_HEC_TOKEN`, or a Secrets Manager / SSM referen
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import inspect
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
 import typer
 
@@ -72,6 +75,61 @@ CONFIG: Any = typer.Option(
     "--config",
     help="Config file (TOML; default: HSMAUDIT_CONFIG, else config.toml in ~/.config/hsmaudit).",
 )
+
+
+DELIVERY_FLAGS: Final[tuple[tuple[str, Any, Any], ...]] = (
+    ("db", Path | None, DB),
+    ("out", str | None, OUT),
+    ("hec_url", str | None, HEC_URL),
+    ("index", str | None, INDEX),
+    ("event_format", str | None, EVENT_FORMAT),
+    ("sourcetype", str | None, SOURCETYPE),
+    ("ack", bool | None, ACK),
+    ("ca_bundle", Path | None, CA_BUNDLE),
+    ("spool_dir", Path | None, SPOOL_DIR),
+    ("raw", bool | None, RAW),
+    ("config", Path | None, CONFIG),
+)
+"""The flags of `DeliveryOptions`, in the order `--help` lists them: (parameter, type, option)."""
+
+
+class _DeliveryFlagsHere:
+    """The default that marks where `with_delivery_flags` puts the delivery flags."""
+
+
+DELIVERY: Any = _DeliveryFlagsHere()
+
+
+def with_delivery_flags(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a Typer command every delivery flag in place of its `name: DeliveryOptions = DELIVERY`
+    parameter, and call it with the flags' values as that one `DeliveryOptions`.
+
+    Typer reads a command's options from its signature: without this, `send` and `backfill` would
+    each declare the eleven flags and copy them into `DeliveryOptions` one by one.
+    """
+    signature = inspect.signature(command, eval_str=True)
+    parameters: list[inspect.Parameter] = []
+    target = ""
+    for parameter in signature.parameters.values():
+        if parameter.default is DELIVERY:
+            target = parameter.name
+            parameters += [
+                inspect.Parameter(name, parameter.kind, default=option, annotation=annotation)
+                for name, annotation, option in DELIVERY_FLAGS
+            ]
+        else:
+            parameters.append(parameter)
+    if not target:
+        raise TypeError(f"{command.__name__} has no parameter defaulting to DELIVERY")
+
+    @functools.wraps(command)
+    def with_flags(**values: Any) -> None:
+        flags = {name: values.pop(name) for name, _, _ in DELIVERY_FLAGS}
+        command(**values, **{target: DeliveryOptions(**flags)})
+
+    with_flags.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    with_flags.__annotations__ = {parameter.name: parameter.annotation for parameter in parameters}
+    return with_flags
 
 
 def check_stdout(out: str | None, json_summary: bool) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Final
 
 import msgspec
@@ -49,38 +48,16 @@ def register(app: typer.Typer) -> None:
     """Add `send` to the app."""
 
     @app.command("send", help=SEND_HELP)
+    @opts.with_delivery_flags
     def send_command(
         paths: list[str] | None = typer.Argument(None, help=PATHS_HELP, show_default=False),
         log_group: str | None = LOG_GROUP_OPTION,
         log_stream: str | None = LOG_STREAM_OPTION,
-        db: Path | None = opts.DB,
-        out: str | None = opts.OUT,
-        hec_url: str | None = opts.HEC_URL,
-        index: str | None = opts.INDEX,
-        event_format: str | None = opts.EVENT_FORMAT,
-        sourcetype: str | None = opts.SOURCETYPE,
-        ack: bool | None = opts.ACK,
-        ca_bundle: Path | None = opts.CA_BUNDLE,
-        spool_dir: Path | None = opts.SPOOL_DIR,
-        raw: bool | None = opts.RAW,
-        config: Path | None = opts.CONFIG,
+        options: DeliveryOptions = opts.DELIVERY,
         json_summary: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     ) -> None:
         """Send audit records to Splunk HEC or the local store (see SEND_HELP)."""
-        opts.check_stdout(out, json_summary)
-        options = DeliveryOptions(
-            db=db,
-            out=out,
-            hec_url=hec_url,
-            index=index,
-            event_format=event_format,
-            sourcetype=sourcetype,
-            ack=ack,
-            ca_bundle=ca_bundle,
-            spool_dir=spool_dir,
-            raw=raw,
-            config=config,
-        )
+        opts.check_stdout(options.out, json_summary)
         sources = input_paths(paths)
         empty: list[str] = []
         stopped: Stopped | None = None
