@@ -16,7 +16,7 @@ keep their other bases too (`ConfigError` is still a `ValueError`), so every exi
     ├── SplunkAppError                         splunk/
     └── ReportInputError, TimeSpecError, BackfillOptionError (ValueError), DeliveryError, PackageError,
         DetectOptionError (ValueError), DetectStoreError, DestinationChoiceError (ValueError),
-        SpoolLocationError                                                                    ops/
+        SpoolLocationError, DemoStartError                                                    ops/
 """
 
 from __future__ import annotations

@@ -1,24 +1,28 @@
-"""ops/demo.py in-process against the real collector on 127.0.0.1 (tests/support/collector.py):
-the real subscription handler delivers the simulation, the detections run over the store, and the
-verdict holds; with the collector down, every record is spooled and the verdict says so."""
+"""ops/demo.py in-process on 127.0.0.1: the demo's own collector (`start_demo_collector`, what the
+command starts) gets the simulation from the real subscription handler, the detections run over
+the store and the verdict holds; with the collector down (the collector of tests/support/collector.py
+for the store, a closed port for HEC), every record is spooled and the verdict says so."""
 
 from __future__ import annotations
 
+import socket
+import threading
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from hsmaudit.ops.demo import (
-    DEMO_HOLD_SECONDS,
+    DemoStartError,
     check_demo,
-    deliver_control_plane,
     lambda_environment,
     plan_simulation,
     spooled_files,
+    start_demo_collector,
     stream_live_activity,
     stream_through_handler,
 )
-from hsmaudit.server.detections import DetectionTailer
 from hsmaudit.simulate.emit import parsed_events, subscription_events
 
 from ..support.collector import TOKEN, Collector
@@ -29,42 +33,72 @@ SCENARIOS = ["seed", "failed-login-burst", "control-plane"]
 
 
 def test_simulation_through_the_handler_lands_once_in_the_store_and_fires_the_expected_alerts(
-    collector: Collector, tmp_path: Path, lambda_env: Callable[..., None]
+    tmp_path: Path, lambda_env: Callable[..., None]
 ) -> None:
-    # GIVEN a planned simulation and the handler configured for the collector
+    # GIVEN the demo's collector over a fresh store and a planned simulation
     lambda_env()
-    simulation = plan_simulation(SCENARIOS, seed=5, hsms=3, start_usecs=START)
-    payloads = 1 + len(list(subscription_events(simulation.records)))
-    seen: list[tuple[int, int]] = []
-    spool = tmp_path / "spool"
-    spool.mkdir()
-    # WHEN it is streamed through the handler and the CloudTrail calls are posted
-    with lambda_environment(collector.url, TOKEN, spool):
-        totals = stream_through_handler(simulation, progress=lambda done, total: seen.append((done, total)))
-    accepted_calls = deliver_control_plane(simulation, collector.url, TOKEN)
-    totals["control_plane_sent"] = len(simulation.api_calls)
-    totals["control_plane_accepted"] = accepted_calls
-    DetectionTailer(collector.store, arrival_hold_seconds=DEMO_HOLD_SECONDS).run_once(finalize=True)
-    # THEN every record was acked, one invocation per payload, the CONTROL_MESSAGE skipped
-    assert totals["invocations"] == payloads
-    assert totals["control_messages"] == 1
-    assert totals["accepted"] == len(simulation.records)
-    assert totals.get("spooled", 0) == 0
-    assert seen == [(done, payloads) for done in range(payloads + 1)]
-    assert accepted_calls == len(simulation.api_calls) > 0
-    # AND the store holds each simulated event once, plus the CloudTrail calls
-    stored = [event.event_id for _, event in collector.store.iter_events()]
-    expected = {event.event_id for event in parsed_events(simulation.records)}
-    assert expected <= set(stored)
-    assert collector.count() == len(simulation.records) + len(simulation.api_calls)
-    # AND exactly the alerts the scenarios promise fired: the verdict passes
-    verdict = check_demo(collector.store, simulation, totals)
-    assert verdict.missing_events == 0
-    assert verdict.missing_rules == frozenset()
-    assert verdict.unexpected_rules == frozenset()
-    assert set(verdict.summary.alerts) == simulation.expected_rules | simulation.control_plane_rules
-    assert verdict.ok
-    assert spooled_files(spool) == []
+    collector = start_demo_collector(tmp_path / "demo.sqlite3", "127.0.0.1", 0)
+    spool_dir = collector.spool_dir
+    try:
+        simulation = plan_simulation(SCENARIOS, seed=5, hsms=3, start_usecs=START)
+        payloads = 1 + len(list(subscription_events(simulation.records)))
+        seen: list[tuple[int, int]] = []
+        # WHEN it is played through the handler (and the CloudTrail calls posted) and judged
+        totals = collector.play(simulation, progress=lambda done, total: seen.append((done, total)))
+        verdict = collector.judge(simulation, totals)
+        # THEN every record was acked, one invocation per payload, the CONTROL_MESSAGE skipped
+        assert totals["invocations"] == payloads
+        assert totals["control_messages"] == 1
+        assert totals["accepted"] == len(simulation.records)
+        assert totals.get("spooled", 0) == 0
+        assert seen == [(done, payloads) for done in range(payloads + 1)]
+        assert (
+            totals["control_plane_accepted"] == totals["control_plane_sent"] == len(simulation.api_calls) > 0
+        )
+        # AND the store holds each simulated event once, plus the CloudTrail calls
+        stored = [event.event_id for _, event in collector.store.iter_events()]
+        expected = {event.event_id for event in parsed_events(simulation.records)}
+        assert expected <= set(stored)
+        assert len(stored) == len(simulation.records) + len(simulation.api_calls)
+        # AND exactly the alerts the scenarios promise fired: the verdict passes
+        assert verdict.missing_events == 0
+        assert verdict.missing_rules == frozenset()
+        assert verdict.unexpected_rules == frozenset()
+        assert set(verdict.summary.alerts) == simulation.expected_rules | simulation.control_plane_rules
+        assert verdict.ok
+        assert spooled_files(spool_dir) == []
+    finally:
+        collector.close()
+    # AND closing stops the server and removes the empty spool directory
+    assert not collector.server.thread.is_alive()
+    assert not spool_dir.exists()
+
+
+def test_the_dashboard_stays_up_until_the_server_stops(tmp_path: Path) -> None:
+    collector = start_demo_collector(tmp_path / "demo.sqlite3", "127.0.0.1", 0)
+    try:
+        simulation = plan_simulation(["seed"], seed=5, hsms=2, start_usecs=START)
+        threading.Timer(0.3, collector.server.stop).start()
+        collector.run_live(simulation, event_format="lean", live=False)
+        assert not collector.server.thread.is_alive()
+    finally:
+        collector.close()
+
+
+# uvicorn's thread ends with SystemExit when it cannot bind (start_in_thread then raises)
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_taken_port_or_a_store_that_cannot_open_is_a_demo_start_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(
+            DemoStartError, match=r"^cannot start the local server on 127\.0\.0\.1: .*; try --port 0$"
+        ):
+            start_demo_collector(tmp_path / "demo.sqlite3", "127.0.0.1", port)
+    (tmp_path / "a-directory").mkdir()
+    with pytest.raises(DemoStartError):
+        start_demo_collector(tmp_path / "a-directory", "127.0.0.1", 0)
 
 
 def test_with_the_collector_down_every_record_is_spooled_and_the_verdict_fails(

@@ -10,18 +10,15 @@ What runs is what runs in production, end to end:
 once and that every expected alert fired, prints a summary and exits (0 when all of that holds).
 Without it, the dashboard stays up until Ctrl-C.
 
-This module is flags -> `ops.demo` (the simulation, the handler's environment and invocations,
-the fresh store, the verdict) -> output: it starts the collector, shows progress and prints.
+This module is flags -> `ops.demo` (the simulation, the fresh store, the collector, the handler's
+invocations, the verdict) -> output: it checks the flags and the port, shows progress and prints.
 """
 
 from __future__ import annotations
 
 import contextlib
-import secrets
 import shlex
-import shutil
 import signal
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,17 +31,14 @@ from hsmaudit.cli.simulate import parse_start
 from hsmaudit.config import HSMAUDIT_DB
 from hsmaudit.ops.demo import (
     DEFAULT_DEMO_DB,
-    DEMO_HOLD_SECONDS,
+    DemoCollector,
+    DemoStartError,
     DemoVerdict,
     alert_lines,
-    check_demo,
-    deliver_control_plane,
     fresh_store,
-    lambda_environment,
     plan_simulation,
     spooled_files,
-    stream_live_activity,
-    stream_through_handler,
+    start_demo_collector,
 )
 
 if TYPE_CHECKING:
@@ -61,10 +55,12 @@ def _quiet_logs() -> None:
     library.propagate = False
 
 
-def stream_with_progress(simulation: Simulation, *, progress: bool) -> dict[str, int]:
-    """`ops.demo.stream_through_handler`, with a transient progress bar on stderr for people."""
+def play_with_progress(
+    collector: DemoCollector, simulation: Simulation, *, event_format: str, progress: bool
+) -> dict[str, int]:
+    """`DemoCollector.play`, with a transient progress bar on stderr for people."""
     if not progress:
-        return stream_through_handler(simulation)
+        return collector.play(simulation, event_format=event_format)
     from rich.progress import Progress, TaskID
 
     with Progress(console=stderr_console(), transient=True) as bar:
@@ -76,7 +72,7 @@ def stream_with_progress(simulation: Simulation, *, progress: bool) -> dict[str,
                 task = bar.add_task("streaming through the Lambda handler", total=total)
             bar.update(task, completed=done)
 
-        return stream_through_handler(simulation, progress=advance)
+        return collector.play(simulation, event_format=event_format, progress=advance)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -130,13 +126,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the whole pipeline locally: simulated CloudHSM cluster -> real Lambda handler -> HEC
         client -> local collector -> store -> detections -> dashboard."""
-        from hsmaudit.server.app import CollectorSettings, allowed_hosts_for, create_app
-        from hsmaudit.server.detections import DetectionTailer
-        from hsmaudit.server.hec import new_token
-        from hsmaudit.server.run import start_in_thread
-        from hsmaudit.store.database import EventStore
-        from hsmaudit.store.errors import StoreError
-
         _quiet_logs()
         # SIGTERM (a service manager, `kill`) stops the demo as cleanly as Ctrl-C does.
         signal.signal(signal.SIGTERM, _interrupt)
@@ -157,28 +146,17 @@ def register(app: typer.Typer) -> None:
         if refusal:
             fail(refusal, 2)
         try:
-            store = EventStore(db)
-        except StoreError as error:
+            collector = start_demo_collector(db, host, listen_port)
+        except DemoStartError as error:
             fail(str(error))
-        token = new_token() + secrets.token_hex(4)
-        try:
-            server = start_in_thread(
-                create_app(store, CollectorSettings(token=token), allowed_hosts=allowed_hosts_for(host)),
-                host,
-                listen_port,
-            )
-        except (RuntimeError, OSError, SystemExit) as error:
-            store.close()
-            fail(f"cannot start the local server on {host}: {error}; try --port 0")
-        spool_dir = Path(tempfile.mkdtemp(prefix="hsmaudit-demo-spool-"))
-        # The simulated streams arrive together: a short hold keeps the dashboard's alerts prompt.
-        tailer = DetectionTailer(store, arrival_hold_seconds=DEMO_HOLD_SECONDS)
         try:
             if headless:
                 # The server stops when the headless run ends: a URL would point at nothing.
                 console.print(f"hsmaudit demo: fresh store {db}", highlight=False)
             else:
-                console.print(f"hsmaudit demo: dashboard {server.url}/   fresh store {db}", highlight=False)
+                console.print(
+                    f"hsmaudit demo: dashboard {collector.url}/   fresh store {db}", highlight=False
+                )
             sim = simulation.simulator
             console.print(
                 f"hsmaudit demo: {len(simulation.records)} records from {len(sim.hsms)} HSMs "
@@ -186,42 +164,33 @@ def register(app: typer.Typer) -> None:
                 highlight=False,
             )
             try:
-                with lambda_environment(server.url, token, spool_dir, event_format=event_format):
-                    totals = stream_with_progress(simulation, progress=not headless)
-                totals["control_plane_sent"] = len(simulation.api_calls)
-                totals["control_plane_accepted"] = deliver_control_plane(simulation, server.url, token)
+                totals = play_with_progress(
+                    collector, simulation, event_format=event_format, progress=not headless
+                )
             except KeyboardInterrupt:
                 fail("interrupted while streaming the scenarios", 130)
-            tailer.run_once(finalize=True)
-            verdict = check_demo(store, simulation, totals)
-            _report(store, simulation, verdict, totals, server.url, headless=headless, db=db)
-            spooled = spooled_files(spool_dir)
+            verdict = collector.judge(simulation, totals)
+            _report(collector.store, simulation, verdict, totals, collector.url, headless=headless, db=db)
+            spooled = spooled_files(collector.spool_dir)
             if spooled:
                 console.print(
-                    f"hsmaudit demo: {len(spooled)} batch(es) were spooled in {spool_dir}", style="yellow"
+                    f"hsmaudit demo: {len(spooled)} batch(es) were spooled in {collector.spool_dir}",
+                    style="yellow",
                 )
             if headless:
                 if not verdict.ok:
                     fail("the demo did not end as expected (see above)")
                 return
             console.print(
-                f"hsmaudit demo: open {server.url}/{'?refresh=5' if live else ''} ; "
-                f"HEC token for your own events: {token} ; Ctrl-C to stop",
+                f"hsmaudit demo: open {collector.url}/{'?refresh=5' if live else ''} ; "
+                f"HEC token for your own events: {collector.token} ; Ctrl-C to stop",
                 highlight=False,
             )
-            tailer.start()
+            collector.tailer.start()
             with contextlib.suppress(KeyboardInterrupt):
-                if live:
-                    with lambda_environment(server.url, token, spool_dir, event_format=event_format):
-                        stream_live_activity(simulation, server_alive=server.thread.is_alive)
-                while server.thread.is_alive():
-                    server.thread.join(0.5)
+                collector.run_live(simulation, event_format=event_format, live=live)
         finally:
-            tailer.stop()
-            server.stop()
-            store.close()
-            if not spooled_files(spool_dir):  # keep anything spooled
-                shutil.rmtree(spool_dir, ignore_errors=True)
+            collector.close()
 
 
 def _report(

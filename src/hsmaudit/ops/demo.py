@@ -6,15 +6,19 @@ What `hsmaudit demo` (cli/demo.py) runs is what runs in production, end to end:
     Lambda entry point, configured by HSMAUDIT_* variables like in AWS) -> HecClient (gzip,
     channel, indexer acks) -> the local HEC collector -> SQLite store -> detections -> dashboard
 
-This module plans the simulation, configures and invokes the handler, delivers the CloudTrail
-calls, makes way for a fresh store and judges the outcome (`check_demo`); the command starts the
-collector, shows progress and prints. No Typer, no Rich, and it never exits the process.
+This module plans the simulation, makes way for a fresh store, starts the collector over it
+(`start_demo_collector`), configures and invokes the handler, delivers the CloudTrail calls and
+judges the outcome (`check_demo`); the command turns flags into calls, shows progress and prints.
+No Typer, no Rich, and it never exits the process.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
+import shutil
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -33,10 +37,13 @@ from hsmaudit.config import (
     HSMAUDIT_SPOOL_BUCKET,
     HSMAUDIT_SPOOL_DIR,
 )
+from hsmaudit.errors import HsmauditError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+    from hsmaudit.server.detections import DetectionTailer
+    from hsmaudit.server.run import RunningServer
     from hsmaudit.simulate.scenarios import Simulation
     from hsmaudit.store.database import EventStore
     from hsmaudit.store.query import Summary
@@ -307,3 +314,95 @@ def check_demo(store: EventStore, simulation: Simulation, totals: dict[str, int]
         spooled=totals.get("spooled", 0),
         control_plane_lost=totals.get("control_plane_sent", 0) - totals.get("control_plane_accepted", 0),
     )
+
+
+class DemoStartError(HsmauditError):
+    """The demo's store cannot be opened or its local server cannot start (the CLI exits 1)."""
+
+
+@dataclass
+class DemoCollector:
+    """The demo's running parts: the store, the local collector over it and its token, the
+    handler's spool directory and the detections over the store."""
+
+    store: EventStore
+    server: RunningServer
+    token: str
+    spool_dir: Path
+    tailer: DetectionTailer
+
+    @property
+    def url(self) -> str:
+        """The collector's (and dashboard's) base URL."""
+        return self.server.url
+
+    def play(
+        self,
+        simulation: Simulation,
+        *,
+        event_format: str = defaults.EVENT_FORMAT,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> dict[str, int]:
+        """Stream the simulation through the handler into the collector, then post its CloudTrail
+        calls; the handler's counts plus `control_plane_sent` and `control_plane_accepted`."""
+        with lambda_environment(self.url, self.token, self.spool_dir, event_format=event_format):
+            totals = stream_through_handler(simulation, progress=progress)
+        totals["control_plane_sent"] = len(simulation.api_calls)
+        totals["control_plane_accepted"] = deliver_control_plane(simulation, self.url, self.token)
+        return totals
+
+    def judge(self, simulation: Simulation, totals: dict[str, int]) -> DemoVerdict:
+        """Run the detections over everything stored (held copies included), then `check_demo`."""
+        self.tailer.run_once(finalize=True)
+        return check_demo(self.store, simulation, totals)
+
+    def run_live(self, simulation: Simulation, *, event_format: str, live: bool) -> None:
+        """Keep the dashboard up, with everyday work streamed when `live`, until the server stops
+        (Ctrl-C's KeyboardInterrupt propagates to the command)."""
+        if live:
+            with lambda_environment(self.url, self.token, self.spool_dir, event_format=event_format):
+                stream_live_activity(simulation, server_alive=self.server.thread.is_alive)
+        while self.server.thread.is_alive():
+            self.server.thread.join(0.5)
+
+    def close(self) -> None:
+        """Stop the detections and the server, close the store; the spool directory goes unless
+        something was spooled in it."""
+        self.tailer.stop()
+        self.server.stop()
+        self.store.close()
+        if not spooled_files(self.spool_dir):  # keep anything spooled
+            shutil.rmtree(self.spool_dir, ignore_errors=True)
+
+
+def start_demo_collector(db: Path, host: str, port: int) -> DemoCollector:
+    """Open the store at `db` and start the collector over it on `host:port` (0: any free port),
+    with a fresh token and a temporary spool directory for the handler.
+
+    Raises `DemoStartError` (the store is closed again when the server cannot start).
+    """
+    from hsmaudit.server.app import CollectorSettings, allowed_hosts_for, create_app
+    from hsmaudit.server.detections import DetectionTailer
+    from hsmaudit.server.hec import new_token
+    from hsmaudit.server.run import start_in_thread
+    from hsmaudit.store.database import EventStore
+    from hsmaudit.store.errors import StoreError
+
+    try:
+        store = EventStore(db)
+    except StoreError as error:
+        raise DemoStartError(str(error)) from error
+    token = new_token() + secrets.token_hex(4)
+    try:
+        server = start_in_thread(
+            create_app(store, CollectorSettings(token=token), allowed_hosts=allowed_hosts_for(host)),
+            host,
+            port,
+        )
+    except (RuntimeError, OSError, SystemExit) as error:  # uvicorn exits when it cannot bind
+        store.close()
+        raise DemoStartError(f"cannot start the local server on {host}: {error}; try --port 0") from error
+    spool_dir = Path(tempfile.mkdtemp(prefix="hsmaudit-demo-spool-"))
+    # The simulated streams arrive together: a short hold keeps the dashboard's alerts prompt.
+    tailer = DetectionTailer(store, arrival_hold_seconds=DEMO_HOLD_SECONDS)
+    return DemoCollector(store=store, server=server, token=token, spool_dir=spool_dir, tailer=tailer)
