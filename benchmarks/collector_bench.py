@@ -39,7 +39,7 @@ from hsmaudit.records.event import HsmEvent
 from hsmaudit.records.identity import text_event_id
 from hsmaudit.records.parse import format_usecs, parse_message
 from hsmaudit.records.render import render_text_record
-from hsmaudit.sinks.hec import EventEncoder
+from hsmaudit.sinks.hec.envelope import EventEncoder
 from hsmaudit.store.database import EventStore
 
 HSMAUDIT = str(Path(sys.executable).with_name("hsmaudit"))

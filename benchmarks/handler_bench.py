@@ -192,7 +192,7 @@ def gzip_levels(
     batched as it batches them, so the figure is the one `BatchPolicy.gzip_level` (the HEC client's) trades.
     """
     from hsmaudit.sinks.batch import join_lines
-    from hsmaudit.sinks.hec import EventEncoder
+    from hsmaudit.sinks.hec.envelope import EventEncoder
     from hsmaudit.sources.cloudwatch import decode_subscription_event, log_messages
     from hsmaudit.sources.message import parse_log_message
 

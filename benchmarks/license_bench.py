@@ -40,7 +40,7 @@ from hsmaudit.records.parse import parse_message
 from hsmaudit.simulate.cluster import ClusterSimulator
 from hsmaudit.simulate.scenarios import SCENARIOS, day_to_day
 from hsmaudit.sinks.batch import join_lines
-from hsmaudit.sinks.hec import EventEncoder
+from hsmaudit.sinks.hec.envelope import EventEncoder
 from hsmaudit.sources.cloudwatch import decode_subscription_event, log_messages
 from hsmaudit.sources.message import LogMessage, parse_log_message
 

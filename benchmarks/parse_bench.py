@@ -36,7 +36,7 @@ import msgspec
 from hsmaudit.aws.firehose import transform_record
 from hsmaudit.records.event import HsmEvent, event_to_json
 from hsmaudit.records.render import SEPARATORS, render_text_record
-from hsmaudit.sinks.hec import EventEncoder
+from hsmaudit.sinks.hec.envelope import EventEncoder
 from hsmaudit.sources.cloudwatch import decode_subscription_event, log_messages
 from hsmaudit.sources.message import parse_log_message
 

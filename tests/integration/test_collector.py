@@ -22,7 +22,7 @@ from hsmaudit.records.event import HsmEvent
 from hsmaudit.records.parse import parse_message
 from hsmaudit.simulate.emit import parsed_events
 from hsmaudit.simulate.scenarios import run_scenarios
-from hsmaudit.sinks.hec import EventEncoder, EventFormat
+from hsmaudit.sinks.hec.envelope import EventEncoder, EventFormat
 
 from ..support.collector import HTTP, TOKEN, Collector, start_collector
 from .payloads import envelope, simulated

@@ -14,7 +14,8 @@ import boto3
 from hsmaudit.aws.firehose import RESPONSE_LIMIT, handler
 from hsmaudit.aws.s3spool import S3Spool
 from hsmaudit.ops.replay import replay_spool
-from hsmaudit.sinks.hec import HecClient, StaticToken
+from hsmaudit.sinks.hec.client import HecClient
+from hsmaudit.sinks.hec.token import StaticToken
 
 from .fault_hec import TOKEN, FaultHec
 from .payloads import FakeContext, received_event, record_text, subscription_document

@@ -18,7 +18,9 @@ from hsmaudit.aws.spools import open_spool
 from hsmaudit.aws.subscription import handler
 from hsmaudit.ops.replay import replay_spool
 from hsmaudit.sinks.errors import HecTokenError, SpoolError
-from hsmaudit.sinks.hec import EventEncoder, HecClient, StaticToken
+from hsmaudit.sinks.hec.client import HecClient
+from hsmaudit.sinks.hec.envelope import EventEncoder
+from hsmaudit.sinks.hec.token import StaticToken
 from hsmaudit.sinks.spool import SpoolBatch
 from hsmaudit.sources.cloudwatch import document_from_object, log_messages
 from hsmaudit.sources.message import parse_log_message

@@ -23,7 +23,10 @@ from hsmaudit.aws.errors import DeliveryIncompleteError
 from hsmaudit.aws.subscription import handler
 from hsmaudit.ops.replay import replay_spool
 from hsmaudit.sinks.errors import SpoolError
-from hsmaudit.sinks.hec import ConnectionPolicy, EventEncoder, HecClient, RetryPolicy, StaticToken
+from hsmaudit.sinks.hec.client import HecClient
+from hsmaudit.sinks.hec.envelope import EventEncoder
+from hsmaudit.sinks.hec.policy import ConnectionPolicy, RetryPolicy
+from hsmaudit.sinks.hec.token import StaticToken
 from hsmaudit.sinks.spool import LocalSpool
 from hsmaudit.sources.cloudwatch import document_from_object, log_messages
 from hsmaudit.sources.message import parse_log_message

@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 from msgspec.structs import replace
 
-from hsmaudit.sinks.hec import BatchPolicy, ConnectionPolicy, HecClient, RetryPolicy, StaticToken
+from hsmaudit.sinks.hec.client import HecClient
+from hsmaudit.sinks.hec.policy import BatchPolicy, ConnectionPolicy, RetryPolicy
+from hsmaudit.sinks.hec.token import StaticToken
 from hsmaudit.sinks.spool import LocalSpool
 
 from .fault_hec import TOKEN, FaultHec, closed_port_url

@@ -23,7 +23,10 @@ from hsmaudit.server.app import CollectorSettings, create_app
 from hsmaudit.server.run import RunningServer, start_in_thread
 from hsmaudit.simulate.emit import parsed_events
 from hsmaudit.simulate.scenarios import run_scenarios
-from hsmaudit.sinks.hec import AckPolicy, BatchPolicy, EventEncoder, EventFormat, HecClient, StaticToken
+from hsmaudit.sinks.hec.client import HecClient
+from hsmaudit.sinks.hec.envelope import EventEncoder, EventFormat
+from hsmaudit.sinks.hec.policy import AckPolicy, BatchPolicy
+from hsmaudit.sinks.hec.token import StaticToken
 from hsmaudit.store.database import EventStore
 
 TOKEN = "interop-token-5a2c"

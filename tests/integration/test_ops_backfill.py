@@ -20,7 +20,9 @@ from hsmaudit.ops.destination import Delivered, DeliveryError, Destination, HecD
 from hsmaudit.ops.timespec import format_ms
 from hsmaudit.records.event import HsmEvent
 from hsmaudit.records.parse import parse_message
-from hsmaudit.sinks.hec import BatchPolicy, ConnectionPolicy, HecClient, RetryPolicy, StaticToken
+from hsmaudit.sinks.hec.client import HecClient
+from hsmaudit.sinks.hec.policy import BatchPolicy, ConnectionPolicy, RetryPolicy
+from hsmaudit.sinks.hec.token import StaticToken
 from hsmaudit.sinks.spool import LocalSpool
 from hsmaudit.sources.checkpoint import load_checkpoint
 from hsmaudit.store.database import EventStore

@@ -11,7 +11,9 @@ import pytest
 from hsmaudit.ops.destination import DeliveryError, HecDestination
 from hsmaudit.records.event import HsmEvent
 from hsmaudit.records.parse import parse_message
-from hsmaudit.sinks.hec import BatchPolicy, ConnectionPolicy, HecClient, RetryPolicy, StaticToken
+from hsmaudit.sinks.hec.client import HecClient
+from hsmaudit.sinks.hec.policy import BatchPolicy, ConnectionPolicy, RetryPolicy
+from hsmaudit.sinks.hec.token import StaticToken
 from hsmaudit.sinks.spool import LocalSpool
 
 from .fault_hec import TOKEN, FaultHec, closed_port_url

@@ -219,7 +219,8 @@ def test_empty_store_renders_zeros(tmp_path: Path) -> None:
 
 def test_detection_tailer_turns_posted_events_into_alerts_on_the_dashboard(tmp_path: Path) -> None:
     from hsmaudit.server.detections import DetectionTailer
-    from hsmaudit.sinks.hec import HecClient, StaticToken
+    from hsmaudit.sinks.hec.client import HecClient
+    from hsmaudit.sinks.hec.token import StaticToken
 
     store = EventStore(tmp_path / "live.sqlite3")
     running = start_in_thread(create_app(store, CollectorSettings(token="live-token")))

@@ -19,7 +19,7 @@ from hsmaudit.aws.metrics import InvocationMetrics
 from hsmaudit.aws.runtime import clear_runtime
 from hsmaudit.records.event import HsmEvent
 from hsmaudit.records.parse import parse_message
-from hsmaudit.sinks.hec import EventEncoder
+from hsmaudit.sinks.hec.envelope import EventEncoder
 from hsmaudit.sinks.spool import LocalSpool
 from hsmaudit.sources.errors import SourceDecodeError
 

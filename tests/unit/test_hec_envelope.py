@@ -21,7 +21,8 @@ from hsmaudit.sinks.errors import (
     HecTokenError,
     HecTooLargeError,
 )
-from hsmaudit.sinks.hec import (
+from hsmaudit.sinks.hec.answers import classify_answer
+from hsmaudit.sinks.hec.envelope import (
     EVENT_FORMATS,
     INDEXED_FIELDS,
     JSON_SOURCETYPE,
@@ -29,11 +30,10 @@ from hsmaudit.sinks.hec import (
     TEXT_SOURCETYPE,
     EventEncoder,
     EventFormat,
-    classify_answer,
-    event_url,
     hec_time,
     to_hec_event,
 )
+from hsmaudit.sinks.hec.url import event_url
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 
@@ -418,7 +418,7 @@ def test_event_url_rejects_what_is_not_http(url: str) -> None:
 def test_a_cloudtrail_call_goes_as_the_cloudtrail_record_under_aws_cloudtrail(event_format: str) -> None:
     from hsmaudit.records.cloudtrail import cloudtrail_event
     from hsmaudit.server.hec import decode_envelopes, envelope_event
-    from hsmaudit.sinks.hec import EventEncoder
+    from hsmaudit.sinks.hec.envelope import EventEncoder
 
     data = Path(__file__).resolve().parents[1] / "data" / "cloudtrail"
     with gzip.open(next(data.glob("*.json.gz"))) as handle:

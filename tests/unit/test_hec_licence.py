@@ -21,7 +21,7 @@ from hsmaudit.config import Settings
 from hsmaudit.records.parse import parse_message
 from hsmaudit.simulate.emit import subscription_document
 from hsmaudit.simulate.scenarios import run_scenarios
-from hsmaudit.sinks.hec import EventEncoder, EventFormat
+from hsmaudit.sinks.hec.envelope import EventEncoder, EventFormat
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 LOG_GROUP = "/aws/cloudhsm/cluster-licence1"

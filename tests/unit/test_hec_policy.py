@@ -10,7 +10,9 @@ import pytest
 
 from hsmaudit.aws.runtime import build_client
 from hsmaudit.config import ConfigError, Settings
-from hsmaudit.sinks.hec import AckPolicy, BatchPolicy, ConnectionPolicy, HecClient, RetryPolicy, StaticToken
+from hsmaudit.sinks.hec.client import HecClient
+from hsmaudit.sinks.hec.policy import AckPolicy, BatchPolicy, ConnectionPolicy, RetryPolicy
+from hsmaudit.sinks.hec.token import StaticToken
 
 URL = "https://hec.example.com:8088"
 

@@ -9,7 +9,7 @@ import pytest
 
 from hsmaudit.aws.runtime import build_client, clear_runtime, deadline_from, get_runtime, token_provider
 from hsmaudit.config import ConfigError, Settings
-from hsmaudit.sinks.hec import StaticToken
+from hsmaudit.sinks.hec.token import StaticToken
 from hsmaudit.sinks.spool import LocalSpool
 
 

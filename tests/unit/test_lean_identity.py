@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from hsmaudit.aws.firehose import transform_record
 from hsmaudit.records.parse import lean_identity, parse_message
 from hsmaudit.records.render import SEPARATORS, render_text_record
-from hsmaudit.sinks.hec import EventEncoder
+from hsmaudit.sinks.hec.envelope import EventEncoder
 from tests.unit.test_hostile_input import GOOD, NASTY_TEXT
 from tests.unit.test_parse_properties import text_events
 

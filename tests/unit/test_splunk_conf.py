@@ -367,7 +367,7 @@ FIELDS = read_conf(DEFAULT_DIR / "fields.conf")
 def test_fields_that_are_not_words_of_the_text_are_searched_by_value() -> None:
     # HEC indexed fields of the lean event and fields taken from host/source are not words of
     # _raw: fields.conf must tell Splunk not to look for their value there (INDEXED_VALUE = false).
-    from hsmaudit.sinks.hec import INDEXED_FIELDS
+    from hsmaudit.sinks.hec.envelope import INDEXED_FIELDS
 
     not_in_raw = {*INDEXED_FIELDS, "log_group", "log_stream"}
     for name, settings in FIELDS.items():

@@ -31,7 +31,7 @@ from hsmaudit.records.event import FIELD_NAMES, HsmEvent, event_to_dict
 from hsmaudit.records.opcodes import CERTIFICATE_OPCODES, OPCODES
 from hsmaudit.records.parse import parse_message
 from hsmaudit.records.render import SEPARATORS, render_text_record
-from hsmaudit.sinks.hec import EventEncoder
+from hsmaudit.sinks.hec.envelope import EventEncoder
 from hsmaudit.splunk.knowledge import (
     CLOUDTRAIL_SOURCETYPE,
     JSON_SOURCETYPE,

@@ -39,7 +39,7 @@ from hsmaudit.records.parse import (
     lean_identity,
     parse_message,
 )
-from hsmaudit.sinks.hec import EventEncoder
+from hsmaudit.sinks.hec.envelope import EventEncoder
 from hsmaudit.sinks.spool import Spool, SpoolBatch
 from hsmaudit.sources.cloudwatch import SubscriptionDocument, decode_documents, gunzip
 from hsmaudit.sources.errors import SourceDecodeError

@@ -18,16 +18,10 @@ from typing import Any
 
 from hsmaudit.aws.spools import open_spool
 from hsmaudit.config import ConfigError, Settings, load_settings
-from hsmaudit.sinks.hec import (
-    AckPolicy,
-    BatchPolicy,
-    ConnectionPolicy,
-    EventEncoder,
-    HecClient,
-    RetryPolicy,
-    StaticToken,
-    TokenProvider,
-)
+from hsmaudit.sinks.hec.client import HecClient
+from hsmaudit.sinks.hec.envelope import EventEncoder
+from hsmaudit.sinks.hec.policy import AckPolicy, BatchPolicy, ConnectionPolicy, RetryPolicy
+from hsmaudit.sinks.hec.token import StaticToken, TokenProvider
 from hsmaudit.sinks.spool import Spool
 
 logger = logging.getLogger("hsmaudit.aws")

@@ -33,7 +33,8 @@ from hsmaudit.aws.runtime import deadline_from, get_runtime
 from hsmaudit.records.event import HsmEvent
 from hsmaudit.records.parse import parse_message
 from hsmaudit.sinks.errors import SinkError
-from hsmaudit.sinks.hec import DeliveryReport, HecClient
+from hsmaudit.sinks.hec.client import HecClient
+from hsmaudit.sinks.hec.report import DeliveryReport
 from hsmaudit.sinks.spool import Spool, SpoolBatch
 from hsmaudit.sources.cloudwatch import SubscriptionDocument, decode_subscription_event
 from hsmaudit.sources.errors import SourceDecodeError

@@ -26,7 +26,7 @@ from hsmaudit.records.event import HsmEvent, event_to_json
 
 if TYPE_CHECKING:
     from hsmaudit.config import Settings
-    from hsmaudit.sinks.hec import HecClient
+    from hsmaudit.sinks.hec.client import HecClient
     from hsmaudit.sinks.spool import Spool
     from hsmaudit.store.database import EventStore
 

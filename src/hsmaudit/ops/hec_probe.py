@@ -166,7 +166,7 @@ class HecProbe:
 
     # -- 1 -------------------------------------------------------------------------------------
     def config(self) -> tuple[CheckResult, bool]:
-        from hsmaudit.sinks.hec import event_url
+        from hsmaudit.sinks.hec.url import event_url
 
         url = self.settings.hec_url
         if not url:

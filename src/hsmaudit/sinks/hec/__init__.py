@@ -11,68 +11,41 @@ One concept per module, in the order a record meets them:
 - `url`: a HEC URL -> origin, event path, ack path.
 - `proxy`: the urllib3 `ProxyManager` for an HEC proxy URL.
 
-This package re-exports the names the handlers, the CLI and the tests import from
-`hsmaudit.sinks.hec` (the Lambda's `EventEncoder` and `HecClient` among them). Every name comes
-from a module the client imports anyway, so the re-exports cost the Lambda no extra import.
+Import each name from its module (`from hsmaudit.sinks.hec.client import HecClient`): this file
+runs for every import of a submodule, on the Lambda's cold start too, so it imports none of them, and
+`import hsmaudit.sinks.hec.answers` (the collector's and doctor's table of HEC codes) loads no HEC
+client and no urllib3. The names once re-exported from here still resolve, lazily (module
+`__getattr__`, PEP 562), for code not yet moved to the submodules; mypy types them `Any`, and the
+Lambda package builder (`ops/package.py`) does not follow them.
 """
 
 from __future__ import annotations
 
-from hsmaudit.sinks.hec.answers import INDEX_CODE, RETRYABLE_CODES, TOKEN_CODES, classify_answer
-from hsmaudit.sinks.hec.client import HELD_BYTES_LIMIT, MAX_EVENT_BYTES, HecClient
-from hsmaudit.sinks.hec.envelope import (
-    CLOUDTRAIL_SOURCETYPE,
-    DEFAULT_EVENT_FORMAT,
-    DEFAULT_SOURCETYPE,
-    EVENT_FORMATS,
-    INDEXED_FIELDS,
-    JSON_SOURCETYPE,
-    ORIGIN_FIELDS,
-    SOURCETYPES,
-    TEXT_SOURCETYPE,
-    EventEncoder,
-    EventFormat,
-    event_host,
-    hec_time,
-    to_hec_event,
-)
-from hsmaudit.sinks.hec.policy import AckPolicy, BatchPolicy, ConnectionPolicy, RetryPolicy
-from hsmaudit.sinks.hec.report import DeliveryReport, FailedBatch, SpooledBatch
-from hsmaudit.sinks.hec.token import StaticToken, TokenProvider
-from hsmaudit.sinks.hec.url import ACK_PATH, EVENT_PATH, event_url
+from typing import Any, Final
 
-__all__ = [
-    "ACK_PATH",
-    "CLOUDTRAIL_SOURCETYPE",
-    "DEFAULT_EVENT_FORMAT",
-    "DEFAULT_SOURCETYPE",
-    "EVENT_FORMATS",
-    "EVENT_PATH",
-    "HELD_BYTES_LIMIT",
-    "INDEXED_FIELDS",
-    "INDEX_CODE",
-    "JSON_SOURCETYPE",
-    "MAX_EVENT_BYTES",
-    "ORIGIN_FIELDS",
-    "RETRYABLE_CODES",
-    "SOURCETYPES",
-    "TEXT_SOURCETYPE",
-    "TOKEN_CODES",
-    "AckPolicy",
-    "BatchPolicy",
-    "ConnectionPolicy",
-    "DeliveryReport",
-    "EventEncoder",
-    "EventFormat",
-    "FailedBatch",
-    "HecClient",
-    "RetryPolicy",
-    "SpooledBatch",
-    "StaticToken",
-    "TokenProvider",
-    "classify_answer",
-    "event_host",
-    "event_url",
-    "hec_time",
+_NAMES: Final = {
+    "answers": "INDEX_CODE RETRYABLE_CODES TOKEN_CODES classify_answer",
+    "client": "HELD_BYTES_LIMIT MAX_EVENT_BYTES HecClient",
+    "envelope": "CLOUDTRAIL_SOURCETYPE DEFAULT_EVENT_FORMAT DEFAULT_SOURCETYPE EVENT_FORMATS INDEXED_FIELDS "
+    "JSON_SOURCETYPE ORIGIN_FIELDS SOURCETYPES TEXT_SOURCETYPE EventEncoder EventFormat event_host hec_time "
     "to_hec_event",
-]
+    "policy": "AckPolicy BatchPolicy ConnectionPolicy RetryPolicy",
+    "report": "DeliveryReport FailedBatch SpooledBatch",
+    "token": "StaticToken TokenProvider",
+    "url": "ACK_PATH EVENT_PATH event_url",
+}
+"""Each submodule and the names once re-exported from it (text: this file is compiled on every
+Lambda cold start without bytecode, so it stays short to compile)."""
+
+_MODULE_OF: Final = {name: module for module, names in _NAMES.items() for name in names.split()}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a re-exported name's submodule on first use, and keep the name here."""
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
+    globals()[name] = value
+    return value
