@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from hsmaudit.ops.replay import BatchOutcome, anything_left, replay_batch, replay_spool
-from hsmaudit.sinks.hec import HecClient, StaticToken
+from hsmaudit.sinks.hec.client import HecClient
 from hsmaudit.sinks.hec.policy import BatchPolicy, ConnectionPolicy, RetryPolicy
+from hsmaudit.sinks.hec.token import StaticToken
 from hsmaudit.sinks.spool import SPOOL_SUFFIX, LocalSpool, SpoolBatch, decode_batch
 
 from .fault_hec import OTHER_TOKEN, TOKEN, FaultHec, closed_port_url

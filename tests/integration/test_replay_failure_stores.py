@@ -30,7 +30,7 @@ import boto3
 import pytest
 
 from hsmaudit.aws.firehose import transform_record
-from hsmaudit.sinks.hec import SOURCETYPES, EventEncoder
+from hsmaudit.sinks.hec.envelope import SOURCETYPES, EventEncoder
 from hsmaudit.sinks.spool import LocalSpool
 
 from .fault_hec import TOKEN, FaultHec

@@ -6,9 +6,11 @@ client; the package file runs for that import, so it must not pull in the client
 
 from __future__ import annotations
 
+import ast
 import importlib
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -36,3 +38,19 @@ def test_the_answers_table_loads_no_hec_client() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == "hsmaudit.sinks.hec.answers"
+
+
+def test_no_module_of_ours_imports_a_name_from_the_package_itself() -> None:
+    """The Lambda zip builder follows imports, not the lazy table: a handler module importing
+    `HecClient` from `hsmaudit.sinks.hec` would ship without `client.py`."""
+    source = Path(hec.__file__).parents[2]
+    submodules = {path.stem for path in Path(hec.__file__).parent.glob("*.py")}
+    found = [
+        f"{path.relative_to(source)}:{node.lineno} {alias.name}"
+        for path in sorted(source.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_bytes()))
+        if isinstance(node, ast.ImportFrom) and node.module == "hsmaudit.sinks.hec"
+        for alias in node.names
+        if alias.name not in submodules
+    ]
+    assert found == []

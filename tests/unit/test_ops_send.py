@@ -18,7 +18,9 @@ from hsmaudit.ops.send import (
 )
 from hsmaudit.records.event import HsmEvent
 from hsmaudit.records.parse import parse_message
-from hsmaudit.sinks.hec import BatchPolicy, HecClient, StaticToken
+from hsmaudit.sinks.hec.client import HecClient
+from hsmaudit.sinks.hec.policy import BatchPolicy
+from hsmaudit.sinks.hec.token import StaticToken
 from hsmaudit.sources.files import STDIN
 from hsmaudit.store.database import EventStore
 

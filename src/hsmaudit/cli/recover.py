@@ -34,7 +34,7 @@ def replay_failure_store(
     """List or replay one failure store; raises `typer.Exit(1)` when something is left."""
     from hsmaudit.aws.spools import open_spool
     from hsmaudit.ops import recover
-    from hsmaudit.sinks.hec import EventEncoder
+    from hsmaudit.sinks.hec.envelope import EventEncoder
 
     store = recover.open_failure_store(where)
 

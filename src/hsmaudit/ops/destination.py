@@ -275,7 +275,7 @@ def destination_key(options: DeliveryOptions) -> str:
         return "hec (no URL)"
     from urllib.parse import urlsplit
 
-    from hsmaudit.sinks.hec import event_url
+    from hsmaudit.sinks.hec.url import event_url
 
     try:
         origin, path, _ = event_url(settings.hec_url)

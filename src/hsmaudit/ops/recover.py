@@ -55,7 +55,8 @@ from hsmaudit.sources.errors import SourceDecodeError
 from hsmaudit.sources.message import parse_log_message
 
 if TYPE_CHECKING:
-    from hsmaudit.sinks.hec import EventEncoder, HecClient
+    from hsmaudit.sinks.hec.client import HecClient
+    from hsmaudit.sinks.hec.envelope import EventEncoder
     from hsmaudit.sinks.spool import Spool
 
 Status = Literal["delivered", "quarantined", "kept", "listed", "unreadable"]

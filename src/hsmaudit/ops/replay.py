@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Literal
 from hsmaudit.errors import HsmauditError
 
 if TYPE_CHECKING:
-    from hsmaudit.sinks.hec import HecClient
+    from hsmaudit.sinks.hec.client import HecClient
     from hsmaudit.sinks.hec.report import DeliveryReport, FailedBatch
     from hsmaudit.sinks.spool import Spool
 

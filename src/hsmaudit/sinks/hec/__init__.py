@@ -15,8 +15,9 @@ Import each name from its module (`from hsmaudit.sinks.hec.client import HecClie
 runs for every import of a submodule, on the Lambda's cold start too, so it imports none of them, and
 `import hsmaudit.sinks.hec.answers` (the collector's and doctor's table of HEC codes) loads no HEC
 client and no urllib3. The names once re-exported from here still resolve, lazily (module
-`__getattr__`, PEP 562), for code not yet moved to the submodules; mypy types them `Any`, and the
-Lambda package builder (`ops/package.py`) does not follow them.
+`__getattr__`, PEP 562), for code outside this repository; mypy types them `Any` and the Lambda
+package builder (`ops/package.py`) does not follow them, so no module of ours uses them (a test
+checks).
 """
 
 from __future__ import annotations
