@@ -34,7 +34,6 @@ from hsmaudit.cli.parse import (
     PATHS_HELP,
     fail_on_empty,
     input_paths,
-    iter_events,
 )
 from hsmaudit.detect.errors import DetectError
 from hsmaudit.ops.detection import (
@@ -47,6 +46,7 @@ from hsmaudit.ops.detection import (
     store_alerts,
     time_ordered,
 )
+from hsmaudit.ops.inputs import read_events
 from hsmaudit.records.alert import Alert, alert_to_json
 from hsmaudit.records.event import HsmEvent
 from hsmaudit.sources.errors import SourceError
@@ -168,7 +168,7 @@ def register(app: typer.Typer) -> None:
                 sources = input_paths(paths)
                 bar = input_progress("detect", sources)
                 events: Iterable[HsmEvent] = tracked(
-                    iter_events(sources, log_group=log_group, log_stream=log_stream, empty=empty), bar
+                    read_events(sources, log_group=log_group, log_stream=log_stream, empty=empty), bar
                 )
                 if not stream:
                     with bar:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator
-from pathlib import Path
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -20,11 +19,11 @@ from hsmaudit.cli.output import (
     stdout_console,
     write_lines,
 )
+from hsmaudit.ops.inputs import read_events
 from hsmaudit.records.event import HsmEvent, event_to_json
 from hsmaudit.records.opcodes import USER_TYPE_ABBREVIATIONS
 from hsmaudit.sources.errors import SourceError
-from hsmaudit.sources.files import STDIN, read_bytes, read_paths
-from hsmaudit.sources.message import LogMessage, parse_log_message
+from hsmaudit.sources.files import STDIN
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -49,44 +48,6 @@ def input_paths(paths: list[str] | None) -> list[str]:
     if sys.stdin.isatty():
         fail("no input: give files, or '-' to read stdin (see 'hsmaudit parse --help')", 2)
     return [STDIN]
-
-
-def iter_events(
-    paths: Iterable[str],
-    *,
-    log_group: str | None,
-    log_stream: str | None,
-    empty: list[str] | None = None,
-) -> Iterator[HsmEvent]:
-    """Every event of every input, parsing messages and passing parsed events through.
-
-    Blank inputs (nothing but whitespace) are appended to `empty` (when given): an empty export
-    is a mistake upstream (a redirect that failed, the wrong file), not a success. An input with
-    content but no audit record (a CloudWatch health check, no matching events) is not blank.
-    """
-    for path in paths:
-        if path == STDIN:
-            data = sys.stdin.buffer.read()
-            items = read_bytes(data, name="<stdin>", log_group=log_group, log_stream=log_stream)
-            if not data.strip() and empty is not None:
-                empty.append("stdin")
-        else:
-            items = read_paths([path], log_group=log_group, log_stream=log_stream)
-        found = False
-        for item in items:
-            found = True
-            yield parse_log_message(item) if isinstance(item, LogMessage) else item
-        if not found and path != STDIN and empty is not None and _blank(path):
-            empty.append(path)
-
-
-def _blank(path: str) -> bool:
-    """Whether a file that yielded no record holds nothing but whitespace (read only then)."""
-    try:
-        file = Path(path)
-        return file.stat().st_size == 0 or (file.stat().st_size < 1 << 20 and not file.read_bytes().strip())
-    except OSError:
-        return False
 
 
 def fail_on_empty(empty: list[str]) -> None:
@@ -161,7 +122,7 @@ def register(app: typer.Typer) -> None:
             sources = input_paths(paths)
             with input_progress("parse", sources) as bar:
                 events = tracked(
-                    iter_events(sources, log_group=log_group, log_stream=log_stream, empty=empty), bar
+                    read_events(sources, log_group=log_group, log_stream=log_stream, empty=empty), bar
                 )
                 if output is OutputFormat.table:
                     read = list(events)

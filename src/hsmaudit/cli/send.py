@@ -24,10 +24,10 @@ from hsmaudit.cli.parse import (
     PATHS_HELP,
     fail_on_empty,
     input_paths,
-    iter_events,
 )
 from hsmaudit.cli.progress import WorkProgress, input_bytes, stop_on_ctrl_c, tracked
 from hsmaudit.ops.destination import DeliveryError, DeliveryOptions, destination_spool, spool_lines
+from hsmaudit.ops.inputs import read_events
 from hsmaudit.ops.send import Reading, Sending, Stopped
 from hsmaudit.records.event import HsmEvent
 from hsmaudit.sources.errors import SourceError
@@ -79,7 +79,7 @@ def register(app: typer.Typer) -> None:
                         for position, source in enumerate(sources):
                             reading.position = position
                             yield from tracked(
-                                iter_events(
+                                read_events(
                                     [source], log_group=log_group, log_stream=log_stream, empty=empty
                                 ),
                                 bar,
