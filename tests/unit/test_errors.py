@@ -1,8 +1,8 @@
 """Every exception hsmaudit defines derives from `hsmaudit.errors.HsmauditError` (issue 14, item 4).
 
 The walk imports each module of the package, so a new exception class anywhere is checked without
-being listed here. Private helpers (`_Bad` in records/parse.py, never raised past its module) are
-left out; `__main__` modules are not imported because importing one runs it.
+being listed here. Private classes (a leading `_`: never raised past their module) are left out;
+`__main__` modules are not imported because importing one runs it.
 """
 
 from __future__ import annotations

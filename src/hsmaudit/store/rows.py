@@ -1,7 +1,7 @@
 """The row codec: `HsmEvent` and `Alert` to and from the store's SQLite rows.
 
 Where it sits: the writes (store/writes.py) turn events and alerts into rows with `event_row` and
-`alert_row`; the reads (store/read_model.py and its neighbours) turn rows back with
+`alert_row`; the reads (store/events.py, store/alerts.py, store/lifecycles.py) turn rows back with
 `event_from_row`, `alert_from_row` and `stored_alert`. The column layout is store/schema.py's:
 JSON text for maps and lists, 0/1 for booleans, integers beyond 64 bits as tagged text.
 """
