@@ -2,7 +2,7 @@
 
 Layer 0 (stdlib only, imports nothing), so `config` and `records` share it without importing each
 other. The order of the tuples is the order the generated Splunk `EVAL-mfa_enabled` lists them in
-(`splunk/knowledge.py`), so props.conf stays byte-identical. Callers compare the stripped or
+(`splunk/knowledge/evals.py`), so props.conf stays byte-identical. Callers compare the stripped or
 lowered text themselves (the parser lowers only; settings strip and lower).
 """
 

@@ -1,7 +1,7 @@
 """Outcome, category, action and severity of a record: a pure function of a few of its fields.
 
-The Splunk app's lookups are generated from this same function (`splunk/knowledge.py`), so Splunk
-and the parser decide alike for every opcode and case.
+The Splunk app's lookups are generated from this same function (`splunk/knowledge/lookups.py`),
+so Splunk and the parser decide alike for every opcode and case.
 """
 
 from __future__ import annotations
