@@ -27,7 +27,7 @@ from typing import Final
 
 from hsmaudit import __version__
 from hsmaudit.splunk.errors import AppVersionError, SplunkAppError
-from hsmaudit.splunk.knowledge import refresh_knowledge, render_generated
+from hsmaudit.splunk.knowledge.blocks import refresh_knowledge, render_generated
 from hsmaudit.splunk.studio import SIMPLE_VIEW, STUDIO_VIEW, render_studio_view
 
 APP_ID: Final = "hsmaudit"

@@ -30,6 +30,13 @@ verb stays in `vendor_action` (a FIELDALIAS ASNEW of the JSON `action`, else the
 Splunk semantics this relies on (props.conf.spec, "search-time operations sequence"): EXTRACT,
 REPORT, KV_MODE, FIELDALIAS, then every EVAL in parallel (an EVAL sees the fields as they were
 before any EVAL ran), then lookups (never fed by another automatic lookup), event types, tags.
+
+One concept per module: `names` (sourcetypes, lookups), `cim` (which opcodes belong to which data
+model, and as what), `spl` (eval literals), `lookups` (the two CSV tables), `extractions`
+(props.conf's regexes), `evals` (the EVALs and automatic lookups), `props` (each sourcetype's
+block), `eventtypes` (the eventtypes.conf and tags.conf blocks), `blocks` (the BEGIN/END markers,
+rendering the blocks into the conf files and refreshing the app's tree). Every public name of the
+former `knowledge.py` is re-exported here; this package is not on the Lambda path.
 """
 
 from __future__ import annotations
