@@ -9,13 +9,13 @@ keep their other bases too (`ConfigError` is still a `ValueError`), so every exi
     ├── ConfigError (ValueError)               config
     ├── SourceError, CheckpointError, ...      sources/
     ├── SinkError, ...                         sinks/
-    ├── DetectError                            detect/
+    ├── DetectError, DetectStoreError          detect/
     ├── StoreError, FilterError (ValueError)   store/
     ├── ForwarderError, LogsError, ...         aws/
     ├── HecRequestError, ...                   server/
     ├── SplunkAppError                         splunk/
     └── ReportInputError, TimeSpecError, BackfillOptionError (ValueError), DeliveryError, PackageError,
-        DetectOptionError (ValueError), DetectStoreError, DestinationChoiceError (ValueError),
+        DetectOptionError (ValueError), DestinationChoiceError (ValueError),
         SpoolLocationError, DemoStartError                                                    ops/
 """
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hsmaudit.detect.engine import DetectionConfig, detect_events
-from hsmaudit.detect.errors import DetectError
+from hsmaudit.detect.errors import DetectError, DetectStoreError
 from hsmaudit.detect.ruleset import load_ruleset
 from hsmaudit.errors import HsmauditError
 from hsmaudit.ops.detection import (
@@ -131,6 +131,24 @@ def test_a_database_that_is_not_a_store_raises_the_detections_error(tmp_path: Pa
     connection.commit()
     connection.close()
     with pytest.raises(DetectError, match=r"^no readable events table"):
+        store_alerts(path, DetectionConfig(), None)
+
+
+def test_a_store_sqlite_cannot_open_raises_the_detections_store_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One class for "the store cannot be read for detection": an `except DetectStoreError` from
+    # detect.errors catches the open failure too, not only the detections' own.
+    path = tmp_path / "events.sqlite"
+    path.write_bytes(b"")
+
+    def refuse(*args: object, **kwargs: object) -> sqlite3.Connection:
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(sqlite3, "connect", refuse)
+    with pytest.raises(
+        DetectStoreError, match=r"^cannot open .*events\.sqlite: unable to open database file$"
+    ):
         store_alerts(path, DetectionConfig(), None)
 
 

@@ -35,10 +35,9 @@ from hsmaudit.cli.parse import (
     fail_on_empty,
     input_paths,
 )
-from hsmaudit.detect.errors import DetectError
+from hsmaudit.detect.errors import DetectError, DetectStoreError
 from hsmaudit.ops.detection import (
     DetectOptionError,
-    DetectStoreError,
     alerts_summary,
     detection_config,
     parse_now_usecs,

@@ -3,7 +3,8 @@ settings from the flags' values, alerts over a local store, events merged by HSM
 rows and the one-line summary; `cli/detect.py` prints them as tables or JSON lines.
 
 Flags that cannot be used raise `DetectOptionError` (a usage error: the CLI exits 2); a store that
-cannot be opened raises `DetectStoreError`.
+cannot be opened raises detect's `DetectStoreError` (the one the detections raise for a store they
+cannot read, so one `except` catches both).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
+from hsmaudit.detect.errors import DetectStoreError
 from hsmaudit.errors import HsmauditError
 from hsmaudit.records.alert import Alert
 from hsmaudit.records.event import HsmEvent
@@ -32,10 +34,6 @@ _UNIT_SECONDS: Final[dict[str, int]] = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 
 
 class DetectOptionError(HsmauditError, ValueError):
     """A detection flag that cannot be used (unknown rule id, bad duration, no store at the path)."""
-
-
-class DetectStoreError(HsmauditError):
-    """The store given with `--db` exists but SQLite cannot open it."""
 
 
 def parse_duration_usecs(text: str) -> int:
