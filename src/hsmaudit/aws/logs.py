@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from hsmaudit.errors import HsmauditError
-from hsmaudit.records.parse import cluster_id_from_log_group
+from hsmaudit.records.context import cluster_id_from_log_group
 from hsmaudit.sources.message import LogMessage
 
 if TYPE_CHECKING:

@@ -35,7 +35,7 @@ import msgspec
 from hsmaudit.errors import HsmauditError
 from hsmaudit.ops.destination import Delivered, DeliveryError, Destination
 from hsmaudit.ops.timespec import TimeSpecError, format_ms, parse_time_ms
-from hsmaudit.records.parse import cluster_id_from_log_group
+from hsmaudit.records.context import cluster_id_from_log_group
 from hsmaudit.sources.checkpoint import (
     BackfillJob,
     Checkpoint,

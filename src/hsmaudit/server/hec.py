@@ -42,9 +42,10 @@ import msgspec
 
 from hsmaudit.errors import HsmauditError
 from hsmaudit.records.cloudtrail import CloudTrailStats, cloudtrail_events, is_cloudtrail
+from hsmaudit.records.context import cluster_id_from_log_group, hsm_id_from_log_stream
 from hsmaudit.records.event import SEVERITY_RANK, HsmEvent
 from hsmaudit.records.identity import fields_content, text_event_id, unparsed_event_id
-from hsmaudit.records.parse import cluster_id_from_log_group, hsm_id_from_log_stream, parse_message
+from hsmaudit.records.parse import parse_message
 from hsmaudit.sinks.hec.answers import (
     EVENT_FIELD_BLANK,
     EVENT_FIELD_REQUIRED,
