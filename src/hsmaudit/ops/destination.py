@@ -8,7 +8,7 @@ shows in `ps` and shell history): `HSMAUDIT_HEC_TOKEN`, or a Secrets Manager / S
 
 Each destination's `deliver` returns only when every event is kept (accepted by HEC, written to
 the spool, stored, or written) and raises `DeliveryError` otherwise, so a caller can advance its
-checkpoint exactly after what is safe. HEC delivery uses `hsmaudit.sinks.hec.HecClient` and the
+checkpoint exactly after what is safe. HEC delivery uses `hsmaudit.sinks.hec.client.HecClient` and the
 configured spool: the same code, batching, retries and spooling as the Lambda, not a second client.
 """
 
