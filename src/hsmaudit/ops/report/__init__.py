@@ -17,9 +17,9 @@ This package re-exports the names the CLI and the tests import from `hsmaudit.op
 
 from __future__ import annotations
 
+from hsmaudit.detect.silence import DEFAULT_SILENT_AFTER_USECS
 from hsmaudit.ops.report.build import (
     DAY_USECS,
-    DEFAULT_SILENT_AFTER_USECS,
     REPORT_FORMAT,
     RETENTION_DAYS_AT_HAND,
     RETENTION_DAYS_REQUIRED,

@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from hsmaudit import __version__
 from hsmaudit.detect.engine import DetectionConfig, detect_events
+from hsmaudit.detect.silence import DEFAULT_SILENT_AFTER_USECS
 from hsmaudit.ops.report.digests import _content_id, data_digest, report_digest
 from hsmaudit.ops.report.pci import PCI_SECTIONS
 from hsmaudit.ops.report.period import Period
@@ -27,7 +28,6 @@ from hsmaudit.records.time import format_usecs
 
 REPORT_FORMAT: Final = "hsmaudit-report/1"
 DAY_USECS: Final = 86_400_000_000
-DEFAULT_SILENT_AFTER_USECS: Final = 3_600_000_000
 RETENTION_DAYS_REQUIRED: Final = 365
 RETENTION_DAYS_AT_HAND: Final = 90
 
