@@ -2,7 +2,7 @@
 
 0. `errors` (the root `HsmauditError`), `booleans` (the true/false words) and `defaults` (every
    setting's default) import nothing of ours; every layer may import them.
-1. `records` (and the stdlib-only `config`) import nothing else of ours but `errors`.
+1. `records` (and the stdlib-only `config`) import nothing of ours but layer 0.
 2. `sources`, `sinks`, `detect`, `store` import layer 1 only, not each other.
 3. `aws`, `server`, `simulate`, `splunk` compose layers 1-2 and do not import each other.
 4. `ops` composes layers 1-3 into what an operator runs (engines without Typer/Rich).
