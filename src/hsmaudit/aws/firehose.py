@@ -43,6 +43,7 @@ from hsmaudit.sinks.hec.envelope import EventEncoder
 from hsmaudit.sinks.spool import Spool, SpoolBatch
 from hsmaudit.sources.cloudwatch import SubscriptionDocument, decode_documents, gunzip
 from hsmaudit.sources.errors import SourceDecodeError
+from hsmaudit.sources.gzip_members import GZIP_MAGIC
 
 logger = logging.getLogger("hsmaudit.aws.firehose")
 
@@ -52,7 +53,6 @@ RESPONSE_LIMIT: Final = 6 * 1024 * 1024
 """Lambda's synchronous response payload limit (bytes)."""
 RESPONSE_BUDGET: Final = RESPONSE_LIMIT - 64 * 1024
 """What we let the response grow to: the limit minus room for JSON framing we do not count."""
-GZIP_MAGIC: Final = b"\x1f\x8b"
 _RECORD_OVERHEAD: Final = 64  # {"recordId":"","result":"ProcessingFailed","data":""}, + commas
 
 

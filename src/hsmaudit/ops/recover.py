@@ -52,6 +52,7 @@ from hsmaudit.sinks.errors import SinkError
 from hsmaudit.sinks.spool import SpoolBatch
 from hsmaudit.sources.cloudwatch import decode_subscription_event, gunzip, iter_json_spans, log_messages
 from hsmaudit.sources.errors import SourceDecodeError
+from hsmaudit.sources.gzip_members import GZIP_MAGIC
 from hsmaudit.sources.message import parse_log_message
 
 if TYPE_CHECKING:
@@ -65,7 +66,6 @@ Kind = Literal["on-failure", "delivery-failed", "processing-failed", "empty"]
 FIREHOSE_PREFIXES: Final = ("firehose-failed", "firehose-errors")
 """Path segments of the stack's Firehose S3 prefixes (deploy/template.yaml); an `s3://` URL
 containing one names Firehose's failure objects, any other names our spool."""
-GZIP_MAGIC: Final = b"\x1f\x8b"
 VISIBILITY_MARGIN: Final = 30
 """Seconds a received message stays hidden beyond the delivery budget (delete after delivery)."""
 

@@ -33,6 +33,7 @@ from hsmaudit.sources.cloudwatch import (
     log_messages,
 )
 from hsmaudit.sources.errors import SourceDecodeError
+from hsmaudit.sources.gzip_members import GZIP_MAGIC
 from hsmaudit.sources.message import LogMessage
 
 STDIN: Final = "-"
@@ -63,7 +64,7 @@ def read_bytes(
     data: bytes, *, name: str, log_group: str | None = None, log_stream: str | None = None
 ) -> Iterator[Item]:
     """Classify a whole input and yield its messages or events."""
-    if data[:2] == b"\x1f\x8b":
+    if data[:2] == GZIP_MAGIC:
         from hsmaudit.sources.cloudwatch import gunzip
 
         data = gunzip(data, name=name)

@@ -19,6 +19,8 @@ from typing import Final
 
 from hsmaudit.errors import HsmauditError
 
+GZIP_MAGIC: Final = b"\x1f\x8b"
+"""The first two bytes of every gzip member (RFC 1952): how an input says it is compressed."""
 _GZIP_WBITS: Final = 16 + zlib.MAX_WBITS
 
 

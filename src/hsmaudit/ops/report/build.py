@@ -20,7 +20,7 @@ from typing import Any, Final
 from hsmaudit import __version__
 from hsmaudit.detect.engine import DetectionConfig, detect_events
 from hsmaudit.detect.silence import DEFAULT_SILENT_AFTER_USECS
-from hsmaudit.ops.report.digests import _content_id, data_digest, report_digest
+from hsmaudit.ops.report.digests import content_id, data_digest, report_digest
 from hsmaudit.ops.report.pci import PCI_SECTIONS
 from hsmaudit.ops.report.period import Period
 from hsmaudit.records.event import HsmEvent
@@ -48,7 +48,7 @@ def build_report(
     )
     unique: dict[str, HsmEvent] = {}
     for event in ordered:
-        unique.setdefault(event.event_id or _content_id(event), event)
+        unique.setdefault(event.event_id or content_id(event), event)
     ordered = list(unique.values())
     audit = [e for e in ordered if e.record_format != "cloudtrail"]
     calls = [e for e in ordered if e.record_format == "cloudtrail"]

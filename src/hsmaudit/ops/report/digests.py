@@ -18,14 +18,15 @@ import msgspec
 from hsmaudit.records.event import HsmEvent
 
 
-def _content_id(event: HsmEvent) -> str:
+def content_id(event: HsmEvent) -> str:
+    """An id for an event that has none (an export without `event_id`): SHA-256 of its JSON."""
     return hashlib.sha256(msgspec.json.encode(event)).hexdigest()
 
 
 def data_digest(events: Iterable[HsmEvent]) -> str:
     """SHA-256 over the sorted event ids (content-aware: a changed record changes its id)."""
     digest = hashlib.sha256()
-    for event_id in sorted(event.event_id or _content_id(event) for event in events):
+    for event_id in sorted(event.event_id or content_id(event) for event in events):
         digest.update(event_id.encode() + b"\n")
     return "sha256:" + digest.hexdigest()
 
