@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -279,12 +279,6 @@ class Settings:
                 value = masked_url(value)
             out[spec.name] = {"value": value, "from": self.origins.get(spec.name, "default")}
         return out
-
-    def with_values(self, **values: Any) -> Settings:
-        """A copy with some values replaced (validated like loaded ones)."""
-        updated = replace(self, **values)
-        validate(updated)
-        return updated
 
 
 def _convert(spec: SettingSpec, value: Any, origin: str) -> str | bool | int | float | None:
