@@ -35,28 +35,16 @@ from hsmaudit.sinks.hec.token import StaticToken
 from hsmaudit.sinks.spool import LocalSpool
 from hsmaudit.store.database import EventStore
 
+from ..support.records import login_record
+
 LOG_GROUP = "/aws/cloudhsm/cluster-abc123def45"
 STREAM = "hsm-abc123def45"
 
 
-def record(sequence_no: int) -> str:
-    return (
-        "Time: 12/19/17 21:01:17.140812, usecs:1513717277140812\n"
-        f"Sequence No : 0x{sequence_no:x}\n"
-        "Reboot counter : 0x107\n"
-        "Command Type(hex) : CN_MGMT_CMD (0x0)\n"
-        "Opcode : CN_LOGIN (0xd)\n"
-        "Session Handle : 0x1004001\n"
-        "Response : 0:HSM Return: SUCCESS\n"
-        "Log type : MGMT_USER_DETAILS_LOG (2)\n"
-        "User Name : admin\n"
-        "User Type : CN_CRYPTO_OFFICER (2)\n"
-    )
-
-
 def events(count: int, start: int = 0) -> list[HsmEvent]:
     return [
-        parse_message(record(n), log_group=LOG_GROUP, log_stream=STREAM) for n in range(start, start + count)
+        parse_message(login_record(n), log_group=LOG_GROUP, log_stream=STREAM)
+        for n in range(start, start + count)
     ]
 
 

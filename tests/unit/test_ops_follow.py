@@ -22,28 +22,15 @@ from hsmaudit.records.parse import parse_message
 from hsmaudit.sources.message import LogMessage
 from hsmaudit.store.database import EventStore
 
+from ..support.records import login_record
+
 GROUP = "/aws/cloudhsm/cluster-abc123def45"
 OTHER_GROUP = "/aws/cloudhsm/cluster-fff000fff00"
 BASE_MS = 1_700_000_000_000
 
 
-def record(sequence_no: int, usecs: int = 1_513_717_277_140_812) -> str:
-    return (
-        f"Time: 12/19/17 21:01:17.140812, usecs:{usecs}\n"
-        f"Sequence No : 0x{sequence_no:x}\n"
-        "Reboot counter : 0x107\n"
-        "Command Type(hex) : CN_MGMT_CMD (0x0)\n"
-        "Opcode : CN_LOGIN (0xd)\n"
-        "Session Handle : 0x1004001\n"
-        "Response : 0:HSM Return: SUCCESS\n"
-        "Log type : MGMT_USER_DETAILS_LOG (2)\n"
-        "User Name : admin\n"
-        "User Type : CN_CRYPTO_OFFICER (2)\n"
-    )
-
-
 def event(sequence_no: int, group: str = GROUP, stream: str = "hsm-abc123def45") -> HsmEvent:
-    return parse_message(record(sequence_no), log_group=group, log_stream=stream)
+    return parse_message(login_record(sequence_no), log_group=group, log_stream=stream)
 
 
 @dataclass
@@ -60,7 +47,9 @@ class LateLogs:
     def add(
         self, visible_from: int, sequence_no: int, timestamp: int, stream: str = "hsm-abc123def45"
     ) -> None:
-        message = LogMessage(record(sequence_no), GROUP, stream, f"id-{stream}-{sequence_no}", timestamp)
+        message = LogMessage(
+            login_record(sequence_no), GROUP, stream, f"id-{stream}-{sequence_no}", timestamp
+        )
         self.events.append((visible_from, message))
 
     def filter_events(
@@ -147,7 +136,7 @@ def test_polling_reads_every_group_and_passes_the_stream_filter() -> None:
     logs = LateLogs()
     logs.add(0, 1, BASE_MS + 10, stream="hsm-one")
     logs.add(0, 2, BASE_MS + 20, stream="hsm-two")
-    other = LogMessage(record(9), OTHER_GROUP, "hsm-one", "id-other", BASE_MS + 5)
+    other = LogMessage(login_record(9), OTHER_GROUP, "hsm-one", "id-other", BASE_MS + 5)
     logs.events.append((0, other))
     shown = list(
         poll_cloudwatch(
@@ -173,7 +162,7 @@ def test_polling_reads_every_group_and_passes_the_stream_filter() -> None:
 def test_events_without_a_cloudwatch_id_are_told_apart_by_stream_time_and_text() -> None:
     logs = LateLogs()
     for sequence_no in (1, 2):
-        message = LogMessage(record(sequence_no), GROUP, "hsm-abc123def45", None, BASE_MS)
+        message = LogMessage(login_record(sequence_no), GROUP, "hsm-abc123def45", None, BASE_MS)
         logs.events.append((0, message))
         logs.events.append((1, message))  # the same event found again by the next poll
     shown = list(
