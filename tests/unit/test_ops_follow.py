@@ -159,6 +159,37 @@ def test_polling_reads_every_group_and_passes_the_stream_filter() -> None:
     ]
 
 
+def test_a_group_behind_the_others_keeps_its_own_look_back() -> None:
+    """One cluster an hour ahead of another must not move the other's window: its late event shows,
+    and its old ones are not shown again once the first group's window has moved on."""
+    logs = LateLogs()
+    logs.add(0, 1, BASE_MS + 3_600_000)
+    behind = [(0, 2, BASE_MS), (1, 3, BASE_MS + 10_000), (2, 4, BASE_MS + 20_000)]
+    for visible_from, sequence_no, timestamp in behind:
+        message = LogMessage(
+            login_record(sequence_no), OTHER_GROUP, "hsm-one", f"id-{sequence_no}", timestamp
+        )
+        logs.events.append((visible_from, message))
+    items = list(
+        poll_cloudwatch(
+            logs,  # type: ignore[arg-type]
+            [GROUP, OTHER_GROUP],
+            start_ms=BASE_MS - 60_000,
+            follow=True,
+            interval=0,
+            lookback_ms=60_000,
+            sleep=logs.sleep,
+            polls=4,
+        )
+    )
+    assert sequence_numbers(items) == [1, 2, None, 3, None, 4, None]
+    assert [start for group, start, _ in logs.asked if group == OTHER_GROUP][1:] == [
+        BASE_MS - 60_000,
+        BASE_MS + 10_000 - 60_000,
+        BASE_MS + 20_000 - 60_000,
+    ]
+
+
 def test_events_without_a_cloudwatch_id_are_told_apart_by_stream_time_and_text() -> None:
     logs = LateLogs()
     for sequence_no in (1, 2):

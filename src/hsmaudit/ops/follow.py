@@ -2,7 +2,8 @@
 local store (an operator engine: no Typer, no Rich; `cli/tail.py` renders what it yields).
 
 CloudWatch makes events searchable a little after their timestamp, and not always in order, so
-each poll looks back `lookback_ms` and skips event ids already shown (kept for that window only):
+each poll looks back `lookback_ms` from the newest event of that log group and skips event ids
+already shown (kept for that window only, per group):
 late events appear, none twice. The store is read from its newest rows, then followed by rowid.
 Both yield None after each poll with `follow`, so the caller can judge silence between polls.
 """
@@ -65,7 +66,9 @@ def poll_cloudwatch(
 
     With `follow`, a None after each poll lets the caller check for silence between polls.
     """
-    seen = SeenIds(lookback_ms)
+    # Per group: each has its own clocks and delays, so one group's newest event must not move
+    # another's look-back window (its late events would be skipped, or shown twice once forgotten).
+    seen = {group: SeenIds(lookback_ms) for group in log_groups}
     since = dict.fromkeys(log_groups, start_ms)
     count = 0
     while True:
@@ -76,12 +79,12 @@ def poll_cloudwatch(
                     key = (
                         message.cwl_id or f"{message.log_stream}|{message.timestamp}|{hash(message.message)}"
                     )
-                    if seen.add(key, message.timestamp or 0):
+                    if seen[group].add(key, message.timestamp or 0):
                         fresh.append(message)
             fresh.sort(key=lambda m: (m.timestamp or 0, m.log_stream or ""))
             yield from (parse_log_message(message) for message in fresh)
-            if seen.newest_ms:
-                since[group] = max(start_ms, seen.newest_ms - lookback_ms)
+            if seen[group].newest_ms:
+                since[group] = max(start_ms, seen[group].newest_ms - lookback_ms)
         count += 1
         if not follow or (polls is not None and count >= polls):
             return
