@@ -28,6 +28,7 @@ import pytest
 from hsmaudit.ops.package import Arch, PackageError, build_lambda_zip, contents_digest, reachable_modules
 
 from ..conftest import REPO_ROOT, SAMPLES_DIR
+from .aws_env import moto_environment
 from .fault_hec import FaultHec
 from .payloads import received_event
 
@@ -485,13 +486,7 @@ def test_the_packaged_forwarder_works_with_the_environment_the_template_sets(
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "PYTHONPATH": f"{task}:{runtime}",  # /var/task first, then the runtime's packages
             "PYTHONNOUSERSITE": "1",
-            "AWS_ENDPOINT_URL": moto_url,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_REGION": "us-east-1",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_CONFIG_FILE": "/dev/null",
-            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+            **moto_environment(moto_url),
             # The template's variables; the one substitution (in `invoke`): the stack's https HEC
             # is the loopback HEC here.
             **function_environment,
