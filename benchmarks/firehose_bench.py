@@ -37,7 +37,7 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from handler_bench import make_payloads
-from peers import firehose_invocations, hec_events_in, load_gdi_transform, time_transform
+from peers import fast_match, firehose_invocations, hec_events_in, load_gdi_transform, time_transform
 
 
 def decode_floor(invocations: list[dict[str, Any]]) -> tuple[float, int]:
@@ -94,6 +94,7 @@ def main() -> None:
     print(
         f"payloads x records        {args.payloads} x {args.records} = {total} events, {len(invocations)} invocations"
     )
+    print(f"fast-path match           {fast_match()}")
     print(
         f"hsmaudit transform        {our_rate:,.0f} events/s, {our_cpu:.2f} µs CPU/event (median of {args.repeat})"
     )

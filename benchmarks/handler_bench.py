@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers import node_blueprint_dir, run_node_blueprint
+from peers import fast_match, node_blueprint_dir, run_node_blueprint
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "tests" / "data" / "samples"
@@ -297,6 +297,7 @@ def main() -> None:
         f"payloads x records        {args.payloads} x {args.records} = {total} events "
         f"(format {args.event_format}, raw included: {not args.no_raw})"
     )
+    print(f"fast-path match           {fast_match()}")
     print(f"end to end                {total / elapsed:,.0f} events/s ({elapsed * 1000:.0f} ms)")
     print(
         f"handler CPU               {total / cpu:,.0f} events per CPU-second ({cpu / total * 1e6:.1f} µs/event; the rest is the sink)"

@@ -41,7 +41,7 @@ from hsmaudit.sources.cloudwatch import decode_subscription_event, log_messages
 from hsmaudit.sources.message import parse_log_message
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers import firehose_invocations, load_gdi_transform, time_transform
+from peers import fast_match, firehose_invocations, load_gdi_transform, time_transform
 
 OPS = [
     ("CN_LOGIN", 0xD, "MGMT_USER_DETAILS_LOG", 2),
@@ -200,6 +200,7 @@ def main() -> None:
     print(
         f"records per run:                               {records:,} (medians of {args.repeat} alternating runs)"
     )
+    print(f"fast-path match:                               {fast_match()}")
     print(f"(a) decode+parse+normalise+HEC line (lean):    {lean:,.0f} records/s")
     print(f"(a') decode+parse+normalise+JSON event:        {full:,.0f} records/s")
     print(f"(b) floor, msgspec (b64+gunzip+JSON+encode):   {base:,.0f} records/s")

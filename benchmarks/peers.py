@@ -171,3 +171,10 @@ def hec_events_in(outputs: list[Any]) -> int:
             if record.get("result") == "Ok":
                 count += sum(1 for line in base64.b64decode(record["data"]).splitlines() if line.strip())
     return count
+
+
+def fast_match() -> str:
+    """How the parser's fast-path match runs in this process: C (records/_scan.c) or the regex."""
+    from hsmaudit.records.parse import FAST_SCAN_COMPILED
+
+    return "C (records/_scan.c)" if FAST_SCAN_COMPILED else "regex (records/_scan.c not built)"

@@ -137,6 +137,26 @@ def test_source_files_take_whole_subpackages_with_data_and_leave_out_bytecode_an
     assert all(path == root / name for name, path in files.items())
 
 
+def test_our_compiled_match_stays_out_of_the_zip(tmp_path: Path) -> None:
+    """records/_scan.c and a host build of it are for the build machine, not the Lambda (the wheels'
+    own extensions, msgspec's, go in: integration/test_package.py)."""
+    compiled = {
+        "hsmaudit/records/_scan.c": "/* C */",
+        "hsmaudit/records/_scan.pyi": "def scan(message: str) -> None: ...",
+        "hsmaudit/records/_scan.abi3.so": "ELF",
+        "hsmaudit/records/_scan.cpython-311-x86_64-linux-gnu.so": "ELF",
+    }
+    root = _source_tree(tmp_path / "src", compiled)
+    assert not set(compiled) & set(_source_files(root, reachable_modules(root)))
+    output, _ = _build(tmp_path, root)
+    with zipfile.ZipFile(output) as archive:
+        names = archive.namelist()
+    assert not [
+        name for name in names if name.startswith("hsmaudit/") and name.endswith((".c", ".so", ".pyi"))
+    ]
+    assert "hsmaudit/records/event.py" in names
+
+
 @pytest.mark.parametrize("excluded", ["cli", "server"])
 def test_a_handler_that_reaches_the_cli_or_the_server_is_refused(tmp_path: Path, excluded: str) -> None:
     root = _source_tree(

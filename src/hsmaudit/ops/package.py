@@ -58,6 +58,11 @@ CA_BUNDLE_NAME: Final = "hec-ca.pem"
 ZIP_EPOCH: Final = 315532800
 _SKIPPED_NAMES: Final = frozenset({"__pycache__", ".mypy_cache", ".pytest_cache"})
 _SKIPPED_SUFFIXES: Final = (".pyc", ".pyo")
+_OWN_COMPILED_SUFFIXES: Final = (".c", ".so", ".pyi")
+"""Of our own files, the parser's C match (`records/_scan.c`, its stub and any build of it) stays
+out: a build is for the machine that made it, not for the Lambda's architecture and libc, so the
+zip stays pure Python (the parser then runs the same match as a regex) and the same on every
+build machine. The wheels' own extensions (msgspec) are for the Lambda's platform and go in."""
 _PYTHON_VERSION = re.compile(r"^3\.\d{1,2}$")
 
 
@@ -196,7 +201,8 @@ def _source_files(source_root: Path, modules: Iterable[str]) -> dict[str, Path]:
     files["hsmaudit/__init__.py"] = package_dir / "__init__.py"
     for name in sorted(subpackages):
         for path in _walk_files(package_dir / name):
-            files[path.relative_to(source_root).as_posix()] = path
+            if not path.name.endswith(_OWN_COMPILED_SUFFIXES):
+                files[path.relative_to(source_root).as_posix()] = path
     return files
 
 

@@ -1,0 +1,7 @@
+"""Type stub of the C extension built from `_scan.c` (see its header)."""
+
+from types import NotImplementedType
+from typing import Any
+
+# Groups 1-9 are always str, 10-13 str or None, as with `re.Match.groups()` (typed the same way).
+def scan(message: str, /) -> tuple[Any, ...] | NotImplementedType | None: ...
