@@ -1,10 +1,11 @@
-"""The parser's fast-path match in C (records/_scan.c) is the regex it replaces, result for result.
+"""The parser's fast path in C (records/_scan.c) is the Python it replaces, result for result.
 
 `scan` must give exactly `_FAST_RECORD.match(m).groups()` (or None) for every ASCII message and
 decline (NotImplemented) any other, so the parse is the same with or without the extension: checked
 on generated records in every separator style, on records mutated a character at a time (blanks,
 CR, colons, hex case, cut and doubled lines), on hostile lines, and through `parse_message` and
-`lean_identity` with the extension switched off.
+`lean_identity` with the extension switched off. Its `lean` (lean_identity's checks and id in C)
+must give lean_identity's Python answer for the same inputs, whatever the origin ids.
 """
 
 from __future__ import annotations
@@ -112,3 +113,105 @@ class TestScanIsTheRegex:
         finally:
             parse._scan_c = compiled
         assert with_c == without
+
+
+ODD_ORIGINS = st.sampled_from(
+    [
+        ("cluster-p", "hsm-q"),
+        (None, None),
+        ("", ""),
+        ("cluster-\u00e9t\u00e9", "hsm-\u4e2d"),  # not ASCII: UTF-8 in the id's input, as in Python
+        ("cluster-p", "hsm-\ud800"),  # a lone surrogate: the Python path decides
+    ]
+)
+
+
+def _python_lean(message: str, cluster_id: str | None, hsm_id: str | None) -> tuple[int, str] | None:
+    compiled = parse._lean_c
+    try:
+        parse._lean_c = None  # type: ignore[assignment]
+        return lean_identity(message, cluster_id, hsm_id)
+    finally:
+        parse._lean_c = compiled
+
+
+def _same_lean(message: str, origin: tuple[str | None, str | None]) -> None:
+    expected = _python_lean(message, *origin)  # also converts and remembers the repeating part
+    assert lean_identity(message, *origin) == expected, message
+    got = parse._lean_c(message, *origin, parse._STATIC, parse.blake2b)
+    assert got is NotImplemented or got == expected, message
+
+
+@pytest.mark.skipif(not parse.FAST_SCAN_COMPILED, reason="records/_scan.c not built (no C compiler)")
+class TestLeanIsLeanIdentity:
+    @settings(max_examples=300, deadline=None)
+    @given(text_events(), st.sampled_from(SEPARATORS), ODD_ORIGINS)
+    def test_generated_records(self, generated, style, origin) -> None:  # type: ignore[no-untyped-def]
+        record = render_text_record(generated, style)
+        _same_lean(record, origin)
+        event = parse_message(record)
+        numbers = (event.sequence_no or 0, event.reboot_counter or 0, event.usecs or 0)
+        if record.isascii() and all(0 <= value < 1 << 64 for value in numbers) and numbers[2] < 10**19:
+            # a clean canonical record with 64-bit numbers is answered in C once its part is known
+            assert (
+                parse._lean_c(record, "cluster-p", "hsm-q", parse._STATIC, parse.blake2b)
+                is not NotImplemented
+            )
+
+    @settings(max_examples=1000, deadline=None)
+    @given(
+        text_events(),
+        st.sampled_from(SEPARATORS),
+        st.lists(st.tuples(st.floats(0, 1), st.integers(0, 2), EDGE_CHARACTERS), min_size=1, max_size=4),
+        ODD_ORIGINS,
+    )
+    def test_records_mutated_at_their_edges(self, generated, style, edits, origin) -> None:  # type: ignore[no-untyped-def]
+        text = list(render_text_record(generated, style))
+        for where, kind, character in edits:
+            position = min(int(where * len(text)), len(text) - 1)
+            if kind == 0:
+                text.insert(position, character)
+            elif kind == 1 and len(text) > 1:
+                del text[position]
+            else:
+                text[position] = character
+        _same_lean("".join(text), origin)
+
+    @settings(max_examples=300, deadline=None)
+    @given(line=NASTY_TEXT, position=st.integers(0, 12), origin=ODD_ORIGINS)
+    def test_hostile_lines_inside_a_record(self, line: str, position: int, origin) -> None:  # type: ignore[no-untyped-def]
+        lines = GOOD.split("\n")
+        lines.insert(position, line)
+        _same_lean("\n".join(lines), origin)
+
+    @pytest.mark.parametrize(
+        ("label", "value"),
+        [
+            ("usecs:", "9" * 19),  # the most digits C reads: past the year 10000, None
+            ("usecs:", "9" * 20),  # more: Python decides (None)
+            ("usecs:", "253402300800000000"),  # the year 10000: None
+            ("usecs:", "0000000000000000001513717277140812"),  # leading zeros
+            ("Sequence No : ", "0x" + "f" * 16),  # the largest 64-bit sequence number
+            ("Sequence No : ", "0x1" + "0" * 16),  # one past it
+            ("Sequence No : ", "0x" + "f" * 40),  # far more than 64 bits
+            ("Reboot counter : ", "0x" + "0" * 30 + "1"),
+        ],
+    )
+    def test_numbers_at_and_past_64_bits(self, label: str, value: str) -> None:
+        lines = GOOD.split("\n")
+        index = next(i for i, line in enumerate(lines) if label.split(maxsplit=1)[0] in line)
+        if label == "usecs:":
+            lines[index] = lines[index].split("usecs:")[0] + "usecs:" + value
+        else:
+            lines[index] = label + value
+        _same_lean("\n".join(lines), ("cluster-p", "hsm-q"))
+
+    def test_a_statics_entry_without_required_is_an_error_not_a_crash(self) -> None:
+        parse_message(GOOD)  # remembers GOOD's repeating part
+        groups = parse._regex_groups(GOOD)
+        assert groups is not None
+        key = (groups[4], groups[5], groups[7], groups[8], groups[10])
+        with pytest.raises(AttributeError):
+            parse._lean_c(GOOD, None, None, {key: object()}, parse.blake2b)
+        with pytest.raises(TypeError):
+            parse._lean_c(GOOD, None, None, [], parse.blake2b)  # type: ignore[arg-type]

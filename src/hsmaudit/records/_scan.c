@@ -1,4 +1,5 @@
-/* The parser's fast-path match in C: records/parse.py's _FAST_RECORD, for ASCII text.
+/* The parser's fast path in C: records/parse.py's _FAST_RECORD match (`scan`) and, on top of it,
+ * lean_identity's checks and id for the Firehose path (`lean`, further down), for ASCII text.
  *
  * scan(message) returns exactly what `_FAST_RECORD.match(message).groups()` returns (a tuple of
  * 13 str-or-None), or None when the regex does not match. For text that is not ASCII it returns
@@ -24,6 +25,7 @@
 #endif
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdio.h>
 #include <string.h>
 
 #define GROUPS 13
@@ -237,10 +239,265 @@ static PyObject *scan(PyObject *module, PyObject *message) {
     return groups;
 }
 
+/* --- lean(message, cluster_id, hsm_id, statics, blake2b): the Firehose path's time and id --------
+ *
+ * records.parse.lean_identity in C for the records it is sure of: the match above, then the
+ * checks and the id of `_fast_core` (the record's repeating part must be known clean in
+ * `statics`, parse's `_STATIC`; a required user name or key handle must be there), the
+ * normalised content and its BLAKE2b-128 through the `blake2b` given (hashlib's). Returns
+ * (usecs, event_id), None where lean_identity returns None, or NotImplemented for what the Python
+ * path must decide (not ASCII, a repeating part not seen yet, numbers too long for 64 bits).
+ */
+
+#define USECS_LIMIT 253402300800000000ULL /* 10000-01-01T00:00:00Z: records.parse._USECS_LIMIT */
+
+static PyObject *digest_size_kwargs = NULL; /* {"digest_size": 16}, made at import */
+
+static PyObject *span_str(const char *text, const Span *span) {
+    if (span->start < 0) {
+        Py_RETURN_NONE;
+    }
+    return PyUnicode_FromStringAndSize(text + span->start, span->end - span->start);
+}
+
+/* Digits of span -> value; 0 when there are more than `most` digits (the Python path decides). */
+static int span_number(const char *text, const Span *span, Py_ssize_t skip, int base, Py_ssize_t most,
+                       unsigned long long *out) {
+    Py_ssize_t start = span->start + skip;
+    if (span->end - start > most) {
+        return 0;
+    }
+    unsigned long long value = 0;
+    for (Py_ssize_t i = start; i < span->end; i++) {
+        char ch = text[i];
+        unsigned digit = (unsigned)(ch >= 'a' ? ch - 'a' + 10 : ch - '0');
+        value = value * (unsigned long long)base + digit;
+    }
+    *out = value;
+    return 1;
+}
+
+/* UTF-8 of an origin id (None or "" -> ""); 0 when it has none (lone surrogates) or is not a str. */
+static int origin_text(PyObject *value, const char **text, Py_ssize_t *size) {
+    *text = "";
+    *size = 0;
+    if (value == Py_None) {
+        return 1;
+    }
+    if (!PyUnicode_Check(value)) {
+        return 0;
+    }
+    const char *utf8 = PyUnicode_AsUTF8AndSize(value, size);
+    if (utf8 == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    *text = utf8;
+    return 1;
+}
+
+typedef struct {
+    char *at;
+} Writer;
+
+static void put(Writer *w, const char *text, Py_ssize_t size) {
+    memcpy(w->at, text, (size_t)size);
+    w->at += size;
+}
+
+#define PUT(w, s) put((w), (s), (Py_ssize_t)(sizeof(s) - 1))
+
+static void put_span(Writer *w, const char *text, const Span *span) {
+    put(w, text + span->start, span->end - span->start);
+}
+
+static PyObject *static_key(const char *text, const Span *spans) {
+    static const int fields[5] = {4, 5, 7, 8, 10}; /* command, opcode, response, log type, user type */
+    PyObject *key = PyTuple_New(5);
+    if (key == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < 5; i++) {
+        PyObject *item = span_str(text, &spans[fields[i]]);
+        if (item == NULL) {
+            Py_DECREF(key);
+            return NULL;
+        }
+        PyTuple_SetItem(key, i, item);
+    }
+    return key;
+}
+
+/* 0: no requirement or met; 1: a required field is missing (lean_identity's None); -1: error */
+static int requirement_missing(PyObject *entry, const Span *spans) {
+    PyObject *required = PyObject_GetAttrString(entry, "required");
+    if (required == NULL) {
+        return -1;
+    }
+    int missing = 0;
+    if (PyTuple_Check(required) && PyTuple_Size(required) > 0) {
+        PyObject *first = PyTuple_GetItem(required, 0);
+        int user = first != NULL && PyUnicode_Check(first) && PyUnicode_CompareWithASCIIString(first, "user_name") == 0;
+        missing = user ? spans[9].start < 0 : spans[11].start < 0;
+    } else if (!PyTuple_Check(required)) {
+        missing = -1;
+        PyErr_SetString(PyExc_TypeError, "statics entry: `required` is not a tuple");
+    }
+    Py_DECREF(required);
+    return missing;
+}
+
+static PyObject *lean(PyObject *module, PyObject *args) {
+    (void)module;
+    PyObject *message, *cluster_id, *hsm_id, *statics, *blake2b;
+    if (!PyArg_ParseTuple(args, "UOOO!O:lean", &message, &cluster_id, &hsm_id, &PyDict_Type, &statics, &blake2b)) {
+        return NULL;
+    }
+    Py_ssize_t size = 0;
+    const char *text = PyUnicode_AsUTF8AndSize(message, &size);
+    if (text == NULL) {
+        PyErr_Clear();
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    for (Py_ssize_t i = 0; i < size; i++) {
+        if ((unsigned char)text[i] >= 0x80) {
+            Py_RETURN_NOTIMPLEMENTED;
+        }
+    }
+    Span spans[GROUPS];
+    for (int i = 0; i < GROUPS; i++) {
+        spans[i].start = -1;
+        spans[i].end = -1;
+    }
+    Cursor cursor = {text, size, 0};
+    if (!record(&cursor, spans)) {
+        Py_RETURN_NONE;
+    }
+    PyObject *key = static_key(text, spans);
+    if (key == NULL) {
+        return NULL;
+    }
+    PyObject *entry = PyDict_GetItemWithError(statics, key); /* borrowed */
+    Py_DECREF(key);
+    if (entry == NULL) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        Py_RETURN_NOTIMPLEMENTED; /* not seen yet: the Python path converts and remembers it */
+    }
+    if (entry == Py_None) {
+        Py_RETURN_NONE;
+    }
+    int missing = requirement_missing(entry, spans);
+    if (missing < 0) {
+        return NULL;
+    }
+    if (missing) {
+        Py_RETURN_NONE;
+    }
+    unsigned long long usecs, sequence_no, reboot_counter;
+    if (!span_number(text, &spans[1], 0, 10, 19, &usecs) || !span_number(text, &spans[2], 2, 16, 16, &sequence_no) ||
+        !span_number(text, &spans[3], 2, 16, 16, &reboot_counter)) {
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    if (usecs >= USECS_LIMIT) {
+        Py_RETURN_NONE;
+    }
+    const char *cluster, *hsm;
+    Py_ssize_t cluster_size, hsm_size;
+    if (!origin_text(cluster_id, &cluster, &cluster_size) || !origin_text(hsm_id, &hsm, &hsm_size)) {
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    char numbers[3][24];
+    int widths[3] = {
+        snprintf(numbers[0], sizeof numbers[0], "%llu", reboot_counter),
+        snprintf(numbers[1], sizeof numbers[1], "%llu", sequence_no),
+        snprintf(numbers[2], sizeof numbers[2], "%llu", usecs),
+    };
+    /* Upper bound: the origin ids, the three numbers, every captured span (at most the message)
+     * and the fixed labels (under 200 bytes). */
+    Py_ssize_t bound = cluster_size + hsm_size + widths[0] + widths[1] + widths[2] + size + 256;
+    char *buffer = PyMem_Malloc((size_t)bound);
+    if (buffer == NULL) {
+        return PyErr_NoMemory();
+    }
+    Writer w = {buffer};
+    put(&w, cluster, cluster_size);
+    PUT(&w, "|");
+    put(&w, hsm, hsm_size);
+    PUT(&w, "|");
+    put(&w, numbers[0], widths[0]);
+    PUT(&w, "|");
+    put(&w, numbers[1], widths[1]);
+    PUT(&w, "|");
+    put(&w, numbers[2], widths[2]);
+    PUT(&w, "|time=");
+    put_span(&w, text, &spans[0]);
+    PUT(&w, ", usecs:");
+    put_span(&w, text, &spans[1]);
+    PUT(&w, "\nsequence_no=");
+    put_span(&w, text, &spans[2]);
+    PUT(&w, "\nreboot_counter=");
+    put_span(&w, text, &spans[3]);
+    PUT(&w, "\ncommand_type=");
+    put_span(&w, text, &spans[4]);
+    PUT(&w, "\nopcode=");
+    put_span(&w, text, &spans[5]);
+    PUT(&w, "\nsession_handle=");
+    put_span(&w, text, &spans[6]);
+    PUT(&w, "\nresponse=");
+    put_span(&w, text, &spans[7]);
+    PUT(&w, "\nlog_type=");
+    put_span(&w, text, &spans[8]);
+    if (spans[9].start >= 0) {
+        PUT(&w, "\nuser_name=");
+        put_span(&w, text, &spans[9]);
+        PUT(&w, "\nuser_type=");
+        put_span(&w, text, &spans[10]);
+    } else if (spans[11].start >= 0) {
+        PUT(&w, "\nkey_handle=");
+        put_span(&w, text, &spans[11]);
+        PUT(&w, "\npublic_key_handle=");
+        put_span(&w, text, &spans[12]);
+    }
+    PyObject *data = PyBytes_FromStringAndSize(buffer, (Py_ssize_t)(w.at - buffer));
+    PyMem_Free(buffer);
+    if (data == NULL) {
+        return NULL;
+    }
+    PyObject *call_args = PyTuple_Pack(1, data);
+    Py_DECREF(data);
+    if (call_args == NULL) {
+        return NULL;
+    }
+    PyObject *hash = PyObject_Call(blake2b, call_args, digest_size_kwargs);
+    Py_DECREF(call_args);
+    if (hash == NULL) {
+        return NULL;
+    }
+    PyObject *event_id = PyObject_CallMethod(hash, "hexdigest", NULL);
+    Py_DECREF(hash);
+    if (event_id == NULL) {
+        return NULL;
+    }
+    PyObject *time = PyLong_FromUnsignedLongLong(usecs);
+    if (time == NULL) {
+        Py_DECREF(event_id);
+        return NULL;
+    }
+    PyObject *result = PyTuple_Pack(2, time, event_id);
+    Py_DECREF(time);
+    Py_DECREF(event_id);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"scan", scan, METH_O,
      "scan(message) -> the 13 groups of the parser's fast-path regex, None (no match), or\n"
      "NotImplemented (not ASCII: run the regex)."},
+    {"lean", lean, METH_VARARGS,
+     "lean(message, cluster_id, hsm_id, statics, blake2b) -> (usecs, event_id), None, or\n"
+     "NotImplemented (the Python path decides): records.parse.lean_identity for clean records."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -249,4 +506,12 @@ static struct PyModuleDef definition = {
     -1, methods, NULL, NULL, NULL, NULL,
 };
 
-PyMODINIT_FUNC PyInit__scan(void) { return PyModule_Create(&definition); }
+PyMODINIT_FUNC PyInit__scan(void) {
+    if (digest_size_kwargs == NULL) {
+        digest_size_kwargs = Py_BuildValue("{s:i}", "digest_size", 16);
+        if (digest_size_kwargs == NULL) {
+            return NULL;
+        }
+    }
+    return PyModule_Create(&definition);
+}

@@ -1,7 +1,16 @@
 """Type stub of the C extension built from `_scan.c` (see its header)."""
 
+from collections.abc import Callable
 from types import NotImplementedType
 from typing import Any
 
 # Groups 1-9 are always str, 10-13 str or None, as with `re.Match.groups()` (typed the same way).
 def scan(message: str, /) -> tuple[Any, ...] | NotImplementedType | None: ...
+def lean(
+    message: str,
+    cluster_id: str | None,
+    hsm_id: str | None,
+    statics: dict[Any, Any],
+    blake2b: Callable[..., Any],
+    /,
+) -> tuple[int, str] | NotImplementedType | None: ...
