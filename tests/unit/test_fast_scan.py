@@ -39,6 +39,20 @@ def _same(message: str) -> None:
     assert got == parse._regex_groups(message), message
 
 
+def _mutated(record: str, edits: list[tuple[float, int, str]]) -> str:
+    """The record with each edit applied: (where as a share of its length, insert/delete/replace, char)."""
+    text = list(record)
+    for where, kind, character in edits:
+        position = min(int(where * len(text)), len(text) - 1)
+        if kind == 0:
+            text.insert(position, character)
+        elif kind == 1 and len(text) > 1:
+            del text[position]
+        else:
+            text[position] = character
+    return "".join(text)
+
+
 def test_the_extension_is_built_where_there_is_a_compiler() -> None:
     """scripts/setup's editable install compiles it; without it the parser is slower, not wrong."""
     compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
@@ -65,16 +79,7 @@ class TestScanIsTheRegex:
         st.lists(st.tuples(st.floats(0, 1), st.integers(0, 2), EDGE_CHARACTERS), min_size=1, max_size=4),
     )
     def test_records_mutated_at_their_edges(self, generated, style, edits) -> None:  # type: ignore[no-untyped-def]
-        text = list(render_text_record(generated, style))
-        for where, kind, character in edits:
-            position = min(int(where * len(text)), len(text) - 1)
-            if kind == 0:
-                text.insert(position, character)
-            elif kind == 1 and len(text) > 1:
-                del text[position]
-            else:
-                text[position] = character
-        _same("".join(text))
+        _same(_mutated(render_text_record(generated, style), edits))
 
     @settings(max_examples=300, deadline=None)
     @given(line=NASTY_TEXT, position=st.integers(0, 12))
@@ -166,16 +171,7 @@ class TestLeanIsLeanIdentity:
         ODD_ORIGINS,
     )
     def test_records_mutated_at_their_edges(self, generated, style, edits, origin) -> None:  # type: ignore[no-untyped-def]
-        text = list(render_text_record(generated, style))
-        for where, kind, character in edits:
-            position = min(int(where * len(text)), len(text) - 1)
-            if kind == 0:
-                text.insert(position, character)
-            elif kind == 1 and len(text) > 1:
-                del text[position]
-            else:
-                text[position] = character
-        _same_lean("".join(text), origin)
+        _same_lean(_mutated(render_text_record(generated, style), edits), origin)
 
     @settings(max_examples=300, deadline=None)
     @given(line=NASTY_TEXT, position=st.integers(0, 12), origin=ODD_ORIGINS)

@@ -192,30 +192,44 @@ static int record(Cursor *c, Span *spans) {
     return 0;
 }
 
+typedef enum { MATCHED, NO_MATCH, NOT_ASCII } Outcome;
+
+/* The message's text and the spans of its groups: what both functions start from. Text with no
+ * UTF-8 form (lone surrogates) or that is not ASCII is NOT_ASCII: the Python path decides. */
+static Outcome match_message(PyObject *message, const char **text, Py_ssize_t *size, Span *spans) {
+    *size = 0;
+    *text = PyUnicode_AsUTF8AndSize(message, size);
+    if (*text == NULL) {
+        PyErr_Clear();
+        return NOT_ASCII;
+    }
+    for (Py_ssize_t i = 0; i < *size; i++) {
+        if ((unsigned char)(*text)[i] >= 0x80) {
+            return NOT_ASCII;
+        }
+    }
+    for (int i = 0; i < GROUPS; i++) {
+        spans[i].start = -1;
+        spans[i].end = -1;
+    }
+    Cursor cursor = {*text, *size, 0};
+    return record(&cursor, spans) ? MATCHED : NO_MATCH;
+}
+
 static PyObject *scan(PyObject *module, PyObject *message) {
     (void)module;
     if (!PyUnicode_Check(message)) {
         PyErr_SetString(PyExc_TypeError, "scan() takes a str");
         return NULL;
     }
-    Py_ssize_t size = 0;
-    const char *text = PyUnicode_AsUTF8AndSize(message, &size);
-    if (text == NULL) { /* lone surrogates have no UTF-8 form: the regex decides */
-        PyErr_Clear();
+    const char *text;
+    Py_ssize_t size;
+    Span spans[GROUPS];
+    Outcome outcome = match_message(message, &text, &size, spans);
+    if (outcome == NOT_ASCII) {
         Py_RETURN_NOTIMPLEMENTED;
     }
-    for (Py_ssize_t i = 0; i < size; i++) {
-        if ((unsigned char)text[i] >= 0x80) {
-            Py_RETURN_NOTIMPLEMENTED;
-        }
-    }
-    Span spans[GROUPS];
-    for (int i = 0; i < GROUPS; i++) {
-        spans[i].start = -1;
-        spans[i].end = -1;
-    }
-    Cursor cursor = {text, size, 0};
-    if (!record(&cursor, spans)) {
+    if (outcome == NO_MATCH) {
         Py_RETURN_NONE;
     }
     PyObject *groups = PyTuple_New(GROUPS);
@@ -353,24 +367,14 @@ static PyObject *lean(PyObject *module, PyObject *args) {
     if (!PyArg_ParseTuple(args, "UOOO!O:lean", &message, &cluster_id, &hsm_id, &PyDict_Type, &statics, &blake2b)) {
         return NULL;
     }
-    Py_ssize_t size = 0;
-    const char *text = PyUnicode_AsUTF8AndSize(message, &size);
-    if (text == NULL) {
-        PyErr_Clear();
+    const char *text;
+    Py_ssize_t size;
+    Span spans[GROUPS];
+    Outcome outcome = match_message(message, &text, &size, spans);
+    if (outcome == NOT_ASCII) {
         Py_RETURN_NOTIMPLEMENTED;
     }
-    for (Py_ssize_t i = 0; i < size; i++) {
-        if ((unsigned char)text[i] >= 0x80) {
-            Py_RETURN_NOTIMPLEMENTED;
-        }
-    }
-    Span spans[GROUPS];
-    for (int i = 0; i < GROUPS; i++) {
-        spans[i].start = -1;
-        spans[i].end = -1;
-    }
-    Cursor cursor = {text, size, 0};
-    if (!record(&cursor, spans)) {
+    if (outcome == NO_MATCH) {
         Py_RETURN_NONE;
     }
     PyObject *key = static_key(text, spans);
