@@ -114,8 +114,7 @@ def lean_pipeline(payloads: list[dict[str, Any]]) -> int:
     encoder = EventEncoder()
     count = 0
     for payload in payloads:
-        lines, _, _ = transform_record(payload["awslogs"]["data"], encoder=encoder, name="bench")
-        count += len(lines)
+        count += transform_record(payload["awslogs"]["data"], encoder=encoder, name="bench").events
     return count
 
 

@@ -178,8 +178,8 @@ def delivery_failed_record(first: int) -> tuple[dict[str, Any], list[bytes]]:
     data = base64.b64encode(gzip.compress(json.dumps(subscription_document(
         [record_text(n) for n in range(first, first + 3)], first_id=first
     )).encode())).decode()  # fmt: skip
-    lines, _, _ = transform_record(data, encoder=EventEncoder(), name="test")
-    sent = b"".join(line + b"\n" for line in lines)
+    transformed = transform_record(data, encoder=EventEncoder(), name="test")
+    lines, sent = transformed.lines, transformed.payload
     record = {
         "attemptsMade": 4,
         "arrivalTimestamp": 1_764_670_500_000,

@@ -94,7 +94,8 @@ def test_a_firehose_record_mixing_clean_and_flagged_records_gives_the_parse_s_li
     data = base64.b64encode(gzip.compress(msgspec.json.encode(document))).decode()
     for event_format in ("lean", "json"):
         encoder = EventEncoder(event_format=event_format)  # type: ignore[arg-type]
-        lines, control, parse_errors = transform_record(data, encoder=encoder, name="r")
+        transformed = transform_record(data, encoder=encoder, name="r")
+        lines, control, parse_errors = transformed.lines, transformed.control, transformed.parse_errors
         expected = [
             encoder.line(
                 parse_message(

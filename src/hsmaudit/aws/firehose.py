@@ -37,6 +37,7 @@ from hsmaudit.records.parse import (
     cluster_id_from_log_group,
     hsm_id_from_log_stream,
     lean_identity,
+    lean_lines,
     parse_message,
 )
 from hsmaudit.sinks.hec.envelope import EventEncoder
@@ -109,23 +110,40 @@ def record_documents(data: Any, *, name: str) -> tuple[list[SubscriptionDocument
     return (documents, None) if documents else ([], text)
 
 
-def transform_record(data: Any, *, encoder: EventEncoder, name: str) -> tuple[list[bytes], int, int]:
-    """One Firehose record's data -> (HEC lines, control messages, parse errors).
+@dataclass(frozen=True, slots=True)
+class TransformedRecord:
+    """One Firehose record's HEC lines as Firehose gets them, and what the transformation counted."""
 
-    In the lean format a clean record's line needs only its time and id from the parse:
-    `lean_identity` gives them without building the event (same bytes as `parse_message` +
-    `encoder.line`, tests/unit/test_lean_identity.py); anything else is parsed in full.
-    Raises `SourceDecodeError` for data that cannot be decoded.
+    payload: bytes
+    """The HEC event envelopes, each on a line of its own ending in a newline (none holds one)."""
+    events: int
+    control: int
+    parse_errors: int
+
+    @property
+    def lines(self) -> list[bytes]:
+        """The envelopes one by one (for the spool and the failure-store replay)."""
+        return self.payload.split(b"\n")[:-1]
+
+
+def transform_record(data: Any, *, encoder: EventEncoder, name: str) -> TransformedRecord:
+    """One Firehose record's data -> its HEC lines and counts.
+
+    In the lean format a clean record's line needs only its time and id from the parse: a run of
+    such records becomes its lines in one call into the compiled core (`records.parse.lean_lines`)
+    or, record by record, `lean_identity` + `encoder.text_line` (the same bytes as
+    `parse_message` + `encoder.line`, tests/unit/test_lean_identity.py); anything else is parsed
+    in full. Raises `SourceDecodeError` for data that cannot be decoded.
     """
     documents, extracted = record_documents(data, name=name)
     line = encoder.line
     if extracted is not None:
         event = parse_message(extracted)
-        return [line(event)], 0, int(event.parse_error is not None)
-    text_line = encoder.text_line if encoder.event_format == "lean" else None
-    lines: list[bytes] = []
-    append = lines.append
-    control = parse_errors = 0
+        return TransformedRecord(line(event) + b"\n", 1, 0, int(event.parse_error is not None))
+    lean = encoder.event_format == "lean"
+    chunks: list[bytes] = []
+    append = chunks.append
+    control = parse_errors = events = 0
     for document in documents:
         if document.is_control:
             control += 1
@@ -133,14 +151,32 @@ def transform_record(data: Any, *, encoder: EventEncoder, name: str) -> tuple[li
         group, stream = document.log_group or None, document.log_stream or None
         cluster_id = cluster_id_from_log_group(group)
         hsm_id = hsm_id_from_log_stream(stream, cluster_id)
-        for entry in document.log_events:
+        entries = document.log_events
+        events += len(entries)
+        position, total = 0, len(entries)
+        compiled = lean  # runs of clean records in one call, while the compiled core is here
+        before_text, before_id = encoder.lean_parts(hsm_id, stream, group, cluster_id) if lean else (b"", b"")
+        while position < total:
+            if compiled:
+                run = lean_lines(entries, position, cluster_id, hsm_id, before_text, before_id)
+                if run is None:
+                    compiled = False
+                else:
+                    append(run[0])
+                    position = run[1]
+                    if position == total:
+                        break
+            entry = entries[position]
+            position += 1
             message = entry.message
-            if text_line is not None:
+            if lean:
                 identity = lean_identity(message, cluster_id, hsm_id)
                 if identity is not None:
-                    fast = text_line(message, identity[0], identity[1], hsm_id, stream, group, cluster_id)
+                    fast = encoder.text_line(
+                        message, identity[0], identity[1], hsm_id, stream, group, cluster_id
+                    )
                     if fast is not None:
-                        append(fast)
+                        append(fast + b"\n")
                         continue
             event = parse_message(
                 message,
@@ -151,8 +187,8 @@ def transform_record(data: Any, *, encoder: EventEncoder, name: str) -> tuple[li
             )
             if event.parse_error is not None:
                 parse_errors += 1
-            append(line(event))
-    return lines, control, parse_errors
+            append(line(event) + b"\n")
+    return TransformedRecord(b"".join(chunks), events, control, parse_errors)
 
 
 def transform_records(
@@ -181,9 +217,7 @@ def transform_records(
         if not isinstance(record_id, str) or not record_id:
             raise SourceDecodeError(f"Firehose record {position}: no recordId (cannot be answered)")
         try:
-            lines, control, parse_errors = transform_record(
-                record.get("data"), encoder=encoder, name=f"record {record_id}"
-            )
+            transformed = transform_record(record.get("data"), encoder=encoder, name=f"record {record_id}")
         except SourceDecodeError as error:
             logger.error("hsmaudit: Firehose record %s not decodable: %s", record_id, error)
             tally.add("BadPayloads", 1)
@@ -191,18 +225,21 @@ def transform_records(
             out.append(result)
             used += result.size
             continue
-        tally.add("ControlMessages", control)
-        tally.add("ParseErrors", parse_errors)
-        tally.add("EventsIn", len(lines))
-        if not lines:
+        tally.add("ControlMessages", transformed.control)
+        tally.add("ParseErrors", transformed.parse_errors)
+        tally.add("EventsIn", transformed.events)
+        if not transformed.events:
             result = FirehoseRecordResult(record_id, "Dropped")
         else:
-            payload = b"\n".join(lines) + b"\n"
-            result = FirehoseRecordResult(record_id, "Ok", base64.b64encode(payload).decode("ascii"))
+            result = FirehoseRecordResult(
+                record_id, "Ok", base64.b64encode(transformed.payload).decode("ascii")
+            )
             if used + result.size > budget:
-                result = _over_budget(record_id, lines, spool=spool, metadata=metadata, tally=tally)
+                result = _over_budget(
+                    record_id, transformed.lines, spool=spool, metadata=metadata, tally=tally
+                )
             else:
-                tally.add("EventsSent", len(lines))
+                tally.add("EventsSent", transformed.events)
         out.append(result)
         used += result.size
     for result in out:

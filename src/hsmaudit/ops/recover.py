@@ -191,7 +191,7 @@ def decode_firehose_object(data: bytes, *, key: str, encoder: EventEncoder) -> D
         if processing:
             kinds.add("processing-failed")
             try:
-                found, _control, _parse_errors = transform_record(raw_data, encoder=encoder, name=name)
+                found = transform_record(raw_data, encoder=encoder, name=name).lines
             except SourceDecodeError as error:
                 bad.append(BadRecord(raw_record, str(error)))
                 continue

@@ -253,26 +253,307 @@ static PyObject *scan(PyObject *module, PyObject *message) {
     return groups;
 }
 
-/* --- lean(message, cluster_id, hsm_id, statics, blake2b): the Firehose path's time and id --------
+/* --- BLAKE2b (RFC 7693), unkeyed, for the 16-byte event id --------------------------------------
  *
- * records.parse.lean_identity in C for the records it is sure of: the match above, then the
- * checks and the id of `_fast_core` (the record's repeating part must be known clean in
- * `statics`, parse's `_STATIC`; a required user name or key handle must be there), the
- * normalised content and its BLAKE2b-128 through the `blake2b` given (hashlib's). Returns
- * (usecs, event_id), None where lean_identity returns None, or NotImplemented for what the Python
- * path must decide (not ASCII, a repeating part not seen yet, numbers too long for 64 bits).
+ * The id is BLAKE2b-128 of the record's normalised content (records/identity.py, with hashlib).
+ * Here the content is hashed as it is written, piece by piece, with no buffer and no call back
+ * into Python. tests/unit/test_fast_scan.py holds it equal to hashlib's for any input.
+ */
+
+#include <stdint.h>
+
+typedef struct {
+    uint64_t h[8];
+    uint64_t t[2];
+    unsigned char block[128];
+    size_t filled;
+} Blake2b;
+
+static const uint64_t blake2b_iv[8] = {
+    0x6a09e667f3bcc908ULL, 0xbb67ae8584caa73bULL, 0x3c6ef372fe94f82bULL, 0xa54ff53a5f1d36f1ULL,
+    0x510e527fade682d1ULL, 0x9b05688c2b3e6c1fULL, 0x1f83d9abfb41bd6bULL, 0x5be0cd19137e2179ULL,
+};
+
+static const unsigned char blake2b_sigma[12][16] = {
+    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
+    {11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4}, {7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8},
+    {9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13}, {2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9},
+    {12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11}, {13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10},
+    {6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5}, {10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0},
+    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
+};
+
+static uint64_t rotr64(uint64_t x, unsigned n) { return (x >> n) | (x << (64 - n)); }
+
+static uint64_t load64(const unsigned char *p) { /* little-endian whatever the machine */
+    return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24 |
+           (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 | (uint64_t)p[6] << 48 | (uint64_t)p[7] << 56;
+}
+
+#define BLAKE2B_G(a, b, c, d, x, y)                                                                        \
+    do {                                                                                                   \
+        v[a] = v[a] + v[b] + (x);                                                                          \
+        v[d] = rotr64(v[d] ^ v[a], 32);                                                                    \
+        v[c] = v[c] + v[d];                                                                                \
+        v[b] = rotr64(v[b] ^ v[c], 24);                                                                    \
+        v[a] = v[a] + v[b] + (y);                                                                          \
+        v[d] = rotr64(v[d] ^ v[a], 16);                                                                    \
+        v[c] = v[c] + v[d];                                                                                \
+        v[b] = rotr64(v[b] ^ v[c], 63);                                                                    \
+    } while (0)
+
+static void blake2b_compress(Blake2b *state, int last) {
+    uint64_t m[16], v[16];
+    for (int i = 0; i < 16; i++) {
+        m[i] = load64(state->block + 8 * i);
+    }
+    for (int i = 0; i < 8; i++) {
+        v[i] = state->h[i];
+        v[i + 8] = blake2b_iv[i];
+    }
+    v[12] ^= state->t[0];
+    v[13] ^= state->t[1];
+    if (last) {
+        v[14] = ~v[14];
+    }
+    for (int round = 0; round < 12; round++) {
+        const unsigned char *s = blake2b_sigma[round];
+        BLAKE2B_G(0, 4, 8, 12, m[s[0]], m[s[1]]);
+        BLAKE2B_G(1, 5, 9, 13, m[s[2]], m[s[3]]);
+        BLAKE2B_G(2, 6, 10, 14, m[s[4]], m[s[5]]);
+        BLAKE2B_G(3, 7, 11, 15, m[s[6]], m[s[7]]);
+        BLAKE2B_G(0, 5, 10, 15, m[s[8]], m[s[9]]);
+        BLAKE2B_G(1, 6, 11, 12, m[s[10]], m[s[11]]);
+        BLAKE2B_G(2, 7, 8, 13, m[s[12]], m[s[13]]);
+        BLAKE2B_G(3, 4, 9, 14, m[s[14]], m[s[15]]);
+    }
+    for (int i = 0; i < 8; i++) {
+        state->h[i] ^= v[i] ^ v[i + 8];
+    }
+}
+
+#define ID_BYTES 16
+
+static void blake2b_init(Blake2b *state) {
+    memcpy(state->h, blake2b_iv, sizeof state->h);
+    state->h[0] ^= 0x01010000ULL ^ ID_BYTES; /* depth 1, fanout 1, no key, 16-byte digest */
+    state->t[0] = state->t[1] = 0;
+    state->filled = 0;
+}
+
+static void blake2b_count(Blake2b *state, size_t bytes) {
+    state->t[0] += bytes;
+    if (state->t[0] < bytes) {
+        state->t[1]++;
+    }
+}
+
+/* A full block is compressed only once more input follows: the last block is compressed last. */
+static void blake2b_update(Blake2b *state, const char *data, size_t size) {
+    const unsigned char *in = (const unsigned char *)data;
+    while (size > 0) {
+        if (state->filled == sizeof state->block) {
+            blake2b_count(state, sizeof state->block);
+            blake2b_compress(state, 0);
+            state->filled = 0;
+        }
+        size_t take = sizeof state->block - state->filled;
+        if (take > size) {
+            take = size;
+        }
+        memcpy(state->block + state->filled, in, take);
+        state->filled += take;
+        in += take;
+        size -= take;
+    }
+}
+
+/* The 16-byte digest as 32 lowercase hex digits (hashlib's hexdigest). */
+static void blake2b_hex(Blake2b *state, char hex[2 * ID_BYTES]) {
+    static const char digits[] = "0123456789abcdef";
+    blake2b_count(state, state->filled);
+    memset(state->block + state->filled, 0, sizeof state->block - state->filled);
+    blake2b_compress(state, 1);
+    for (int i = 0; i < ID_BYTES; i++) {
+        unsigned char byte = (unsigned char)(state->h[i / 8] >> (8 * (i % 8)));
+        hex[2 * i] = digits[byte >> 4];
+        hex[2 * i + 1] = digits[byte & 15];
+    }
+}
+
+static PyObject *blake2b_128(PyObject *module, PyObject *data) {
+    (void)module;
+    if (!PyBytes_Check(data)) {
+        PyErr_SetString(PyExc_TypeError, "blake2b_128() takes bytes");
+        return NULL;
+    }
+    Blake2b state;
+    char hex[2 * ID_BYTES];
+    blake2b_init(&state);
+    blake2b_update(&state, PyBytes_AsString(data), (size_t)PyBytes_Size(data));
+    blake2b_hex(&state, hex);
+    return PyUnicode_FromStringAndSize(hex, sizeof hex);
+}
+
+/* --- What parse's _STATIC says of a record's repeating part, remembered in C --------------------
+ *
+ * lean_identity needs one fact of the repeating part (command, opcode, response, log type, user
+ * type): parse's `_STATIC` holds, per part, None (not clean: the full parse explains it) or an
+ * entry whose `required` names the user name or the key handle, or nothing. A part is a function
+ * of its five texts, so its verdict is kept here under those texts, for as long as the same
+ * `statics` dict is passed (a new dict starts over), and read with no Python object made.
+ */
+
+typedef enum { VERDICT_UNKNOWN, VERDICT_UNCLEAN, VERDICT_FREE, VERDICT_NEEDS_USER, VERDICT_NEEDS_KEY } Verdict;
+
+static const int static_fields[5] = {4, 5, 7, 8, 10}; /* command, opcode, response, log type, user type */
+
+#define VERDICT_SLOTS 256 /* a power of two; CloudHSM has a few dozen parts in use */
+#define VERDICT_KEY_MAX 248
+
+typedef struct {
+    uint64_t hash;
+    Py_ssize_t size; /* 0: empty slot */
+    Verdict verdict;
+    char key[VERDICT_KEY_MAX];
+} VerdictSlot;
+
+static VerdictSlot verdicts[VERDICT_SLOTS];
+static Py_ssize_t verdicts_used = 0;
+static PyObject *verdicts_owner = NULL; /* the statics dict they were read from (a reference) */
+
+/* The five texts, each as a length byte (255: absent) and its bytes; 0 if over VERDICT_KEY_MAX. */
+static Py_ssize_t verdict_key(const char *text, const Span *spans, char key[VERDICT_KEY_MAX]) {
+    Py_ssize_t size = 0;
+    for (int i = 0; i < 5; i++) {
+        const Span *span = &spans[static_fields[i]];
+        Py_ssize_t length = span->start < 0 ? 0 : span->end - span->start;
+        if (length >= 255 || size + 1 + length > VERDICT_KEY_MAX) {
+            return 0;
+        }
+        key[size++] = (char)(span->start < 0 ? 255 : length);
+        memcpy(key + size, text + (span->start < 0 ? 0 : span->start), (size_t)length);
+        size += length;
+    }
+    return size;
+}
+
+static uint64_t fnv1a(const char *data, Py_ssize_t size) {
+    uint64_t hash = 0xcbf29ce484222325ULL;
+    for (Py_ssize_t i = 0; i < size; i++) {
+        hash = (hash ^ (unsigned char)data[i]) * 0x100000001b3ULL;
+    }
+    return hash;
+}
+
+static VerdictSlot *verdict_slot(const char *key, Py_ssize_t size, uint64_t hash) {
+    for (Py_ssize_t probe = 0; probe < VERDICT_SLOTS; probe++) {
+        VerdictSlot *slot = &verdicts[(hash + (uint64_t)probe) & (VERDICT_SLOTS - 1)];
+        if (slot->size == 0 || (slot->hash == hash && slot->size == size && memcmp(slot->key, key, (size_t)size) == 0)) {
+            return slot;
+        }
+    }
+    return NULL;
+}
+
+static void verdicts_follow(PyObject *statics) {
+    if (statics == verdicts_owner) {
+        return;
+    }
+    memset(verdicts, 0, sizeof verdicts);
+    verdicts_used = 0;
+    PyObject *previous = verdicts_owner;
+    Py_INCREF(statics);
+    verdicts_owner = statics;
+    Py_XDECREF(previous);
+}
+
+/* The verdict of an entry of `statics` (None, or an object with a `required` tuple). */
+static Verdict entry_verdict(PyObject *entry) {
+    if (entry == Py_None) {
+        return VERDICT_UNCLEAN;
+    }
+    PyObject *required = PyObject_GetAttrString(entry, "required");
+    if (required == NULL) {
+        return VERDICT_UNKNOWN;
+    }
+    Verdict verdict = VERDICT_FREE;
+    if (!PyTuple_Check(required)) {
+        PyErr_SetString(PyExc_TypeError, "statics entry: `required` is not a tuple");
+        verdict = VERDICT_UNKNOWN;
+    } else if (PyTuple_Size(required) > 0) {
+        PyObject *first = PyTuple_GetItem(required, 0);
+        int user = first != NULL && PyUnicode_Check(first) && PyUnicode_CompareWithASCIIString(first, "user_name") == 0;
+        verdict = user ? VERDICT_NEEDS_USER : VERDICT_NEEDS_KEY;
+    }
+    Py_DECREF(required);
+    return verdict;
+}
+
+/* The verdict of the record's part: from the slots, else from `statics` (then remembered).
+ * VERDICT_UNKNOWN with no exception set: `statics` has not seen the part yet. */
+static Verdict part_verdict(PyObject *statics, const char *text, const Span *spans) {
+    char key[VERDICT_KEY_MAX];
+    Py_ssize_t size = verdict_key(text, spans, key);
+    uint64_t hash = size ? fnv1a(key, size) : 0;
+    VerdictSlot *slot = size ? verdict_slot(key, size, hash) : NULL;
+    if (slot != NULL && slot->size != 0) {
+        return slot->verdict;
+    }
+    PyObject *tuple = PyTuple_New(5);
+    if (tuple == NULL) {
+        return VERDICT_UNKNOWN;
+    }
+    for (Py_ssize_t i = 0; i < 5; i++) {
+        const Span *span = &spans[static_fields[i]];
+        PyObject *item = span->start < 0 ? Py_NewRef(Py_None)
+                                         : PyUnicode_FromStringAndSize(text + span->start, span->end - span->start);
+        if (item == NULL) {
+            Py_DECREF(tuple);
+            return VERDICT_UNKNOWN;
+        }
+        PyTuple_SetItem(tuple, i, item);
+    }
+    PyObject *entry = PyDict_GetItemWithError(statics, tuple); /* borrowed */
+    Py_DECREF(tuple);
+    if (entry == NULL) {
+        return VERDICT_UNKNOWN;
+    }
+    Verdict verdict = entry_verdict(entry);
+    if (verdict != VERDICT_UNKNOWN && slot != NULL && verdicts_used < VERDICT_SLOTS * 3 / 4) {
+        slot->hash = hash;
+        slot->size = size;
+        slot->verdict = verdict;
+        memcpy(slot->key, key, (size_t)size);
+        verdicts_used++;
+    }
+    return verdict;
+}
+
+/* --- lean: lean_identity's time and id, for the records it is sure of --------------------------
+ *
+ * records.parse.lean_identity in C: the match above, then the checks and the id of `_fast_core`
+ * (the repeating part known clean in `statics`, parse's `_STATIC`; a required user name or key
+ * handle there; the year-10000 bound), the normalised content hashed as records/identity.py does.
  */
 
 #define USECS_LIMIT 253402300800000000ULL /* 10000-01-01T00:00:00Z: records.parse._USECS_LIMIT */
 
-static PyObject *digest_size_kwargs = NULL; /* {"digest_size": 16}, made at import */
+typedef enum { LEAN_SURE, LEAN_UNCLEAN, LEAN_UNSURE, LEAN_ERROR } LeanOutcome;
 
-static PyObject *span_str(const char *text, const Span *span) {
-    if (span->start < 0) {
-        Py_RETURN_NONE;
-    }
-    return PyUnicode_FromStringAndSize(text + span->start, span->end - span->start);
-}
+typedef struct {
+    const char *cluster;
+    Py_ssize_t cluster_size;
+    const char *hsm;
+    Py_ssize_t hsm_size;
+} Origin;
+
+typedef struct {
+    const char *text; /* the message's UTF-8 (ASCII) */
+    Py_ssize_t size;
+    unsigned long long usecs;
+    char id[2 * ID_BYTES];
+} Lean;
 
 /* Digits of span -> value; 0 when there are more than `most` digits (the Python path decides). */
 static int span_number(const char *text, const Span *span, Py_ssize_t skip, int base, Py_ssize_t most,
@@ -310,188 +591,299 @@ static int origin_text(PyObject *value, const char **text, Py_ssize_t *size) {
     return 1;
 }
 
-typedef struct {
-    char *at;
-} Writer;
-
-static void put(Writer *w, const char *text, Py_ssize_t size) {
-    memcpy(w->at, text, (size_t)size);
-    w->at += size;
+/* The origin ids as UTF-8; 0 when either has none (the Python path decides). */
+static int origin_of(PyObject *cluster_id, PyObject *hsm_id, Origin *origin) {
+    return origin_text(cluster_id, &origin->cluster, &origin->cluster_size) &&
+           origin_text(hsm_id, &origin->hsm, &origin->hsm_size);
 }
 
-#define PUT(w, s) put((w), (s), (Py_ssize_t)(sizeof(s) - 1))
+static void hash_text(Blake2b *state, const char *text, size_t size) { blake2b_update(state, text, size); }
 
-static void put_span(Writer *w, const char *text, const Span *span) {
-    put(w, text + span->start, span->end - span->start);
+#define HASH(state, s) hash_text((state), (s), sizeof(s) - 1)
+
+static void hash_span(Blake2b *state, const char *text, const Span *span) {
+    blake2b_update(state, text + span->start, (size_t)(span->end - span->start));
 }
 
-static PyObject *static_key(const char *text, const Span *spans) {
-    static const int fields[5] = {4, 5, 7, 8, 10}; /* command, opcode, response, log type, user type */
-    PyObject *key = PyTuple_New(5);
-    if (key == NULL) {
-        return NULL;
+static void hash_number(Blake2b *state, unsigned long long value) {
+    char digits[24];
+    int width = snprintf(digits, sizeof digits, "%llu", value);
+    blake2b_update(state, digits, (size_t)width);
+}
+
+/* records/identity.py's content: `cluster|hsm|reboot|sequence|usecs|` then the normalised record. */
+static void lean_id(const Origin *origin, const char *text, const Span *spans, unsigned long long usecs,
+                    unsigned long long sequence_no, unsigned long long reboot_counter, char id[2 * ID_BYTES]) {
+    Blake2b state;
+    blake2b_init(&state);
+    blake2b_update(&state, origin->cluster, (size_t)origin->cluster_size);
+    HASH(&state, "|");
+    blake2b_update(&state, origin->hsm, (size_t)origin->hsm_size);
+    HASH(&state, "|");
+    hash_number(&state, reboot_counter);
+    HASH(&state, "|");
+    hash_number(&state, sequence_no);
+    HASH(&state, "|");
+    hash_number(&state, usecs);
+    HASH(&state, "|time=");
+    hash_span(&state, text, &spans[0]);
+    HASH(&state, ", usecs:");
+    hash_span(&state, text, &spans[1]);
+    HASH(&state, "\nsequence_no=");
+    hash_span(&state, text, &spans[2]);
+    HASH(&state, "\nreboot_counter=");
+    hash_span(&state, text, &spans[3]);
+    HASH(&state, "\ncommand_type=");
+    hash_span(&state, text, &spans[4]);
+    HASH(&state, "\nopcode=");
+    hash_span(&state, text, &spans[5]);
+    HASH(&state, "\nsession_handle=");
+    hash_span(&state, text, &spans[6]);
+    HASH(&state, "\nresponse=");
+    hash_span(&state, text, &spans[7]);
+    HASH(&state, "\nlog_type=");
+    hash_span(&state, text, &spans[8]);
+    if (spans[9].start >= 0) {
+        HASH(&state, "\nuser_name=");
+        hash_span(&state, text, &spans[9]);
+        HASH(&state, "\nuser_type=");
+        hash_span(&state, text, &spans[10]);
+    } else if (spans[11].start >= 0) {
+        HASH(&state, "\nkey_handle=");
+        hash_span(&state, text, &spans[11]);
+        HASH(&state, "\npublic_key_handle=");
+        hash_span(&state, text, &spans[12]);
     }
-    for (Py_ssize_t i = 0; i < 5; i++) {
-        PyObject *item = span_str(text, &spans[fields[i]]);
-        if (item == NULL) {
-            Py_DECREF(key);
-            return NULL;
+    blake2b_hex(&state, id);
+}
+
+static LeanOutcome lean_record(PyObject *message, const Origin *origin, PyObject *statics, Lean *out) {
+    Span spans[GROUPS];
+    Outcome outcome = match_message(message, &out->text, &out->size, spans);
+    if (outcome == NOT_ASCII) {
+        return LEAN_UNSURE;
+    }
+    if (outcome == NO_MATCH) {
+        return LEAN_UNCLEAN;
+    }
+    Verdict verdict = part_verdict(statics, out->text, spans);
+    switch (verdict) {
+    case VERDICT_UNKNOWN:
+        return PyErr_Occurred() ? LEAN_ERROR : LEAN_UNSURE; /* not seen: Python converts, remembers */
+    case VERDICT_UNCLEAN:
+        return LEAN_UNCLEAN;
+    case VERDICT_NEEDS_USER:
+        if (spans[9].start < 0) {
+            return LEAN_UNCLEAN;
         }
-        PyTuple_SetItem(key, i, item);
+        break;
+    case VERDICT_NEEDS_KEY:
+        if (spans[11].start < 0) {
+            return LEAN_UNCLEAN;
+        }
+        break;
+    case VERDICT_FREE:
+        break;
     }
-    return key;
-}
-
-/* 0: no requirement or met; 1: a required field is missing (lean_identity's None); -1: error */
-static int requirement_missing(PyObject *entry, const Span *spans) {
-    PyObject *required = PyObject_GetAttrString(entry, "required");
-    if (required == NULL) {
-        return -1;
+    unsigned long long sequence_no, reboot_counter;
+    if (!span_number(out->text, &spans[1], 0, 10, 19, &out->usecs) ||
+        !span_number(out->text, &spans[2], 2, 16, 16, &sequence_no) ||
+        !span_number(out->text, &spans[3], 2, 16, 16, &reboot_counter)) {
+        return LEAN_UNSURE;
     }
-    int missing = 0;
-    if (PyTuple_Check(required) && PyTuple_Size(required) > 0) {
-        PyObject *first = PyTuple_GetItem(required, 0);
-        int user = first != NULL && PyUnicode_Check(first) && PyUnicode_CompareWithASCIIString(first, "user_name") == 0;
-        missing = user ? spans[9].start < 0 : spans[11].start < 0;
-    } else if (!PyTuple_Check(required)) {
-        missing = -1;
-        PyErr_SetString(PyExc_TypeError, "statics entry: `required` is not a tuple");
+    if (out->usecs >= USECS_LIMIT) {
+        return LEAN_UNCLEAN;
     }
-    Py_DECREF(required);
-    return missing;
+    lean_id(origin, out->text, spans, out->usecs, sequence_no, reboot_counter, out->id);
+    return LEAN_SURE;
 }
 
 static PyObject *lean(PyObject *module, PyObject *args) {
     (void)module;
-    PyObject *message, *cluster_id, *hsm_id, *statics, *blake2b;
-    if (!PyArg_ParseTuple(args, "UOOO!O:lean", &message, &cluster_id, &hsm_id, &PyDict_Type, &statics, &blake2b)) {
+    PyObject *message, *cluster_id, *hsm_id, *statics;
+    if (!PyArg_ParseTuple(args, "UOOO!:lean", &message, &cluster_id, &hsm_id, &PyDict_Type, &statics)) {
         return NULL;
     }
-    const char *text;
-    Py_ssize_t size;
-    Span spans[GROUPS];
-    Outcome outcome = match_message(message, &text, &size, spans);
-    if (outcome == NOT_ASCII) {
+    Origin origin;
+    if (!origin_of(cluster_id, hsm_id, &origin)) {
         Py_RETURN_NOTIMPLEMENTED;
     }
-    if (outcome == NO_MATCH) {
+    verdicts_follow(statics);
+    Lean found;
+    switch (lean_record(message, &origin, statics, &found)) {
+    case LEAN_ERROR:
+        return NULL;
+    case LEAN_UNSURE:
+        Py_RETURN_NOTIMPLEMENTED;
+    case LEAN_UNCLEAN:
         Py_RETURN_NONE;
+    case LEAN_SURE:
+        break;
     }
-    PyObject *key = static_key(text, spans);
-    if (key == NULL) {
+    return Py_BuildValue("(Ks#)", found.usecs, found.id, (Py_ssize_t)sizeof found.id);
+}
+
+/* --- lean_lines: a stream's run of clean records -> their lean HEC lines, in one call ----------
+ *
+ * The Firehose transformation's inner loop: for entries[start:], each a CloudWatch log event
+ * with a `message`, while lean_record is sure of the record, write its line as
+ * EventEncoder.text_line does, `{"time":<s.usecs>` + before_text + the text as a JSON string +
+ * before_id + the id as a JSON string + `}}`, and a newline. Returns (the lines, where it
+ * stopped): at the first record it is not sure of, which the caller takes through the Python
+ * path before calling again past it, so the lines stay in the records' order.
+ */
+
+typedef struct {
+    char *data;
+    Py_ssize_t size;
+    Py_ssize_t capacity;
+} Buffer;
+
+static int reserve(Buffer *b, Py_ssize_t more) {
+    if (b->capacity - b->size >= more) {
+        return 1;
+    }
+    Py_ssize_t capacity = b->capacity ? b->capacity : 4096;
+    while (capacity - b->size < more) {
+        if (capacity > PY_SSIZE_T_MAX / 2) {
+            PyErr_NoMemory();
+            return 0;
+        }
+        capacity *= 2;
+    }
+    char *data = PyMem_Realloc(b->data, (size_t)capacity);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return 0;
+    }
+    b->data = data;
+    b->capacity = capacity;
+    return 1;
+}
+
+static void append(Buffer *b, const char *data, Py_ssize_t size) {
+    memcpy(b->data + b->size, data, (size_t)size);
+    b->size += size;
+}
+
+#define APPEND(b, s) append((b), (s), (Py_ssize_t)(sizeof(s) - 1))
+
+/* ASCII text as a JSON string, byte for byte what msgspec writes: `"` and `\` escaped, \b \f \n
+ * \r \t short, other controls as \u00xx (lowercase hex), DEL and the rest as they are. */
+static void append_json_ascii(Buffer *b, const char *text, Py_ssize_t size) {
+    static const char hex[] = "0123456789abcdef";
+    char *at = b->data + b->size;
+    *at++ = '"';
+    for (Py_ssize_t i = 0; i < size; i++) {
+        unsigned char ch = (unsigned char)text[i];
+        if (ch >= 0x20 && ch != '"' && ch != '\\') {
+            *at++ = (char)ch;
+            continue;
+        }
+        *at++ = '\\';
+        switch (ch) {
+        case '"':
+            *at++ = '"';
+            break;
+        case '\\':
+            *at++ = '\\';
+            break;
+        case '\b':
+            *at++ = 'b';
+            break;
+        case '\f':
+            *at++ = 'f';
+            break;
+        case '\n':
+            *at++ = 'n';
+            break;
+        case '\r':
+            *at++ = 'r';
+            break;
+        case '\t':
+            *at++ = 't';
+            break;
+        default:
+            *at++ = 'u';
+            *at++ = '0';
+            *at++ = '0';
+            *at++ = hex[ch >> 4];
+            *at++ = hex[ch & 15];
+        }
+    }
+    *at++ = '"';
+    b->size = at - b->data;
+}
+
+static PyObject *lean_lines(PyObject *module, PyObject *args) {
+    (void)module;
+    PyObject *entries, *cluster_id, *hsm_id, *statics;
+    Py_ssize_t start;
+    const char *before_text, *before_id;
+    Py_ssize_t before_text_size, before_id_size;
+    if (!PyArg_ParseTuple(args, "O!nOOO!y#y#:lean_lines", &PyList_Type, &entries, &start, &cluster_id, &hsm_id,
+                          &PyDict_Type, &statics, &before_text, &before_text_size, &before_id,
+                          &before_id_size)) {
         return NULL;
     }
-    PyObject *entry = PyDict_GetItemWithError(statics, key); /* borrowed */
-    Py_DECREF(key);
-    if (entry == NULL) {
-        if (PyErr_Occurred()) {
+    Py_ssize_t count = PyList_Size(entries);
+    if (start < 0 || start > count) {
+        PyErr_SetString(PyExc_IndexError, "lean_lines: start out of range");
+        return NULL;
+    }
+    Origin origin;
+    if (!origin_of(cluster_id, hsm_id, &origin)) {
+        return Py_BuildValue("(y#n)", "", (Py_ssize_t)0, start);
+    }
+    verdicts_follow(statics);
+    static PyObject *message_name = NULL;
+    if (message_name == NULL && (message_name = PyUnicode_InternFromString("message")) == NULL) {
+        return NULL;
+    }
+    Buffer out = {NULL, 0, 0};
+    Py_ssize_t at = start;
+    for (; at < count; at++) {
+        PyObject *message = PyObject_GetAttr(PyList_GetItem(entries, at), message_name);
+        if (message == NULL) {
+            PyErr_Clear(); /* not a log event: the Python path says what it is */
+            break;
+        }
+        Lean found;
+        LeanOutcome outcome = PyUnicode_Check(message) ? lean_record(message, &origin, statics, &found) : LEAN_UNSURE;
+        if (outcome == LEAN_SURE) {
+            /* the text as JSON is at most 6 bytes a character; the time at most 27 */
+            Py_ssize_t most = 8 + 27 + before_text_size + 2 + 6 * found.size + before_id_size + 2 + 2 * ID_BYTES + 3;
+            if (!reserve(&out, most)) {
+                Py_DECREF(message);
+                PyMem_Free(out.data);
+                return NULL;
+            }
+            char time[32];
+            int width = snprintf(time, sizeof time, "%llu.%06llu", found.usecs / 1000000ULL, found.usecs % 1000000ULL);
+            APPEND(&out, "{\"time\":");
+            append(&out, time, width);
+            append(&out, before_text, before_text_size);
+            append_json_ascii(&out, found.text, found.size);
+            append(&out, before_id, before_id_size);
+            APPEND(&out, "\"");
+            append(&out, found.id, sizeof found.id);
+            APPEND(&out, "\"}}\n");
+        }
+        Py_DECREF(message); /* found.text lived in it: used above, not after */
+        if (outcome == LEAN_ERROR) {
+            PyMem_Free(out.data);
             return NULL;
         }
-        Py_RETURN_NOTIMPLEMENTED; /* not seen yet: the Python path converts and remembers it */
+        if (outcome != LEAN_SURE) {
+            break;
+        }
     }
-    if (entry == Py_None) {
-        Py_RETURN_NONE;
-    }
-    int missing = requirement_missing(entry, spans);
-    if (missing < 0) {
+    PyObject *lines = PyBytes_FromStringAndSize(out.data ? out.data : "", out.size);
+    PyMem_Free(out.data);
+    if (lines == NULL) {
         return NULL;
     }
-    if (missing) {
-        Py_RETURN_NONE;
-    }
-    unsigned long long usecs, sequence_no, reboot_counter;
-    if (!span_number(text, &spans[1], 0, 10, 19, &usecs) || !span_number(text, &spans[2], 2, 16, 16, &sequence_no) ||
-        !span_number(text, &spans[3], 2, 16, 16, &reboot_counter)) {
-        Py_RETURN_NOTIMPLEMENTED;
-    }
-    if (usecs >= USECS_LIMIT) {
-        Py_RETURN_NONE;
-    }
-    const char *cluster, *hsm;
-    Py_ssize_t cluster_size, hsm_size;
-    if (!origin_text(cluster_id, &cluster, &cluster_size) || !origin_text(hsm_id, &hsm, &hsm_size)) {
-        Py_RETURN_NOTIMPLEMENTED;
-    }
-    char numbers[3][24];
-    int widths[3] = {
-        snprintf(numbers[0], sizeof numbers[0], "%llu", reboot_counter),
-        snprintf(numbers[1], sizeof numbers[1], "%llu", sequence_no),
-        snprintf(numbers[2], sizeof numbers[2], "%llu", usecs),
-    };
-    /* Upper bound: the origin ids, the three numbers, every captured span (at most the message)
-     * and the fixed labels (under 200 bytes). */
-    Py_ssize_t bound = cluster_size + hsm_size + widths[0] + widths[1] + widths[2] + size + 256;
-    char *buffer = PyMem_Malloc((size_t)bound);
-    if (buffer == NULL) {
-        return PyErr_NoMemory();
-    }
-    Writer w = {buffer};
-    put(&w, cluster, cluster_size);
-    PUT(&w, "|");
-    put(&w, hsm, hsm_size);
-    PUT(&w, "|");
-    put(&w, numbers[0], widths[0]);
-    PUT(&w, "|");
-    put(&w, numbers[1], widths[1]);
-    PUT(&w, "|");
-    put(&w, numbers[2], widths[2]);
-    PUT(&w, "|time=");
-    put_span(&w, text, &spans[0]);
-    PUT(&w, ", usecs:");
-    put_span(&w, text, &spans[1]);
-    PUT(&w, "\nsequence_no=");
-    put_span(&w, text, &spans[2]);
-    PUT(&w, "\nreboot_counter=");
-    put_span(&w, text, &spans[3]);
-    PUT(&w, "\ncommand_type=");
-    put_span(&w, text, &spans[4]);
-    PUT(&w, "\nopcode=");
-    put_span(&w, text, &spans[5]);
-    PUT(&w, "\nsession_handle=");
-    put_span(&w, text, &spans[6]);
-    PUT(&w, "\nresponse=");
-    put_span(&w, text, &spans[7]);
-    PUT(&w, "\nlog_type=");
-    put_span(&w, text, &spans[8]);
-    if (spans[9].start >= 0) {
-        PUT(&w, "\nuser_name=");
-        put_span(&w, text, &spans[9]);
-        PUT(&w, "\nuser_type=");
-        put_span(&w, text, &spans[10]);
-    } else if (spans[11].start >= 0) {
-        PUT(&w, "\nkey_handle=");
-        put_span(&w, text, &spans[11]);
-        PUT(&w, "\npublic_key_handle=");
-        put_span(&w, text, &spans[12]);
-    }
-    PyObject *data = PyBytes_FromStringAndSize(buffer, (Py_ssize_t)(w.at - buffer));
-    PyMem_Free(buffer);
-    if (data == NULL) {
-        return NULL;
-    }
-    PyObject *call_args = PyTuple_Pack(1, data);
-    Py_DECREF(data);
-    if (call_args == NULL) {
-        return NULL;
-    }
-    PyObject *hash = PyObject_Call(blake2b, call_args, digest_size_kwargs);
-    Py_DECREF(call_args);
-    if (hash == NULL) {
-        return NULL;
-    }
-    PyObject *event_id = PyObject_CallMethod(hash, "hexdigest", NULL);
-    Py_DECREF(hash);
-    if (event_id == NULL) {
-        return NULL;
-    }
-    PyObject *time = PyLong_FromUnsignedLongLong(usecs);
-    if (time == NULL) {
-        Py_DECREF(event_id);
-        return NULL;
-    }
-    PyObject *result = PyTuple_Pack(2, time, event_id);
-    Py_DECREF(time);
-    Py_DECREF(event_id);
+    PyObject *result = Py_BuildValue("(Nn)", lines, at);
     return result;
 }
 
@@ -500,22 +892,19 @@ static PyMethodDef methods[] = {
      "scan(message) -> the 13 groups of the parser's fast-path regex, None (no match), or\n"
      "NotImplemented (not ASCII: run the regex)."},
     {"lean", lean, METH_VARARGS,
-     "lean(message, cluster_id, hsm_id, statics, blake2b) -> (usecs, event_id), None, or\n"
-     "NotImplemented (the Python path decides): records.parse.lean_identity for clean records."},
+     "lean(message, cluster_id, hsm_id, statics) -> (usecs, event_id), None, or NotImplemented\n"
+     "(the Python path decides): records.parse.lean_identity for clean records."},
+    {"lean_lines", lean_lines, METH_VARARGS,
+     "lean_lines(entries, start, cluster_id, hsm_id, statics, before_text, before_id) ->\n"
+     "(lines, stop): the lean HEC lines of entries[start:stop], each ending in a newline, stopping\n"
+     "at the first record `lean` is not sure of."},
+    {"blake2b_128", blake2b_128, METH_O, "blake2b_128(data) -> hashlib.blake2b(data, digest_size=16).hexdigest()"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef definition = {
-    PyModuleDef_HEAD_INIT, "hsmaudit.records._scan", "The parser's fast-path match in C (ASCII records).",
+    PyModuleDef_HEAD_INIT, "hsmaudit.records._scan", "The parser's fast path in C (ASCII records).",
     -1, methods, NULL, NULL, NULL, NULL,
 };
 
-PyMODINIT_FUNC PyInit__scan(void) {
-    if (digest_size_kwargs == NULL) {
-        digest_size_kwargs = Py_BuildValue("{s:i}", "digest_size", 16);
-        if (digest_size_kwargs == NULL) {
-            return NULL;
-        }
-    }
-    return PyModule_Create(&definition);
-}
+PyMODINIT_FUNC PyInit__scan(void) { return PyModule_Create(&definition); }

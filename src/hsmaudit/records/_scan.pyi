@@ -1,6 +1,5 @@
 """Type stub of the C extension built from `_scan.c` (see its header)."""
 
-from collections.abc import Callable
 from types import NotImplementedType
 from typing import Any
 
@@ -11,6 +10,16 @@ def lean(
     cluster_id: str | None,
     hsm_id: str | None,
     statics: dict[Any, Any],
-    blake2b: Callable[..., Any],
     /,
 ) -> tuple[int, str] | NotImplementedType | None: ...
+def lean_lines(
+    entries: list[Any],
+    start: int,
+    cluster_id: str | None,
+    hsm_id: str | None,
+    statics: dict[Any, Any],
+    before_text: bytes,
+    before_id: bytes,
+    /,
+) -> tuple[bytes, int]: ...
+def blake2b_128(data: bytes, /) -> str: ...

@@ -75,10 +75,12 @@ def _regex_groups(message: str) -> tuple[Any, ...] | None:
 
 try:  # the same match (and lean_identity's checks and id) in C (records/_scan.c), where it was built
     from hsmaudit.records._scan import lean as _lean_c
+    from hsmaudit.records._scan import lean_lines as _lean_lines_c
     from hsmaudit.records._scan import scan as _scan_c
 except ImportError:  # no compiler at install time, or a zip built for another architecture
     _scan_c = None  # type: ignore[assignment]
     _lean_c = None  # type: ignore[assignment]
+    _lean_lines_c = None  # type: ignore[assignment]
 
 FAST_SCAN_COMPILED: Final = _scan_c is not None
 """Whether the fast path's match runs in C here (the benchmarks print it with their figures)."""
@@ -458,7 +460,7 @@ def lean_identity(message: str, cluster_id: str | None, hsm_id: str | None) -> t
     if _lean_c is not None:
         # the same match, checks and id in C; NotImplemented leaves the record to the lines below
         # (a repeating part not converted yet, which they convert and remember in _STATIC)
-        lean = _lean_c(message, cluster_id, hsm_id, _STATIC, blake2b)
+        lean = _lean_c(message, cluster_id, hsm_id, _STATIC)
         if lean is not NotImplemented:
             return lean
     try:
@@ -468,6 +470,27 @@ def lean_identity(message: str, cluster_id: str | None, hsm_id: str | None) -> t
     if core is None or core[2] >= _USECS_LIMIT:
         return None
     return core[2], core[9]
+
+
+def lean_lines(
+    entries: list[Any],
+    start: int,
+    cluster_id: str | None,
+    hsm_id: str | None,
+    before_text: bytes,
+    before_id: bytes,
+) -> tuple[bytes, int] | None:
+    """The lean HEC lines of a run of one stream's clean records, in one call into the C core.
+
+    From `entries[start]` (CloudWatch log events) on, while `lean_identity` would be sure of the
+    record, its line as `EventEncoder.text_line` writes it (`before_text`/`before_id` are
+    `EventEncoder.lean_parts` of the stream), each ending in a newline. Returns (the lines, the
+    index it stopped at: the first record left to the Python path, or the end), or None when the
+    compiled core is not here (then every record takes `lean_identity`).
+    """
+    if _lean_lines_c is None:
+        return None
+    return _lean_lines_c(entries, start, cluster_id, hsm_id, _STATIC, before_text, before_id)
 
 
 _replace: Final = msgspec.structs.replace

@@ -266,10 +266,7 @@ class EventEncoder:
         (`line`, or `records.parse.lean_identity` in the Firehose transformation); None when
         the text has no UTF-8 form, and then `line` of the parsed event says what to send.
         """
-        key = (hsm_id, log_stream, log_group, cluster_id)
-        parts = self._lean_parts.get(key)
-        if parts is None:
-            parts = self._lean_head(key)
+        parts = self.lean_parts(hsm_id, log_stream, log_group, cluster_id)
         try:
             text, identity = _STR_ENCODER.encode(raw), _STR_ENCODER.encode(event_id)
         except UnicodeEncodeError:
@@ -285,6 +282,14 @@ class EventEncoder:
                 b"}}",
             )
         )
+
+    def lean_parts(
+        self, hsm_id: str | None, log_stream: str | None, log_group: str | None, cluster_id: str | None
+    ) -> tuple[bytes, bytes]:
+        """One stream's bytes around a lean line's text and id (what `text_line` joins), cached."""
+        key = (hsm_id, log_stream, log_group, cluster_id)
+        parts = self._lean_parts.get(key)
+        return parts if parts is not None else self._lean_head(key)
 
     def _lean_head(self, key: tuple[str | None, str | None, str | None, str | None]) -> tuple[bytes, bytes]:
         """Bytes around one stream's lean event text: `,<envelope>,"event":`, `,"fields":{…"event_id":`."""
