@@ -25,10 +25,59 @@
 #endif
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 
 #define GROUPS 13
+
+/* Eight bytes at a time (SWAR): the record's hot scans read words, not bytes. memcpy keeps the
+ * loads unaligned-safe on every machine; compilers turn it into one load. */
+static uint64_t load_word(const char *p) {
+    uint64_t word;
+    memcpy(&word, p, sizeof word);
+    return word;
+}
+
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* Nonzero when a byte of `word` is below n (n <= 128) or has its high bit set. */
+static uint64_t below_or_high(uint64_t word, unsigned n) { return ((word - ONES * n) | word) & HIGHS; }
+
+/* Nonzero when a byte of `word` equals `ch`. */
+static uint64_t has_byte(uint64_t word, unsigned char ch) {
+    uint64_t x = word ^ (ONES * ch);
+    return (x - ONES) & ~x & HIGHS;
+}
+
+static int all_ascii(const char *text, Py_ssize_t size) {
+    Py_ssize_t i = 0;
+    for (; i + 8 <= size; i += 8) {
+        if (load_word(text + i) & HIGHS) {
+            return 0;
+        }
+    }
+    for (; i < size; i++) {
+        if ((unsigned char)text[i] >= 0x80) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Decimal digits of value at out (at least 20 bytes of room); returns how many. */
+static int put_decimal(char *out, unsigned long long value) {
+    char digits[20];
+    int count = 0;
+    do {
+        digits[count++] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value != 0);
+    for (int i = 0; i < count; i++) {
+        out[i] = digits[count - 1 - i];
+    }
+    return count;
+}
 
 typedef struct {
     const char *text;
@@ -124,14 +173,9 @@ static int hexadecimal(Cursor *c, Span *span) {
  * the line, which must not hold a CR nor start or end with a space or tab. */
 static int value(Cursor *c, Span *span) {
     Py_ssize_t start = c->at;
-    Py_ssize_t end = start;
-    while (end < c->size && c->text[end] != '\n') {
-        if (c->text[end] == '\r') {
-            return 0;
-        }
-        end++;
-    }
-    if (end == start) {
+    const char *newline = memchr(c->text + start, '\n', (size_t)(c->size - start));
+    Py_ssize_t end = newline == NULL ? c->size : newline - c->text;
+    if (end == start || memchr(c->text + start, '\r', (size_t)(end - start)) != NULL) {
         return 0;
     }
     char first = c->text[start];
@@ -203,10 +247,8 @@ static Outcome match_message(PyObject *message, const char **text, Py_ssize_t *s
         PyErr_Clear();
         return NOT_ASCII;
     }
-    for (Py_ssize_t i = 0; i < *size; i++) {
-        if ((unsigned char)(*text)[i] >= 0x80) {
-            return NOT_ASCII;
-        }
+    if (!all_ascii(*text, *size)) {
+        return NOT_ASCII;
     }
     for (int i = 0; i < GROUPS; i++) {
         spans[i].start = -1;
@@ -259,8 +301,6 @@ static PyObject *scan(PyObject *module, PyObject *message) {
  * Here the content is hashed as it is written, piece by piece, with no buffer and no call back
  * into Python. tests/unit/test_fast_scan.py holds it equal to hashlib's for any input.
  */
-
-#include <stdint.h>
 
 typedef struct {
     uint64_t h[8];
@@ -316,17 +356,31 @@ static void blake2b_compress(Blake2b *state, int last) {
     if (last) {
         v[14] = ~v[14];
     }
-    for (int round = 0; round < 12; round++) {
-        const unsigned char *s = blake2b_sigma[round];
-        BLAKE2B_G(0, 4, 8, 12, m[s[0]], m[s[1]]);
-        BLAKE2B_G(1, 5, 9, 13, m[s[2]], m[s[3]]);
-        BLAKE2B_G(2, 6, 10, 14, m[s[4]], m[s[5]]);
-        BLAKE2B_G(3, 7, 11, 15, m[s[6]], m[s[7]]);
-        BLAKE2B_G(0, 5, 10, 15, m[s[8]], m[s[9]]);
-        BLAKE2B_G(1, 6, 11, 12, m[s[10]], m[s[11]]);
-        BLAKE2B_G(2, 7, 8, 13, m[s[12]], m[s[13]]);
-        BLAKE2B_G(3, 4, 9, 14, m[s[14]], m[s[15]]);
-    }
+/* each round written out, so that every message index is a constant the compiler folds */
+#define BLAKE2B_ROUND(r)                                                                                   \
+    do {                                                                                                   \
+        BLAKE2B_G(0, 4, 8, 12, m[blake2b_sigma[r][0]], m[blake2b_sigma[r][1]]);                            \
+        BLAKE2B_G(1, 5, 9, 13, m[blake2b_sigma[r][2]], m[blake2b_sigma[r][3]]);                            \
+        BLAKE2B_G(2, 6, 10, 14, m[blake2b_sigma[r][4]], m[blake2b_sigma[r][5]]);                           \
+        BLAKE2B_G(3, 7, 11, 15, m[blake2b_sigma[r][6]], m[blake2b_sigma[r][7]]);                           \
+        BLAKE2B_G(0, 5, 10, 15, m[blake2b_sigma[r][8]], m[blake2b_sigma[r][9]]);                           \
+        BLAKE2B_G(1, 6, 11, 12, m[blake2b_sigma[r][10]], m[blake2b_sigma[r][11]]);                         \
+        BLAKE2B_G(2, 7, 8, 13, m[blake2b_sigma[r][12]], m[blake2b_sigma[r][13]]);                          \
+        BLAKE2B_G(3, 4, 9, 14, m[blake2b_sigma[r][14]], m[blake2b_sigma[r][15]]);                          \
+    } while (0)
+    BLAKE2B_ROUND(0);
+    BLAKE2B_ROUND(1);
+    BLAKE2B_ROUND(2);
+    BLAKE2B_ROUND(3);
+    BLAKE2B_ROUND(4);
+    BLAKE2B_ROUND(5);
+    BLAKE2B_ROUND(6);
+    BLAKE2B_ROUND(7);
+    BLAKE2B_ROUND(8);
+    BLAKE2B_ROUND(9);
+    BLAKE2B_ROUND(10);
+    BLAKE2B_ROUND(11);
+#undef BLAKE2B_ROUND
     for (int i = 0; i < 8; i++) {
         state->h[i] ^= v[i] ^ v[i + 8];
     }
@@ -606,9 +660,8 @@ static void hash_span(Blake2b *state, const char *text, const Span *span) {
 }
 
 static void hash_number(Blake2b *state, unsigned long long value) {
-    char digits[24];
-    int width = snprintf(digits, sizeof digits, "%llu", value);
-    blake2b_update(state, digits, (size_t)width);
+    char digits[20];
+    blake2b_update(state, digits, (size_t)put_decimal(digits, value));
 }
 
 /* records/identity.py's content: `cluster|hsm|reboot|sequence|usecs|` then the normalised record. */
@@ -768,18 +821,50 @@ static void append(Buffer *b, const char *data, Py_ssize_t size) {
 
 #define APPEND(b, s) append((b), (s), (Py_ssize_t)(sizeof(s) - 1))
 
+/* `seconds.micros` of usecs, as b"%d.%06d" % divmod(usecs, 1_000_000) writes it. */
+static void append_time(Buffer *b, unsigned long long usecs) {
+    char *at = b->data + b->size;
+    at += put_decimal(at, usecs / 1000000ULL);
+    *at++ = '.';
+    unsigned long long micros = usecs % 1000000ULL;
+    for (int i = 5; i >= 0; i--) {
+        at[i] = (char)('0' + micros % 10);
+        micros /= 10;
+    }
+    b->size = at + 6 - b->data;
+}
+
 /* ASCII text as a JSON string, byte for byte what msgspec writes: `"` and `\` escaped, \b \f \n
- * \r \t short, other controls as \u00xx (lowercase hex), DEL and the rest as they are. */
+ * \r \t short, other controls as \u00xx (lowercase hex), DEL and the rest as they are. Runs of
+ * plain bytes are found eight at a time and copied whole. */
 static void append_json_ascii(Buffer *b, const char *text, Py_ssize_t size) {
     static const char hex[] = "0123456789abcdef";
     char *at = b->data + b->size;
     *at++ = '"';
-    for (Py_ssize_t i = 0; i < size; i++) {
-        unsigned char ch = (unsigned char)text[i];
-        if (ch >= 0x20 && ch != '"' && ch != '\\') {
-            *at++ = (char)ch;
-            continue;
+    Py_ssize_t i = 0;
+    while (i < size) {
+        Py_ssize_t run = i;
+        while (run + 8 <= size) {
+            uint64_t word = load_word(text + run);
+            if (below_or_high(word, 0x20) | has_byte(word, '"') | has_byte(word, '\\')) {
+                break;
+            }
+            run += 8;
         }
+        while (run < size) {
+            unsigned char ch = (unsigned char)text[run];
+            if (ch < 0x20 || ch == '"' || ch == '\\') {
+                break;
+            }
+            run++;
+        }
+        memcpy(at, text + i, (size_t)(run - i));
+        at += run - i;
+        if (run == size) {
+            break;
+        }
+        unsigned char ch = (unsigned char)text[run];
+        i = run + 1;
         *at++ = '\\';
         switch (ch) {
         case '"':
@@ -858,10 +943,8 @@ static PyObject *lean_lines(PyObject *module, PyObject *args) {
                 PyMem_Free(out.data);
                 return NULL;
             }
-            char time[32];
-            int width = snprintf(time, sizeof time, "%llu.%06llu", found.usecs / 1000000ULL, found.usecs % 1000000ULL);
             APPEND(&out, "{\"time\":");
-            append(&out, time, width);
+            append_time(&out, found.usecs);
             append(&out, before_text, before_text_size);
             append_json_ascii(&out, found.text, found.size);
             append(&out, before_id, before_id_size);
