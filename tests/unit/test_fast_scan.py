@@ -26,12 +26,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hsmaudit.aws.document_lines import LineCounts, document_lines
 from hsmaudit.aws.firehose import transform_record
 from hsmaudit.records import parse
 from hsmaudit.records.parse import lean_identity, parse_message
 from hsmaudit.records.render import SEPARATORS, render_text_record
 from hsmaudit.sinks.hec.envelope import EventEncoder
-from hsmaudit.sources.cloudwatch import CloudWatchLogEvent
+from hsmaudit.sources.cloudwatch import CloudWatchLogEvent, SubscriptionDocument
 from tests.unit.test_hostile_input import GOOD, NASTY_TEXT
 from tests.unit.test_parse_properties import text_events
 
@@ -248,12 +249,12 @@ def stream_records(draw: st.DrawFn) -> list[str]:
     for _ in range(draw(st.integers(0, 12))):
         record = render_text_record(draw(text_events()), draw(st.sampled_from(SEPARATORS)))
         kind = draw(st.integers(0, 5))
-        if kind == 1 and "User Name" in record:
-            head, _, rest = record.partition("User Name")
-            label, separator, tail = rest.partition(":")
-            record = (
-                head + "User Name" + label + separator + " " + draw(ASCII_NAMES) + tail[tail.index("\n") :]
-            )
+        if kind == 1 and "\nUser Name" in record:
+            lines = record.split("\n")
+            at = max(i for i, line in enumerate(lines) if line.startswith("User Name"))
+            label, separator, _ = lines[at].partition(":")
+            lines[at] = label + separator + " " + draw(ASCII_NAMES)
+            record = "\n".join(lines)
         elif kind == 2:
             record = _mutated(
                 record,
@@ -299,7 +300,7 @@ class TestLeanLinesIsThePythonPath:
             lean_identity(record, cluster_id, hsm_id)  # the Python path remembers each repeating part
         run = parse.lean_lines(entries, start, cluster_id, hsm_id, before_text, before_id)
         assert run is not None
-        lines, stop = run
+        lines, stop, _reboot, _sequence, _gaps = run
         assert start <= stop <= len(entries)
         expected = b""
         with _without_the_extension():
@@ -347,21 +348,107 @@ class TestLeanLinesIsThePythonPath:
         assert run is not None
         assert run[1] == len(records)
         assert run[0].count(b"\n") == len(records)
+        # GOOD's boot; its numbers 3..52 follow one another
+        assert run[2:] == (parse_message(GOOD).reboot_counter, 52, 0)
 
     def test_it_declines_what_it_cannot_take(self) -> None:
         assert parse._lean_lines_c is not None
         entries = [CloudWatchLogEvent("0", 0, GOOD)]
+        rest = (None, None, parse._STATIC, b"", b"", None, None)
         with pytest.raises(IndexError):
-            parse._lean_lines_c(entries, 2, None, None, parse._STATIC, b"", b"")
+            parse._lean_lines_c(entries, 2, *rest)
         with pytest.raises(TypeError):
-            parse._lean_lines_c(tuple(entries), 0, None, None, parse._STATIC, b"", b"")  # type: ignore[arg-type]
+            parse._lean_lines_c(tuple(entries), 0, *rest)  # type: ignore[arg-type]
+        with pytest.raises(OverflowError):  # records.parse.lean_lines passes None for these
+            parse._lean_lines_c(entries, 0, None, None, parse._STATIC, b"", b"", -1, 5)
         # no `message`, or one that is not a str: left to the Python path, which says what it is
-        assert parse._lean_lines_c([object(), *entries], 0, None, None, parse._STATIC, b"", b"") == (b"", 0)
-        assert parse._lean_lines_c(
-            [CloudWatchLogEvent("0", 0, 5)], 0, None, None, parse._STATIC, b"", b""
-        ) == (b"", 0)  # type: ignore[arg-type]
+        assert parse._lean_lines_c([object(), *entries], 0, *rest) == (b"", 0, None, None, 0)
+        assert parse._lean_lines_c([CloudWatchLogEvent("0", 0, 5)], 0, *rest) == (b"", 0, None, None, 0)  # type: ignore[arg-type]
         with _without_the_extension():
             assert parse.lean_lines(entries, 0, None, None, b"", b"") is None
+
+
+# Sequence numbers close together (gaps, repeats, going back), two boots, and the 64-bit edge.
+POSITIONS = st.tuples(
+    st.sampled_from([0x107, 0x108]), st.one_of(st.integers(0, 12), st.sampled_from([2**64 - 2, 2**64 - 1]))
+)
+
+
+@st.composite
+def numbered_stream(draw: st.DrawFn) -> list[str]:
+    records = []
+    for reboot, sequence in draw(st.lists(POSITIONS, max_size=14)):
+        event = msgspec.structs.replace(draw(text_events()), reboot_counter=reboot, sequence_no=sequence)
+        record = render_text_record(event, draw(st.sampled_from(SEPARATORS)))
+        records.append(record if draw(st.integers(0, 6)) else record.replace("Opcode", "Opcod"))
+    return records
+
+
+@pytest.mark.skipif(not parse.FAST_SCAN_COMPILED, reason="records/_scan.c not built (no C compiler)")
+class TestTheStreamOrderIsThePythonPath:
+    """`lean_lines` follows the stream's order as the subscription Lambda's Python loop does."""
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        numbered_stream(), st.sampled_from([None, (0x107, 3), (0x108, 2**64 - 1), (0x107, 2**70), (2**80, 1)])
+    )
+    def test_the_gaps_and_last_position_of_a_run(
+        self, records: list[str], last: tuple[int, int] | None
+    ) -> None:
+        for record in records:
+            parse_message(record)  # the Python path remembers each repeating part
+        entries = [CloudWatchLogEvent(str(n), n, record) for n, record in enumerate(records)]
+        reboot, sequence = last if last is not None else (None, None)
+        run = parse.lean_lines(entries, 0, "cluster-p", "hsm-q", b"", b"", reboot, sequence)
+        assert run is not None
+        _lines, stop, got_reboot, got_sequence, got_gaps = run
+        gaps = 0
+        for record in records[:stop]:
+            event = parse_message(record)
+            number, counter = event.sequence_no, event.reboot_counter
+            assert number is not None and counter is not None
+            if counter == reboot and sequence is not None and number > sequence + 1:
+                gaps += number - sequence - 1
+            reboot, sequence = counter, number
+        assert (got_reboot, got_sequence, got_gaps) == (reboot, sequence, gaps)
+
+    @settings(max_examples=200, deadline=None)
+    @given(numbered_stream(), st.sampled_from(["lean", "json"]), st.booleans())
+    def test_document_lines_are_the_same_without_the_extension(
+        self, records: list[str], event_format: str, follow_order: bool
+    ) -> None:
+        document = SubscriptionDocument(
+            message_type="DATA_MESSAGE",
+            log_group="/aws/cloudhsm/cluster-p",
+            log_stream="hsm-q",
+            log_events=[CloudWatchLogEvent(str(n), n, record) for n, record in enumerate(records)],
+        )
+
+        def run() -> tuple[bytes, LineCounts]:
+            counts = LineCounts()
+            encoder = EventEncoder(event_format=event_format)  # type: ignore[arg-type]
+            chunks = list(document_lines(document, encoder=encoder, counts=counts, follow_order=follow_order))
+            assert all(chunk.endswith(b"\n") for chunk in chunks)
+            return b"".join(chunks), counts
+
+        with_c = run()
+        with _without_the_extension():
+            without = run()
+        assert with_c == without
+        assert with_c[0].count(b"\n") == with_c[1].events == len(records)
+
+    def test_hostile_gaps_sum_past_64_bits(self) -> None:
+        """Boots alternating with numbers at both ends: the sum outgrows 64 bits, exactly."""
+        low, high = GOOD.replace("0x3\n", "0x0\n", 1), GOOD.replace("0x3\n", f"{2**64 - 1:#x}\n", 1)
+        other = GOOD.replace("Reboot counter : 0xe8", "Reboot counter : 0xe9")
+        records = [low, high, other] * 4
+        parse_message(GOOD)
+        parse_message(other)
+        entries = [CloudWatchLogEvent(str(n), n, record) for n, record in enumerate(records)]
+        run = parse.lean_lines(entries, 0, "cluster-p", "hsm-q", b"", b"")
+        assert run is not None
+        assert run[1] == len(records)
+        assert run[4] == 4 * (2**64 - 2)
 
 
 def parse_c_blake2b(data: bytes) -> str:

@@ -31,15 +31,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from hsmaudit.aws.document_lines import LineCounts, document_lines
 from hsmaudit.aws.metrics import InvocationMetrics, emit
 from hsmaudit.aws.runtime import get_runtime
-from hsmaudit.records.parse import (
-    cluster_id_from_log_group,
-    hsm_id_from_log_stream,
-    lean_identity,
-    lean_lines,
-    parse_message,
-)
+from hsmaudit.records.parse import parse_message
 from hsmaudit.sinks.hec.envelope import EventEncoder
 from hsmaudit.sinks.spool import Spool, SpoolBatch
 from hsmaudit.sources.cloudwatch import SubscriptionDocument, decode_documents, gunzip
@@ -129,66 +124,23 @@ class TransformedRecord:
 def transform_record(data: Any, *, encoder: EventEncoder, name: str) -> TransformedRecord:
     """One Firehose record's data -> its HEC lines and counts.
 
-    In the lean format a clean record's line needs only its time and id from the parse: a run of
-    such records becomes its lines in one call into the compiled core (`records.parse.lean_lines`)
-    or, record by record, `lean_identity` + `encoder.text_line` (the same bytes as
-    `parse_message` + `encoder.line`, tests/unit/test_lean_identity.py); anything else is parsed
-    in full. Raises `SourceDecodeError` for data that cannot be decoded.
+    Each document's lines come from `document_lines` (clean records in runs through the compiled
+    core, the rest parsed). Raises `SourceDecodeError` for data that cannot be decoded.
     """
     documents, extracted = record_documents(data, name=name)
     line = encoder.line
     if extracted is not None:
         event = parse_message(extracted)
         return TransformedRecord(line(event) + b"\n", 1, 0, int(event.parse_error is not None))
-    lean = encoder.event_format == "lean"
+    counts = LineCounts()
     chunks: list[bytes] = []
-    append = chunks.append
-    control = parse_errors = events = 0
+    control = 0
     for document in documents:
         if document.is_control:
             control += 1
             continue
-        group, stream = document.log_group or None, document.log_stream or None
-        cluster_id = cluster_id_from_log_group(group)
-        hsm_id = hsm_id_from_log_stream(stream, cluster_id)
-        entries = document.log_events
-        events += len(entries)
-        position, total = 0, len(entries)
-        compiled = lean  # runs of clean records in one call, while the compiled core is here
-        before_text, before_id = encoder.lean_parts(hsm_id, stream, group, cluster_id) if lean else (b"", b"")
-        while position < total:
-            if compiled:
-                run = lean_lines(entries, position, cluster_id, hsm_id, before_text, before_id)
-                if run is None:
-                    compiled = False
-                else:
-                    append(run[0])
-                    position = run[1]
-                    if position == total:
-                        break
-            entry = entries[position]
-            position += 1
-            message = entry.message
-            if lean:
-                identity = lean_identity(message, cluster_id, hsm_id)
-                if identity is not None:
-                    fast = encoder.text_line(
-                        message, identity[0], identity[1], hsm_id, stream, group, cluster_id
-                    )
-                    if fast is not None:
-                        append(fast + b"\n")
-                        continue
-            event = parse_message(
-                message,
-                log_group=group,
-                log_stream=stream,
-                cwl_id=entry.id or None,
-                cwl_timestamp=entry.timestamp,
-            )
-            if event.parse_error is not None:
-                parse_errors += 1
-            append(line(event) + b"\n")
-    return TransformedRecord(b"".join(chunks), events, control, parse_errors)
+        chunks.extend(document_lines(document, encoder=encoder, counts=counts, follow_order=False))
+    return TransformedRecord(b"".join(chunks), counts.events, control, counts.parse_errors)
 
 
 def transform_records(

@@ -5,8 +5,9 @@ The whole flow on one screen (`forward_subscription`), as the Datadog Forwarder'
 
     1. decode   `{"awslogs":{"data":…}}` -> subscription documents (multi-document safe)
     2. filter   CONTROL_MESSAGE documents are CloudWatch's health checks: counted, never sent
-    3. parse    each log message -> `HsmEvent` (never raises; bad records carry `parse_error`)
-    4. deliver  `HecClient.send`: batches, gzip, retries; what HEC refuses goes to the spool
+    3. parse    each log message -> its HEC line (`document_lines`: never raises; bad records
+                carry `parse_error`)
+    4. deliver  `HecClient.send_lines`: batches, gzip, retries; what HEC refuses goes to the spool
     5. account  accepted + spooled == events in, or the invocation fails so AWS retries it
 
 A payload that cannot be decoded at all (bad base64, gzip, JSON, missing fields) is logged with
@@ -27,11 +28,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hsmaudit.aws.document_lines import LineCounts, document_lines
 from hsmaudit.aws.errors import DeliveryIncompleteError
 from hsmaudit.aws.metrics import InvocationMetrics, emit
 from hsmaudit.aws.runtime import deadline_from, get_runtime
-from hsmaudit.records.event import HsmEvent
-from hsmaudit.records.parse import parse_message
 from hsmaudit.sinks.errors import SinkError
 from hsmaudit.sinks.hec.client import HecClient
 from hsmaudit.sinks.hec.report import DeliveryReport
@@ -131,53 +131,26 @@ def forward_subscription(
     # 2. filter
     control = sum(1 for document in documents if document.is_control)
     tally.add("ControlMessages", control)
-    counts = {"events": 0, "parse_errors": 0, "sequence_gaps": 0}
+    counts = LineCounts()
 
-    # 3. parse (lazily: events stream into batches)
-    def events() -> Iterator[HsmEvent]:
-        # One frame per document, not per record: the context is read once and the counters are
-        # locals, written back per document. `gaps`: records missing between consecutive records
-        # of one document. A document holds one HSM stream in CloudWatch's order and an HSM
-        # numbers its records with no gaps (reference §3), so a jump is a lost or removed record:
-        # the `SequenceGaps` metric the deploy template alarms on. Gaps across deliveries are the
-        # `sequence-gap` detection's job.
+    # 3. parse (lazily: lines stream into batches; `document_lines` says how, and what SequenceGaps is)
+    def lines() -> Iterator[bytes]:
+        encoder = client.encoder
         for document in documents:
             if document.is_control:
                 continue
-            group, stream = document.log_group or None, document.log_stream or None
-            reboot: int | None = None
-            sequence: int | None = None
-            seen = errors = gaps = 0
-            for entry in document.log_events:
-                parsed = parse_message(
-                    entry.message,
-                    log_group=group,
-                    log_stream=stream,
-                    cwl_id=entry.id or None,
-                    cwl_timestamp=entry.timestamp,
-                )
-                seen += 1
-                if parsed.parse_error is not None:
-                    errors += 1
-                number, counter = parsed.sequence_no, parsed.reboot_counter
-                if number is not None and counter is not None:
-                    if counter == reboot and sequence is not None and number > sequence + 1:
-                        gaps += number - sequence - 1
-                    reboot, sequence = counter, number
-                yield parsed
-            counts["events"] += seen
-            counts["parse_errors"] += errors
-            counts["sequence_gaps"] += gaps
+            for chunk in document_lines(document, encoder=encoder, counts=counts, follow_order=True):
+                yield from chunk[:-1].split(b"\n")
 
     # 4. deliver
     started = time.perf_counter()
-    report = client.send(
-        events(), deadline=deadline, spool=spool, metadata=_document_metadata(documents, base)
+    report = client.send_lines(
+        lines(), deadline=deadline, spool=spool, metadata=_document_metadata(documents, base)
     )
     # 5. account
-    tally.add("EventsIn", counts["events"])
-    tally.add("ParseErrors", counts["parse_errors"])
-    tally.add("SequenceGaps", counts["sequence_gaps"])
+    tally.add("EventsIn", counts.events)
+    tally.add("ParseErrors", counts.parse_errors)
+    tally.add("SequenceGaps", counts.sequence_gaps)
     tally.add("EventsSent", report.accepted)
     tally.add("EventsSpooled", report.spooled_events)
     tally.add("EventsFailed", report.failed_events)
@@ -188,10 +161,10 @@ def forward_subscription(
     if report.requests:
         tally.observe("BatchBytes", report.wire_bytes / report.requests)
     result = ForwardResult(
-        events_in=counts["events"],
+        events_in=counts.events,
         accepted=report.accepted,
         spooled=report.spooled_events,
-        parse_errors=counts["parse_errors"],
+        parse_errors=counts.parse_errors,
         control_messages=control,
         spooled_batches=tuple(b.batch_id for b in report.spooled),
         report=report,
@@ -202,7 +175,7 @@ def forward_subscription(
             f"spooled ({report.failed[0].reason}); configure HSMAUDIT_SPOOL_BUCKET. Failing so AWS retries."
         )
     # An invariant, checked at run time because silent loss is the one unacceptable bug.
-    if not report.complete or report.lines_in != counts["events"]:
+    if not report.complete or report.lines_in != counts.events:
         raise DeliveryIncompleteError(f"delivery bookkeeping does not add up: {report.summary()}")
     logger.debug("hsmaudit: forwarded in %.1f ms", (time.perf_counter() - started) * 1000)
     return result

@@ -606,6 +606,8 @@ typedef struct {
     const char *text; /* the message's UTF-8 (ASCII) */
     Py_ssize_t size;
     unsigned long long usecs;
+    unsigned long long sequence_no;
+    unsigned long long reboot_counter;
     char id[2 * ID_BYTES];
 } Lean;
 
@@ -738,16 +740,15 @@ static LeanOutcome lean_record(PyObject *message, const Origin *origin, PyObject
     case VERDICT_FREE:
         break;
     }
-    unsigned long long sequence_no, reboot_counter;
     if (!span_number(out->text, &spans[1], 0, 10, 19, &out->usecs) ||
-        !span_number(out->text, &spans[2], 2, 16, 16, &sequence_no) ||
-        !span_number(out->text, &spans[3], 2, 16, 16, &reboot_counter)) {
+        !span_number(out->text, &spans[2], 2, 16, 16, &out->sequence_no) ||
+        !span_number(out->text, &spans[3], 2, 16, 16, &out->reboot_counter)) {
         return LEAN_UNSURE;
     }
     if (out->usecs >= USECS_LIMIT) {
         return LEAN_UNCLEAN;
     }
-    lean_id(origin, out->text, spans, out->usecs, sequence_no, reboot_counter, out->id);
+    lean_id(origin, out->text, spans, out->usecs, out->sequence_no, out->reboot_counter, out->id);
     return LEAN_SURE;
 }
 
@@ -778,13 +779,82 @@ static PyObject *lean(PyObject *module, PyObject *args) {
 
 /* --- lean_lines: a stream's run of clean records -> their lean HEC lines, in one call ----------
  *
- * The Firehose transformation's inner loop: for entries[start:], each a CloudWatch log event
- * with a `message`, while lean_record is sure of the record, write its line as
- * EventEncoder.text_line does, `{"time":<s.usecs>` + before_text + the text as a JSON string +
- * before_id + the id as a JSON string + `}}`, and a newline. Returns (the lines, where it
- * stopped): at the first record it is not sure of, which the caller takes through the Python
- * path before calling again past it, so the lines stay in the records' order.
+ * The Lambdas' inner loop: for entries[start:], each a CloudWatch log event with a `message`,
+ * while lean_record is sure of the record, write its line as EventEncoder.text_line does,
+ * `{"time":<s.usecs>` + before_text + the text as a JSON string + before_id + the id as a JSON
+ * string + `}}`, and a newline. It stops at the first record it is not sure of, which the caller
+ * takes through the Python path before calling again past it, so the lines keep their order.
+ *
+ * On the way it follows the stream's order as the subscription Lambda's SequenceGaps metric does
+ * (aws/document_lines.py): given the last (reboot counter, sequence number) seen, or None, it
+ * counts the records missing between consecutive records of one boot. Returns (the lines, where
+ * it stopped, the last reboot counter, the last sequence number, the gaps counted).
  */
+
+typedef struct {
+    int known;
+    unsigned long long reboot;
+    unsigned long long sequence;
+    unsigned long long gaps; /* since the last flush into `total` */
+    PyObject *total;         /* a Python int: gaps can sum past 64 bits on hostile input */
+} Order;
+
+/* The last position handed in: ints in 0..2^64-1, or None (the caller, records.parse.lean_lines,
+ * passes None for anything else, which compares as None would). 0 on error. */
+static int order_start(Order *order, PyObject *reboot, PyObject *sequence) {
+    order->known = 0;
+    order->gaps = 0;
+    order->total = PyLong_FromLong(0);
+    if (order->total == NULL) {
+        return 0;
+    }
+    if (reboot == Py_None || sequence == Py_None) {
+        return 1;
+    }
+    order->reboot = PyLong_AsUnsignedLongLong(reboot);
+    if (PyErr_Occurred()) {
+        return 0;
+    }
+    order->sequence = PyLong_AsUnsignedLongLong(sequence);
+    if (PyErr_Occurred()) {
+        return 0;
+    }
+    order->known = 1;
+    return 1;
+}
+
+static int order_flush(Order *order) {
+    if (order->gaps == 0) {
+        return 1;
+    }
+    PyObject *gaps = PyLong_FromUnsignedLongLong(order->gaps);
+    if (gaps == NULL) {
+        return 0;
+    }
+    PyObject *sum = PyNumber_Add(order->total, gaps);
+    Py_DECREF(gaps);
+    if (sum == NULL) {
+        return 0;
+    }
+    Py_DECREF(order->total);
+    order->total = sum;
+    order->gaps = 0;
+    return 1;
+}
+
+static int order_follow(Order *order, unsigned long long reboot, unsigned long long sequence) {
+    if (order->known && reboot == order->reboot && sequence > order->sequence && sequence - order->sequence > 1) {
+        unsigned long long missing = sequence - order->sequence - 1;
+        if (order->gaps > (unsigned long long)-1 - missing && !order_flush(order)) {
+            return 0;
+        }
+        order->gaps += missing;
+    }
+    order->known = 1;
+    order->reboot = reboot;
+    order->sequence = sequence;
+    return 1;
+}
 
 typedef struct {
     char *data;
@@ -902,13 +972,13 @@ static void append_json_ascii(Buffer *b, const char *text, Py_ssize_t size) {
 
 static PyObject *lean_lines(PyObject *module, PyObject *args) {
     (void)module;
-    PyObject *entries, *cluster_id, *hsm_id, *statics;
+    PyObject *entries, *cluster_id, *hsm_id, *statics, *reboot, *sequence;
     Py_ssize_t start;
     const char *before_text, *before_id;
     Py_ssize_t before_text_size, before_id_size;
-    if (!PyArg_ParseTuple(args, "O!nOOO!y#y#:lean_lines", &PyList_Type, &entries, &start, &cluster_id, &hsm_id,
-                          &PyDict_Type, &statics, &before_text, &before_text_size, &before_id,
-                          &before_id_size)) {
+    if (!PyArg_ParseTuple(args, "O!nOOO!y#y#OO:lean_lines", &PyList_Type, &entries, &start, &cluster_id, &hsm_id,
+                          &PyDict_Type, &statics, &before_text, &before_text_size, &before_id, &before_id_size,
+                          &reboot, &sequence)) {
         return NULL;
     }
     Py_ssize_t count = PyList_Size(entries);
@@ -916,17 +986,24 @@ static PyObject *lean_lines(PyObject *module, PyObject *args) {
         PyErr_SetString(PyExc_IndexError, "lean_lines: start out of range");
         return NULL;
     }
-    Origin origin;
-    if (!origin_of(cluster_id, hsm_id, &origin)) {
-        return Py_BuildValue("(y#n)", "", (Py_ssize_t)0, start);
-    }
-    verdicts_follow(statics);
-    static PyObject *message_name = NULL;
-    if (message_name == NULL && (message_name = PyUnicode_InternFromString("message")) == NULL) {
+    Order order;
+    if (!order_start(&order, reboot, sequence)) {
+        Py_XDECREF(order.total);
         return NULL;
     }
-    Buffer out = {NULL, 0, 0};
+    Origin origin;
     Py_ssize_t at = start;
+    Buffer out = {NULL, 0, 0};
+    if (!origin_of(cluster_id, hsm_id, &origin)) {
+        count = start; /* ids with no UTF-8 form: the Python path takes every record */
+    } else {
+        verdicts_follow(statics);
+    }
+    static PyObject *message_name = NULL;
+    if (message_name == NULL && (message_name = PyUnicode_InternFromString("message")) == NULL) {
+        Py_DECREF(order.total);
+        return NULL;
+    }
     for (; at < count; at++) {
         PyObject *message = PyObject_GetAttr(PyList_GetItem(entries, at), message_name);
         if (message == NULL) {
@@ -938,23 +1015,23 @@ static PyObject *lean_lines(PyObject *module, PyObject *args) {
         if (outcome == LEAN_SURE) {
             /* the text as JSON is at most 6 bytes a character; the time at most 27 */
             Py_ssize_t most = 8 + 27 + before_text_size + 2 + 6 * found.size + before_id_size + 2 + 2 * ID_BYTES + 3;
-            if (!reserve(&out, most)) {
-                Py_DECREF(message);
-                PyMem_Free(out.data);
-                return NULL;
+            if (!reserve(&out, most) || !order_follow(&order, found.reboot_counter, found.sequence_no)) {
+                outcome = LEAN_ERROR;
+            } else {
+                APPEND(&out, "{\"time\":");
+                append_time(&out, found.usecs);
+                append(&out, before_text, before_text_size);
+                append_json_ascii(&out, found.text, found.size);
+                append(&out, before_id, before_id_size);
+                APPEND(&out, "\"");
+                append(&out, found.id, sizeof found.id);
+                APPEND(&out, "\"}}\n");
             }
-            APPEND(&out, "{\"time\":");
-            append_time(&out, found.usecs);
-            append(&out, before_text, before_text_size);
-            append_json_ascii(&out, found.text, found.size);
-            append(&out, before_id, before_id_size);
-            APPEND(&out, "\"");
-            append(&out, found.id, sizeof found.id);
-            APPEND(&out, "\"}}\n");
         }
         Py_DECREF(message); /* found.text lived in it: used above, not after */
         if (outcome == LEAN_ERROR) {
             PyMem_Free(out.data);
+            Py_DECREF(order.total);
             return NULL;
         }
         if (outcome != LEAN_SURE) {
@@ -963,10 +1040,17 @@ static PyObject *lean_lines(PyObject *module, PyObject *args) {
     }
     PyObject *lines = PyBytes_FromStringAndSize(out.data ? out.data : "", out.size);
     PyMem_Free(out.data);
-    if (lines == NULL) {
+    if (lines == NULL || !order_flush(&order)) {
+        Py_XDECREF(lines);
+        Py_DECREF(order.total);
         return NULL;
     }
-    PyObject *result = Py_BuildValue("(Nn)", lines, at);
+    PyObject *result;
+    if (order.known) {
+        result = Py_BuildValue("(NnKKN)", lines, at, order.reboot, order.sequence, order.total);
+    } else {
+        result = Py_BuildValue("(NnOON)", lines, at, Py_None, Py_None, order.total);
+    }
     return result;
 }
 
@@ -978,9 +1062,9 @@ static PyMethodDef methods[] = {
      "lean(message, cluster_id, hsm_id, statics) -> (usecs, event_id), None, or NotImplemented\n"
      "(the Python path decides): records.parse.lean_identity for clean records."},
     {"lean_lines", lean_lines, METH_VARARGS,
-     "lean_lines(entries, start, cluster_id, hsm_id, statics, before_text, before_id) ->\n"
-     "(lines, stop): the lean HEC lines of entries[start:stop], each ending in a newline, stopping\n"
-     "at the first record `lean` is not sure of."},
+     "lean_lines(entries, start, cluster_id, hsm_id, statics, before_text, before_id, reboot,\n"
+     "sequence) -> (lines, stop, reboot, sequence, gaps): the lean HEC lines of entries[start:stop],\n"
+     "each ending in a newline, stopping at the first record `lean` is not sure of."},
     {"blake2b_128", blake2b_128, METH_O, "blake2b_128(data) -> hashlib.blake2b(data, digest_size=16).hexdigest()"},
     {NULL, NULL, 0, NULL},
 };

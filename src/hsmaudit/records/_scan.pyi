@@ -20,6 +20,8 @@ def lean_lines(
     statics: dict[Any, Any],
     before_text: bytes,
     before_id: bytes,
+    reboot: int | None,
+    sequence: int | None,
     /,
-) -> tuple[bytes, int]: ...
+) -> tuple[bytes, int, int | None, int | None, int]: ...
 def blake2b_128(data: bytes, /) -> str: ...

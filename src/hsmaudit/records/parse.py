@@ -472,6 +472,9 @@ def lean_identity(message: str, cluster_id: str | None, hsm_id: str | None) -> t
     return core[2], core[9]
 
 
+_U64: Final = 1 << 64
+
+
 def lean_lines(
     entries: list[Any],
     start: int,
@@ -479,18 +482,29 @@ def lean_lines(
     hsm_id: str | None,
     before_text: bytes,
     before_id: bytes,
-) -> tuple[bytes, int] | None:
+    reboot: int | None = None,
+    sequence: int | None = None,
+) -> tuple[bytes, int, int | None, int | None, int] | None:
     """The lean HEC lines of a run of one stream's clean records, in one call into the C core.
 
     From `entries[start]` (CloudWatch log events) on, while `lean_identity` would be sure of the
     record, its line as `EventEncoder.text_line` writes it (`before_text`/`before_id` are
-    `EventEncoder.lean_parts` of the stream), each ending in a newline. Returns (the lines, the
-    index it stopped at: the first record left to the Python path, or the end), or None when the
-    compiled core is not here (then every record takes `lean_identity`).
+    `EventEncoder.lean_parts` of the stream), each ending in a newline. On the way it follows the
+    stream's order from the last (reboot counter, sequence number) seen. Returns (the lines, the
+    index it stopped at: the first record left to the Python path, or the end; the last reboot
+    counter and sequence number; the records missing between consecutive records of one boot), or
+    None when the compiled core is not here (then every record takes the Python path).
     """
     if _lean_lines_c is None:
         return None
-    return _lean_lines_c(entries, start, cluster_id, hsm_id, _STATIC, before_text, before_id)
+    known = reboot is not None and sequence is not None and 0 <= reboot < _U64 and 0 <= sequence < _U64
+    run = _lean_lines_c(
+        entries, start, cluster_id, hsm_id, _STATIC, before_text, before_id,
+        reboot if known else None, sequence if known else None,
+    )  # fmt: skip
+    if run[1] == start:  # it took no record: the position stays the caller's (whatever its size)
+        return run[0], start, reboot, sequence, 0
+    return run
 
 
 _replace: Final = msgspec.structs.replace
