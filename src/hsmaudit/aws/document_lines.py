@@ -19,6 +19,7 @@ from hsmaudit.records.parse import (
     hsm_id_from_log_stream,
     lean_identity,
     lean_lines,
+    lean_position,
     parse_message,
 )
 from hsmaudit.sinks.hec.envelope import EventEncoder
@@ -74,7 +75,16 @@ def document_lines(
         entry = entries[position]
         position += 1
         message = entry.message
-        if lean and not follow_order:
+        if lean and follow_order:
+            found = lean_position(message, cluster_id, hsm_id)
+            if found is not None:
+                fast = text_line(message, found[0], found[1], hsm_id, stream, group, cluster_id)
+                if fast is not None:
+                    counts.sequence_gaps += _missing(reboot, sequence, found[2], found[3])
+                    reboot, sequence = found[2], found[3]
+                    yield fast + b"\n"
+                    continue
+        elif lean:
             identity = lean_identity(message, cluster_id, hsm_id)
             if identity is not None:
                 fast = text_line(message, identity[0], identity[1], hsm_id, stream, group, cluster_id)
@@ -93,7 +103,13 @@ def document_lines(
         if follow_order:
             number, counter = event.sequence_no, event.reboot_counter
             if number is not None and counter is not None:
-                if counter == reboot and sequence is not None and number > sequence + 1:
-                    counts.sequence_gaps += number - sequence - 1
+                counts.sequence_gaps += _missing(reboot, sequence, counter, number)
                 reboot, sequence = counter, number
         yield line(event) + b"\n"
+
+
+def _missing(reboot: int | None, sequence: int | None, counter: int, number: int) -> int:
+    """Records missing between the last one seen (reboot, sequence) and this one, in one boot."""
+    if counter == reboot and sequence is not None and number > sequence + 1:
+        return number - sequence - 1
+    return 0

@@ -472,6 +472,25 @@ def lean_identity(message: str, cluster_id: str | None, hsm_id: str | None) -> t
     return core[2], core[9]
 
 
+def lean_position(
+    message: str, cluster_id: str | None, hsm_id: str | None
+) -> tuple[int, str, int, int] | None:
+    """`lean_identity`'s (usecs, event_id) and the record's (reboot_counter, sequence_no), or None.
+
+    For a stream whose order is followed (the subscription Lambda's SequenceGaps) on the Python
+    path: the same match and checks as `lean_identity`, so a clean record needs no `HsmEvent`.
+    """
+    if not (message.startswith("Time: ") and message.isascii()):
+        return None
+    try:
+        core = _fast_core(message, cluster_id, hsm_id)
+    except Exception:  # anything odd is parse_message's to explain
+        return None
+    if core is None or core[2] >= _USECS_LIMIT:
+        return None
+    return core[2], core[9], core[4], core[3]
+
+
 _U64: Final = 1 << 64
 
 
