@@ -19,4 +19,6 @@ setup(
             optional=True,
         )
     ],
+    # the wheel's tag says what the build is: cp311-abi3, for every CPython from 3.11 on
+    options={"bdist_wheel": {"py_limited_api": "cp311"}},
 )
