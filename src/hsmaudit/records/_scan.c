@@ -680,24 +680,14 @@ static void lean_id(const Origin *origin, const char *text, const Span *spans, u
     hash_number(&state, sequence_no);
     HASH(&state, "|");
     hash_number(&state, usecs);
-    HASH(&state, "|time=");
-    hash_span(&state, text, &spans[0]);
-    HASH(&state, ", usecs:");
-    hash_span(&state, text, &spans[1]);
-    HASH(&state, "\nsequence_no=");
-    hash_span(&state, text, &spans[2]);
-    HASH(&state, "\nreboot_counter=");
-    hash_span(&state, text, &spans[3]);
-    HASH(&state, "\ncommand_type=");
-    hash_span(&state, text, &spans[4]);
-    HASH(&state, "\nopcode=");
-    hash_span(&state, text, &spans[5]);
-    HASH(&state, "\nsession_handle=");
-    hash_span(&state, text, &spans[6]);
-    HASH(&state, "\nresponse=");
-    hash_span(&state, text, &spans[7]);
-    HASH(&state, "\nlog_type=");
-    hash_span(&state, text, &spans[8]);
+    static const char *const labels[9] = {
+        "|time=",        ", usecs:",         "\nsequence_no=", "\nreboot_counter=", "\ncommand_type=",
+        "\nopcode=",     "\nsession_handle=", "\nresponse=",    "\nlog_type=",
+    };
+    for (int i = 0; i < 9; i++) { /* groups 1-9 in the record's order, each after its label */
+        hash_text(&state, labels[i], strlen(labels[i]));
+        hash_span(&state, text, &spans[i]);
+    }
     if (spans[9].start >= 0) {
         HASH(&state, "\nuser_name=");
         hash_span(&state, text, &spans[9]);

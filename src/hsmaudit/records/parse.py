@@ -463,13 +463,19 @@ def lean_identity(message: str, cluster_id: str | None, hsm_id: str | None) -> t
         lean = _lean_c(message, cluster_id, hsm_id, _STATIC)
         if lean is not NotImplemented:
             return lean
+    core = _clean_core(message, cluster_id, hsm_id)
+    return None if core is None else (core[2], core[9])
+
+
+def _clean_core(message: str, cluster_id: str | None, hsm_id: str | None) -> _Core | None:
+    """`_fast_core` of an ASCII record the fast path parses clean (before the year 10000), else None."""
+    if not (message.startswith("Time: ") and message.isascii()):
+        return None
     try:
         core = _fast_core(message, cluster_id, hsm_id)
     except Exception:  # anything odd is parse_message's to explain
         return None
-    if core is None or core[2] >= _USECS_LIMIT:
-        return None
-    return core[2], core[9]
+    return None if core is None or core[2] >= _USECS_LIMIT else core
 
 
 def lean_position(
@@ -480,15 +486,8 @@ def lean_position(
     For a stream whose order is followed (the subscription Lambda's SequenceGaps) on the Python
     path: the same match and checks as `lean_identity`, so a clean record needs no `HsmEvent`.
     """
-    if not (message.startswith("Time: ") and message.isascii()):
-        return None
-    try:
-        core = _fast_core(message, cluster_id, hsm_id)
-    except Exception:  # anything odd is parse_message's to explain
-        return None
-    if core is None or core[2] >= _USECS_LIMIT:
-        return None
-    return core[2], core[9], core[4], core[3]
+    core = _clean_core(message, cluster_id, hsm_id)
+    return None if core is None else (core[2], core[9], core[4], core[3])
 
 
 _U64: Final = 1 << 64
