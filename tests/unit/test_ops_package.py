@@ -7,6 +7,7 @@ the network or a real install (the real pip build is `tests/integration/test_pac
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import stat
 import sys
@@ -15,11 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from hsmaudit.ops.crossbuild import EXTENSIONS, LIMITED_API, ToolchainMissing, find_toolchain, host_arch
 from hsmaudit.ops.package import (
     CA_BUNDLE_NAME,
     REQUIREMENTS_FILE,
     ZIP_EPOCH,
     Arch,
+    Compiled,
     PackageError,
     PackageResult,
     _source_files,
@@ -31,6 +34,8 @@ from hsmaudit.ops.package import (
     reachable_modules,
     write_zip,
 )
+
+from ..conftest import REPO_ROOT
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -137,7 +142,9 @@ def test_source_files_take_whole_subpackages_with_data_and_leave_out_bytecode_an
     assert all(path == root / name for name, path in files.items())
 
 
-def test_our_compiled_match_stays_out_of_the_zip(tmp_path: Path) -> None:
+def test_the_hosts_build_of_our_c_never_goes_in_and_with_compiled_no_nothing_of_it_does(
+    tmp_path: Path,
+) -> None:
     """records/_scan.c and a host build of it are for the build machine, not the Lambda (the wheels'
     own extensions, msgspec's, go in: integration/test_package.py)."""
     compiled = {
@@ -148,13 +155,115 @@ def test_our_compiled_match_stays_out_of_the_zip(tmp_path: Path) -> None:
     }
     root = _source_tree(tmp_path / "src", compiled)
     assert not set(compiled) & set(_source_files(root, reachable_modules(root)))
-    output, _ = _build(tmp_path, root)
+    output, result = _build(tmp_path, root, compiled=Compiled.no)
     with zipfile.ZipFile(output) as archive:
         names = archive.namelist()
     assert not [
         name for name in names if name.startswith("hsmaudit/") and name.endswith((".c", ".so", ".pyi"))
     ]
     assert "hsmaudit/records/event.py" in names
+    assert (result.compiled, result.compiled_note) == (False, "not asked for (--compiled no)")
+
+
+# A module that imports: what the builder compiles must be a real extension, not just any C.
+_TINY_EXTENSION = """
+#include <Python.h>
+#include <string.h>
+static PyObject *scan(PyObject *self, PyObject *arg) { return PyLong_FromSize_t(strlen(PyUnicode_AsUTF8(arg))); }
+static PyMethodDef methods[] = {{"scan", scan, METH_O, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_scan", NULL, -1, methods};
+PyMODINIT_FUNC PyInit__scan(void) { return PyModule_Create(&module); }
+"""
+
+
+def _needs_toolchain(arch: Arch) -> None:
+    try:
+        find_toolchain(arch)
+    except ToolchainMissing as missing:
+        pytest.skip(str(missing))
+
+
+def test_with_the_toolchain_the_zip_holds_our_c_built_for_the_target_not_the_hosts_build(
+    tmp_path: Path,
+) -> None:
+    _needs_toolchain(Arch.arm64)
+    root = _source_tree(
+        tmp_path / "src",
+        {"hsmaudit/records/_scan.c": _TINY_EXTENSION, "hsmaudit/records/_scan.abi3.so": "host build"},
+    )
+    output, result = _build(tmp_path, root, arch=Arch.arm64)
+    with zipfile.ZipFile(output) as archive:
+        library = archive.read("hsmaudit/records/_scan.abi3.so")
+        names = archive.namelist()
+    assert result.compiled and result.compiled_note == ""
+    assert library[:4] == b"\x7fELF" and int.from_bytes(library[18:20], "little") == 183  # EM_AARCH64
+    assert b"PyInit__scan" in library
+    assert not [n for n in names if n.endswith((".c", ".pyi"))]
+    # the same bytes from another build directory (no paths, no build id)
+    again, _ = _build(tmp_path / "again", root, arch=Arch.arm64)
+    assert again.read_bytes() == output.read_bytes()
+
+
+@pytest.mark.skipif(host_arch() != "x86_64", reason="checks the cross package an x86_64 machine needs")
+def test_without_a_compiler_auto_says_why_and_yes_fails_naming_the_debian_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _source_tree(tmp_path / "src", {"hsmaudit/records/_scan.c": _TINY_EXTENSION})
+    empty = tmp_path / "no-tools"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))  # a machine with no cross compiler (pip runs by full path)
+    _, result = _build(tmp_path, root, arch=Arch.arm64)
+    assert not result.compiled
+    assert (
+        "gcc-aarch64-linux-gnu" in result.compiled_note
+        and "dpkg --add-architecture arm64" in result.compiled_note
+    )
+    with pytest.raises(
+        PackageError, match=r"--compiled yes: no C compiler for arm64 .*gcc-aarch64-linux-gnu"
+    ):
+        _build(tmp_path / "yes", root, arch=Arch.arm64, compiled=Compiled.yes)
+
+
+@pytest.mark.parametrize(
+    ("source", "refusal"),
+    [
+        ("int broken( {", "could not build hsmaudit/records/_scan.c"),
+        # arc4random is glibc 2.36: a Lambda (2.34) could not load it
+        ("#include <stdlib.h>\nunsigned draw(void) { return arc4random(); }\n", "needs GLIBC_2.36"),
+    ],
+)
+def test_c_that_fails_to_build_or_could_not_load_on_lambda_fails_the_package(
+    tmp_path: Path, source: str, refusal: str
+) -> None:
+    _needs_toolchain(Arch.arm64)
+    root = _source_tree(tmp_path / "src", {"hsmaudit/records/_scan.c": source})
+    with pytest.raises(PackageError, match=refusal):
+        _build(tmp_path, root, arch=Arch.arm64)
+
+
+def test_the_builder_compiles_what_setup_py_declares() -> None:
+    """setup.py's ext_modules (the editable install) and the zip's EXTENSIONS are the same C."""
+    tree = ast.parse((REPO_ROOT / "setup.py").read_text())
+    declared = {
+        call.args[0].value: [element.value for element in keyword.value.elts]  # type: ignore[attr-defined]
+        for call in ast.walk(tree)
+        if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "Extension"
+        for keyword in call.keywords
+        if keyword.arg == "sources"
+    }
+    expected = {
+        name.removesuffix(".abi3.so").replace("/", "."): [f"src/{source}"]
+        for name, source in EXTENSIONS.items()
+    }
+    assert declared == expected
+    limited = next(
+        keyword.value.elts[0].elts[1].value  # type: ignore[attr-defined]
+        for call in ast.walk(tree)
+        if isinstance(call, ast.Call)
+        for keyword in call.keywords
+        if keyword.arg == "define_macros"
+    )
+    assert int(limited, 16) == LIMITED_API
 
 
 @pytest.mark.parametrize("excluded", ["cli", "server"])

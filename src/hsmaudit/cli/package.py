@@ -9,6 +9,7 @@ table.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from hsmaudit.ops.package import (
     DEFAULT_PYTHON_VERSION,
     REQUIREMENTS_FILE,
     Arch,
+    Compiled,
     PackageError,
     PackageResult,
     build_lambda_zip,
@@ -35,7 +37,7 @@ def _print_result(result: PackageResult, output_format: OutputFormat) -> None:
     from rich.table import Table
 
     table = Table(show_header=False)
-    for key in ("path", "sha256", "bytes", "files", "arch", "runtime", "bytecode"):
+    for key in ("path", "sha256", "bytes", "files", "arch", "runtime", "bytecode", "compiled"):
         table.add_row(key, str(getattr(result, key)))
     table.add_row("hsmaudit modules", ", ".join(m.removeprefix("hsmaudit.") for m in result.modules))
     stdout_console().print(table)
@@ -83,6 +85,13 @@ def package_command(
     compile_with: str | None = typer.Option(
         None, "--compile-with", help="The CPython to compile with (implies --compile)."
     ),
+    compiled: Compiled = typer.Option(
+        Compiled.auto,
+        "--compiled",
+        help="Add the parser's C match built for --arch by Debian's cross compiler (gcc-aarch64-linux-gnu "
+        "for arm64, gcc for x86_64, with libpython3.11-dev for that architecture): auto when they are "
+        "installed (the result's compiled says whether it went in), yes (fail without them), no.",
+    ),
     output_format: OutputFormat = typer.Option(
         OutputFormat.jsonl,
         "--format",
@@ -116,7 +125,13 @@ def package_command(
             python_version=python_version,
             ca_bundle=ca_bundle,
             compile_with=interpreter,
+            compiled=compiled,
         )
+        if not result.compiled and compiled is Compiled.auto:
+            sys.stderr.write(
+                f"hsmaudit: the parser's C match is not in the zip (the Lambda runs it as a regex): "
+                f"{result.compiled_note}\n"
+            )
         _print_result(result, output_format)
 
 

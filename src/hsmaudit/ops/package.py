@@ -8,7 +8,10 @@ The zip holds exactly what the two Lambda entry points need, nothing else:
 * the third-party wheels pinned with hashes in `deploy/requirements-lambda.txt`, installed by pip
   for the Lambda platform (`manylinux2014_<arch>`, CPython `--python-version`, binary wheels only),
   so the build machine's OS, architecture and Python do not matter;
-* no boto3: every AWS Lambda Python runtime ships it (AWS Lambda runtimes documentation).
+* no boto3: every AWS Lambda Python runtime ships it (AWS Lambda runtimes documentation);
+* the parser's C match (`records/_scan.c`) built for the target architecture by Debian's cross
+  compiler (`hsmaudit.ops.crossbuild`), when that toolchain is here (`compiled`: auto, yes, no);
+  without it the zip is pure Python and the parser runs the same match as a regex.
 
 Reproducible: entries sorted, every timestamp `SOURCE_DATE_EPOCH` (default 1980-01-01, the zip
 epoch), fixed permissions, and no bytecode unless asked for (`pip --no-compile`; `--compile` adds
@@ -36,6 +39,7 @@ from typing import TYPE_CHECKING, Final
 
 import hsmaudit
 from hsmaudit.errors import HsmauditError
+from hsmaudit.ops.crossbuild import CrossBuildError, ToolchainMissing, build_extensions
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
@@ -59,10 +63,11 @@ ZIP_EPOCH: Final = 315532800
 _SKIPPED_NAMES: Final = frozenset({"__pycache__", ".mypy_cache", ".pytest_cache"})
 _SKIPPED_SUFFIXES: Final = (".pyc", ".pyo")
 _OWN_COMPILED_SUFFIXES: Final = (".c", ".so", ".pyi")
-"""Of our own files, the parser's C match (`records/_scan.c`, its stub and any build of it) stays
-out: a build is for the machine that made it, not for the Lambda's architecture and libc, so the
-zip stays pure Python (the parser then runs the same match as a regex) and the same on every
-build machine. The wheels' own extensions (msgspec) are for the Lambda's platform and go in."""
+"""Of our own files, the parser's C match (`records/_scan.c`, its stub and the host's build of it)
+is never copied: the host's build is for the machine that made it, not for the Lambda's
+architecture and libc. What goes in instead is a build for the target (`--compiled`, see
+`hsmaudit.ops.crossbuild`), as `hsmaudit/records/_scan.abi3.so`. The wheels' own extensions
+(msgspec) are for the Lambda's platform and go in."""
 _PYTHON_VERSION = re.compile(r"^3\.\d{1,2}$")
 
 
@@ -76,6 +81,15 @@ class Arch(StrEnum):
     def pip_platform(self) -> str:
         """pip's platform tag for this architecture on Lambda (Amazon Linux 2023, glibc 2.34)."""
         return "manylinux2014_aarch64" if self is Arch.arm64 else "manylinux2014_x86_64"
+
+
+class Compiled(StrEnum):
+    """Whether the parser's C match goes in: `auto` when the target's toolchain is here, `yes`
+    (fail without it), `no` (pure Python)."""
+
+    auto = "auto"
+    yes = "yes"
+    no = "no"
 
 
 class PackageError(HsmauditError):
@@ -96,6 +110,9 @@ class PackageResult:
     modules: tuple[str, ...]
     bytecode: bool = False
     contents_sha256: str = ""
+    compiled: bool = False
+    # Why the C match is not in (empty when it is): the missing toolchain and how to install it.
+    compiled_note: str = ""
 
 
 # --- which hsmaudit code goes in -------------------------------------------------------------
@@ -407,6 +424,7 @@ def build_lambda_zip(
     pip: Sequence[str] | None = None,
     ca_bundle: Path | None = None,
     compile_with: str | None = None,
+    compiled: Compiled = Compiled.auto,
 ) -> PackageResult:
     """Build the Lambda zip at `output` and describe it.
 
@@ -414,7 +432,10 @@ def build_lambda_zip(
     hsmaudit's own sources; `epoch` to `SOURCE_DATE_EPOCH` or 1980-01-01. `ca_bundle`, a PEM file
     of CA certificates for a privately signed HEC, is added as `hec-ca.pem` at the zip's root.
     `compile_with`, a CPython of `python_version`, adds bytecode (see `compile_bytecode`).
+    `compiled`: whether our C goes in, built for `arch` (auto: when the toolchain is here; yes:
+    `PackageError` naming the Debian packages when it is not).
     """
+    compiled = Compiled(compiled)
     if not _PYTHON_VERSION.match(python_version):
         raise PackageError(f"--python-version must look like 3.14, not {python_version!r}")
     if not requirements.is_file():
@@ -436,6 +457,8 @@ def build_lambda_zip(
             if name.split("/", 1)[0] in {"hsmaudit", "boto3", "botocore"}:
                 raise PackageError(f"{requirements} installs {name.split('/', 1)[0]}; it must not")
             entries[name] = path
+        native, note = _compiled_entries(compiled, arch, root, Path(staging) / "native")
+        entries.update(native)
         if compile_with is not None:
             entries.update(compile_bytecode(entries, Path(staging), compile_with))
         count = write_zip(entries, output, epoch=epoch)
@@ -452,4 +475,32 @@ def build_lambda_zip(
         modules=tuple(modules),
         bytecode=compile_with is not None,
         contents_sha256=contents,
+        compiled=bool(native),
+        compiled_note=note,
     )
+
+
+def _compiled_entries(
+    compiled: Compiled, arch: Arch, root: Path, build_dir: Path
+) -> tuple[dict[str, Path], str]:
+    """Our extensions built for `arch` (archive name -> file) and, when there are none, why.
+
+    A missing toolchain is fatal only with `yes`; a build that fails or could not load on Lambda
+    always is (the C is broken, and silently shipping less would hide it).
+    """
+    if compiled is Compiled.no:
+        return {}, "not asked for (--compiled no)"
+    build_dir.mkdir(parents=True)
+    try:
+        built = build_extensions(arch, root, build_dir)
+    except ToolchainMissing as missing:
+        if compiled is Compiled.yes:
+            raise PackageError(f"--compiled yes: {missing}") from None
+        return {}, str(missing)
+    except CrossBuildError as failed:
+        raise PackageError(str(failed)) from None
+    if not built:
+        if compiled is Compiled.yes:
+            raise PackageError(f"--compiled yes, but {root} holds no C source of hsmaudit")
+        return {}, "no C source in the tree"
+    return built, ""
