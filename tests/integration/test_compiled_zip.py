@@ -279,3 +279,34 @@ def test_the_arm64_zip_runs_the_c_core_under_qemu_and_prints_what_pure_python_pr
     assert out.pop("machine") == "aarch64"
     assert out.pop("compiled") is True
     assert json.dumps(out, sort_keys=True) == pure_python
+
+
+def test_the_command_says_when_the_c_core_is_left_out_and_fails_with_compiled_yes(tmp_path: Path) -> None:
+    """On a machine without the cross compiler (PATH without it): auto builds and says why on
+    stderr with `compiled: false`; yes fails in one line naming the Debian package."""
+    hsmaudit = str(Path(sys.executable).parent / "hsmaudit")
+    no_tools = tmp_path / "bin"
+    no_tools.mkdir()
+    environment = {**os.environ, "PATH": str(no_tools), "PIP_CACHE_DIR": str(tmp_path / "pip-cache")}
+    base = [hsmaudit, "package", "--arch", "arm64", "--python-version", "3.11"]
+    auto = subprocess.run(
+        [*base, "-o", str(tmp_path / "auto.zip")],
+        capture_output=True, text=True, timeout=300, check=False, env=environment, cwd=tmp_path,
+    )  # fmt: skip
+    assert auto.returncode == 0, auto.stderr
+    summary = json.loads(auto.stdout)
+    assert summary["compiled"] is False and "aarch64-linux-gnu-gcc" in summary["compiled_note"]
+    assert "the parser's C match is not in the zip" in auto.stderr
+    with zipfile.ZipFile(tmp_path / "auto.zip") as archive:
+        assert SO_NAME not in archive.namelist()
+    yes = subprocess.run(
+        [*base, "--compiled", "yes", "-o", str(tmp_path / "yes.zip")],
+        capture_output=True, text=True, timeout=300, check=False, env=environment, cwd=tmp_path,
+    )  # fmt: skip
+    assert yes.returncode == 1
+    (line,) = yes.stderr.strip().splitlines()
+    assert (
+        line.startswith("hsmaudit: --compiled yes: no C compiler for arm64")
+        and "gcc-aarch64-linux-gnu" in line
+    )
+    assert not (tmp_path / "yes.zip").exists()

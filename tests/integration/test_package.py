@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from hsmaudit.ops.crossbuild import ToolchainMissing, find_toolchain
 from hsmaudit.ops.package import Arch, PackageError, build_lambda_zip, contents_digest, reachable_modules
 
 from ..conftest import REPO_ROOT, SAMPLES_DIR
@@ -67,6 +68,14 @@ transformed = firehose.handler(payloads["firehose"], Context())
 assert "boto3" not in sys.modules, "boto3 was imported without S3 or Secrets Manager configured"
 print(json.dumps({"subscription": results, "firehose": transformed}))
 """
+
+
+def _has_toolchain(arch: Arch) -> bool:
+    try:
+        find_toolchain(arch)
+    except ToolchainMissing:
+        return False
+    return True
 
 
 def local_arch() -> Arch:
@@ -354,6 +363,7 @@ def test_the_command_prints_one_json_line_and_fails_in_one_line(tmp_path: Path) 
     summary = json.loads(line)
     assert summary["path"] == str(output) and summary["bytes"] == output.stat().st_size
     assert summary["runtime"] == f"python{LOCAL_PYTHON}"
+    assert summary["compiled"] is _has_toolchain(local_arch())
 
     bad = subprocess.run(
         [hsmaudit, "package", "--python-version", "three", "-o", str(tmp_path / "x.zip")],
