@@ -90,7 +90,9 @@ def ensure_sysroot() -> Path:
         for deb in sorted(debs.glob("*.deb")):
             subprocess.run(["dpkg", "-x", str(deb), str(tree)], check=True, capture_output=True, timeout=120)
         (tree / ".packages").write_text(wanted)
-        shutil.rmtree(root, ignore_errors=True)
+        if stamp.is_file() and stamp.read_text() == wanted:
+            return root  # another process made it meanwhile: keep the one that may be in use
+        shutil.rmtree(root, ignore_errors=True)  # a stale tree (another package list)
         tree.rename(root)
     return root
 
