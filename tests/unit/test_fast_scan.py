@@ -367,6 +367,19 @@ class TestLeanLinesIsThePythonPath:
         with _without_the_extension():
             assert parse.lean_lines(entries, 0, None, None, b"", b"") is None
 
+    def test_an_entry_that_empties_its_list_is_no_crash(self) -> None:
+        parse_message(GOOD)
+
+        class Shrinking:
+            @property
+            def message(self) -> str:
+                entries.clear()
+                return GOOD
+
+        entries: list[object] = [Shrinking(), CloudWatchLogEvent("1", 1, GOOD)]
+        lines, stop, *_ = parse._lean_lines_c(entries, 0, None, None, parse._STATIC, b"", b"", None, None)
+        assert (lines.count(b"\n"), stop) == (1, 1)  # the first record's line; then the list is gone
+
 
 # Sequence numbers close together (gaps, repeats, going back), two boots, and the 64-bit edge.
 POSITIONS = st.tuples(

@@ -994,8 +994,15 @@ static PyObject *lean_lines(PyObject *module, PyObject *args) {
         Py_DECREF(order.total);
         return NULL;
     }
-    for (; at < count; at++) {
-        PyObject *message = PyObject_GetAttr(PyList_GetItem(entries, at), message_name);
+    for (; at < count && at < PyList_Size(entries); at++) { /* a __getattr__ could shorten it */
+        PyObject *entry = PyList_GetItem(entries, at);
+        if (entry == NULL) {
+            PyErr_Clear();
+            break;
+        }
+        Py_INCREF(entry); /* held while its attribute is read, whatever that runs */
+        PyObject *message = PyObject_GetAttr(entry, message_name);
+        Py_DECREF(entry);
         if (message == NULL) {
             PyErr_Clear(); /* not a log event: the Python path says what it is */
             break;
