@@ -35,7 +35,9 @@ class LineCounts:
     sequence_gaps: int = 0
     """Records missing between consecutive records of one boot in one document: a document holds
     one HSM stream in CloudWatch's order and an HSM numbers its records with no gaps (reference
-    §3), so a jump is a lost or removed record. Counted only with `follow_order`."""
+    §3), so a jump is a lost or removed record: the `SequenceGaps` metric the deploy template
+    alarms on. Counted only with `follow_order`; gaps across deliveries are the `sequence-gap`
+    detection's job."""
 
 
 def document_lines(
